@@ -1,0 +1,49 @@
+//! A cron: a schedule plus the run payload it fires with.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "crons")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub cron_id: String,
+    pub assistant_id: String,
+    /// Null for stateless crons (a new thread per fire).
+    pub thread_id: Option<String>,
+    pub user_id: Option<String>,
+    pub schedule: String,
+    /// IANA zone name; null means UTC.
+    pub timezone: Option<String>,
+    pub end_time: Option<i64>,
+    /// The run-create payload each fire uses (input, config, context, webhook, …).
+    #[sea_orm(column_type = "JsonBinary")]
+    pub payload: Json,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub metadata: Json,
+    pub enabled: bool,
+    /// delete | keep (stateless crons only).
+    pub on_run_completed: Option<String>,
+    /// Next scheduled instant; null when disabled-past-end or never firing again.
+    pub next_run_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::thread::Entity",
+        from = "Column::ThreadId",
+        to = "super::thread::Column::ThreadId",
+        on_delete = "Cascade"
+    )]
+    Thread,
+}
+
+impl Related<super::thread::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Thread.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,7 @@
+//! sea-orm entities: one module per table. Timestamps are integer epoch milliseconds
+//! (`*_at` columns) so that SQLite and PostgreSQL index and compare them the same way;
+//! the API layer renders them as ISO-8601.
+
+pub mod assistant;
+pub mod cron;
+pub mod thread;

@@ -1,0 +1,482 @@
+//! `/runs/crons` and `/threads/{id}/runs/crons`: store, validate, search crons.
+//!
+//! A cron's `payload` is its create body as sent (LangGraph keeps it whole), with
+//! `assistant_id` resolved and `config.configurable.cron_id` added; PATCH merges into it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use entity::cron;
+
+use super::extract::{JsonBody, parse_uuid, typed};
+use super::fields::{
+    Durability, Input, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes,
+    validate_webhook,
+};
+use super::{
+    ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
+    validate_select,
+};
+use crate::schedule::{Schedule, parse_timezone};
+use crate::store::SortOrder;
+use crate::store::crons::{CronFilter, CronSort};
+use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
+
+const FIELDS: &[&str] = &[
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "on_run_completed",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "user_id",
+    "payload",
+    "next_run_date",
+    "metadata",
+    "enabled",
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs/crons", post(create_stateless))
+        .route("/threads/{thread_id}/runs/crons", post(create_for_thread))
+        .route("/runs/crons/search", post(search))
+        .route("/runs/crons/count", post(count))
+        .route(
+            "/runs/crons/{cron_id}",
+            get(get_one).patch(patch).delete(delete),
+        )
+}
+
+/// The body of both cron creates (LangGraph's CronCreate / ThreadCronCreate, plus the
+/// keys the official SDK sends). Only validated here; the raw body becomes the payload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields exist to be validated
+struct CreateRequest {
+    schedule: String,
+    assistant_id: String,
+    timezone: Option<String>,
+    end_time: Option<String>,
+    input: Option<Input>,
+    metadata: Option<Map<String, Value>>,
+    config: Option<RunConfig>,
+    context: Option<Map<String, Value>>,
+    webhook: Option<String>,
+    interrupt_before: Option<Nodes>,
+    interrupt_after: Option<Nodes>,
+    on_run_completed: Option<OnCompletion>,
+    multitask_strategy: Option<MultitaskStrategy>,
+    enabled: Option<bool>,
+    stream_mode: Option<StreamModes>,
+    stream_subgraphs: Option<bool>,
+    stream_resumable: Option<bool>,
+    durability: Option<Durability>,
+    checkpoint_during: Option<bool>,
+}
+
+/// LangGraph's CronPatch. `end_time: null` clears the end; an absent key keeps it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields exist to be validated
+struct PatchRequest {
+    schedule: Option<String>,
+    timezone: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    end_time: Option<Option<String>>,
+    input: Option<Input>,
+    metadata: Option<Map<String, Value>>,
+    config: Option<RunConfig>,
+    context: Option<Map<String, Value>>,
+    webhook: Option<String>,
+    interrupt_before: Option<Nodes>,
+    interrupt_after: Option<Nodes>,
+    on_run_completed: Option<OnCompletion>,
+    enabled: Option<bool>,
+    stream_mode: Option<StreamModes>,
+    stream_subgraphs: Option<bool>,
+    stream_resumable: Option<bool>,
+    durability: Option<Durability>,
+}
+
+/// Tells an explicit `null` (Some(None)) from an absent key (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    assistant_id: Option<String>,
+    thread_id: Option<String>,
+    enabled: Option<bool>,
+    metadata: Option<Map<String, Value>>,
+    #[serde(default = "super::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+    #[serde(default)]
+    sort_by: SortBy,
+    sort_order: Option<SortOrderParam>,
+    select: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountRequest {
+    assistant_id: Option<String>,
+    thread_id: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+enum SortBy {
+    CronId,
+    AssistantId,
+    ThreadId,
+    NextRunDate,
+    EndTime,
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl From<SortBy> for CronSort {
+    fn from(by: SortBy) -> Self {
+        match by {
+            SortBy::CronId => CronSort::CronId,
+            SortBy::AssistantId => CronSort::AssistantId,
+            SortBy::ThreadId => CronSort::ThreadId,
+            SortBy::NextRunDate => CronSort::NextRunDate,
+            SortBy::EndTime => CronSort::EndTime,
+            SortBy::CreatedAt => CronSort::CreatedAt,
+            SortBy::UpdatedAt => CronSort::UpdatedAt,
+        }
+    }
+}
+
+async fn create_stateless(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    create(state, None, body).await
+}
+
+async fn create_for_thread(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let thread_id = parse_uuid(&thread_id, "thread")?;
+    create(state, Some(thread_id), body).await
+}
+
+async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiResult<Json<Value>> {
+    let request: CreateRequest = typed(&body)?;
+    let schedule = Schedule::parse(&request.schedule)?;
+    parse_timezone(request.timezone.as_deref())?;
+    let end_time = request
+        .end_time
+        .as_deref()
+        .map(parse_end_time)
+        .transpose()?;
+    if let Some(webhook) = &request.webhook {
+        validate_webhook(webhook)?;
+    }
+    let assistant = state
+        .store
+        .resolve_assistant(&request.assistant_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
+        })?;
+
+    let cron_id = Uuid::now_v7().to_string();
+    let mut payload = body;
+    payload["assistant_id"] = json!(assistant.assistant_id);
+    set_configurable_cron_id(&mut payload, &cron_id);
+
+    let now = now_ms();
+    let stateless = thread_id.is_none();
+    let mut cron = cron::Model {
+        cron_id,
+        assistant_id: assistant.assistant_id,
+        thread_id,
+        user_id: None,
+        schedule: request.schedule,
+        timezone: request.timezone,
+        end_time,
+        payload,
+        metadata: Value::Object(request.metadata.unwrap_or_default()),
+        enabled: request.enabled.unwrap_or(true),
+        on_run_completed: stateless.then(|| {
+            request
+                .on_run_completed
+                .unwrap_or(OnCompletion::Delete)
+                .as_str()
+                .to_string()
+        }),
+        next_run_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    cron.next_run_at = next_run_at(&schedule, &cron, now);
+    let cron = state.store.create_cron(cron).await?;
+    Ok(Json(render(cron)))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(cron_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let cron_id = parse_uuid(&cron_id, "cron")?;
+    Ok(Json(render(state.store.get_cron(&cron_id).await?)))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    Path(cron_id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let cron_id = parse_uuid(&cron_id, "cron")?;
+    let changes = match body {
+        Value::Object(map) if !map.is_empty() => map,
+        Value::Object(_) => return Err(ApiError::bad_request("Request body cannot be empty")),
+        _ => return Err(ApiError::invalid("Request body must be a JSON object")),
+    };
+    let request: PatchRequest = typed(&Value::Object(changes.clone()))?;
+    let new_schedule = request
+        .schedule
+        .as_deref()
+        .map(Schedule::parse)
+        .transpose()?;
+    if let Some(zone) = &request.timezone {
+        parse_timezone(Some(zone))?;
+    }
+    let new_end_time = match &request.end_time {
+        Some(Some(text)) => Some(Some(parse_end_time(text)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(webhook) = &request.webhook {
+        validate_webhook(webhook)?;
+    }
+    let reschedule = request.schedule.is_some()
+        || request.timezone.is_some()
+        || request.end_time.is_some()
+        || request.enabled.is_some();
+
+    let cron = state
+        .store
+        .update_cron(&cron_id, |cron| {
+            let now = now_ms();
+            if let Some(schedule) = &request.schedule {
+                cron.schedule = schedule.clone();
+            }
+            if let Some(zone) = &request.timezone {
+                cron.timezone = Some(zone.clone());
+            }
+            if let Some(end_time) = new_end_time {
+                cron.end_time = end_time;
+            }
+            if let Some(enabled) = request.enabled {
+                cron.enabled = enabled;
+            }
+            if cron.thread_id.is_none()
+                && let Some(on_completed) = request.on_run_completed
+            {
+                cron.on_run_completed = Some(on_completed.as_str().to_string());
+            }
+            if let Some(metadata) = &request.metadata {
+                let mut merged = match &cron.metadata {
+                    Value::Object(map) => map.clone(),
+                    _ => Map::new(),
+                };
+                merged.extend(metadata.clone());
+                cron.metadata = Value::Object(merged);
+            }
+            merge_payload(
+                &mut cron.payload,
+                changes,
+                &cron.cron_id,
+                &cron.assistant_id,
+            );
+            if reschedule {
+                let schedule = match &new_schedule {
+                    Some(schedule) => Some(schedule.clone()),
+                    None => Schedule::parse(&cron.schedule).ok(),
+                };
+                cron.next_run_at = schedule.and_then(|s| next_run_at(&s, cron, now));
+            }
+            cron.updated_at = now;
+        })
+        .await?;
+    Ok(Json(render(cron)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(cron_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let cron_id = parse_uuid(&cron_id, "cron")?;
+    state.store.delete_cron(&cron_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn search(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<SearchRequest>,
+) -> ApiResult<Response> {
+    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    validate_select(&request.select, FIELDS)?;
+    let filter = CronFilter {
+        assistant_id: parse_optional_uuid(request.assistant_id, "assistant")?,
+        thread_id: parse_optional_uuid(request.thread_id, "thread")?,
+        enabled: request.enabled,
+        metadata: request.metadata,
+    };
+    let order = request.sort_order.map_or(SortOrder::Desc, SortOrder::from);
+    let page = state
+        .store
+        .search_crons(&filter, (request.sort_by.into(), order), limit, offset)
+        .await?;
+    Ok(page_response(page, render, &request.select))
+}
+
+async fn count(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CountRequest>,
+) -> ApiResult<Json<u64>> {
+    let filter = CronFilter {
+        assistant_id: parse_optional_uuid(request.assistant_id, "assistant")?,
+        thread_id: parse_optional_uuid(request.thread_id, "thread")?,
+        enabled: None,
+        metadata: request.metadata,
+    };
+    Ok(Json(state.store.count_crons(&filter).await?))
+}
+
+fn parse_optional_uuid(value: Option<String>, what: &str) -> ApiResult<Option<String>> {
+    value.map(|v| parse_uuid(&v, what)).transpose()
+}
+
+fn parse_end_time(text: &str) -> ApiResult<Millis> {
+    parse_instant(text)
+        .map(|dt: DateTime<Utc>| dt.timestamp_millis())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Invalid end_time: '{text}'. Use an ISO-8601 date-time (e.g. '2026-12-31T23:59:00Z')."
+            ))
+        })
+}
+
+/// The first instant after `now` in the cron's zone, or none past its end.
+fn next_run_at(schedule: &Schedule, cron: &cron::Model, now: Millis) -> Option<Millis> {
+    let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
+    let next = schedule.next_after(to_datetime(now), zone)?;
+    let next = next.timestamp_millis();
+    match cron.end_time {
+        Some(end) if next > end => None,
+        _ => Some(next),
+    }
+}
+
+/// `payload.config.configurable.cron_id = cron_id`, creating the objects on the way.
+fn set_configurable_cron_id(payload: &mut Value, cron_id: &str) {
+    let Value::Object(root) = payload else { return };
+    let config = root
+        .entry("config")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !config.is_object() {
+        *config = Value::Object(Map::new());
+    }
+    let Value::Object(config) = config else {
+        return;
+    };
+    let configurable = config
+        .entry("configurable")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !configurable.is_object() {
+        *configurable = Value::Object(Map::new());
+    }
+    if let Value::Object(configurable) = configurable {
+        configurable.insert("cron_id".into(), json!(cron_id));
+    }
+}
+
+/// PATCH merges its keys into the payload one level deep, keeping the cron's identity.
+fn merge_payload(
+    payload: &mut Value,
+    changes: Map<String, Value>,
+    cron_id: &str,
+    assistant_id: &str,
+) {
+    if !payload.is_object() {
+        *payload = Value::Object(Map::new());
+    }
+    if let Value::Object(root) = payload {
+        root.extend(changes);
+        root.insert("assistant_id".into(), json!(assistant_id));
+    }
+    set_configurable_cron_id(payload, cron_id);
+}
+
+pub fn render(cron: cron::Model) -> Value {
+    json!({
+        "cron_id": cron.cron_id,
+        "assistant_id": cron.assistant_id,
+        "thread_id": cron.thread_id,
+        "on_run_completed": cron.on_run_completed,
+        "end_time": cron.end_time.map(iso),
+        "schedule": cron.schedule,
+        "timezone": cron.timezone,
+        "created_at": iso(cron.created_at),
+        "updated_at": iso(cron.updated_at),
+        "user_id": cron.user_id,
+        "payload": object_or_empty(&cron.payload),
+        "next_run_date": cron.next_run_at.map(iso),
+        "metadata": object_or_empty(&cron.metadata),
+        "enabled": cron.enabled,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_id_is_injected_into_configurable() {
+        let mut payload = json!({"config": {"tags": ["a"]}});
+        set_configurable_cron_id(&mut payload, "c1");
+        assert_eq!(payload["config"]["configurable"]["cron_id"], "c1");
+        assert_eq!(payload["config"]["tags"], json!(["a"]));
+        let mut payload = json!({"config": null});
+        set_configurable_cron_id(&mut payload, "c1");
+        assert_eq!(payload["config"]["configurable"]["cron_id"], "c1");
+    }
+
+    #[test]
+    fn patch_merges_but_keeps_identity() {
+        let mut payload = json!({"assistant_id": "a", "input": {"x": 1}, "config": {"configurable": {"cron_id": "c"}}});
+        let changes = json!({"input": {"y": 2}, "config": {"tags": ["t"]}});
+        let Value::Object(changes) = changes else {
+            unreachable!()
+        };
+        merge_payload(&mut payload, changes, "c", "a");
+        assert_eq!(payload["input"], json!({"y": 2}));
+        assert_eq!(payload["config"]["tags"], json!(["t"]));
+        assert_eq!(payload["config"]["configurable"]["cron_id"], "c");
+        assert_eq!(payload["assistant_id"], "a");
+    }
+}

@@ -1,0 +1,66 @@
+//! The one API error type: every failure becomes LangGraph's `{"detail": "…"}` with the
+//! right status, here and nowhere else.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::schedule::ScheduleError;
+use crate::store;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    /// 422: the request is well-formed JSON but its content is invalid.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(err: store::Error) -> Self {
+        match err {
+            store::Error::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            store::Error::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, detail),
+            store::Error::Db(db) => {
+                tracing::error!(error = %db, "database error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal database error")
+            }
+        }
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(err: ScheduleError) -> Self {
+        ApiError::invalid(err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "detail": self.detail }))).into_response()
+    }
+}

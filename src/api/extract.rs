@@ -1,0 +1,135 @@
+//! Request extractors that turn bad input into `ApiError`s with LangGraph's codes:
+//! malformed JSON and invalid fields → 422, oversized bodies → 413.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// A JSON body. An empty body reads as `{}` (the SDK sends no body for some calls).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "Request body is too large")
+            } else {
+                ApiError::new(status, rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body: bad syntax is "Invalid JSON", bad content names the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_value(bytes)?;
+    typed(&value)
+}
+
+/// Parses a JSON body into a value (whitespace only reads as `{}`).
+pub fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(bytes).map_err(|_| ApiError::invalid("Invalid JSON in request body"))
+}
+
+/// Deserializes an already-parsed JSON value into `T`, naming the field that is wrong.
+pub fn typed<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = strip_position(&err.into_inner().to_string());
+        if path == "." || path.is_empty() {
+            ApiError::invalid(message)
+        } else {
+            ApiError::invalid(format!("{path}: {message}"))
+        }
+    })
+}
+
+/// serde_json appends " at line 1 column 17": noise for an API caller.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Query parameters, with LangGraph's 422 for bad values.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|err| ApiError::invalid(format!("Invalid query parameters: {err}")))
+    }
+}
+
+/// Parses a path id, answering LangGraph's `Invalid <what> ID: must be a UUID`.
+pub fn parse_uuid(value: &str, what: &str) -> Result<String, ApiError> {
+    Uuid::parse_str(value)
+        .map(|uuid| uuid.to_string())
+        .map_err(|_| ApiError::invalid(format!("Invalid {what} ID: must be a UUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        #[serde(default)]
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        let sample: Sample = parse_json(b"").expect("empty is {}");
+        assert_eq!(sample.limit, None);
+    }
+
+    #[test]
+    fn syntax_and_field_errors_are_told_apart() {
+        let err = parse_json::<Sample>(b"{not json").unwrap_err();
+        assert_eq!(err.detail, "Invalid JSON in request body");
+        let err = parse_json::<Sample>(br#"{"limit": "ten"}"#).unwrap_err();
+        assert!(
+            err.detail.starts_with("limit: invalid type"),
+            "{}",
+            err.detail
+        );
+        let err = parse_json::<Sample>(br#"{"limitt": 1}"#).unwrap_err();
+        assert!(
+            err.detail.contains("unknown field `limitt`"),
+            "{}",
+            err.detail
+        );
+    }
+
+    #[test]
+    fn uuids_are_normalised() {
+        assert_eq!(
+            parse_uuid("6BA7B821-9DAD-11D1-80B4-00C04FD430C8", "cron").expect("valid"),
+            "6ba7b821-9dad-11d1-80b4-00c04fd430c8"
+        );
+        assert_eq!(
+            parse_uuid("nope", "cron").unwrap_err().detail,
+            "Invalid cron ID: must be a UUID"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Field types shared by the run-creating bodies (runs and crons), validated the way
+//! LangGraph's schema validates them.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MultitaskStrategy {
+    Reject,
+    Rollback,
+    Interrupt,
+    #[default]
+    Enqueue,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCompletion {
+    Delete,
+    Keep,
+}
+
+impl OnCompletion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnCompletion::Delete => "delete",
+            OnCompletion::Keep => "keep",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    Sync,
+    Async,
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamMode {
+    Values,
+    Messages,
+    MessagesTuple,
+    Tasks,
+    Checkpoints,
+    Updates,
+    Events,
+    Debug,
+    Custom,
+}
+
+/// One stream mode or a list of them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged, expecting = "a stream mode or a list of stream modes")]
+pub enum StreamModes {
+    One(StreamMode),
+    Many(Vec<StreamMode>),
+}
+
+/// `"*"` or a list of node names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nodes {
+    All,
+    Named(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Nodes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "\"*\" or a list of node names")]
+        enum Raw {
+            Star(String),
+            Named(Vec<String>),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Star(s) if s == "*" => Ok(Nodes::All),
+            Raw::Star(s) => Err(serde::de::Error::custom(format!(
+                "expected \"*\" or a list of node names, got \"{s}\""
+            ))),
+            Raw::Named(nodes) => Ok(Nodes::Named(nodes)),
+        }
+    }
+}
+
+/// A run's `input`: LangGraph takes any JSON value.
+pub type Input = Value;
+
+/// `config`: tags, recursion_limit, configurable, and other keys passed through.
+#[allow(dead_code)] // validated now; read by the run executors
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RunConfig {
+    pub tags: Option<Vec<String>>,
+    pub recursion_limit: Option<i64>,
+    pub configurable: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// Checks a webhook URL's form: an absolute http(s) URL with a host, as LangGraph requires.
+pub fn validate_webhook(webhook: &str) -> ApiResult<()> {
+    if webhook.is_empty() || webhook.len() > 65536 {
+        return Err(ApiError::invalid(
+            "webhook: must be between 1 and 65536 characters",
+        ));
+    }
+    let parsed = url::Url::parse(webhook)
+        .map_err(|err| ApiError::invalid(format!("Invalid webhook URL '{webhook}': {err}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::invalid(format!(
+            "Invalid webhook URL '{webhook}': scheme must be http or https"
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid("Invalid webhook hostname ''"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nodes_take_star_or_list() {
+        let all: Nodes = serde_json::from_value(json!("*")).expect("star");
+        assert_eq!(all, Nodes::All);
+        let named: Nodes = serde_json::from_value(json!(["a"])).expect("list");
+        assert_eq!(named, Nodes::Named(vec!["a".into()]));
+        assert!(serde_json::from_value::<Nodes>(json!("a")).is_err());
+    }
+
+    #[test]
+    fn stream_modes_take_one_or_many() {
+        let one: StreamModes = serde_json::from_value(json!("values")).expect("one");
+        assert_eq!(one, StreamModes::One(StreamMode::Values));
+        let many: StreamModes =
+            serde_json::from_value(json!(["updates", "messages-tuple"])).expect("many");
+        assert_eq!(
+            many,
+            StreamModes::Many(vec![StreamMode::Updates, StreamMode::MessagesTuple])
+        );
+        assert!(serde_json::from_value::<StreamModes>(json!("nope")).is_err());
+    }
+
+    #[test]
+    fn webhook_form() {
+        assert!(validate_webhook("https://example.com/hook?token=x").is_ok());
+        assert!(validate_webhook("/relative").is_err());
+        assert!(validate_webhook("ftp://example.com").is_err());
+        assert!(validate_webhook("").is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! The HTTP API: one router per resource, thin handlers. Each handler parses and validates
+//! its input, calls one store operation, and shapes the response like LangGraph's.
+
+mod assistants;
+mod crons;
+pub mod error;
+pub mod extract;
+mod fields;
+mod meta;
+mod threads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::store::{Page, SortOrder, Store};
+pub use error::{ApiError, ApiResult};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    Router::new()
+        .merge(meta::router())
+        .merge(assistants::router())
+        .merge(threads::router())
+        .merge(crons::router())
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `limit` and `offset` as LangGraph's search bodies take them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Paging {
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+fn default_limit() -> i64 {
+    10
+}
+
+impl Paging {
+    /// Checks the range (limit 1–1000, offset ≥ 0) and returns them as store values.
+    pub fn validate(limit: i64, offset: i64) -> ApiResult<(u64, u64)> {
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit: {limit} is out of range: must be between 1 and 1000"
+            )));
+        }
+        if offset < 0 {
+            return Err(ApiError::invalid(format!(
+                "offset: {offset} is less than the minimum of 0"
+            )));
+        }
+        Ok((limit as u64, offset as u64))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrderParam {
+    Asc,
+    Desc,
+}
+
+impl From<SortOrderParam> for SortOrder {
+    fn from(order: SortOrderParam) -> Self {
+        match order {
+            SortOrderParam::Asc => SortOrder::Asc,
+            SortOrderParam::Desc => SortOrder::Desc,
+        }
+    }
+}
+
+/// Checks a `select` list against the resource's fields.
+pub fn validate_select(select: &Option<Vec<String>>, allowed: &[&str]) -> ApiResult<()> {
+    if let Some(columns) = select {
+        let invalid: Vec<&String> = columns
+            .iter()
+            .filter(|c| !allowed.contains(&c.as_str()))
+            .collect();
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "Invalid select columns: {invalid:?}. Expected any of: {allowed:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps only the selected keys (all when no selection).
+pub fn project(object: Map<String, Value>, select: &Option<Vec<String>>) -> Value {
+    match select {
+        Some(columns) if !columns.is_empty() => Value::Object(
+            object
+                .into_iter()
+                .filter(|(key, _)| columns.iter().any(|c| c == key))
+                .collect(),
+        ),
+        _ => Value::Object(object),
+    }
+}
+
+/// A search answer: the JSON list plus LangGraph's pagination headers.
+pub fn page_response<T>(
+    page: Page<T>,
+    render: impl Fn(T) -> Value,
+    select: &Option<Vec<String>>,
+) -> Response {
+    let count = page.items.len() as u64;
+    let mut headers = HeaderMap::new();
+    let next = page.offset + count;
+    if page.has_more {
+        headers.insert("x-pagination-next", HeaderValue::from(next));
+        headers.insert("x-pagination-total", HeaderValue::from(next + 1));
+    } else {
+        headers.insert("x-pagination-total", HeaderValue::from(next));
+    }
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|item| match render(item) {
+            Value::Object(map) => project(map, select),
+            other => other,
+        })
+        .collect();
+    (headers, axum::Json(items)).into_response()
+}
+
+/// A JSON object from an optional map (LangGraph shows absent objects as `{}`).
+pub fn object_or_empty(value: &Value) -> Value {
+    match value {
+        Value::Object(_) => value.clone(),
+        _ => Value::Object(Map::new()),
+    }
+}

@@ -1,0 +1,278 @@
+//! The daemon's configuration: one typed struct, loaded once (TOML file, then command-line
+//! and `CRONHOOK_*` overrides), validated, and shared as `Arc<Config>`.
+//!
+//! Unknown keys are errors that name the key, so a typo never silently does nothing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Name of the graph the built-in defaults provide, so LangGraph's examples run as written.
+pub const DEFAULT_GRAPH: &str = "agent";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    /// Graphs by name; each becomes an assistant.
+    pub graphs: BTreeMap<String, GraphConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// A request that takes longer is answered 408 (streams are exempt).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; empty means `cronhook.db` in the data directory.
+    pub url: Option<String>,
+    /// Connections for readers (PostgreSQL: the whole pool). SQLite writes use one connection.
+    pub max_connections: u32,
+}
+
+/// How a graph runs. Keys other tooling depends on: `kind` and the per-kind fields.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum GraphConfig {
+    /// Built in: deterministic, no network.
+    Echo {},
+    /// A local program: run JSON on stdin, output values as the last JSON object on stdout.
+    Command {
+        command: Vec<String>,
+        cwd: Option<PathBuf>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+    /// An HTTP endpoint that receives the run JSON and answers the output values.
+    Http {
+        url: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+    /// An upstream LangGraph / Agent Protocol server that executes the run.
+    Langgraph {
+        url: String,
+        assistant_id: String,
+        api_key: Option<String>,
+        api_key_env: Option<String>,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            graphs: BTreeMap::from([(DEFAULT_GRAPH.to_string(), GraphConfig::Echo {})]),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8123)),
+            data_dir: PathBuf::from("./data"),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Values given on the command line or in `CRONHOOK_*` variables; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the file (or the built-in defaults), applies overrides, validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(bind) = overrides.bind {
+            config.server.bind = bind;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.server.data_dir = dir.clone();
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database.url = Some(url.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error names the offending key and line.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.graphs.is_empty() {
+            return Err(ConfigError::Invalid(
+                "at least one [graphs.NAME] table is required".into(),
+            ));
+        }
+        for (name, graph) in &self.graphs {
+            let invalid = |what: &str| ConfigError::Invalid(format!("graphs.{name}: {what}"));
+            if name.trim().is_empty() {
+                return Err(ConfigError::Invalid("a graph name is empty".into()));
+            }
+            match graph {
+                GraphConfig::Echo {} => {}
+                GraphConfig::Command { command, .. } => {
+                    if command.first().is_none_or(|prog| prog.is_empty()) {
+                        return Err(invalid("`command` must name a program"));
+                    }
+                }
+                GraphConfig::Http { url, .. } | GraphConfig::Langgraph { url, .. } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid("`url` must be an http:// or https:// URL"));
+                    }
+                }
+            }
+            if let GraphConfig::Langgraph {
+                api_key: Some(_),
+                api_key_env: Some(_),
+                ..
+            } = graph
+            {
+                return Err(invalid("give `api_key` or `api_key_env`, not both"));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.server.data_dir.join("cronhook.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_include_the_agent_echo_graph() {
+        let config = Config::load(None, &Overrides::default()).expect("defaults are valid");
+        assert_eq!(config.graphs.get("agent"), Some(&GraphConfig::Echo {}));
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8123");
+        assert!(config.database_url().ends_with("data/cronhook.db?mode=rwc"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("[server]\nbindd = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("bindd"), "{err}");
+        let err = Config::from_toml("[graphs.x]\nkind = \"echo\"\nfoo = 1\n").unwrap_err();
+        assert!(err.contains("foo"), "{err}");
+        let err = Config::from_toml("[graphs.x]\nkind = \"shell\"\n").unwrap_err();
+        assert!(err.contains("shell"), "{err}");
+    }
+
+    #[test]
+    fn graph_kinds_parse() {
+        let config = Config::from_toml(
+            r#"
+            [graphs.sh]
+            kind = "command"
+            command = ["python3", "graph.py"]
+            env = { A = "b" }
+            timeout = "30s"
+            [graphs.remote]
+            kind = "langgraph"
+            url = "http://127.0.0.1:2024"
+            assistant_id = "agent"
+            api_key_env = "UPSTREAM_KEY"
+            "#,
+        )
+        .expect("valid config");
+        match config.graphs.get("sh") {
+            Some(GraphConfig::Command { timeout, env, .. }) => {
+                assert_eq!(*timeout, Some(Duration::from_secs(30)));
+                assert_eq!(env.get("A").map(String::as_str), Some("b"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let config =
+            Config::from_toml("[graphs.sh]\nkind = \"command\"\ncommand = []\n").expect("parses");
+        assert!(config.validate().is_err());
+        let config =
+            Config::from_toml("[graphs.h]\nkind = \"http\"\nurl = \"ftp://x\"\n").expect("parses");
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Wires the roles together under one shutdown: open the store, sync assistants from the
+//! config, serve the API until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::store::{self, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Store(#[from] store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens (and migrates) the configured database, creating the data directory first.
+pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
+    let dir = &config.server.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| DaemonError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let url = config.database_url();
+    let store = Store::open(&url, config.database.max_connections).await?;
+    tracing::info!(database = %store::redact(&url), backend = store.backend().name(), "database ready");
+    Ok(store)
+}
+
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    store
+        .sync_assistants(config.graphs.keys().map(String::as_str))
+        .await?;
+
+    let listener = TcpListener::bind(config.server.bind)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.server.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    tracing::info!(%addr, "cronhook listening");
+
+    let app = api::router(AppState {
+        store: store.clone(),
+        config: config.clone(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(DaemonError::Serve)?;
+    tracing::info!("shutting down");
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

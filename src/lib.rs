@@ -1,0 +1,13 @@
+//! cronhook: keeps recurring LangGraph runs on schedule and tells their callers when each
+//! run is done.
+//!
+//! Data flows one way: `api` → `store` ← `scheduler` → `runs` → `webhooks`. Roles talk
+//! through the store (plus in-process wake-ups), never by calling each other's internals.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod schedule;
+pub mod store;
+pub mod time;

@@ -1,0 +1,149 @@
+//! Crons: stored schedules with the run payload they fire with.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use entity::cron::{self, Column, Entity as Crons};
+use entity::thread::Entity as Threads;
+
+use super::{Error, Page, Result, SortOrder, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronSort {
+    CronId,
+    AssistantId,
+    ThreadId,
+    NextRunDate,
+    EndTime,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CronFilter {
+    pub assistant_id: Option<String>,
+    pub thread_id: Option<String>,
+    pub enabled: Option<bool>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl Store {
+    /// Stores a new cron. A thread cron's thread must exist.
+    pub async fn create_cron(&self, cron: cron::Model) -> Result<cron::Model> {
+        let txn = self.write.begin().await?;
+        if let Some(thread_id) = &cron.thread_id
+            && Threads::find_by_id(thread_id.clone())
+                .one(&txn)
+                .await?
+                .is_none()
+        {
+            return Err(Error::NotFound(format!("Thread with ID '{thread_id}'")));
+        }
+        let model = cron.into_active_model().reset_all().insert(&txn).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn get_cron(&self, cron_id: &str) -> Result<cron::Model> {
+        Crons::find_by_id(cron_id.to_string())
+            .one(&self.read)
+            .await?
+            .ok_or_else(|| not_found(cron_id))
+    }
+
+    /// Reads the cron, lets `change` edit it, and writes it back in one transaction.
+    pub async fn update_cron(
+        &self,
+        cron_id: &str,
+        change: impl FnOnce(&mut cron::Model) + Send,
+    ) -> Result<cron::Model> {
+        let txn = self.write.begin().await?;
+        let current = Crons::find_by_id(cron_id.to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found(cron_id))?;
+        let mut edited = current;
+        change(&mut edited);
+        let model = edited.into_active_model().reset_all().update(&txn).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn delete_cron(&self, cron_id: &str) -> Result<()> {
+        let result = Crons::delete_by_id(cron_id.to_string())
+            .exec(&self.write)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(not_found(cron_id));
+        }
+        Ok(())
+    }
+
+    pub async fn search_crons(
+        &self,
+        filter: &CronFilter,
+        sort: (CronSort, SortOrder),
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<cron::Model>> {
+        let (by, order) = sort;
+        let mut rows = Crons::find()
+            .filter(self.cron_condition(filter))
+            .order_by(sort_column(by), order.into())
+            .order_by(Column::CronId, order.into())
+            .limit(limit + 1)
+            .offset(offset)
+            .all(&self.read)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            items: rows,
+            offset,
+            has_more,
+        })
+    }
+
+    pub async fn count_crons(&self, filter: &CronFilter) -> Result<u64> {
+        Ok(Crons::find()
+            .filter(self.cron_condition(filter))
+            .count(&self.read)
+            .await?)
+    }
+
+    fn cron_condition(&self, filter: &CronFilter) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(assistant_id) = &filter.assistant_id {
+            condition = condition.add(Column::AssistantId.eq(assistant_id.clone()));
+        }
+        if let Some(thread_id) = &filter.thread_id {
+            condition = condition.add(Column::ThreadId.eq(thread_id.clone()));
+        }
+        if let Some(enabled) = filter.enabled {
+            condition = condition.add(Column::Enabled.eq(enabled));
+        }
+        if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
+            condition = condition.add(self.json_contains("metadata", metadata));
+        }
+        condition
+    }
+}
+
+fn not_found(cron_id: &str) -> Error {
+    Error::NotFound(format!("Cron '{cron_id}'"))
+}
+
+fn sort_column(by: CronSort) -> Column {
+    match by {
+        CronSort::CronId => Column::CronId,
+        CronSort::AssistantId => Column::AssistantId,
+        CronSort::ThreadId => Column::ThreadId,
+        CronSort::NextRunDate => Column::NextRunAt,
+        CronSort::EndTime => Column::EndTime,
+        CronSort::CreatedAt => Column::CreatedAt,
+        CronSort::UpdatedAt => Column::UpdatedAt,
+    }
+}

@@ -1,0 +1,209 @@
+//! All database access. Handlers and workers call the named operations here; nothing else
+//! builds a query. Backend differences (SQLite's single writer, PostgreSQL's jsonb) stay here.
+
+pub mod assistants;
+pub mod crons;
+pub mod threads;
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use serde_json::{Map, Value};
+
+use migration::{Migrator, MigratorTrait};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A page of results: rows plus whether more exist (for `X-Pagination-Next`).
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub offset: u64,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+impl From<SortOrder> for sea_orm::Order {
+    fn from(order: SortOrder) -> Self {
+        match order {
+            SortOrder::Asc => sea_orm::Order::Asc,
+            SortOrder::Desc => sea_orm::Order::Desc,
+        }
+    }
+}
+
+/// The database. On SQLite, writes go through a one-connection pool so writers queue in
+/// order instead of spinning on `SQLITE_BUSY`; readers use their own pool (WAL lets them
+/// run beside the writer). On PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Store {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+        let store = Self::connect(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        if url.starts_with("sqlite:") {
+            let write = Database::connect(sqlite_options(url, 1)).await?;
+            let read = Database::connect(sqlite_options(url, max_connections)).await?;
+            Ok(Store {
+                read,
+                write,
+                backend: Backend::Sqlite,
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut options = ConnectOptions::new(url);
+            options
+                .max_connections(max_connections)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .sqlx_logging(false);
+            let pool = Database::connect(options).await?;
+            Ok(Store {
+                read: pool.clone(),
+                write: pool,
+                backend: Backend::Postgres,
+            })
+        } else {
+            Err(Error::Db(DbErr::Custom(format!(
+                "unsupported database URL (expected sqlite:// or postgres://): {}",
+                redact(url)
+            ))))
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.write, None).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Cheap liveness probe of the database.
+    pub async fn ping(&self) -> Result<()> {
+        self.read.ping().await?;
+        Ok(())
+    }
+
+    pub async fn close(self) {
+        let _ = self.read.close().await;
+        if self.backend == Backend::Sqlite {
+            let _ = self.write.close().await;
+        }
+    }
+
+    /// Every top-level key of `filter` equals the same key of the JSON column `column`.
+    fn json_contains(&self, column: &str, filter: &Map<String, Value>) -> SimpleExpr {
+        match self.backend {
+            Backend::Postgres => Expr::cust_with_values(
+                format!("\"{column}\" @> $1::jsonb"),
+                [Value::Object(filter.clone()).to_string()],
+            ),
+            Backend::Sqlite => filter
+                .iter()
+                .map(|(key, value)| {
+                    Expr::cust_with_values(
+                        format!("(\"{column}\" -> ?) = json(?)"),
+                        [json_path(key), value.to_string()],
+                    )
+                })
+                .fold(Expr::cust("1 = 1"), |all, one| all.and(one)),
+        }
+    }
+}
+
+fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    options
+}
+
+/// SQLite JSON path for one object key, quoted so any key text is literal.
+fn json_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_password() {
+        assert_eq!(
+            redact("postgres://u:secret@127.0.0.1:5432/db"),
+            "postgres://u:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn json_path_quotes_keys() {
+        assert_eq!(json_path("team"), "$.\"team\"");
+        assert_eq!(json_path("a\"b"), "$.\"a\\\"b\"");
+    }
+}

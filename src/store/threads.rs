@@ -1,0 +1,175 @@
+//! Threads: created by clients (or by stateless runs), carrying the values of their last run.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use entity::thread::{self, Column, Entity as Threads};
+
+use super::{Error, Page, Result, SortOrder, Store};
+use crate::time::now_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadSort {
+    ThreadId,
+    Status,
+    CreatedAt,
+    UpdatedAt,
+    StateUpdatedAt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    Raise,
+    DoNothing,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ThreadFilter {
+    pub ids: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub values: Option<Map<String, Value>>,
+    pub status: Option<String>,
+}
+
+impl Store {
+    /// Creates a thread; an existing id is a conflict or, with `DoNothing`, returned as is.
+    pub async fn create_thread(
+        &self,
+        thread_id: String,
+        metadata: Map<String, Value>,
+        if_exists: IfExists,
+        user_id: Option<String>,
+    ) -> Result<thread::Model> {
+        let txn = self.write.begin().await?;
+        if let Some(existing) = Threads::find_by_id(thread_id.clone()).one(&txn).await? {
+            return match if_exists {
+                IfExists::DoNothing => Ok(existing),
+                IfExists::Raise => Err(Error::Conflict(format!(
+                    "Thread with ID {thread_id} already exists"
+                ))),
+            };
+        }
+        let now = now_ms();
+        let model = thread::ActiveModel {
+            thread_id: Set(thread_id),
+            metadata: Set(Value::Object(metadata)),
+            status: Set("idle".into()),
+            values: Set(None),
+            user_id: Set(user_id),
+            created_at: Set(now),
+            updated_at: Set(now),
+            state_updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn get_thread(&self, thread_id: &str) -> Result<thread::Model> {
+        Threads::find_by_id(thread_id.to_string())
+            .one(&self.read)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Thread with ID {thread_id}")))
+    }
+
+    /// Merges `metadata` into the thread's metadata.
+    pub async fn patch_thread(
+        &self,
+        thread_id: &str,
+        metadata: Map<String, Value>,
+    ) -> Result<thread::Model> {
+        let txn = self.write.begin().await?;
+        let current = Threads::find_by_id(thread_id.to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Thread with ID {thread_id}")))?;
+        let mut merged = match &current.metadata {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        merged.extend(metadata);
+        let mut active = current.into_active_model();
+        active.metadata = Set(Value::Object(merged));
+        active.updated_at = Set(now_ms());
+        let model = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    /// Deletes a thread and, through the foreign key, its crons.
+    pub async fn delete_thread(&self, thread_id: &str) -> Result<()> {
+        let result = Threads::delete_by_id(thread_id.to_string())
+            .exec(&self.write)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(Error::NotFound(format!("Thread with ID {thread_id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn search_threads(
+        &self,
+        filter: &ThreadFilter,
+        sort: Option<(ThreadSort, SortOrder)>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<thread::Model>> {
+        let (column, order) = match sort {
+            Some((by, order)) => (sort_column(by), order),
+            None => (Column::CreatedAt, SortOrder::Desc),
+        };
+        let mut rows = Threads::find()
+            .filter(self.thread_condition(filter))
+            .order_by(column, order.into())
+            .order_by(Column::ThreadId, order.into())
+            .limit(limit + 1)
+            .offset(offset)
+            .all(&self.read)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            items: rows,
+            offset,
+            has_more,
+        })
+    }
+
+    pub async fn count_threads(&self, filter: &ThreadFilter) -> Result<u64> {
+        Ok(Threads::find()
+            .filter(self.thread_condition(filter))
+            .count(&self.read)
+            .await?)
+    }
+
+    fn thread_condition(&self, filter: &ThreadFilter) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(ids) = &filter.ids {
+            condition = condition.add(Column::ThreadId.is_in(ids.clone()));
+        }
+        if let Some(status) = &filter.status {
+            condition = condition.add(Column::Status.eq(status.clone()));
+        }
+        if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
+            condition = condition.add(self.json_contains("metadata", metadata));
+        }
+        if let Some(values) = filter.values.as_ref().filter(|m| !m.is_empty()) {
+            condition = condition.add(self.json_contains("values", values));
+        }
+        condition
+    }
+}
+
+fn sort_column(by: ThreadSort) -> Column {
+    match by {
+        ThreadSort::ThreadId => Column::ThreadId,
+        ThreadSort::Status => Column::Status,
+        ThreadSort::CreatedAt => Column::CreatedAt,
+        ThreadSort::UpdatedAt => Column::UpdatedAt,
+        ThreadSort::StateUpdatedAt => Column::StateUpdatedAt,
+    }
+}

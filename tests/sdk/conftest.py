@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -74,6 +75,10 @@ ASSISTANT_KEYS = {
     "version",
     "description",
 }
+
+#: Pause after each create so that sequential creates (and a create followed by an update)
+#: get distinct timestamps even on a server that stores milliseconds; order tests rely on it.
+CREATE_GAP_S = 0.002
 
 #: A schedule that never fires while the suite runs (midnight UTC on 1 January).
 QUIET_SCHEDULE = "0 0 1 1 *"
@@ -217,6 +222,7 @@ def make_thread(client, raw: Raw, tag: str) -> Iterator[Callable[..., dict]]:
         kwargs.setdefault("metadata", {"suite_tag": tag})
         thread = client.threads.create(**kwargs)
         created.append(thread["thread_id"])
+        time.sleep(CREATE_GAP_S)
         return thread
 
     yield make
@@ -249,6 +255,7 @@ def make_cron(client, tag: str, track_cron) -> Callable[..., dict]:
         kwargs.setdefault("metadata", {"suite_tag": tag})
         cron = client.crons.create(**kwargs)
         track_cron(cron["cron_id"])
+        time.sleep(CREATE_GAP_S)
         return cron
 
     return make
@@ -262,6 +269,7 @@ def make_thread_cron(client, tag: str, track_cron) -> Callable[..., dict]:
         kwargs.setdefault("metadata", {"suite_tag": tag})
         cron = client.crons.create_for_thread(thread_id, **kwargs)
         track_cron(cron["cron_id"])
+        time.sleep(CREATE_GAP_S)
         return cron
 
     return make

@@ -335,11 +335,16 @@ def test_search_select(client, make_thread, tag):
         {"sort_order": "sideways"},
         {"select": ["bogus"]},
         {"metadata": "not-an-object"},
-        {"ids": ["not-a-uuid"]},
+        {"ids": "not-a-list"},
     ],
 )
 def test_search_rejects_bad_parameters(raw, body):
     assert_error(raw.post("/threads/search", json=body), 422)
+
+
+@pytest.mark.reference_bug("a malformed UUID in `ids` answers 400 'Invalid thread ID not-a-uuid', not 422")
+def test_search_malformed_ids_is_422(raw):
+    assert_error(raw.post("/threads/search", json={"ids": ["not-a-uuid"]}), 422)
 
 
 def test_search_rejects_bad_json(raw):

@@ -1,0 +1,215 @@
+//! Test harness: the real `cronhook` binary on a random port, against a fresh SQLite file
+//! or a fresh database in a throw-away PostgreSQL server started from the system binaries.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod postgres;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Where a daemon keeps its data: a temp dir plus, for PostgreSQL, its own database.
+pub struct Storage {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+impl Storage {
+    pub async fn new(backend: Backend) -> Storage {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("cronhook.db").display()
+            ),
+            Backend::Postgres => postgres::server().fresh_database().await,
+        };
+        Storage { dir, database_url }
+    }
+}
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub url: String,
+    pub log: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts the binary on `storage` and waits until `/ok` answers.
+    pub async fn start(storage: &Storage) -> Daemon {
+        Self::start_with(storage, &[]).await
+    }
+
+    pub async fn start_with(storage: &Storage, extra_args: &[&str]) -> Daemon {
+        let port = free_port();
+        let log = storage.dir.path().join(format!("daemon-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_cronhook"))
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(["--data-dir", &storage.dir.path().display().to_string()])
+            .args(["--database-url", &storage.database_url])
+            .args(extra_args)
+            .env("CRONHOOK_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn cronhook");
+        let daemon = Daemon {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        };
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.client.get(format!("{}/ok", self.url)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "daemon did not become ready; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        signal(&self.child, libc::SIGTERM);
+        let status = wait_exit(&mut self.child, Duration::from_secs(20));
+        std::mem::forget(self);
+        status
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        signal(&self.child, libc::SIGKILL);
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        split(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        split(request.send().await.expect("request")).await
+    }
+
+    /// A raw body, for malformed JSON and size limits.
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        split(response).await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn split(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        })
+    };
+    (status, value)
+}
+
+pub fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on a pid we spawned and have not reaped yet.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The repository root (for fixtures and scripts).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}

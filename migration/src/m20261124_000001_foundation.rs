@@ -98,6 +98,7 @@ impl MigrationTrait for Migration {
                         .name(name)
                         .table(Threads::Table)
                         .col(col)
+                        .col(Threads::ThreadId)
                         .to_owned(),
                 )
                 .await?;
@@ -131,18 +132,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // The scheduler scans by next instant; searches sort by any of these.
+        // The scheduler scans by next instant; searches sort by these. Each index ends with
+        // the primary key, the search tie-breaker, so a page is read in index order
+        // instead of sorting every matching row.
         for (name, cols) in [
-            ("idx_crons_next_run_at", vec![Crons::NextRunAt]),
-            ("idx_crons_created_at", vec![Crons::CreatedAt]),
-            ("idx_crons_updated_at", vec![Crons::UpdatedAt]),
+            ("idx_crons_next_run_at", vec![Crons::NextRunAt, Crons::CronId]),
+            ("idx_crons_created_at", vec![Crons::CreatedAt, Crons::CronId]),
+            ("idx_crons_updated_at", vec![Crons::UpdatedAt, Crons::CronId]),
             (
                 "idx_crons_thread_id",
-                vec![Crons::ThreadId, Crons::CreatedAt],
+                vec![Crons::ThreadId, Crons::CreatedAt, Crons::CronId],
             ),
             (
                 "idx_crons_assistant_id",
-                vec![Crons::AssistantId, Crons::CreatedAt],
+                vec![Crons::AssistantId, Crons::CreatedAt, Crons::CronId],
             ),
         ] {
             let mut index = Index::create();

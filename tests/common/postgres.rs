@@ -57,10 +57,26 @@ fn command(program: &Path, user: Option<(u32, u32)>) -> Command {
     command
 }
 
+/// Data dirs of earlier test processes that are gone (their servers died with them).
+fn remove_stale_servers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("cronhook-pg-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl PgServer {
     fn start() -> PgServer {
         let bin = bin_dir();
         let user = run_as();
+        remove_stale_servers();
         let root = std::env::temp_dir().join(format!("cronhook-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("pg temp dir");

@@ -321,6 +321,16 @@ def test_search_select(client, make_thread, tag):
     t = make_thread()
     found = client.threads.search(metadata={"suite_tag": tag}, select=["thread_id", "status", "metadata"])
     assert found == [{"thread_id": t["thread_id"], "status": "idle", "metadata": {"suite_tag": tag}}]
+    found = client.threads.search(metadata={"suite_tag": tag}, select=["state_updated_at", "values", "config"])
+    assert found == [{"state_updated_at": t["state_updated_at"], "values": None, "config": {}}]
+    # Threads carry no `interrupts` key, so selecting it adds nothing.
+    found = client.threads.search(metadata={"suite_tag": tag}, select=["interrupts", "thread_id"])
+    assert found == [{"thread_id": t["thread_id"]}]
+
+
+def test_search_select_context_is_rejected(client):
+    # The SDK's ThreadSelectField lists "context"; the server does not accept it.
+    assert_error(sdk_error(client.threads.search, select=["thread_id", "context"]), 422)
 
 
 @pytest.mark.parametrize(

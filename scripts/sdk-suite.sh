@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the official-SDK conformance suite (tests/sdk) against a freshly started server:
+#   scripts/sdk-suite.sh cronhook    the debug build of this repo, on a temp SQLite file
+#   scripts/sdk-suite.sh reference   the real LangGraph server (langgraph dev)
+# Extra arguments go to pytest. Only loopback addresses are used.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target="${1:?usage: sdk-suite.sh cronhook|reference [pytest args]}"
+shift
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+work="$(mktemp -d)"
+cleanup() {
+  if [[ $target == reference ]]; then
+    "$ROOT/scripts/reference-server.sh" stop "$port" >/dev/null 2>&1 || true
+  elif [[ -n "${pid:-}" ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+case "$target" in
+  cronhook)
+    "$ROOT/scripts/venv.sh"
+    (cd "$ROOT" && cargo build --quiet --bin cronhook)
+    "$ROOT/target/debug/cronhook" --bind "127.0.0.1:$port" --data-dir "$work" >"$work/daemon.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 200); do
+      curl -fsS -o /dev/null "http://127.0.0.1:$port/ok" 2>/dev/null && break
+      kill -0 "$pid" 2>/dev/null || { cat "$work/daemon.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    ;;
+  reference)
+    "$ROOT/scripts/venv.sh" --reference
+    "$ROOT/scripts/reference-server.sh" "$port" >/dev/null
+    ;;
+  *) echo "sdk-suite: unknown target '$target'" >&2; exit 2 ;;
+esac
+
+cd "$ROOT/tests/sdk"
+LANGGRAPH_URL="http://127.0.0.1:$port" SDK_TARGET="$target" \
+  "$ROOT/tests/sdk/.venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

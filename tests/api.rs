@@ -93,21 +93,44 @@ async fn cron_lifecycle(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200, "{cron}");
-    let keys: Vec<&str> = cron.as_object().expect("object").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = cron
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     for key in [
-        "cron_id", "assistant_id", "thread_id", "on_run_completed", "end_time", "schedule",
-        "timezone", "created_at", "updated_at", "user_id", "payload", "next_run_date",
-        "metadata", "enabled",
+        "cron_id",
+        "assistant_id",
+        "thread_id",
+        "on_run_completed",
+        "end_time",
+        "schedule",
+        "timezone",
+        "created_at",
+        "updated_at",
+        "user_id",
+        "payload",
+        "next_run_date",
+        "metadata",
+        "enabled",
     ] {
         assert!(keys.contains(&key), "missing {key} in {cron}");
     }
     assert_eq!(cron["assistant_id"], AGENT_ID);
     assert_eq!(cron["thread_id"], thread_id.as_str());
-    assert_eq!(cron["on_run_completed"], Value::Null, "thread crons have none");
+    assert_eq!(
+        cron["on_run_completed"],
+        Value::Null,
+        "thread crons have none"
+    );
     assert_eq!(cron["enabled"], true);
     assert_eq!(cron["next_run_date"], next_paris_1527().as_str());
     let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
-    assert_eq!(cron["payload"]["config"]["configurable"]["cron_id"], cron_id.as_str());
+    assert_eq!(
+        cron["payload"]["config"]["configurable"]["cron_id"],
+        cron_id.as_str()
+    );
     assert_eq!(cron["payload"]["assistant_id"], AGENT_ID);
     assert_eq!(cron["payload"]["input"]["messages"][0]["content"], "hi");
 
@@ -124,10 +147,16 @@ async fn cron_lifecycle(backend: Backend) {
     assert_eq!(patched["enabled"], false);
     assert_eq!(patched["metadata"], json!({"team": "ops", "owner": "ana"}));
     assert_eq!(patched["payload"]["input"], json!({"x": 1}));
-    assert_eq!(patched["payload"]["config"]["configurable"]["cron_id"], cron_id.as_str());
+    assert_eq!(
+        patched["payload"]["config"]["configurable"]["cron_id"],
+        cron_id.as_str()
+    );
 
     let (status, patched) = daemon
-        .patch(&format!("/runs/crons/{cron_id}"), &json!({"schedule": "0 9 * * *", "timezone": "UTC"}))
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"schedule": "0 9 * * *", "timezone": "UTC"}),
+        )
         .await;
     assert_eq!(status, 200, "{patched}");
     let next = patched["next_run_date"].as_str().expect("next");
@@ -145,7 +174,10 @@ async fn cron_lifecycle(backend: Backend) {
 async fn stateless_cron_defaults_and_end_time(backend: Backend) {
     let (_storage, daemon) = started(backend).await;
     let (status, cron) = daemon
-        .post("/runs/crons", &json!({"assistant_id": AGENT_ID, "schedule": "*/5 * * * *"}))
+        .post(
+            "/runs/crons",
+            &json!({"assistant_id": AGENT_ID, "schedule": "*/5 * * * *"}),
+        )
         .await;
     assert_eq!(status, 200, "{cron}");
     assert_eq!(cron["thread_id"], Value::Null);
@@ -181,12 +213,18 @@ async fn stateless_cron_defaults_and_end_time(backend: Backend) {
     // Clearing end_time with an explicit null brings the schedule back.
     let cron_id = cron["cron_id"].as_str().expect("id");
     let (status, cron) = daemon
-        .patch(&format!("/runs/crons/{cron_id}"), &json!({"end_time": "2000-01-01T00:00:00Z"}))
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"end_time": "2000-01-01T00:00:00Z"}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(cron["next_run_date"], Value::Null);
     let (status, cron) = daemon
-        .patch(&format!("/runs/crons/{cron_id}"), &json!({"end_time": null}))
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"end_time": null}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(cron["end_time"], Value::Null);
@@ -197,52 +235,209 @@ async fn invalid_input_is_422_and_changes_nothing(backend: Backend) {
     let (_storage, daemon) = started(backend).await;
     let thread_id = new_thread(&daemon).await;
     let (_, existing) = daemon
-        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "0 * * * *"}))
+        .post(
+            "/runs/crons",
+            &json!({"assistant_id": "agent", "schedule": "0 * * * *"}),
+        )
         .await;
     let cron_id = existing["cron_id"].as_str().expect("id").to_string();
     let before = cron_count(&daemon).await;
     let this_cron = format!("/runs/crons/{cron_id}");
 
     let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "61 * * * *"}), 422, "61 * * * *"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *", "timezone": "Mars/Olympus"}), 422, "Invalid timezone: 'Mars/Olympus'"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent"}), 422, "schedule"),
-        ("POST", "/runs/crons", json!({"schedule": "* * * * *"}), 422, "assistant_id"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *", "end_time": "yesterday"}), 422, "end_time"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *", "surprise": 1}), 422, "surprise"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *", "on_run_completed": "later"}), 422, "on_run_completed"),
-        ("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *", "webhook": "not a url"}), 422, "webhook"),
-        ("POST", "/runs/crons", json!({"assistant_id": "nope", "schedule": "* * * * *"}), 404, "Assistant 'nope' not found"),
-        ("POST", "/threads/not-a-uuid/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *"}), 422, "Invalid thread ID: must be a UUID"),
-        ("POST", "/threads/00000000-0000-0000-0000-000000000000/runs/crons", json!({"assistant_id": "agent", "schedule": "* * * * *"}), 404, "Thread"),
-        ("POST", "/runs/crons/search", json!({"limit": 0}), 422, "limit"),
-        ("POST", "/runs/crons/search", json!({"limit": 1001}), 422, "limit"),
-        ("POST", "/runs/crons/search", json!({"offset": -1}), 422, "offset"),
-        ("POST", "/runs/crons/search", json!({"sort_by": "schedule"}), 422, "sort_by"),
-        ("POST", "/runs/crons/search", json!({"select": ["cron_id", "secret"]}), 422, "secret"),
-        ("POST", "/runs/crons/search", json!({"assistant_id": "agent"}), 422, "Invalid assistant ID: must be a UUID"),
-        ("GET", "/runs/crons/123", Value::Null, 422, "Invalid cron ID: must be a UUID"),
-        ("GET", "/runs/crons/00000000-0000-0000-0000-000000000000", Value::Null, 404, "not found"),
-        ("PATCH", &this_cron, json!({}), 400, "Request body cannot be empty"),
-        ("PATCH", &this_cron, json!({"schedule": "every minute"}), 422, "every minute"),
-        ("PATCH", &this_cron, json!({"assistant_id": AGENT_ID}), 422, "assistant_id"),
-        ("PATCH", &this_cron, json!({"enabled": "yes"}), 422, "enabled"),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "61 * * * *"}),
+            422,
+            "61 * * * *",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "timezone": "Mars/Olympus"}),
+            422,
+            "Invalid timezone: 'Mars/Olympus'",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent"}),
+            422,
+            "schedule",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"schedule": "* * * * *"}),
+            422,
+            "assistant_id",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "end_time": "yesterday"}),
+            422,
+            "end_time",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "surprise": 1}),
+            422,
+            "surprise",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "on_run_completed": "later"}),
+            422,
+            "on_run_completed",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "webhook": "not a url"}),
+            422,
+            "webhook",
+        ),
+        (
+            "POST",
+            "/runs/crons",
+            json!({"assistant_id": "nope", "schedule": "* * * * *"}),
+            404,
+            "Assistant 'nope' not found",
+        ),
+        (
+            "POST",
+            "/threads/not-a-uuid/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *"}),
+            422,
+            "Invalid thread ID: must be a UUID",
+        ),
+        (
+            "POST",
+            "/threads/00000000-0000-0000-0000-000000000000/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "* * * * *"}),
+            404,
+            "Thread",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"limit": 0}),
+            422,
+            "limit",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"limit": 1001}),
+            422,
+            "limit",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"offset": -1}),
+            422,
+            "offset",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"sort_by": "schedule"}),
+            422,
+            "sort_by",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"select": ["cron_id", "secret"]}),
+            422,
+            "secret",
+        ),
+        (
+            "POST",
+            "/runs/crons/search",
+            json!({"assistant_id": "agent"}),
+            422,
+            "Invalid assistant ID: must be a UUID",
+        ),
+        (
+            "GET",
+            "/runs/crons/123",
+            Value::Null,
+            422,
+            "Invalid cron ID: must be a UUID",
+        ),
+        (
+            "GET",
+            "/runs/crons/00000000-0000-0000-0000-000000000000",
+            Value::Null,
+            404,
+            "not found",
+        ),
+        (
+            "PATCH",
+            &this_cron,
+            json!({}),
+            400,
+            "Request body cannot be empty",
+        ),
+        (
+            "PATCH",
+            &this_cron,
+            json!({"schedule": "every minute"}),
+            422,
+            "every minute",
+        ),
+        (
+            "PATCH",
+            &this_cron,
+            json!({"assistant_id": AGENT_ID}),
+            422,
+            "assistant_id",
+        ),
+        (
+            "PATCH",
+            &this_cron,
+            json!({"enabled": "yes"}),
+            422,
+            "enabled",
+        ),
     ];
     for (method, path, body, expected, fragment) in cases {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let body = (!body.is_null()).then_some(&body);
         let (status, answer) = daemon.send(method.clone(), path, body).await;
         assert_eq!(status, expected, "{method} {path} {body:?} -> {answer}");
-        let detail = answer["detail"].as_str().unwrap_or_else(|| panic!("no detail: {answer}"));
-        assert!(detail.contains(fragment), "{method} {path}: {detail:?} lacks {fragment:?}");
+        let detail = answer["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail: {answer}"));
+        assert!(
+            detail.contains(fragment),
+            "{method} {path}: {detail:?} lacks {fragment:?}"
+        );
     }
-    let (status, answer) = daemon.post_raw("/runs/crons", b"{\"schedule\": ".to_vec()).await;
-    assert_eq!((status, answer["detail"].as_str()), (422, Some("Invalid JSON in request body")));
-    let (status, answer) = daemon.post_raw("/runs/crons", vec![b' '; 2 * 1024 * 1024]).await;
+    let (status, answer) = daemon
+        .post_raw("/runs/crons", b"{\"schedule\": ".to_vec())
+        .await;
+    assert_eq!(
+        (status, answer["detail"].as_str()),
+        (422, Some("Invalid JSON in request body"))
+    );
+    let (status, answer) = daemon
+        .post_raw("/runs/crons", vec![b' '; 2 * 1024 * 1024])
+        .await;
     assert_eq!(status, 413, "{answer}");
     assert!(answer["detail"].is_string());
 
-    assert_eq!(cron_count(&daemon).await, before, "rejected requests stored nothing");
+    assert_eq!(
+        cron_count(&daemon).await,
+        before,
+        "rejected requests stored nothing"
+    );
     let (_, unchanged) = daemon.get(&format!("/runs/crons/{cron_id}")).await;
     assert_eq!(unchanged, existing, "rejected patches changed nothing");
     let _ = thread_id;
@@ -255,14 +450,24 @@ async fn thread_lifecycle_and_cascade(backend: Backend) {
         .post("/threads", &json!({"thread_id": id, "metadata": {"a": 1}}))
         .await;
     assert_eq!(status, 200, "{thread}");
-    for key in ["thread_id", "created_at", "updated_at", "metadata", "status", "values"] {
+    for key in [
+        "thread_id",
+        "created_at",
+        "updated_at",
+        "metadata",
+        "status",
+        "values",
+    ] {
         assert!(thread.get(key).is_some(), "missing {key}");
     }
     assert_eq!(thread["status"], "idle");
     let (status, conflict) = daemon.post("/threads", &json!({"thread_id": id})).await;
     assert_eq!(status, 409, "{conflict}");
     let (status, same) = daemon
-        .post("/threads", &json!({"thread_id": id, "if_exists": "do_nothing"}))
+        .post(
+            "/threads",
+            &json!({"thread_id": id, "if_exists": "do_nothing"}),
+        )
         .await;
     assert_eq!((status, &same["metadata"]), (200, &json!({"a": 1})));
 
@@ -273,11 +478,16 @@ async fn thread_lifecycle_and_cascade(backend: Backend) {
     assert_eq!(patched["metadata"], json!({"a": 1, "b": 2}));
 
     let (status, found) = daemon
-        .post("/threads/search", &json!({"metadata": {"b": 2}, "status": "idle"}))
+        .post(
+            "/threads/search",
+            &json!({"metadata": {"b": 2}, "status": "idle"}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(found.as_array().map(Vec::len), Some(1));
-    let (_, count) = daemon.post("/threads/count", &json!({"metadata": {"a": 1}})).await;
+    let (_, count) = daemon
+        .post("/threads/count", &json!({"metadata": {"a": 1}}))
+        .await;
     assert_eq!(count, 1);
 
     let (status, state) = daemon.get(&format!("/threads/{id}/state")).await;
@@ -285,7 +495,10 @@ async fn thread_lifecycle_and_cascade(backend: Backend) {
     assert_eq!(state["next"], json!([]));
 
     let (status, _) = daemon
-        .post(&format!("/threads/{id}/runs/crons"), &json!({"assistant_id": "agent", "schedule": "@hourly"}))
+        .post(
+            &format!("/threads/{id}/runs/crons"),
+            &json!({"assistant_id": "agent", "schedule": "@hourly"}),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(cron_count(&daemon).await, 1);
@@ -305,13 +518,19 @@ async fn assistants_are_the_configured_graphs(backend: Backend) {
     assert_eq!(list[0]["graph_id"], "agent");
     let (status, one) = daemon.get(&format!("/assistants/{AGENT_ID}")).await;
     assert_eq!((status, &one), (200, &list[0]));
-    let (_, count) = daemon.post("/assistants/count", &json!({"graph_id": "agent"})).await;
+    let (_, count) = daemon
+        .post("/assistants/count", &json!({"graph_id": "agent"}))
+        .await;
     assert_eq!(count, 1);
     let (status, _) = daemon.get("/assistants/agent").await;
     assert_eq!(status, 422);
-    let (status, _) = daemon.get("/assistants/00000000-0000-0000-0000-000000000000").await;
+    let (status, _) = daemon
+        .get("/assistants/00000000-0000-0000-0000-000000000000")
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = daemon.post("/assistants/search", &json!({"graph_id": "missing"})).await;
+    let (status, _) = daemon
+        .post("/assistants/search", &json!({"graph_id": "missing"}))
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -328,7 +547,10 @@ async fn search_pages_sorts_and_filters(backend: Backend) {
         assert_eq!(status, 200);
     }
     let (status, _) = daemon
-        .post(&format!("/threads/{thread_id}/runs/crons"), &json!({"assistant_id": "agent", "schedule": "0 12 * * *", "enabled": false}))
+        .post(
+            &format!("/threads/{thread_id}/runs/crons"),
+            &json!({"assistant_id": "agent", "schedule": "0 12 * * *", "enabled": false}),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -343,22 +565,43 @@ async fn search_pages_sorts_and_filters(backend: Backend) {
     let page: Value = response.json().await.expect("json");
     let page = page.as_array().expect("list");
     assert_eq!(page.len(), 2);
-    assert_eq!(page[0].as_object().map(|o| o.len()), Some(2), "select keeps two keys");
+    assert_eq!(
+        page[0].as_object().map(|o| o.len()),
+        Some(2),
+        "select keeps two keys"
+    );
     assert!(page[0]["next_run_date"].as_str() <= page[1]["next_run_date"].as_str());
 
-    let (_, found) = daemon.post("/runs/crons/search", &json!({"metadata": {"i": 3}})).await;
+    let (_, found) = daemon
+        .post("/runs/crons/search", &json!({"metadata": {"i": 3}}))
+        .await;
     assert_eq!(found.as_array().map(Vec::len), Some(1));
     assert_eq!(found[0]["schedule"], "3 0 * * *");
-    let (_, found) = daemon.post("/runs/crons/search", &json!({"enabled": false})).await;
+    let (_, found) = daemon
+        .post("/runs/crons/search", &json!({"enabled": false}))
+        .await;
     assert_eq!(found.as_array().map(Vec::len), Some(1));
-    let (_, found) = daemon.post("/runs/crons/search", &json!({"thread_id": thread_id})).await;
+    let (_, found) = daemon
+        .post("/runs/crons/search", &json!({"thread_id": thread_id}))
+        .await;
     assert_eq!(found.as_array().map(Vec::len), Some(1));
-    let (_, count) = daemon.post("/runs/crons/count", &json!({"metadata": {"team": "ops"}})).await;
+    let (_, count) = daemon
+        .post("/runs/crons/count", &json!({"metadata": {"team": "ops"}}))
+        .await;
     assert_eq!(count, 5);
-    let (_, count) = daemon.post("/runs/crons/count", &json!({"assistant_id": AGENT_ID})).await;
+    let (_, count) = daemon
+        .post("/runs/crons/count", &json!({"assistant_id": AGENT_ID}))
+        .await;
     assert_eq!(count, 6);
-    let (_, all) = daemon.post("/runs/crons/search", &json!({"limit": 100})).await;
-    let created: Vec<&str> = all.as_array().expect("list").iter().map(|c| c["created_at"].as_str().unwrap_or("")).collect();
+    let (_, all) = daemon
+        .post("/runs/crons/search", &json!({"limit": 100}))
+        .await;
+    let created: Vec<&str> = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["created_at"].as_str().unwrap_or(""))
+        .collect();
     let mut sorted = created.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(created, sorted, "default order is created_at desc");
@@ -369,7 +612,10 @@ async fn everything_survives_a_restart(backend: Backend) {
     let daemon = Daemon::start(&storage).await;
     let thread_id = new_thread(&daemon).await;
     let (_, thread_cron) = daemon
-        .post(&format!("/threads/{thread_id}/runs/crons"), &json!({"assistant_id": "agent", "schedule": "*/10 * * * *", "metadata": {"k": "v"}}))
+        .post(
+            &format!("/threads/{thread_id}/runs/crons"),
+            &json!({"assistant_id": "agent", "schedule": "*/10 * * * *", "metadata": {"k": "v"}}),
+        )
         .await;
     let (_, stateless) = daemon
         .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "0 3 * * 1", "timezone": "America/New_York"}))
@@ -379,7 +625,12 @@ async fn everything_survives_a_restart(backend: Backend) {
 
     let daemon = Daemon::start(&storage).await;
     for cron in [&thread_cron, &stateless] {
-        let (status, after) = daemon.get(&format!("/runs/crons/{}", cron["cron_id"].as_str().expect("id"))).await;
+        let (status, after) = daemon
+            .get(&format!(
+                "/runs/crons/{}",
+                cron["cron_id"].as_str().expect("id")
+            ))
+            .await;
         assert_eq!((status, &after), (200, cron));
     }
     let (status, _) = daemon.get(&format!("/threads/{thread_id}")).await;

@@ -49,7 +49,9 @@ impl Summary {
         latencies.sort();
         let at = |q: f64| {
             let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-            latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            latencies
+                .get(index)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         Summary {
             name: name.to_string(),
@@ -93,9 +95,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pool_max_idle_per_host(256)
         .build()?;
     match args.command {
-        Bench::Create { count, concurrency } => {
-            create(&client, &args.url, count, concurrency).await?.print()
-        }
+        Bench::Create { count, concurrency } => create(&client, &args.url, count, concurrency)
+            .await?
+            .print(),
         Bench::Search { requests } => {
             for summary in search(&client, &args.url, requests).await? {
                 summary.print();

@@ -136,9 +136,18 @@ impl MigrationTrait for Migration {
         // the primary key, the search tie-breaker, so a page is read in index order
         // instead of sorting every matching row.
         for (name, cols) in [
-            ("idx_crons_next_run_at", vec![Crons::NextRunAt, Crons::CronId]),
-            ("idx_crons_created_at", vec![Crons::CreatedAt, Crons::CronId]),
-            ("idx_crons_updated_at", vec![Crons::UpdatedAt, Crons::CronId]),
+            (
+                "idx_crons_next_run_at",
+                vec![Crons::NextRunAt, Crons::CronId],
+            ),
+            (
+                "idx_crons_created_at",
+                vec![Crons::CreatedAt, Crons::CronId],
+            ),
+            (
+                "idx_crons_updated_at",
+                vec![Crons::UpdatedAt, Crons::CronId],
+            ),
             (
                 "idx_crons_thread_id",
                 vec![Crons::ThreadId, Crons::CreatedAt, Crons::CronId],

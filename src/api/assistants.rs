@@ -36,6 +36,17 @@ pub fn router() -> Router<AppState> {
         .route("/assistants/search", post(search))
         .route("/assistants/count", post(count))
         .route("/assistants/{assistant_id}", get(get_one))
+        .route("/assistants/{assistant_id}/versions", post(versions))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionsRequest {
+    metadata: Option<Map<String, Value>>,
+    #[serde(default = "super::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +133,35 @@ async fn get_one(
     Ok(Json(render(assistant)))
 }
 
+/// An assistant's versions. Assistants here come from the config and have one version.
+async fn versions(
+    State(state): State<AppState>,
+    Path(assistant_id): Path<String>,
+    JsonBody(request): JsonBody<VersionsRequest>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    let assistant_id = parse_uuid(&assistant_id, "assistant")?;
+    let assistant = state
+        .store
+        .get_assistant(&assistant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Assistant '{assistant_id}' not found")))?;
+    let matches = request.metadata.as_ref().is_none_or(|wanted| {
+        wanted
+            .iter()
+            .all(|(key, value)| assistant.metadata.get(key) == Some(value))
+    });
+    let mut versions = Vec::new();
+    if matches && offset == 0 && limit > 0 {
+        let mut version = render(assistant);
+        if let Value::Object(map) = &mut version {
+            map.remove("updated_at");
+        }
+        versions.push(version);
+    }
+    Ok(Json(versions))
+}
+
 /// A search on an unknown graph is a 404, as in LangGraph.
 fn filter(
     state: &AppState,
@@ -132,9 +172,15 @@ fn filter(
     if let Some(graph) = &graph_id
         && !state.config.graphs.contains_key(graph)
     {
-        let known: Vec<&String> = state.config.graphs.keys().collect();
+        let known: Vec<String> = state
+            .config
+            .graphs
+            .keys()
+            .map(|name| format!("'{name}'"))
+            .collect();
         return Err(ApiError::not_found(format!(
-            "Graph '{graph}' not found. Expected one of: {known:?}"
+            "Graph '{graph}' not found. Expected one of: [{}]",
+            known.join(", ")
         )));
     }
     Ok(AssistantFilter {

@@ -15,10 +15,9 @@ use uuid::Uuid;
 
 use entity::cron;
 
-use super::extract::{JsonBody, parse_uuid, typed};
+use super::extract::{JsonBody, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{
-    Durability, Input, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes,
-    validate_webhook,
+    Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
 };
 use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
@@ -68,7 +67,7 @@ struct CreateRequest {
     assistant_id: String,
     timezone: Option<String>,
     end_time: Option<String>,
-    input: Option<Input>,
+    input: Option<CronInput>,
     metadata: Option<Map<String, Value>>,
     config: Option<RunConfig>,
     context: Option<Map<String, Value>>,
@@ -94,7 +93,7 @@ struct PatchRequest {
     timezone: Option<String>,
     #[serde(default, deserialize_with = "present")]
     end_time: Option<Option<String>>,
-    input: Option<Input>,
+    input: Option<CronInput>,
     metadata: Option<Map<String, Value>>,
     config: Option<RunConfig>,
     context: Option<Map<String, Value>>,
@@ -107,6 +106,15 @@ struct PatchRequest {
     stream_subgraphs: Option<bool>,
     stream_resumable: Option<bool>,
     durability: Option<Durability>,
+}
+
+/// A cron's input: an object or a list of objects (narrower than a run's).
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "an object or a list of objects")]
+#[allow(dead_code)] // validated only; the raw body is the payload
+enum CronInput {
+    Object(Map<String, Value>),
+    Objects(Vec<Map<String, Value>>),
 }
 
 /// Tells an explicit `null` (Some(None)) from an absent key (None).
@@ -125,21 +133,20 @@ struct SearchRequest {
     limit: i64,
     #[serde(default)]
     offset: i64,
-    #[serde(default)]
-    sort_by: SortBy,
+    sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
     select: Option<Vec<String>>,
 }
 
+/// Like LangGraph's, count ignores keys it does not filter on (such as `enabled`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CountRequest {
     assistant_id: Option<String>,
     thread_id: Option<String>,
     metadata: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SortBy {
     CronId,
@@ -147,7 +154,6 @@ enum SortBy {
     ThreadId,
     NextRunDate,
     EndTime,
-    #[default]
     CreatedAt,
     UpdatedAt,
 }
@@ -168,7 +174,7 @@ impl From<SortBy> for CronSort {
 
 async fn create_stateless(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     create(state, None, body).await
 }
@@ -176,13 +182,14 @@ async fn create_stateless(
 async fn create_for_thread(
     State(state): State<AppState>,
     Path(thread_id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     create(state, Some(thread_id), body).await
 }
 
 async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiResult<Json<Value>> {
+    reject_nulls(&body, &[])?;
     let request: CreateRequest = typed(&body)?;
     let schedule = Schedule::parse(&request.schedule)?;
     parse_timezone(request.timezone.as_deref())?;
@@ -247,7 +254,7 @@ async fn get_one(
 async fn patch(
     State(state): State<AppState>,
     Path(cron_id): Path<String>,
-    JsonBody(body): JsonBody<Value>,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
     let changes = match body {
@@ -255,7 +262,9 @@ async fn patch(
         Value::Object(_) => return Err(ApiError::bad_request("Request body cannot be empty")),
         _ => return Err(ApiError::invalid("Request body must be a JSON object")),
     };
-    let request: PatchRequest = typed(&Value::Object(changes.clone()))?;
+    let changes_value = Value::Object(changes.clone());
+    reject_nulls(&changes_value, &["end_time"])?;
+    let request: PatchRequest = typed(&changes_value)?;
     let new_schedule = request
         .schedule
         .as_deref()
@@ -346,10 +355,17 @@ async fn search(
         enabled: request.enabled,
         metadata: request.metadata,
     };
-    let order = request.sort_order.map_or(SortOrder::Desc, SortOrder::from);
+    // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
+    let sort = match request.sort_by {
+        Some(by) => (
+            by.into(),
+            request.sort_order.map_or(SortOrder::Desc, SortOrder::from),
+        ),
+        None => (CronSort::CreatedAt, SortOrder::Desc),
+    };
     let page = state
         .store
-        .search_crons(&filter, (request.sort_by.into(), order), limit, offset)
+        .search_crons(&filter, sort, limit, offset)
         .await?;
     Ok(page_response(page, render, &request.select))
 }
@@ -443,7 +459,7 @@ pub fn render(cron: cron::Model) -> Value {
         "timezone": cron.timezone,
         "created_at": iso(cron.created_at),
         "updated_at": iso(cron.updated_at),
-        "user_id": cron.user_id,
+        "user_id": cron.user_id.unwrap_or_default(),
         "payload": object_or_empty(&cron.payload),
         "next_run_date": cron.next_run_at.map(iso),
         "metadata": object_or_empty(&cron.metadata),

@@ -43,7 +43,7 @@ impl ApiError {
 impl From<store::Error> for ApiError {
     fn from(err: store::Error) -> Self {
         match err {
-            store::Error::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            store::Error::NotFound(detail) => ApiError::not_found(detail),
             store::Error::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, detail),
             store::Error::Db(db) => {
                 tracing::error!(error = %db, "database error");

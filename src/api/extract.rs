@@ -10,10 +10,23 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 
-/// A JSON body. An empty body reads as `{}` (the SDK sends no body for some calls).
+/// A JSON body whose top-level keys may not be `null` (LangGraph's schemas refuse them).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawJson(value) = RawJson::from_request(req, state).await?;
+        reject_nulls(&value, &[])?;
+        typed(&value).map(JsonBody)
+    }
+}
+
+/// A JSON body as a value, for handlers that keep the body itself (a cron's payload).
+pub struct RawJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -25,21 +38,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::new(status, rejection.body_text())
             }
         })?;
-        parse_json(&bytes).map(JsonBody)
+        parse_value(&bytes).map(RawJson)
     }
 }
 
-/// Parses a JSON body: bad syntax is "Invalid JSON", bad content names the field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value = parse_value(bytes)?;
-    typed(&value)
+/// Refuses top-level `null`s except for the keys where null means something (`allowed`).
+pub fn reject_nulls(value: &serde_json::Value, allowed: &[&str]) -> Result<(), ApiError> {
+    if let serde_json::Value::Object(map) = value
+        && let Some((key, _)) = map
+            .iter()
+            .find(|(key, v)| v.is_null() && !allowed.contains(&key.as_str()))
+    {
+        return Err(ApiError::invalid(format!("{key}: null is not allowed")));
+    }
+    Ok(())
 }
 
-/// Parses a JSON body into a value (whitespace only reads as `{}`).
+/// Parses a JSON body into a value; bad syntax (or no body) is "Invalid JSON".
 pub fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(serde_json::Map::new()));
-    }
     serde_json::from_slice(bytes).map_err(|_| ApiError::invalid("Invalid JSON in request body"))
 }
 
@@ -97,28 +113,35 @@ mod tests {
         limit: Option<u32>,
     }
 
-    #[test]
-    fn empty_body_is_an_empty_object() {
-        let sample: Sample = parse_json(b"").expect("empty is {}");
-        assert_eq!(sample.limit, None);
+    fn parse(bytes: &[u8]) -> Result<Sample, ApiError> {
+        let value = parse_value(bytes)?;
+        reject_nulls(&value, &[])?;
+        typed(&value)
     }
 
     #[test]
     fn syntax_and_field_errors_are_told_apart() {
-        let err = parse_json::<Sample>(b"{not json").unwrap_err();
+        assert_eq!(
+            parse(b"").unwrap_err().detail,
+            "Invalid JSON in request body"
+        );
+        let err = parse(b"{not json").unwrap_err();
         assert_eq!(err.detail, "Invalid JSON in request body");
-        let err = parse_json::<Sample>(br#"{"limit": "ten"}"#).unwrap_err();
+        let err = parse(br#"{"limit": "ten"}"#).unwrap_err();
         assert!(
             err.detail.starts_with("limit: invalid type"),
             "{}",
             err.detail
         );
-        let err = parse_json::<Sample>(br#"{"limitt": 1}"#).unwrap_err();
+        let err = parse(br#"{"limitt": 1}"#).unwrap_err();
         assert!(
             err.detail.contains("unknown field `limitt`"),
             "{}",
             err.detail
         );
+        let err = parse(br#"{"limit": null}"#).unwrap_err();
+        assert_eq!(err.detail, "limit: null is not allowed");
+        assert_eq!(parse(b"{}").expect("empty object").limit, None);
     }
 
     #[test]

@@ -87,9 +87,6 @@ impl<'de> Deserialize<'de> for Nodes {
     }
 }
 
-/// A run's `input`: LangGraph takes any JSON value.
-pub type Input = Value;
-
 /// `config`: tags, recursion_limit, configurable, and other keys passed through.
 #[allow(dead_code)] // validated now; read by the run executors
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -259,27 +259,41 @@ async fn count(
     Ok(Json(state.store.count_threads(&filter).await?))
 }
 
-/// The thread's state: the values of its last successful run.
+/// The thread's state: the values of its last successful run (LangGraph's empty
+/// snapshot before any).
 async fn state(
     State(state): State<AppState>,
     Path(thread_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let thread = state.store.get_thread(&thread_id).await?;
-    Ok(Json(json!({
-        "values": thread.values.clone().unwrap_or_else(|| json!({})),
-        "next": [],
-        "tasks": [],
-        "checkpoint": {
-            "thread_id": thread.thread_id,
-            "checkpoint_ns": "",
+    let snapshot = match thread.values {
+        None => json!({
+            "values": {},
+            "next": [],
+            "tasks": [],
+            "metadata": null,
+            "created_at": null,
+            "checkpoint": null,
+            "parent_checkpoint": null,
+            "interrupts": [],
             "checkpoint_id": null,
-        },
-        "metadata": {},
-        "created_at": thread.values.as_ref().map(|_| iso(thread.state_updated_at)),
-        "parent_checkpoint": null,
-        "interrupts": [],
-    })))
+            "parent_checkpoint_id": null,
+        }),
+        Some(values) => json!({
+            "values": values,
+            "next": [],
+            "tasks": [],
+            "metadata": {},
+            "created_at": iso(thread.state_updated_at),
+            "checkpoint": {"thread_id": thread.thread_id, "checkpoint_ns": "", "checkpoint_id": null},
+            "parent_checkpoint": null,
+            "interrupts": [],
+            "checkpoint_id": null,
+            "parent_checkpoint_id": null,
+        }),
+    };
+    Ok(Json(snapshot))
 }
 
 pub fn render(thread: thread::Model) -> Value {
@@ -292,6 +306,5 @@ pub fn render(thread: thread::Model) -> Value {
         "status": thread.status,
         "config": {},
         "values": thread.values,
-        "interrupts": {},
     })
 }

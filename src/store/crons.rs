@@ -1,5 +1,6 @@
 //! Crons: stored schedules with the run payload they fire with.
 
+use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -40,7 +41,9 @@ impl Store {
                 .await?
                 .is_none()
         {
-            return Err(Error::NotFound(format!("Thread with ID '{thread_id}'")));
+            return Err(Error::NotFound(format!(
+                "Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread hasn't been deleted or expired."
+            )));
         }
         let model = cron.into_active_model().reset_all().insert(&txn).await?;
         txn.commit().await?;
@@ -90,9 +93,23 @@ impl Store {
         offset: u64,
     ) -> Result<Page<cron::Model>> {
         let (by, order) = sort;
-        let mut rows = Crons::find()
-            .filter(self.cron_condition(filter))
-            .order_by(sort_column(by), order.into())
+        let column = sort_column(by);
+        let mut query = Crons::find().filter(self.cron_condition(filter));
+        query = if matches!(
+            by,
+            CronSort::ThreadId | CronSort::EndTime | CronSort::NextRunDate
+        ) {
+            // Missing values sort as the largest on both backends (PostgreSQL's default;
+            // SQLite would put them first), as LangGraph orders them.
+            let nulls = match order {
+                SortOrder::Asc => NullOrdering::Last,
+                SortOrder::Desc => NullOrdering::First,
+            };
+            query.order_by_with_nulls(column, order.into(), nulls)
+        } else {
+            query.order_by(column, order.into())
+        };
+        let mut rows = query
             .order_by(Column::CronId, order.into())
             .limit(limit + 1)
             .offset(offset)
@@ -133,7 +150,7 @@ impl Store {
 }
 
 fn not_found(cron_id: &str) -> Error {
-    Error::NotFound(format!("Cron '{cron_id}'"))
+    Error::NotFound(format!("Cron '{cron_id}' not found"))
 }
 
 fn sort_column(by: CronSort) -> Column {

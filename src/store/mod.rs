@@ -16,7 +16,8 @@ use migration::{Migrator, MigratorTrait};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0} not found")]
+    /// The message says what was not found, in LangGraph's words.
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),

@@ -73,7 +73,7 @@ impl Store {
         Threads::find_by_id(thread_id.to_string())
             .one(&self.read)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("Thread with ID {thread_id}")))
+            .ok_or_else(|| thread_not_found(thread_id))
     }
 
     /// Merges `metadata` into the thread's metadata.
@@ -86,7 +86,7 @@ impl Store {
         let current = Threads::find_by_id(thread_id.to_string())
             .one(&txn)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("Thread with ID {thread_id}")))?;
+            .ok_or_else(|| thread_not_found(thread_id))?;
         let mut merged = match &current.metadata {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
@@ -106,7 +106,7 @@ impl Store {
             .exec(&self.write)
             .await?;
         if result.rows_affected == 0 {
-            return Err(Error::NotFound(format!("Thread with ID {thread_id}")));
+            return Err(thread_not_found(thread_id));
         }
         Ok(())
     }
@@ -120,7 +120,7 @@ impl Store {
     ) -> Result<Page<thread::Model>> {
         let (column, order) = match sort {
             Some((by, order)) => (sort_column(by), order),
-            None => (Column::CreatedAt, SortOrder::Desc),
+            None => (Column::UpdatedAt, SortOrder::Desc),
         };
         let mut rows = Threads::find()
             .filter(self.thread_condition(filter))
@@ -172,4 +172,8 @@ fn sort_column(by: ThreadSort) -> Column {
         ThreadSort::UpdatedAt => Column::UpdatedAt,
         ThreadSort::StateUpdatedAt => Column::StateUpdatedAt,
     }
+}
+
+fn thread_not_found(thread_id: &str) -> Error {
+    Error::NotFound(format!("Thread with ID {thread_id} not found"))
 }

@@ -42,9 +42,15 @@ fn run_as() -> Option<(u32, u32)> {
         return None;
     }
     let output = Command::new("id").args(["-u", "postgres"]).output().ok()?;
-    let uid = String::from_utf8_lossy(&output.stdout).trim().parse().ok()?;
+    let uid = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .ok()?;
     let output = Command::new("id").args(["-g", "postgres"]).output().ok()?;
-    let gid = String::from_utf8_lossy(&output.stdout).trim().parse().ok()?;
+    let gid = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .ok()?;
     Some((uid, gid))
 }
 
@@ -125,9 +131,7 @@ impl PgServer {
                 std::thread::park();
             }
         });
-        rx.recv()
-            .expect("pg spawn thread")
-            .expect("spawn postgres");
+        rx.recv().expect("pg spawn thread").expect("spawn postgres");
 
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

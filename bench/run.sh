@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Cron API benchmark: cronhook (release build, SQLite) and the LangGraph reference server
+# (`langgraph dev`), measured in the same run with the same client (cronhook-bench).
+#
+#   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~15 min)
+#   FILL_TO=100000 bench/run.sh  stop filling at 100k
+#
+# Prints one JSON line per measurement. Loopback only. Not part of CI.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+FILL_TO="${FILL_TO:-1000000}"
+SEQ="${SEQ:-1000}"
+CONC="${CONC:-2000}"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+label() { sed "s/^{/{\"server\":\"$1\",\"stored\":$2,/"; }
+
+cargo build --release --quiet -p cronhook -p cronhook-bench
+BENCH="$ROOT/target/release/cronhook-bench"
+work="$(mktemp -d)"
+ch_port="$(free_port)"
+ref_port="$(free_port)"
+cleanup() {
+  kill "${ch_pid:-}" 2>/dev/null || true
+  scripts/reference-server.sh stop "$ref_port" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+target/release/cronhook --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>"$work/cronhook.log" &
+ch_pid=$!
+scripts/venv.sh --reference
+ref_pid="$(scripts/reference-server.sh "$ref_port")"
+until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
+
+echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
+for server in cronhook reference; do
+  if [[ $server == cronhook ]]; then url="http://127.0.0.1:$ch_port"; else url="http://127.0.0.1:$ref_port"; fi
+  "$BENCH" --url "$url" create --count "$SEQ" --concurrency 1 | label "$server" 0
+  "$BENCH" --url "$url" create --count "$CONC" --concurrency 32 | label "$server" "$SEQ"
+  stored=$((SEQ + CONC))
+  "$BENCH" --url "$url" search --requests 200 | label "$server" "$stored"
+done
+echo "{\"server\":\"reference\",\"stored\":$((SEQ + CONC)),\"rss_mb\":$(rss_mb "$ref_pid")}"
+
+url="http://127.0.0.1:$ch_port"
+stored=$((SEQ + CONC))
+for goal in 100000 1000000; do
+  ((goal <= FILL_TO)) || break
+  "$BENCH" --url "$url" create --count $((goal - stored)) --concurrency 32 | label cronhook "$stored"
+  stored=$goal
+  "$BENCH" --url "$url" search --requests 500 | label cronhook "$stored"
+  echo "{\"server\":\"cronhook\",\"stored\":$stored,\"rss_mb\":$(rss_mb "$ch_pid"),\"db_mb\":$(du -sm "$work" | cut -f1)}"
+done
+# A restart with everything stored: time until /ok answers, and RSS when idle.
+kill "$ch_pid"; wait "$ch_pid" 2>/dev/null || true
+started=$(date +%s%N)
+target/release/cronhook --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>>"$work/cronhook.log" &
+ch_pid=$!
+until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok" 2>/dev/null; do sleep 0.01; done
+echo "{\"server\":\"cronhook\",\"stored\":$stored,\"restart_to_ok_ms\":$(( ($(date +%s%N) - started) / 1000000 )),\"rss_mb\":$(rss_mb "$ch_pid")}"

@@ -201,24 +201,20 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
     if let Some(webhook) = &request.webhook {
         validate_webhook(webhook)?;
     }
-    let assistant = state
-        .store
-        .resolve_assistant(&request.assistant_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
-        })?;
+    let assistant_id = state.assistant_id(&request.assistant_id).ok_or_else(|| {
+        ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
+    })?;
 
     let cron_id = Uuid::now_v7().to_string();
     let mut payload = body;
-    payload["assistant_id"] = json!(assistant.assistant_id);
+    payload["assistant_id"] = json!(assistant_id);
     set_configurable_cron_id(&mut payload, &cron_id);
 
     let now = now_ms();
     let stateless = thread_id.is_none();
     let mut cron = cron::Model {
         cron_id,
-        assistant_id: assistant.assistant_id,
+        assistant_id,
         thread_id,
         user_id: None,
         schedule: request.schedule,

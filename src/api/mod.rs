@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
 pub use error::{ApiError, ApiResult};
 
@@ -28,6 +29,19 @@ pub use error::{ApiError, ApiResult};
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// The id of the assistant named by `id_or_graph` (an assistant id or a graph name).
+    /// Assistants are exactly the configured graphs, so no query is needed.
+    pub fn assistant_id(&self, id_or_graph: &str) -> Option<String> {
+        let wanted = uuid::Uuid::parse_str(id_or_graph).ok();
+        self.config.graphs.keys().find_map(|graph| {
+            let id = assistant_id_for_graph(graph);
+            (wanted == Some(id) || (wanted.is_none() && graph == id_or_graph))
+                .then(|| id.to_string())
+        })
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -78,15 +78,6 @@ impl Store {
             .await?)
     }
 
-    /// An assistant by id, or the default assistant of a graph by graph name.
-    pub async fn resolve_assistant(&self, id_or_graph: &str) -> Result<Option<assistant::Model>> {
-        let id = match Uuid::parse_str(id_or_graph) {
-            Ok(uuid) => uuid.to_string(),
-            Err(_) => assistant_id_for_graph(id_or_graph).to_string(),
-        };
-        self.get_assistant(&id).await
-    }
-
     pub async fn search_assistants(
         &self,
         filter: &AssistantFilter,

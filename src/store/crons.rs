@@ -1,5 +1,6 @@
 //! Crons: stored schedules with the run payload they fire with.
 
+use sea_orm::SqlErr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -8,7 +9,6 @@ use sea_orm::{
 use serde_json::{Map, Value};
 
 use entity::cron::{self, Column, Entity as Crons};
-use entity::thread::Entity as Threads;
 
 use super::{Error, Page, Result, SortOrder, Store};
 
@@ -32,22 +32,22 @@ pub struct CronFilter {
 }
 
 impl Store {
-    /// Stores a new cron. A thread cron's thread must exist.
+    /// Stores a new cron. A thread cron's thread must exist (the foreign key checks it, so
+    /// the insert is one statement, not a read-then-write transaction).
     pub async fn create_cron(&self, cron: cron::Model) -> Result<cron::Model> {
-        let txn = self.write.begin().await?;
-        if let Some(thread_id) = &cron.thread_id
-            && Threads::find_by_id(thread_id.clone())
-                .one(&txn)
-                .await?
-                .is_none()
-        {
-            return Err(Error::NotFound(format!(
-                "Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread hasn't been deleted or expired."
-            )));
-        }
-        let model = cron.into_active_model().reset_all().insert(&txn).await?;
-        txn.commit().await?;
-        Ok(model)
+        let thread_id = cron.thread_id.clone();
+        cron.into_active_model()
+            .reset_all()
+            .insert(&self.write)
+            .await
+            .map_err(|err| match (err.sql_err(), thread_id) {
+                (Some(SqlErr::ForeignKeyConstraintViolation(_)), Some(thread_id)) => {
+                    Error::NotFound(format!(
+                        "Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread hasn't been deleted or expired."
+                    ))
+                }
+                _ => Error::Db(err),
+            })
     }
 
     pub async fn get_cron(&self, cron_id: &str) -> Result<cron::Model> {

@@ -4,4 +4,6 @@
 
 pub mod assistant;
 pub mod cron;
+pub mod delivery;
+pub mod run;
 pub mod thread;

@@ -3,6 +3,7 @@
 
 pub mod assistants;
 pub mod crons;
+pub mod runs;
 pub mod threads;
 
 use std::time::Duration;

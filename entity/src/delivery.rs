@@ -1,0 +1,33 @@
+//! The outbox: one row per webhook to call, written in the same transaction that gives a run
+//! its terminal status, so no completion is ever lost between the two.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhook_deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub delivery_id: String,
+    pub run_id: String,
+    pub thread_id: String,
+    pub cron_id: Option<String>,
+    pub url: String,
+    /// The run as it ended: the webhook body (minus `webhook_sent_at`, set per attempt).
+    #[sea_orm(column_type = "JsonBinary")]
+    pub payload: Json,
+    /// pending | delivered | failed
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

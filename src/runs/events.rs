@@ -1,0 +1,152 @@
+//! Live events of running runs, in memory: what `stream` and `join_stream` clients read.
+//!
+//! Each run has a buffer (for clients that join late or resume with `Last-Event-ID`) and a
+//! broadcast channel. A run's buffer is kept for a while after it ends, then dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// How long a finished run's events stay available for joins and resumes.
+const KEEP_AFTER_END: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// One SSE event: `id` counts from 0 per run.
+    Event { id: u64, event: String, data: Value },
+    /// The run ended: no more events.
+    End,
+}
+
+struct Channel {
+    events: Vec<Frame>,
+    sender: broadcast::Sender<Frame>,
+    ended_at: Option<Instant>,
+}
+
+impl Channel {
+    fn new() -> Channel {
+        Channel {
+            events: Vec::new(),
+            sender: broadcast::channel(1024).0,
+            ended_at: None,
+        }
+    }
+}
+
+/// What a subscriber gets: the events so far (after `after`), then the live feed.
+pub struct Subscription {
+    pub replay: Vec<Frame>,
+    pub live: Option<broadcast::Receiver<Frame>>,
+}
+
+#[derive(Clone, Default)]
+pub struct EventHub {
+    runs: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl EventHub {
+    pub fn new() -> EventHub {
+        EventHub::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Channel>) -> R) -> R {
+        let mut runs = self
+            .runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut runs)
+    }
+
+    /// Makes the run's channel exist (so events are kept from the first one on).
+    pub fn open(&self, run_id: &str) {
+        self.with(|runs| {
+            runs.entry(run_id.to_string()).or_insert_with(Channel::new);
+        });
+    }
+
+    pub fn publish(&self, run_id: &str, event: &str, data: Value) {
+        self.with(|runs| {
+            let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
+            let frame = Frame::Event {
+                id: channel.events.len() as u64,
+                event: event.to_string(),
+                data,
+            };
+            channel.events.push(frame.clone());
+            let _ = channel.sender.send(frame);
+        });
+    }
+
+    /// Marks the run ended and wakes every subscriber.
+    pub fn end(&self, run_id: &str) {
+        self.with(|runs| {
+            let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
+            if channel.ended_at.is_none() {
+                channel.ended_at = Some(Instant::now());
+                channel.events.push(Frame::End);
+                let _ = channel.sender.send(Frame::End);
+            }
+        });
+    }
+
+    /// Events after id `after` (all when None), then the live feed unless the run ended.
+    /// None when this process knows nothing of the run.
+    pub fn subscribe(&self, run_id: &str, after: Option<u64>) -> Option<Subscription> {
+        self.with(|runs| {
+            let channel = runs.get(run_id)?;
+            let replay = channel
+                .events
+                .iter()
+                .filter(|frame| match (frame, after) {
+                    (Frame::Event { id, .. }, Some(after)) => *id > after,
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            let live = channel
+                .ended_at
+                .is_none()
+                .then(|| channel.sender.subscribe());
+            Some(Subscription { replay, live })
+        })
+    }
+
+    /// Drops finished runs' events once nobody can still need them.
+    pub fn sweep(&self) {
+        self.with(|runs| {
+            runs.retain(|_, channel| {
+                channel
+                    .ended_at
+                    .is_none_or(|ended| ended.elapsed() < KEEP_AFTER_END)
+            });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn late_subscribers_replay_then_follow() {
+        let hub = EventHub::new();
+        hub.open("r");
+        hub.publish("r", "values", json!({"a": 1}));
+        let mut sub = hub.subscribe("r", None).expect("known run");
+        assert_eq!(sub.replay.len(), 1);
+        hub.publish("r", "updates", json!({"b": 2}));
+        hub.end("r");
+        let mut live = sub.live.take().expect("still running");
+        assert!(matches!(live.recv().await, Ok(Frame::Event { id: 1, .. })));
+        assert_eq!(live.recv().await.ok(), Some(Frame::End));
+        let resumed = hub.subscribe("r", Some(0)).expect("kept after end");
+        assert_eq!(resumed.replay.len(), 2, "event 1 and the end");
+        assert!(resumed.live.is_none());
+        assert!(hub.subscribe("unknown", None).is_none());
+    }
+}

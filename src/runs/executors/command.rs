@@ -1,0 +1,145 @@
+//! `command` graphs: a local program. The run's JSON goes to stdin; the last JSON object on
+//! stdout is the output values and the lines before it stream as `custom` events; stderr is
+//! kept (its tail) for the error message. The program runs in its own process group, which
+//! is killed whole on timeout or cancel, so no orphan survives it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use super::{Emitter, Failure, RunInput};
+
+/// How much of stderr is kept for the error message.
+const STDERR_TAIL: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct CommandGraph {
+    pub argv: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+}
+
+/// Kills the whole process group when the run ends or is abandoned (timeout, cancel).
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: killpg on the group we created for this child; ESRCH if it is gone.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl CommandGraph {
+    pub async fn run(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+        let Some((program, args)) = self.argv.split_first() else {
+            return Err(Failure::error("CommandError", "the graph has no command"));
+        };
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(&self.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command.spawn().map_err(|err| {
+            Failure::error("CommandError", format!("cannot start `{program}`: {err}"))
+        })?;
+        let _group = GroupGuard(child.id().map(|pid| pid as i32));
+
+        let mut stdin = child.stdin.take();
+        let body = run.as_json().to_string();
+        let writer = async move {
+            if let Some(stdin) = stdin.as_mut() {
+                // A program that ignores stdin closes it early: not an error of the run.
+                let _ = stdin.write_all(body.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            }
+            drop(stdin);
+        };
+        let mut stderr = child.stderr.take();
+        let stderr_reader = async move {
+            let mut buffer = Vec::new();
+            if let Some(stderr) = stderr.as_mut() {
+                let _ = stderr.read_to_end(&mut buffer).await;
+            }
+            let start = buffer.len().saturating_sub(STDERR_TAIL);
+            String::from_utf8_lossy(&buffer[start..]).trim().to_string()
+        };
+        let stdout = child.stdout.take();
+        let stdout_reader = async move {
+            let mut output: Option<Value> = None;
+            if let Some(stdout) = stdout {
+                let mut lines = BufReader::new(stdout).lines();
+                // A line is known not to be the last JSON object only when another follows.
+                let mut held: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(previous) = held.take() {
+                        events.emit("custom", as_event(&previous));
+                    }
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    held = Some(line);
+                }
+                if let Some(last) = held {
+                    match serde_json::from_str::<Value>(&last) {
+                        Ok(value @ Value::Object(_)) => output = Some(value),
+                        _ => events.emit("custom", as_event(&last)),
+                    }
+                }
+            }
+            output
+        };
+        let work = async {
+            let ((), tail, output) = tokio::join!(writer, stderr_reader, stdout_reader);
+            let status = child.wait().await;
+            (status, tail, output)
+        };
+        let (status, tail, output) = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .map_err(|_| Failure::timeout(limit))?,
+            None => work.await,
+        };
+        let status = status.map_err(|err| {
+            Failure::error("CommandError", format!("waiting for `{program}`: {err}"))
+        })?;
+        if !status.success() {
+            let code = status.code().map_or_else(
+                || "killed by a signal".to_string(),
+                |c| format!("exit code {c}"),
+            );
+            let message = if tail.is_empty() {
+                format!("`{program}` failed with {code}")
+            } else {
+                format!("`{program}` failed with {code}: {tail}")
+            };
+            return Err(Failure::error("CommandError", message));
+        }
+        output.ok_or_else(|| {
+            Failure::error(
+                "CommandError",
+                format!("`{program}` printed no JSON object on its last line of output"),
+            )
+        })
+    }
+}
+
+fn as_event(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_string()))
+}

@@ -1,0 +1,134 @@
+//! `langgraph` graphs: the run executes on an upstream LangGraph / Agent Protocol server.
+//! The thread is mirrored there (same id), the upstream stream is relayed event by event,
+//! and its final values and errors are mapped back.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::{Emitter, Failure, RunInput};
+
+#[derive(Debug, Clone)]
+pub struct LanggraphGraph {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub assistant_id: String,
+    pub api_key: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+impl LanggraphGraph {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(key) = &self.api_key {
+            request = request.header("x-api-key", key);
+        }
+        request
+    }
+
+    pub async fn run(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+        let work = self.relay(run, events);
+        match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .map_err(|_| Failure::timeout(limit))?,
+            None => work.await,
+        }
+    }
+
+    async fn relay(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+        let response = self
+            .request(reqwest::Method::POST, "/threads")
+            .json(&json!({"thread_id": run.thread_id, "if_exists": "do_nothing"}))
+            .send()
+            .await
+            .map_err(|err| upstream(format!("creating the thread: {err}")))?;
+        if !response.status().is_success() {
+            return Err(upstream(format!(
+                "creating the thread answered {}",
+                response.status()
+            )));
+        }
+
+        let mut modes: Vec<String> = run.stream_modes.clone();
+        if !modes.iter().any(|m| m == "values") {
+            modes.push("values".into());
+        }
+        let mut body = Map::new();
+        body.insert("assistant_id".into(), json!(self.assistant_id));
+        body.insert("input".into(), run.input.clone());
+        body.insert("stream_mode".into(), json!(modes));
+        for (key, value) in [
+            ("config", &run.config),
+            ("context", &run.context),
+            ("metadata", &run.metadata),
+        ] {
+            if value.as_object().is_some_and(|m| !m.is_empty()) {
+                body.insert(key.into(), value.clone());
+            }
+        }
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/threads/{}/runs/stream", run.thread_id),
+            )
+            .json(&Value::Object(body))
+            .send()
+            .await
+            .map_err(|err| upstream(format!("starting the run: {err}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(upstream(format!(
+                "starting the run answered {status}: {text}"
+            )));
+        }
+
+        let mut last_values: Option<Value> = None;
+        let mut stream = response.bytes_stream().eventsource();
+        while let Some(event) = stream.next().await {
+            let event = event.map_err(|err| upstream(format!("reading the stream: {err}")))?;
+            let data: Value =
+                serde_json::from_str(&event.data).unwrap_or(Value::String(event.data));
+            match event.event.as_str() {
+                "metadata" => {}
+                "error" => {
+                    return Err(Failure {
+                        timed_out: false,
+                        error: match data {
+                            Value::Object(_) => data,
+                            other => json!({"error": "UpstreamError", "message": other}),
+                        },
+                    });
+                }
+                "values" => {
+                    events.emit("values", data.clone());
+                    last_values = Some(data);
+                }
+                name => events.emit(name, data),
+            }
+        }
+        match last_values {
+            Some(values) => Ok(values),
+            None => self.thread_values(&run.thread_id).await,
+        }
+    }
+
+    async fn thread_values(&self, thread_id: &str) -> Result<Value, Failure> {
+        let state: Value = self
+            .request(reqwest::Method::GET, &format!("/threads/{thread_id}/state"))
+            .send()
+            .await
+            .map_err(|err| upstream(format!("reading the state: {err}")))?
+            .json()
+            .await
+            .map_err(|err| upstream(format!("reading the state: {err}")))?;
+        Ok(state.get("values").cloned().unwrap_or(Value::Null))
+    }
+}
+
+fn upstream(message: String) -> Failure {
+    Failure::error("UpstreamError", message)
+}

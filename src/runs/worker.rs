@@ -1,0 +1,279 @@
+//! The worker pool: claim, execute, finish; renew leases; recover runs whose worker died.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use entity::run;
+
+use super::Control;
+use super::events::EventHub;
+use super::executors::{Emitter, Executor, Failure, RunInput};
+use super::payload::webhook_payload;
+use crate::store::Store;
+use crate::store::runs::{Completion, Lease, Outcome};
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Runs executing at once in this process.
+    pub concurrency: usize,
+    /// A claimed run is re-queued this long after its worker stops renewing.
+    pub lease: Duration,
+    /// How often leases are renewed (and cancels from other replicas noticed).
+    pub renew_every: Duration,
+    /// How often the store is polled for runs queued elsewhere or delayed.
+    pub poll_every: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            concurrency: 64,
+            lease: Duration::from_secs(30),
+            renew_every: Duration::from_secs(2),
+            poll_every: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A graph known to this process: its name and how it runs.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub graph_id: String,
+    pub executor: Executor,
+}
+
+pub struct Runner {
+    store: Store,
+    hub: EventHub,
+    control: Control,
+    /// Graphs by assistant id.
+    graphs: HashMap<String, Graph>,
+    settings: RunnerSettings,
+    worker_id: String,
+}
+
+impl Runner {
+    pub fn new(
+        store: Store,
+        hub: EventHub,
+        control: Control,
+        graphs: HashMap<String, Graph>,
+        settings: RunnerSettings,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            store,
+            hub,
+            control,
+            graphs,
+            settings,
+            worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
+        })
+    }
+
+    /// Runs the claim loop, the lease loop and the recovery loop until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let leases = tokio::spawn(self.clone().lease_loop(shutdown.clone()));
+        let recovery = tokio::spawn(self.clone().recovery_loop(shutdown.clone()));
+        self.claim_loop(shutdown).await;
+        let _ = leases.await;
+        let _ = recovery.await;
+    }
+
+    async fn claim_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
+        loop {
+            let free = permits.available_permits() as u64;
+            let mut claimed_all = false;
+            if free > 0 {
+                let batch = free.min(64);
+                match self
+                    .store
+                    .claim_runs(
+                        &self.worker_id,
+                        batch,
+                        self.settings.lease.as_millis() as i64,
+                    )
+                    .await
+                {
+                    Ok(runs) => {
+                        claimed_all = runs.len() as u64 == batch;
+                        for run in runs {
+                            let Ok(permit) = permits.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let runner = self.clone();
+                            tokio::spawn(async move {
+                                runner.execute(run).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(err) => tracing::error!(error = %err, "claiming runs failed"),
+                }
+            }
+            if claimed_all {
+                continue;
+            }
+            tokio::select! {
+                _ = self.control.woken() => {}
+                _ = tokio::time::sleep(self.settings.poll_every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn lease_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.renew_every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let tracked = self.control.tracked();
+            let ids: Vec<String> = tracked.iter().map(|(id, _)| id.clone()).collect();
+            match self
+                .store
+                .renew_leases(
+                    &self.worker_id,
+                    &ids,
+                    self.settings.lease.as_millis() as i64,
+                )
+                .await
+            {
+                Ok(leases) => {
+                    for (run_id, lease) in leases {
+                        if lease != Lease::Held
+                            && let Some((_, token)) = tracked.iter().find(|(id, _)| *id == run_id)
+                        {
+                            token.cancel();
+                        }
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "renewing run leases failed"),
+            }
+            self.hub.sweep();
+        }
+    }
+
+    async fn recovery_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.lease / 4) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match self.store.recover_expired_runs(completion).await {
+                Ok(0) => {}
+                Ok(_) => self.control.wake(),
+                Err(err) => tracing::error!(error = %err, "recovering runs failed"),
+            }
+        }
+    }
+
+    async fn execute(self: Arc<Self>, run: run::Model) {
+        let run_id = run.run_id.clone();
+        let cancel = self.control.track(&run_id);
+        self.hub.open(&run_id);
+        self.hub.publish(
+            &run_id,
+            "metadata",
+            json!({"run_id": run_id, "attempt": run.attempt}),
+        );
+        let outcome = self.outcome(&run, cancel).await;
+        match self
+            .store
+            .finish_run(&run_id, &self.worker_id, outcome, completion)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!(%run_id, "run lease lost before it finished"),
+            Err(err) => tracing::error!(%run_id, error = %err, "finishing run failed"),
+        }
+        self.hub.end(&run_id);
+        self.control.untrack(&run_id);
+    }
+
+    async fn outcome(&self, run: &run::Model, cancel: CancellationToken) -> Outcome {
+        let Some(graph) = self.graphs.get(&run.assistant_id) else {
+            return self.failed(
+                run,
+                Failure::error(
+                    "GraphNotFound",
+                    format!(
+                        "assistant {} has no graph in this configuration",
+                        run.assistant_id
+                    ),
+                ),
+            );
+        };
+        let values = match self.store.get_thread(&run.thread_id).await {
+            Ok(thread) => thread.values.unwrap_or(Value::Null),
+            Err(err) => return self.failed(run, Failure::error("ThreadError", err.to_string())),
+        };
+        let input = run_input(run, graph, values);
+        let events = Emitter::new(
+            self.hub.clone(),
+            run.run_id.clone(),
+            input.stream_modes.clone(),
+        );
+        let result = tokio::select! {
+            result = graph.executor.execute(&input, &events) => result,
+            _ = cancel.cancelled() => return Outcome::Interrupted,
+        };
+        match result {
+            Ok(values) => Outcome::Success { values },
+            Err(failure) => self.failed(run, failure),
+        }
+    }
+
+    fn failed(&self, run: &run::Model, failure: Failure) -> Outcome {
+        tracing::info!(run_id = %run.run_id, error = %failure.error, "run failed");
+        self.hub
+            .publish(&run.run_id, "error", failure.error.clone());
+        if failure.timed_out {
+            Outcome::Timeout {
+                error: failure.error,
+            }
+        } else {
+            Outcome::Error {
+                error: failure.error,
+            }
+        }
+    }
+}
+
+/// The outbox row for a finished run that asked for a webhook.
+fn completion(run: &run::Model) -> Option<Completion> {
+    let url = run.kwargs.get("webhook")?.as_str()?.to_string();
+    Some(Completion {
+        url,
+        payload: webhook_payload(run),
+    })
+}
+
+fn run_input(run: &run::Model, graph: &Graph, values: Value) -> RunInput {
+    let kwarg = |key: &str| run.kwargs.get(key).cloned().unwrap_or(Value::Null);
+    let stream_modes = match run.kwargs.get("stream_mode") {
+        Some(Value::Array(modes)) => modes
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(mode)) => vec![mode.clone()],
+        _ => vec!["values".to_string()],
+    };
+    RunInput {
+        run_id: run.run_id.clone(),
+        thread_id: run.thread_id.clone(),
+        assistant_id: run.assistant_id.clone(),
+        graph_id: graph.graph_id.clone(),
+        input: kwarg("input"),
+        config: kwarg("config"),
+        context: kwarg("context"),
+        metadata: run.metadata.clone(),
+        stream_modes,
+        values,
+    }
+}

@@ -1,0 +1,608 @@
+//! Runs as a durable queue: created `pending` in the request's transaction, claimed by
+//! workers under a lease, finished in one transaction that also updates the thread and
+//! writes the webhook outbox row.
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use entity::delivery;
+use entity::run::{self, Column, Entity as Runs};
+use entity::thread::{self, Entity as Threads};
+
+use super::{Error, Page, Result, Store};
+use crate::time::{Millis, now_ms};
+
+pub const PENDING: &str = "pending";
+pub const RUNNING: &str = "running";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Multitask {
+    Reject,
+    Rollback,
+    Interrupt,
+    Enqueue,
+}
+
+impl Multitask {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Multitask::Reject => "reject",
+            Multitask::Rollback => "rollback",
+            Multitask::Interrupt => "interrupt",
+            Multitask::Enqueue => "enqueue",
+        }
+    }
+}
+
+/// What to do when the run's thread does not exist.
+#[derive(Debug, Clone)]
+pub enum IfThreadMissing {
+    Reject,
+    Create { metadata: Map<String, Value> },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Success { values: Value },
+    Error { error: Value },
+    Timeout { error: Value },
+    Interrupted,
+}
+
+impl Outcome {
+    fn status(&self) -> &'static str {
+        match self {
+            Outcome::Success { .. } => "success",
+            Outcome::Error { .. } => "error",
+            Outcome::Timeout { .. } => "timeout",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A webhook to call for a finished run: its URL and body.
+pub struct Completion {
+    pub url: String,
+    pub payload: Value,
+}
+
+/// The run as it ended (None when it was rolled back and so deleted).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub run: Option<run::Model>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAction {
+    Interrupt,
+    Rollback,
+}
+
+impl CancelAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelAction::Interrupt => "interrupt",
+            CancelAction::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CancelAction> {
+        match text {
+            "interrupt" => Some(CancelAction::Interrupt),
+            "rollback" => Some(CancelAction::Rollback),
+            _ => None,
+        }
+    }
+}
+
+fn is_active(status: &str) -> bool {
+    status == PENDING || status == RUNNING
+}
+
+impl Store {
+    /// Queues a run on its thread under `strategy`, in one transaction: the thread is created
+    /// if asked, active runs are rejected, interrupted or rolled back, the run is inserted.
+    pub async fn create_run(
+        &self,
+        run: run::Model,
+        strategy: Multitask,
+        if_missing: IfThreadMissing,
+    ) -> Result<run::Model> {
+        let txn = self.write.begin().await?;
+        let now = run.created_at;
+        let thread = Threads::find_by_id(run.thread_id.clone()).one(&txn).await?;
+        if thread.is_none() {
+            match if_missing {
+                IfThreadMissing::Reject => {
+                    return Err(Error::NotFound(format!(
+                        "Thread with ID {} not found",
+                        run.thread_id
+                    )));
+                }
+                IfThreadMissing::Create { metadata } => {
+                    thread::ActiveModel {
+                        thread_id: Set(run.thread_id.clone()),
+                        metadata: Set(Value::Object(metadata)),
+                        status: Set("busy".into()),
+                        values: Set(None),
+                        user_id: Set(run.user_id.clone()),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                        state_updated_at: Set(now),
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+            }
+        }
+        let active = Runs::find()
+            .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
+            .filter(run::Column::Status.is_in([PENDING, RUNNING]))
+            .all(&txn)
+            .await?;
+        if !active.is_empty() {
+            match strategy {
+                Multitask::Reject => {
+                    return Err(Error::Conflict(
+                        "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
+                    ));
+                }
+                Multitask::Enqueue => {}
+                Multitask::Interrupt => {
+                    cancel_active(&txn, active, CancelAction::Interrupt, now).await?
+                }
+                Multitask::Rollback => {
+                    cancel_active(&txn, active, CancelAction::Rollback, now).await?
+                }
+            }
+        }
+        let model = run.into_active_model().reset_all().insert(&txn).await?;
+        set_thread_status(&txn, &model.thread_id, "busy", now).await?;
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn get_run(&self, thread_id: &str, run_id: &str) -> Result<run::Model> {
+        Runs::find_by_id(run_id.to_string())
+            .filter(Column::ThreadId.eq(thread_id.to_string()))
+            .one(&self.read)
+            .await?
+            .ok_or_else(|| run_not_found(run_id))
+    }
+
+    /// A run by id alone (for workers and stateless waits).
+    pub async fn find_run(&self, run_id: &str) -> Result<Option<run::Model>> {
+        Ok(Runs::find_by_id(run_id.to_string()).one(&self.read).await?)
+    }
+
+    /// A thread's runs, newest first.
+    pub async fn list_runs(
+        &self,
+        thread_id: &str,
+        status: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<run::Model>> {
+        let mut query = Runs::find().filter(Column::ThreadId.eq(thread_id.to_string()));
+        if let Some(status) = status {
+            query = query.filter(Column::Status.eq(status.to_string()));
+        }
+        let mut rows = query
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::RunId)
+            .limit(limit + 1)
+            .offset(offset)
+            .all(&self.read)
+            .await?;
+        let has_more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            items: rows,
+            offset,
+            has_more,
+        })
+    }
+
+    /// Deletes a run that is not running (a running one must be cancelled first).
+    pub async fn delete_run(&self, thread_id: &str, run_id: &str) -> Result<()> {
+        let txn = self.write.begin().await?;
+        let run = Runs::find_by_id(run_id.to_string())
+            .filter(Column::ThreadId.eq(thread_id.to_string()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| run_not_found(run_id))?;
+        if run.status == RUNNING {
+            return Err(Error::Conflict(format!(
+                "Run {run_id} is running; cancel it before deleting it"
+            )));
+        }
+        Runs::delete_by_id(run_id.to_string()).exec(&txn).await?;
+        refresh_thread_status(&txn, thread_id, None, now_ms()).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Cancels runs: a pending one ends at once (interrupted, or deleted on rollback), a
+    /// running one is flagged and its worker stops it. Returns the runs it touched.
+    pub async fn cancel_runs(
+        &self,
+        runs: &[(String, String)],
+        action: CancelAction,
+    ) -> Result<usize> {
+        let txn = self.write.begin().await?;
+        let now = now_ms();
+        let mut found = Vec::new();
+        for (thread_id, run_id) in runs {
+            if let Some(run) = Runs::find_by_id(run_id.clone())
+                .filter(Column::ThreadId.eq(thread_id.clone()))
+                .one(&txn)
+                .await?
+            {
+                found.push(run);
+            }
+        }
+        let count = found.len();
+        let active: Vec<run::Model> = found.into_iter().filter(|r| is_active(&r.status)).collect();
+        cancel_active(&txn, active, action, now).await?;
+        txn.commit().await?;
+        Ok(count)
+    }
+
+    /// Active runs matching a status filter (`pending`, `running`, or both).
+    pub async fn active_runs(&self, statuses: &[&str]) -> Result<Vec<(String, String)>> {
+        Ok(Runs::find()
+            .filter(Column::Status.is_in(statuses.iter().copied()))
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(|r| (r.thread_id, r.run_id))
+            .collect())
+    }
+
+    /// Claims up to `limit` runs for `worker`: pending, due, first in line on their thread,
+    /// and on a thread with no running run. Each claim is a conditional update, so any
+    /// number of workers and replicas may race; the unique index on running runs per
+    /// thread settles the rest.
+    pub async fn claim_runs(
+        &self,
+        worker: &str,
+        limit: u64,
+        lease_ms: i64,
+    ) -> Result<Vec<run::Model>> {
+        let now = now_ms();
+        let candidates = Runs::find()
+            .filter(Column::Status.eq(PENDING))
+            .filter(Column::AvailableAt.lte(now))
+            .order_by_asc(Column::AvailableAt)
+            .order_by_asc(Column::RunId)
+            .limit(limit * 4)
+            .all(&self.write)
+            .await?;
+        let mut claimed = Vec::new();
+        let mut threads = std::collections::HashSet::new();
+        for candidate in candidates {
+            if claimed.len() as u64 >= limit || !threads.insert(candidate.thread_id.clone()) {
+                continue;
+            }
+            let result = Runs::update_many()
+                .col_expr(Column::Status, Expr::value(RUNNING))
+                .col_expr(Column::LeaseOwner, Expr::value(worker))
+                .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+                .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+                .col_expr(Column::StartedAt, Expr::value(now))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::RunId.eq(candidate.run_id.clone()))
+                .filter(Column::Status.eq(PENDING))
+                .filter(Expr::cust(
+                    "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
+                     AND (other.status = 'running' OR (other.status = 'pending' AND other.run_id < runs.run_id)))",
+                ))
+                .exec(&self.write)
+                .await;
+            match result {
+                Ok(done) if done.rows_affected == 1 => {
+                    let mut run = candidate;
+                    run.status = RUNNING.into();
+                    run.lease_owner = Some(worker.to_string());
+                    run.lease_expires_at = Some(now + lease_ms);
+                    run.attempt += 1;
+                    run.started_at = Some(now);
+                    run.updated_at = now;
+                    claimed.push(run);
+                }
+                Ok(_) => {}
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Extends `worker`'s leases and reports, per run, a cancel asked for since the claim
+    /// (or that the run is no longer ours).
+    pub async fn renew_leases(
+        &self,
+        worker: &str,
+        run_ids: &[String],
+        lease_ms: i64,
+    ) -> Result<Vec<(String, Lease)>> {
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        Runs::update_many()
+            .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+            .filter(Column::RunId.is_in(run_ids.iter().cloned()))
+            .filter(Column::LeaseOwner.eq(worker))
+            .filter(Column::Status.eq(RUNNING))
+            .exec(&self.write)
+            .await?;
+        let rows = Runs::find()
+            .filter(Column::RunId.is_in(run_ids.iter().cloned()))
+            .all(&self.write)
+            .await?;
+        Ok(run_ids
+            .iter()
+            .map(|id| {
+                let lease = match rows.iter().find(|r| &r.run_id == id) {
+                    Some(r) if r.status == RUNNING && r.lease_owner.as_deref() == Some(worker) => {
+                        match r.cancel_action.as_deref().and_then(CancelAction::parse) {
+                            Some(action) => Lease::Cancel(action),
+                            None => Lease::Held,
+                        }
+                    }
+                    _ => Lease::Lost,
+                };
+                (id.clone(), lease)
+            })
+            .collect())
+    }
+
+    /// Ends a run `worker` holds, in one transaction: status and output, the thread's status
+    /// and values, the webhook outbox row, and a stateless run's thread deleted if asked.
+    /// Returns None when the lease was lost (another worker owns the run now).
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        outcome: Outcome,
+        completion: impl FnOnce(&run::Model) -> Option<Completion> + Send,
+    ) -> Result<Option<Finished>> {
+        let txn = self.write.begin().await?;
+        let Some(run) = Runs::find_by_id(run_id.to_string()).one(&txn).await? else {
+            return Ok(None);
+        };
+        if run.status != RUNNING || run.lease_owner.as_deref() != Some(worker) {
+            return Ok(None);
+        }
+        let finished = end_run(&txn, run, outcome, completion).await?;
+        txn.commit().await?;
+        Ok(Some(finished))
+    }
+
+    /// Runs whose lease expired (their worker died): re-queued once, then ended as
+    /// `error` ("worker lost") with their webhook. Returns how many were handled.
+    pub async fn recover_expired_runs(
+        &self,
+        completion: impl Fn(&run::Model) -> Option<Completion> + Send + Sync,
+    ) -> Result<usize> {
+        let now = now_ms();
+        let expired = Runs::find()
+            .filter(Column::Status.eq(RUNNING))
+            .filter(Column::LeaseExpiresAt.lt(now))
+            .limit(100)
+            .all(&self.write)
+            .await?;
+        let count = expired.len();
+        for run in expired {
+            let txn = self.write.begin().await?;
+            // Re-read under the transaction: another replica may have handled it.
+            let Some(run) = Runs::find_by_id(run.run_id.clone())
+                .filter(Column::Status.eq(RUNNING))
+                .filter(Column::LeaseExpiresAt.lt(now))
+                .one(&txn)
+                .await?
+            else {
+                continue;
+            };
+            if run.attempt < 2 && run.cancel_action.is_none() {
+                tracing::warn!(run_id = %run.run_id, attempt = run.attempt, "worker lost; run re-queued");
+                let mut active = run.into_active_model();
+                active.status = Set(PENDING.into());
+                active.lease_owner = Set(None);
+                active.lease_expires_at = Set(None);
+                active.updated_at = Set(now);
+                active.update(&txn).await?;
+            } else {
+                tracing::warn!(run_id = %run.run_id, "worker lost twice; run ended as error");
+                let error = serde_json::json!({"error": "WorkerLost", "message": "worker lost"});
+                end_run(&txn, run, Outcome::Error { error }, &completion).await?;
+            }
+            txn.commit().await?;
+        }
+        Ok(count)
+    }
+
+    pub async fn count_runs(&self, status: &str) -> Result<u64> {
+        Ok(Runs::find()
+            .filter(Column::Status.eq(status.to_string()))
+            .count(&self.read)
+            .await?)
+    }
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    Held,
+    Cancel(CancelAction),
+    Lost,
+}
+
+async fn end_run(
+    txn: &DatabaseTransaction,
+    run: run::Model,
+    outcome: Outcome,
+    completion: impl FnOnce(&run::Model) -> Option<Completion>,
+) -> Result<Finished> {
+    let now = now_ms();
+    let thread_id = run.thread_id.clone();
+    if run.cancel_action.as_deref() == Some("rollback") {
+        Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
+        refresh_thread_status(txn, &thread_id, None, now).await?;
+        return Ok(Finished { run: None });
+    }
+    // A cancel that arrived while it ran wins over how the graph itself ended.
+    let outcome = if run.cancel_action.is_some() {
+        Outcome::Interrupted
+    } else {
+        outcome
+    };
+    let status = outcome.status();
+    let (output, error) = match &outcome {
+        Outcome::Success { values } => (Some(values.clone()), None),
+        Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
+        Outcome::Interrupted => (None, None),
+    };
+    let on_completion = run.on_completion.clone();
+    let mut active = run.into_active_model();
+    active.status = Set(status.into());
+    active.output = Set(output.clone());
+    active.error = Set(error);
+    active.ended_at = Set(Some(now));
+    active.updated_at = Set(now);
+    active.lease_owner = Set(None);
+    active.lease_expires_at = Set(None);
+    let run = active.update(txn).await?;
+
+    let ended_status = match &outcome {
+        Outcome::Success { .. } => "idle",
+        Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
+        Outcome::Interrupted => "interrupted",
+    };
+    refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
+
+    if let Some(Completion { url, payload }) = completion(&run) {
+        delivery::ActiveModel {
+            delivery_id: Set(uuid::Uuid::now_v7().to_string()),
+            run_id: Set(run.run_id.clone()),
+            thread_id: Set(run.thread_id.clone()),
+            cron_id: Set(run.cron_id.clone()),
+            url: Set(url),
+            payload: Set(payload),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+            last_status_code: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+    }
+
+    if on_completion.as_deref() == Some("delete") {
+        let others = Runs::find()
+            .filter(Column::ThreadId.eq(thread_id.clone()))
+            .filter(Column::Status.is_in([PENDING, RUNNING]))
+            .count(txn)
+            .await?;
+        if others == 0 {
+            Threads::delete_by_id(thread_id).exec(txn).await?;
+        }
+    }
+    Ok(Finished { run: Some(run) })
+}
+
+/// Ends or flags a thread's active runs for a new run's multitask strategy or a cancel.
+async fn cancel_active(
+    txn: &DatabaseTransaction,
+    active: Vec<run::Model>,
+    action: CancelAction,
+    now: Millis,
+) -> Result<()> {
+    for run in active {
+        let thread_id = run.thread_id.clone();
+        if run.status == PENDING {
+            if action == CancelAction::Rollback {
+                Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
+            } else {
+                let mut active = run.into_active_model();
+                active.status = Set("interrupted".into());
+                active.ended_at = Set(Some(now));
+                active.updated_at = Set(now);
+                active.update(txn).await?;
+            }
+        } else {
+            let mut active = run.into_active_model();
+            active.cancel_action = Set(Some(action.as_str().into()));
+            active.updated_at = Set(now);
+            active.update(txn).await?;
+        }
+        refresh_thread_status(txn, &thread_id, None, now).await?;
+    }
+    Ok(())
+}
+
+/// Busy while it has active runs; otherwise the status its last run left (`ended`), or
+/// idle. On success the run's output becomes the thread's values.
+async fn refresh_thread_status(
+    txn: &DatabaseTransaction,
+    thread_id: &str,
+    ended: Option<(&str, Option<Value>)>,
+    now: Millis,
+) -> Result<()> {
+    let active = Runs::find()
+        .filter(Column::ThreadId.eq(thread_id.to_string()))
+        .filter(Column::Status.is_in([PENDING, RUNNING]))
+        .count(txn)
+        .await?;
+    let Some(thread) = Threads::find_by_id(thread_id.to_string()).one(txn).await? else {
+        return Ok(());
+    };
+    let status = match (&ended, active) {
+        (_, n) if n > 0 => "busy",
+        (Some((status, _)), _) => status,
+        (None, _) if thread.status == "busy" => "idle",
+        (None, _) => thread.status.as_str(),
+    }
+    .to_string();
+    let mut model = thread.into_active_model();
+    model.status = Set(status);
+    model.updated_at = Set(now);
+    if let Some((_, Some(values))) = ended {
+        model.values = Set(Some(values));
+        model.state_updated_at = Set(now);
+    }
+    model.update(txn).await?;
+    Ok(())
+}
+
+async fn set_thread_status(
+    txn: &impl ConnectionTrait,
+    thread_id: &str,
+    status: &str,
+    now: Millis,
+) -> Result<()> {
+    Threads::update_many()
+        .col_expr(thread::Column::Status, Expr::value(status))
+        .col_expr(thread::Column::UpdatedAt, Expr::value(now))
+        .filter(thread::Column::ThreadId.eq(thread_id.to_string()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+fn run_not_found(run_id: &str) -> Error {
+    Error::NotFound(format!("Run {run_id} not found"))
+}

@@ -3,10 +3,17 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::runs::events::EventHub;
+use crate::runs::executors::Executor;
+use crate::runs::{Control, Graph, Runner, RunnerSettings};
+use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,8 @@ pub enum DaemonError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Graph(String),
 }
 
 /// Opens (and migrates) the configured database, creating the data directory first.
@@ -56,17 +65,56 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let addr = listener.local_addr().map_err(DaemonError::Serve)?;
     tracing::info!(%addr, "cronhook listening");
 
+    let hub = EventHub::new();
+    let control = Control::new();
+    let shutdown = CancellationToken::new();
+    let runner = Runner::new(
+        store.clone(),
+        hub.clone(),
+        control.clone(),
+        graphs(&config)?,
+        RunnerSettings::default(),
+    );
+    let workers = tokio::spawn(runner.run(shutdown.clone()));
+
     let app = api::router(AppState {
         store: store.clone(),
         config: config.clone(),
+        hub,
+        control,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(DaemonError::Serve)?;
     tracing::info!("shutting down");
+    shutdown.cancel();
+    let _ = workers.await;
     store.close().await;
     Ok(())
+}
+
+/// The configured graphs by assistant id, with their executors.
+fn graphs(config: &Config) -> Result<HashMap<String, Graph>, DaemonError> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|err| DaemonError::Graph(err.to_string()))?;
+    config
+        .graphs
+        .iter()
+        .map(|(name, graph)| {
+            let executor = Executor::from_config(graph, &client)
+                .map_err(|err| DaemonError::Graph(format!("graphs.{name}: {err}")))?;
+            Ok((
+                assistant_id_for_graph(name).to_string(),
+                Graph {
+                    graph_id: name.clone(),
+                    executor,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Resolves on SIGTERM or SIGINT.

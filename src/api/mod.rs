@@ -7,6 +7,8 @@ pub mod error;
 pub mod extract;
 mod fields;
 mod meta;
+mod runs;
+mod sse;
 mod threads;
 
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use serde_json::{Map, Value};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::runs::Control;
+use crate::runs::events::EventHub;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
 pub use error::{ApiError, ApiResult};
@@ -29,6 +33,10 @@ pub use error::{ApiError, ApiResult};
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    /// Live events of runs executing in this process.
+    pub hub: EventHub,
+    /// Wake-ups for the local workers.
+    pub control: Control,
 }
 
 impl AppState {
@@ -51,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assistants::router())
         .merge(threads::router())
         .merge(crons::router())
+        .merge(runs::router())
         .fallback(|| async { ApiError::not_found("Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

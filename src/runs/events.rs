@@ -18,7 +18,26 @@ pub enum Frame {
     /// One SSE event: `id` counts from 0 per run.
     Event { id: u64, event: String, data: Value },
     /// The run ended: no more events.
-    End,
+    End(RunEnd),
+}
+
+/// How a run ended, as waiters (`wait`, `join`) need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    pub status: String,
+    pub values: Option<Value>,
+    pub error: Option<Value>,
+}
+
+impl RunEnd {
+    /// What `wait` and `join` answer: the final values, or LangGraph's `__error__` object.
+    pub fn body(&self) -> Value {
+        match (&self.error, &self.values) {
+            (Some(error), _) => serde_json::json!({ "__error__": error }),
+            (None, Some(values)) => values.clone(),
+            (None, None) => Value::Object(serde_json::Map::new()),
+        }
+    }
 }
 
 struct Channel {
@@ -82,13 +101,13 @@ impl EventHub {
     }
 
     /// Marks the run ended and wakes every subscriber.
-    pub fn end(&self, run_id: &str) {
+    pub fn end(&self, run_id: &str, end: RunEnd) {
         self.with(|runs| {
             let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
             if channel.ended_at.is_none() {
                 channel.ended_at = Some(Instant::now());
-                channel.events.push(Frame::End);
-                let _ = channel.sender.send(Frame::End);
+                channel.events.push(Frame::End(end.clone()));
+                let _ = channel.sender.send(Frame::End(end));
             }
         });
     }
@@ -140,10 +159,16 @@ mod tests {
         let mut sub = hub.subscribe("r", None).expect("known run");
         assert_eq!(sub.replay.len(), 1);
         hub.publish("r", "updates", json!({"b": 2}));
-        hub.end("r");
+        let end = RunEnd {
+            status: "success".into(),
+            values: Some(json!({"b": 2})),
+            error: None,
+        };
+        hub.end("r", end.clone());
         let mut live = sub.live.take().expect("still running");
         assert!(matches!(live.recv().await, Ok(Frame::Event { id: 1, .. })));
-        assert_eq!(live.recv().await.ok(), Some(Frame::End));
+        assert_eq!(live.recv().await.ok(), Some(Frame::End(end.clone())));
+        assert_eq!(end.body(), json!({"b": 2}));
         let resumed = hub.subscribe("r", Some(0)).expect("kept after end");
         assert_eq!(resumed.replay.len(), 2, "event 1 and the end");
         assert!(resumed.live.is_none());

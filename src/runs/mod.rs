@@ -6,7 +6,10 @@
 pub mod events;
 pub mod executors;
 pub mod payload;
+mod waiter;
 mod worker;
+
+pub use waiter::wait_for_end;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use worker::{Runner, RunnerSettings};
+pub use worker::{Graph, Runner, RunnerSettings};
 
 /// In-process wake-ups between the API and the local workers. Other replicas learn the
 /// same things from the store (polling), only later.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use entity::run;
 
 use super::Control;
-use super::events::EventHub;
+use super::events::{EventHub, RunEnd};
 use super::executors::{Emitter, Executor, Failure, RunInput};
 use super::payload::webhook_payload;
 use crate::store::Store;
@@ -183,16 +183,23 @@ impl Runner {
             json!({"run_id": run_id, "attempt": run.attempt}),
         );
         let outcome = self.outcome(&run, cancel).await;
+        let mut end = RunEnd::from(&outcome);
         match self
             .store
             .finish_run(&run_id, &self.worker_id, outcome, completion)
             .await
         {
-            Ok(Some(_)) => {}
+            Ok(Some(finished)) => {
+                if let Some(run) = finished.run {
+                    end.status = run.status;
+                } else {
+                    end.status = "interrupted".into();
+                }
+            }
             Ok(None) => tracing::warn!(%run_id, "run lease lost before it finished"),
             Err(err) => tracing::error!(%run_id, error = %err, "finishing run failed"),
         }
-        self.hub.end(&run_id);
+        self.hub.end(&run_id, end);
         self.control.untrack(&run_id);
     }
 
@@ -275,5 +282,32 @@ fn run_input(run: &run::Model, graph: &Graph, values: Value) -> RunInput {
         metadata: run.metadata.clone(),
         stream_modes,
         values,
+    }
+}
+
+impl From<&Outcome> for RunEnd {
+    fn from(outcome: &Outcome) -> RunEnd {
+        match outcome {
+            Outcome::Success { values } => RunEnd {
+                status: "success".into(),
+                values: Some(values.clone()),
+                error: None,
+            },
+            Outcome::Error { error } => RunEnd {
+                status: "error".into(),
+                values: None,
+                error: Some(error.clone()),
+            },
+            Outcome::Timeout { error } => RunEnd {
+                status: "timeout".into(),
+                values: None,
+                error: Some(error.clone()),
+            },
+            Outcome::Interrupted => RunEnd {
+                status: "interrupted".into(),
+                values: None,
+                error: None,
+            },
+        }
     }
 }

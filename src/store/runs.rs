@@ -108,12 +108,13 @@ fn is_active(status: &str) -> bool {
 impl Store {
     /// Queues a run on its thread under `strategy`, in one transaction: the thread is created
     /// if asked, active runs are rejected, interrupted or rolled back, the run is inserted.
+    /// Also returns the running runs it flagged for cancelling (their workers must stop).
     pub async fn create_run(
         &self,
         run: run::Model,
         strategy: Multitask,
         if_missing: IfThreadMissing,
-    ) -> Result<run::Model> {
+    ) -> Result<(run::Model, Vec<String>)> {
         let txn = self.write.begin().await?;
         let now = run.created_at;
         let thread = Threads::find_by_id(run.thread_id.clone()).one(&txn).await?;
@@ -146,6 +147,7 @@ impl Store {
             .filter(run::Column::Status.is_in([PENDING, RUNNING]))
             .all(&txn)
             .await?;
+        let mut flagged = Vec::new();
         if !active.is_empty() {
             match strategy {
                 Multitask::Reject => {
@@ -155,17 +157,17 @@ impl Store {
                 }
                 Multitask::Enqueue => {}
                 Multitask::Interrupt => {
-                    cancel_active(&txn, active, CancelAction::Interrupt, now).await?
+                    flagged = cancel_active(&txn, active, CancelAction::Interrupt, now).await?;
                 }
                 Multitask::Rollback => {
-                    cancel_active(&txn, active, CancelAction::Rollback, now).await?
+                    flagged = cancel_active(&txn, active, CancelAction::Rollback, now).await?;
                 }
             }
         }
         let model = run.into_active_model().reset_all().insert(&txn).await?;
         set_thread_status(&txn, &model.thread_id, "busy", now).await?;
         txn.commit().await?;
-        Ok(model)
+        Ok((model, flagged))
     }
 
     pub async fn get_run(&self, thread_id: &str, run_id: &str) -> Result<run::Model> {
@@ -524,13 +526,15 @@ async fn end_run(
     Ok(Finished { run: Some(run) })
 }
 
-/// Ends or flags a thread's active runs for a new run's multitask strategy or a cancel.
+/// Ends pending runs and flags running ones, for a new run's multitask strategy or a
+/// cancel. Returns the ids of the running runs flagged.
 async fn cancel_active(
     txn: &DatabaseTransaction,
     active: Vec<run::Model>,
     action: CancelAction,
     now: Millis,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut flagged = Vec::new();
     for run in active {
         let thread_id = run.thread_id.clone();
         if run.status == PENDING {
@@ -544,6 +548,7 @@ async fn cancel_active(
                 active.update(txn).await?;
             }
         } else {
+            flagged.push(run.run_id.clone());
             let mut active = run.into_active_model();
             active.cancel_action = Set(Some(action.as_str().into()));
             active.updated_at = Set(now);
@@ -551,7 +556,7 @@ async fn cancel_active(
         }
         refresh_thread_status(txn, &thread_id, None, now).await?;
     }
-    Ok(())
+    Ok(flagged)
 }
 
 /// Busy while it has active runs; otherwise the status its last run left (`ended`), or

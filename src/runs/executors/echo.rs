@@ -124,7 +124,7 @@ mod tests {
             .iter()
             .filter_map(|f| match f {
                 Frame::Event { event, .. } => Some(event.clone()),
-                Frame::End => None,
+                Frame::End(_) => None,
             })
             .collect();
         assert_eq!(names, ["values", "updates", "values"]);

@@ -1,0 +1,677 @@
+//! Runs: create, stream, wait (on a thread or stateless), list, get, delete, join, join
+//! stream, cancel, batch. Handlers queue runs in the store and wake the local workers; they
+//! never execute graphs themselves.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use entity::run;
+
+use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
+use super::fields::{
+    Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
+};
+use super::{ApiError, ApiResult, AppState, Paging, page_response, sse, validate_select};
+use crate::runs::events::RunEnd;
+use crate::runs::payload::render_run;
+use crate::runs::wait_for_end;
+use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
+use crate::time::now_ms;
+
+const FIELDS: &[&str] = &[
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "metadata",
+    "kwargs",
+    "multitask_strategy",
+    "cron_id",
+    "scheduled_for",
+];
+
+/// `wait` and `join` write a newline this often while the run goes on, as LangGraph does,
+/// so proxies do not cut an idle connection.
+const KEEPALIVE: Duration = Duration::from_secs(5);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/threads/{thread_id}/runs",
+            post(create_on_thread).get(list),
+        )
+        .route("/threads/{thread_id}/runs/stream", post(stream_on_thread))
+        .route("/threads/{thread_id}/runs/wait", post(wait_on_thread))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}",
+            get(get_one).delete(delete),
+        )
+        .route("/threads/{thread_id}/runs/{run_id}/join", get(join))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/stream",
+            get(join_stream),
+        )
+        .route("/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
+        .route("/runs", post(create_stateless))
+        .route("/runs/stream", post(stream_stateless))
+        .route("/runs/wait", post(wait_stateless))
+        .route("/runs/batch", post(batch))
+        .route("/runs/cancel", post(cancel_many))
+}
+
+/// The body of every run create (LangGraph's RunCreateStateful / Stateless and their
+/// streaming variants, plus the keys the official SDK sends).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // some fields are only validated; the body's values go to kwargs
+struct RunRequest {
+    assistant_id: String,
+    input: Option<Value>,
+    command: Option<Map<String, Value>>,
+    checkpoint: Option<Map<String, Value>>,
+    checkpoint_id: Option<String>,
+    checkpoint_during: Option<bool>,
+    metadata: Option<Map<String, Value>>,
+    config: Option<RunConfig>,
+    context: Option<Map<String, Value>>,
+    webhook: Option<String>,
+    interrupt_before: Option<Nodes>,
+    interrupt_after: Option<Nodes>,
+    stream_mode: Option<StreamModes>,
+    stream_subgraphs: Option<bool>,
+    stream_resumable: Option<bool>,
+    feedback_keys: Option<Vec<String>>,
+    multitask_strategy: Option<MultitaskStrategy>,
+    if_not_exists: Option<IfNotExists>,
+    on_completion: Option<OnCompletion>,
+    on_disconnect: Option<OnDisconnect>,
+    after_seconds: Option<f64>,
+    durability: Option<Durability>,
+    strict_resume: Option<bool>,
+    langsmith_tracer: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum IfNotExists {
+    Create,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum OnDisconnect {
+    Cancel,
+    Continue,
+}
+
+/// Where a run goes: an existing thread, or a throw-away one (stateless).
+enum Target {
+    Thread(String),
+    Stateless,
+}
+
+/// A queued run and how to address it.
+struct Queued {
+    run: run::Model,
+    resumable: bool,
+}
+
+impl Queued {
+    fn content_location(&self, stateless: bool) -> String {
+        if stateless {
+            format!("/runs/{}", self.run.run_id)
+        } else {
+            format!("/threads/{}/runs/{}", self.run.thread_id, self.run.run_id)
+        }
+    }
+}
+
+/// Validates the body and queues the run; the run's event channel is opened first so a
+/// stream sees every event.
+async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queued> {
+    reject_nulls(&body, &[])?;
+    let request: RunRequest = typed(&body)?;
+    if let Some(webhook) = &request.webhook {
+        validate_webhook(webhook)?;
+    }
+    if let Some(checkpoint_id) = &request.checkpoint_id {
+        Uuid::parse_str(checkpoint_id)
+            .map_err(|_| ApiError::invalid("Invalid checkpoint ID: must be a UUID"))?;
+    }
+    let after_ms = match request.after_seconds {
+        Some(s) if !(0.0..=31_536_000.0).contains(&s) => {
+            return Err(ApiError::invalid(
+                "after_seconds: must be between 0 and 31536000",
+            ));
+        }
+        Some(s) => (s * 1000.0).round() as i64,
+        None => 0,
+    };
+    let stateless = matches!(target, Target::Stateless);
+    let assistant_id = state.assistant_id(&request.assistant_id).ok_or_else(|| {
+        if stateless {
+            ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
+        } else {
+            ApiError::invalid(format!("Invalid assistant: '{}'", request.assistant_id))
+        }
+    })?;
+    let run_id = Uuid::now_v7().to_string();
+    let (thread_id, if_missing) = match target {
+        Target::Thread(thread_id) => {
+            let if_missing = match request.if_not_exists {
+                Some(IfNotExists::Create) => IfThreadMissing::Create {
+                    metadata: Map::new(),
+                },
+                _ => IfThreadMissing::Reject,
+            };
+            (thread_id, if_missing)
+        }
+        Target::Stateless => (
+            Uuid::now_v7().to_string(),
+            IfThreadMissing::Create {
+                metadata: Map::new(),
+            },
+        ),
+    };
+    let strategy = match request.multitask_strategy.unwrap_or_default() {
+        MultitaskStrategy::Reject => Multitask::Reject,
+        MultitaskStrategy::Rollback => Multitask::Rollback,
+        MultitaskStrategy::Interrupt => Multitask::Interrupt,
+        MultitaskStrategy::Enqueue => Multitask::Enqueue,
+    };
+    let graph_id = state
+        .config
+        .graphs
+        .keys()
+        .find(|g| crate::store::assistants::assistant_id_for_graph(g).to_string() == assistant_id)
+        .cloned()
+        .unwrap_or_default();
+    let kwargs = kwargs(
+        &body,
+        &request,
+        &run_id,
+        &thread_id,
+        &assistant_id,
+        &graph_id,
+        stateless,
+    );
+    let now = now_ms();
+    let on_completion = stateless.then(|| {
+        request
+            .on_completion
+            .unwrap_or(OnCompletion::Delete)
+            .as_str()
+            .to_string()
+    });
+    let run = run::Model {
+        run_id: run_id.clone(),
+        thread_id,
+        assistant_id,
+        status: "pending".into(),
+        metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
+        kwargs,
+        multitask_strategy: strategy.as_str().into(),
+        user_id: None,
+        cron_id: None,
+        scheduled_for: None,
+        on_completion,
+        available_at: now + after_ms,
+        attempt: 0,
+        lease_owner: None,
+        lease_expires_at: None,
+        cancel_action: None,
+        output: None,
+        error: None,
+        started_at: None,
+        ended_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.hub.open(&run_id);
+    let (run, flagged) = match state.store.create_run(run, strategy, if_missing).await {
+        Ok(created) => created,
+        Err(err) => {
+            state.hub.end(
+                &run_id,
+                RunEnd {
+                    status: "error".into(),
+                    values: None,
+                    error: None,
+                },
+            );
+            return Err(err.into());
+        }
+    };
+    for cancelled in flagged {
+        state.control.cancel(&cancelled);
+    }
+    state.control.wake();
+    Ok(Queued {
+        run,
+        resumable: request.stream_resumable.unwrap_or(false),
+    })
+}
+
+/// The run's kwargs, as LangGraph stores them.
+fn kwargs(
+    body: &Value,
+    request: &RunRequest,
+    run_id: &str,
+    thread_id: &str,
+    assistant_id: &str,
+    graph_id: &str,
+    stateless: bool,
+) -> Value {
+    let field = |key: &str| body.get(key).cloned().unwrap_or(Value::Null);
+    let mut config = match body.get("config") {
+        Some(Value::Object(config)) => config.clone(),
+        _ => Map::new(),
+    };
+    let configurable = config
+        .entry("configurable")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(configurable) = configurable {
+        configurable.insert("run_id".into(), json!(run_id));
+        configurable.insert("thread_id".into(), json!(thread_id));
+        configurable.insert("graph_id".into(), json!(graph_id));
+        configurable.insert("assistant_id".into(), json!(assistant_id));
+    }
+    let stream_mode = match &request.stream_mode {
+        None => json!(["values"]),
+        Some(StreamModes::One(_)) => json!([field("stream_mode")]),
+        Some(StreamModes::Many(_)) => field("stream_mode"),
+    };
+    json!({
+        "input": field("input"),
+        "command": field("command"),
+        "config": config,
+        "context": body.get("context").cloned().unwrap_or_else(|| json!({})),
+        "stream_mode": stream_mode,
+        "interrupt_before": field("interrupt_before"),
+        "interrupt_after": field("interrupt_after"),
+        "webhook": field("webhook"),
+        "feedback_keys": field("feedback_keys"),
+        "temporary": stateless && request.on_completion != Some(OnCompletion::Keep),
+        "subgraphs": request.stream_subgraphs.unwrap_or(false),
+        "resumable": request.stream_resumable.unwrap_or(false),
+        "checkpoint_during": request.checkpoint_during.unwrap_or(true),
+        "durability": body.get("durability").cloned().unwrap_or_else(|| json!("async")),
+    })
+}
+
+fn run_response(queued: &Queued, stateless: bool) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&queued.content_location(stateless)) {
+        headers.insert(header::CONTENT_LOCATION, value);
+    }
+    (headers, Json(render_run(&queued.run))).into_response()
+}
+
+async fn create_on_thread(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let thread_id = parse_uuid(&thread_id, "thread")?;
+    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    Ok(run_response(&queued, false))
+}
+
+async fn create_stateless(
+    State(state): State<AppState>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let queued = queue(&state, Target::Stateless, body).await?;
+    Ok(run_response(&queued, true))
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    RawJson(body): RawJson,
+) -> ApiResult<Json<Vec<Value>>> {
+    let Value::Array(items) = body else {
+        return Err(ApiError::invalid("The body must be a list of runs"));
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid("The body must hold at least one run"));
+    }
+    // Validate everything before queueing anything, so a bad item queues nothing.
+    for item in &items {
+        reject_nulls(item, &[])?;
+        typed::<RunRequest>(item)?;
+    }
+    let mut runs = Vec::with_capacity(items.len());
+    for item in items {
+        runs.push(render_run(
+            &queue(&state, Target::Stateless, item).await?.run,
+        ));
+    }
+    Ok(Json(runs))
+}
+
+async fn stream_on_thread(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let thread_id = parse_uuid(&thread_id, "thread")?;
+    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    stream_queued(&state, &queued, false)
+}
+
+async fn stream_stateless(
+    State(state): State<AppState>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let queued = queue(&state, Target::Stateless, body).await?;
+    stream_queued(&state, &queued, true)
+}
+
+fn stream_queued(state: &AppState, queued: &Queued, stateless: bool) -> ApiResult<Response> {
+    let subscription = state
+        .hub
+        .subscribe(&queued.run.run_id, None)
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "run events lost"))?;
+    let content_location = queued.content_location(stateless);
+    let location = format!("{content_location}/stream");
+    Ok(sse::response(
+        subscription,
+        queued.resumable,
+        Some((location, content_location)),
+    ))
+}
+
+async fn wait_on_thread(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let thread_id = parse_uuid(&thread_id, "thread")?;
+    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    Ok(wait_response(state, queued.run))
+}
+
+async fn wait_stateless(
+    State(state): State<AppState>,
+    RawJson(body): RawJson,
+) -> ApiResult<Response> {
+    let queued = queue(&state, Target::Stateless, body).await?;
+    Ok(wait_response(state, queued.run))
+}
+
+/// The run's final values as JSON once it ends, with newline keep-alives before it.
+fn wait_response(state: AppState, run: run::Model) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+    if let Ok(value) = HeaderValue::from_str(&format!("{base}/join")) {
+        headers.insert(header::LOCATION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&base) {
+        headers.insert(header::CONTENT_LOCATION, value);
+    }
+    let run_id = run.run_id;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let end = wait_for_end(&state.store, &state.hub, &run_id);
+        tokio::pin!(end);
+        let body = loop {
+            tokio::select! {
+                result = &mut end => break match result {
+                    Ok(Some(end)) => end.body(),
+                    Ok(None) => json!({}),
+                    Err(err) => json!({"__error__": {"error": "StoreError", "message": err.to_string()}}),
+                },
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    if tx.send(Ok(Bytes::from_static(b"\n"))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = tx.send(Ok(Bytes::from(body.to_string()))).await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (headers, Body::from_stream(stream)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default = "super::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+    status: Option<String>,
+    #[serde(default)]
+    select: Vec<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Path(thread_id): Path<String>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let thread_id = parse_uuid(&thread_id, "thread")?;
+    let query = list_query(query)?;
+    let (limit, offset) = Paging::validate(query.limit, query.offset)?;
+    if let Some(status) = &query.status
+        && !matches!(
+            status.as_str(),
+            "pending" | "running" | "error" | "success" | "timeout" | "interrupted"
+        )
+    {
+        return Err(ApiError::invalid(format!(
+            "status: '{status}' is not a run status"
+        )));
+    }
+    let select = (!query.select.is_empty()).then_some(query.select);
+    validate_select(&select, FIELDS)?;
+    state.store.get_thread(&thread_id).await?;
+    let page = state
+        .store
+        .list_runs(&thread_id, query.status.as_deref(), limit, offset)
+        .await?;
+    Ok(page_response(page, |run| render_run(&run), &select))
+}
+
+/// Query pairs, where `select` may repeat.
+fn list_query(pairs: Vec<(String, String)>) -> ApiResult<ListQuery> {
+    let mut query = ListQuery {
+        limit: 10,
+        offset: 0,
+        status: None,
+        select: Vec::new(),
+    };
+    for (key, value) in pairs {
+        let number = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("{key}: '{v}' is not an integer")))
+        };
+        match key.as_str() {
+            "limit" => query.limit = number(&value)?,
+            "offset" => query.offset = number(&value)?,
+            "status" if !value.is_empty() => query.status = Some(value),
+            "select" => query.select.push(value),
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    Ok(Json(render_run(
+        &state.store.get_run(&thread_id, &run_id).await?,
+    )))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state.store.delete_run(&thread_id, &run_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn join(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    let run = state.store.get_run(&thread_id, &run_id).await?;
+    Ok(wait_response(state, run))
+}
+
+async fn join_stream(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    let run = state.store.get_run(&thread_id, &run_id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let resumable = run
+        .kwargs
+        .get("resumable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let subscription = state.hub.subscribe(&run_id, after).unwrap_or_else(|| {
+        // Not running here (ended long ago, or on another replica): nothing to replay.
+        crate::runs::events::Subscription {
+            replay: Vec::new(),
+            live: None,
+        }
+    });
+    Ok(sse::response(subscription, resumable, None))
+}
+
+#[derive(Debug, Deserialize)]
+struct CancelQuery {
+    #[serde(default)]
+    wait: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+fn parse_action(action: Option<&str>) -> ApiResult<CancelAction> {
+    match action {
+        None | Some("") => Ok(CancelAction::Interrupt),
+        Some(text) => CancelAction::parse(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "action: '{text}' is not one of 'interrupt', 'rollback'"
+            ))
+        }),
+    }
+}
+
+fn parse_flag(value: Option<&str>) -> ApiResult<bool> {
+    match value {
+        None | Some("") | Some("0") | Some("false") | Some("False") => Ok(false),
+        Some("1") | Some("true") | Some("True") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!("'{other}' is not a boolean"))),
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    QueryParams(query): QueryParams<CancelQuery>,
+) -> ApiResult<Response> {
+    let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    let wait = parse_flag(query.wait.as_deref())?;
+    let action = parse_action(query.action.as_deref())?;
+    let run = state.store.get_run(&thread_id, &run_id).await?;
+    state
+        .store
+        .cancel_runs(&[(thread_id, run_id.clone())], action)
+        .await?;
+    state.control.cancel(&run_id);
+    if wait {
+        return Ok(wait_response(state, run));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelManyRequest {
+    status: Option<CancelStatus>,
+    thread_id: Option<String>,
+    run_ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum CancelStatus {
+    Pending,
+    Running,
+    All,
+}
+
+async fn cancel_many(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<CancelQuery>,
+    JsonBody(request): JsonBody<CancelManyRequest>,
+) -> ApiResult<StatusCode> {
+    let action = parse_action(query.action.as_deref())?;
+    let targets: Vec<(String, String)> =
+        match (&request.status, &request.thread_id, &request.run_ids) {
+            (Some(status), None, None) => {
+                let statuses: &[&str] = match status {
+                    CancelStatus::Pending => &["pending"],
+                    CancelStatus::Running => &["running"],
+                    CancelStatus::All => &["pending", "running"],
+                };
+                state.store.active_runs(statuses).await?
+            }
+            (None, Some(thread_id), Some(run_ids)) => {
+                let thread_id = parse_uuid(thread_id, "thread")?;
+                run_ids
+                    .iter()
+                    .map(|id| parse_uuid(id, "run").map(|id| (thread_id.clone(), id)))
+                    .collect::<ApiResult<_>>()?
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "Give either `status`, or `thread_id` with `run_ids`",
+                ));
+            }
+        };
+    let found = state.store.cancel_runs(&targets, action).await?;
+    if found == 0 {
+        return Err(ApiError::not_found("No runs found to cancel."));
+    }
+    for (_, run_id) in &targets {
+        state.control.cancel(run_id);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn ids(thread_id: &str, run_id: &str) -> ApiResult<(String, String)> {
+    Ok((parse_uuid(thread_id, "thread")?, parse_uuid(run_id, "run")?))
+}

@@ -33,6 +33,32 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Graphs by name; each becomes an assistant.
     pub graphs: BTreeMap<String, GraphConfig>,
+    pub runs: RunsConfig,
+}
+
+/// The run worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunsConfig {
+    /// Runs executing at once in this process (graphs are mostly I/O-bound).
+    pub concurrency: usize,
+    /// A run whose worker stops renewing its lease for this long is re-queued once, then
+    /// ended as `error` ("worker lost").
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often the queue is polled for runs queued by other replicas or delayed.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        RunsConfig {
+            concurrency: 64,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +122,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             graphs: BTreeMap::from([(DEFAULT_GRAPH.to_string(), GraphConfig::Echo {})]),
+            runs: RunsConfig::default(),
         }
     }
 }
@@ -196,6 +223,14 @@ impl Config {
             {
                 return Err(invalid("give `api_key` or `api_key_env`, not both"));
             }
+        }
+        if self.runs.concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "runs.concurrency must be at least 1".into(),
+            ));
+        }
+        if self.runs.lease < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid("runs.lease must be at least 1s".into()));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -73,7 +73,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         hub.clone(),
         control.clone(),
         graphs(&config)?,
-        RunnerSettings::default(),
+        RunnerSettings::from(&config.runs),
     );
     let workers = tokio::spawn(runner.run(shutdown.clone()));
 

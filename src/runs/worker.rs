@@ -14,6 +14,7 @@ use super::Control;
 use super::events::{EventHub, RunEnd};
 use super::executors::{Emitter, Executor, Failure, RunInput};
 use super::payload::webhook_payload;
+use crate::config::RunsConfig;
 use crate::store::Store;
 use crate::store::runs::{Completion, Lease, Outcome};
 
@@ -29,13 +30,15 @@ pub struct RunnerSettings {
     pub poll_every: Duration,
 }
 
-impl Default for RunnerSettings {
-    fn default() -> Self {
+impl From<&RunsConfig> for RunnerSettings {
+    fn from(config: &RunsConfig) -> Self {
         RunnerSettings {
-            concurrency: 64,
-            lease: Duration::from_secs(30),
-            renew_every: Duration::from_secs(2),
-            poll_every: Duration::from_millis(500),
+            concurrency: config.concurrency,
+            lease: config.lease,
+            // Often enough that a lease never lapses under a live worker, and that cancels
+            // recorded by other replicas are noticed within seconds.
+            renew_every: (config.lease / 6).clamp(Duration::from_millis(100), Duration::from_secs(2)),
+            poll_every: config.poll_interval,
         }
     }
 }

@@ -964,6 +964,13 @@ def test_cancel_rollback_deletes_a_pending_run(client, raw, thread_id):
     assert client.runs.cancel(thread_id, run["run_id"], action="rollback") is None
     wait_gone(raw, f"/threads/{thread_id}/runs/{run['run_id']}")
     assert client.runs.list(thread_id) == []
+
+
+@pytest.mark.reference_bug("rolling back a thread's only (pending) run leaves the thread busy until its next run")
+def test_cancel_rollback_of_the_only_run_leaves_the_thread_idle(client, raw, thread_id):
+    run = hold(client, thread_id)
+    client.runs.cancel(thread_id, run["run_id"], action="rollback")
+    wait_gone(raw, f"/threads/{thread_id}/runs/{run['run_id']}")
     assert client.threads.get(thread_id)["status"] == "idle"
 
 

@@ -131,12 +131,14 @@ impl CommandGraph {
             };
             return Err(Failure::error("CommandError", message));
         }
-        output.ok_or_else(|| {
+        let values = output.ok_or_else(|| {
             Failure::error(
                 "CommandError",
                 format!("`{program}` printed no JSON object on its last line of output"),
             )
-        })
+        })?;
+        events.emit("values", values.clone());
+        Ok(values)
     }
 }
 

@@ -1,0 +1,249 @@
+//! Runs end to end against the real binary: the four executors with real processes and a
+//! real HTTP server, and crash recovery with SIGKILL, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Daemon, Storage, repo_root};
+use serde_json::{Value, json};
+
+/// A daemon with the test graphs configured.
+async fn daemon_with_graphs(storage: &Storage, extra: &str) -> Daemon {
+    let graphs = repo_root().join("tests/fixtures/graphs");
+    let config = format!(
+        r#"
+[runs]
+lease = "2s"
+poll_interval = "100ms"
+
+[graphs.agent]
+kind = "echo"
+
+[graphs.progress]
+kind = "command"
+command = ["python3", "{graphs}/progress.py"]
+
+[graphs.fail]
+kind = "command"
+command = ["{graphs}/fail.sh"]
+
+[graphs.missing]
+kind = "command"
+command = ["/nonexistent/graph-program"]
+{extra}
+"#,
+        graphs = graphs.display()
+    );
+    let path = storage.dir.path().join("cronhook.toml");
+    std::fs::write(&path, config).expect("write config");
+    Daemon::start_with(storage, &["--config", &path.display().to_string()]).await
+}
+
+async fn new_thread(daemon: &Daemon) -> String {
+    let (status, thread) = daemon.post("/threads", &json!({})).await;
+    assert_eq!(status, 200, "{thread}");
+    thread["thread_id"].as_str().expect("id").to_string()
+}
+
+/// Polls a run until it reaches one of `statuses`.
+async fn wait_status(daemon: &Daemon, thread_id: &str, run_id: &str, statuses: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, run) = daemon.get(&format!("/threads/{thread_id}/runs/{run_id}")).await;
+        if code == 200 && statuses.contains(&run["status"].as_str().unwrap_or("")) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {run_id} never reached {statuses:?}: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_graph_streams_custom_events_and_returns_its_last_json_object() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let thread_id = new_thread(&daemon).await;
+    let response = daemon
+        .client
+        .post(format!("{}/threads/{thread_id}/runs/stream", daemon.url))
+        .json(&json!({"assistant_id": "progress", "input": {"n": 7}, "stream_mode": ["values", "custom"]}))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
+    let text = response.text().await.expect("body");
+    let events: Vec<(String, Value)> = text
+        .split("\r\n\r\n")
+        .filter_map(|block| {
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((event.to_string(), serde_json::from_str(data).expect("JSON data")))
+        })
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["metadata", "custom", "custom", "values"], "{text}");
+    assert_eq!(events[1].1, json!("step one"));
+    assert_eq!(events[2].1, json!({"progress": 2}));
+    assert_eq!(events[3].1["echo"], json!({"n": 7}));
+    assert_eq!(events[3].1["thread_id"], thread_id.as_str());
+
+    let (status, state) = daemon.get(&format!("/threads/{thread_id}/state")).await;
+    assert_eq!(status, 200);
+    assert_eq!(state["values"]["echo"], json!({"n": 7}), "the run's output became the thread's values");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_graph_failures_are_run_errors() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let marker = 3000 + (std::process::id() % 1000);
+    let extra = format!(
+        "[graphs.hang]\nkind = \"command\"\ncommand = [\"{}\"]\nenv = {{ HANG_SECONDS = \"{marker}\" }}\ntimeout = \"1s\"\n",
+        repo_root().join("tests/fixtures/graphs/hang.sh").display()
+    );
+    let daemon = daemon_with_graphs(&storage, &extra).await;
+
+    let (status, body) = daemon.post("/runs/wait", &json!({"assistant_id": "fail", "input": {}})).await;
+    assert_eq!(status, 200);
+    let error = &body["__error__"];
+    assert_eq!(error["error"], "CommandError", "{body}");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("exit code 3") && message.contains("boom: the graph failed"), "{message}");
+
+    let (status, body) = daemon.post("/runs/wait", &json!({"assistant_id": "missing", "input": {}})).await;
+    assert_eq!(status, 200);
+    assert!(body["__error__"]["message"].as_str().unwrap_or("").contains("cannot start"), "{body}");
+
+    let thread_id = new_thread(&daemon).await;
+    let started = Instant::now();
+    let (status, run) = daemon
+        .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "hang", "input": {}}))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().expect("id");
+    let run = wait_status(&daemon, &thread_id, run_id, &["timeout", "error", "success"]).await;
+    assert_eq!(run["status"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (_, thread) = daemon.get(&format!("/threads/{thread_id}")).await;
+    assert_eq!(thread["status"], "error");
+    // The graph's own child process went with it: no orphan left behind.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let orphans = std::process::Command::new("pgrep")
+        .args(["-f", &format!("sleep {marker}")])
+        .output()
+        .expect("pgrep");
+    assert!(orphans.stdout.is_empty(), "orphan processes: {}", String::from_utf8_lossy(&orphans.stdout));
+
+    // A failing graph never blocks the others.
+    let (status, body) = daemon
+        .post("/runs/wait", &json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "still here"}]}}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"][1]["content"], "still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_graph_posts_the_run_and_takes_its_answer() {
+    use axum::routing::post;
+    let app = axum::Router::new()
+        .route(
+            "/run",
+            post(|axum::Json(run): axum::Json<Value>| async move {
+                axum::Json(json!({"answer": run["input"]["question"], "graph": run["graph_id"]}))
+            }),
+        )
+        .route(
+            "/broken",
+            post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "nope") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let storage = Storage::new(Backend::Sqlite).await;
+    let extra = format!(
+        "[graphs.remote]\nkind = \"http\"\nurl = \"http://{addr}/run\"\ntimeout = \"5s\"\n[graphs.broken]\nkind = \"http\"\nurl = \"http://{addr}/broken\"\n"
+    );
+    let daemon = daemon_with_graphs(&storage, &extra).await;
+    let (status, body) = daemon
+        .post("/runs/wait", &json!({"assistant_id": "remote", "input": {"question": 42}}))
+        .await;
+    assert_eq!((status, body), (200, json!({"answer": 42, "graph": "remote"})));
+    let (_, body) = daemon.post("/runs/wait", &json!({"assistant_id": "broken", "input": {}})).await;
+    let message = body["__error__"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("500"), "{body}");
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(runs_survive_kill_9, a_run_whose_worker_dies_twice_ends_in_error);
+
+/// kill -9 with a run running and others pending: after a restart the pending ones run and
+/// the running one is re-queued (its lease expires) and completes.
+async fn runs_survive_kill_9(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let thread_id = new_thread(&daemon).await;
+    let slow = json!({"assistant_id": "progress", "input": {"sleep": 3}});
+    let (_, running) = daemon.post(&format!("/threads/{thread_id}/runs"), &slow).await;
+    let running_id = running["run_id"].as_str().expect("id").to_string();
+    wait_status(&daemon, &thread_id, &running_id, &["running"]).await;
+    let (_, queued) = daemon
+        .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "queued"}]}}))
+        .await;
+    let queued_id = queued["run_id"].as_str().expect("id").to_string();
+    let other_thread = new_thread(&daemon).await;
+    let (_, delayed) = daemon
+        .post(&format!("/threads/{other_thread}/runs"), &json!({"assistant_id": "agent", "input": {}, "after_seconds": 1}))
+        .await;
+    let delayed_id = delayed["run_id"].as_str().expect("id").to_string();
+    daemon.kill9();
+
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let run = wait_status(&daemon, &thread_id, &running_id, &["success", "error"]).await;
+    assert_eq!(run["status"], "success", "re-queued after its lease and completed: {run}");
+    let run = wait_status(&daemon, &thread_id, &queued_id, &["success", "error"]).await;
+    assert_eq!(run["status"], "success");
+    let run = wait_status(&daemon, &other_thread, &delayed_id, &["success", "error"]).await;
+    assert_eq!(run["status"], "success");
+    // The queued run ran after the interrupted one: the thread's messages show it last.
+    let (_, state) = daemon.get(&format!("/threads/{thread_id}/state")).await;
+    assert_eq!(state["values"]["messages"][1]["content"], "queued", "{state}");
+}
+
+/// A run is re-queued once; when its worker dies again it ends as `error` ("worker lost").
+async fn a_run_whose_worker_dies_twice_ends_in_error(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let thread_id = new_thread(&daemon).await;
+    let (_, run) = daemon
+        .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "progress", "input": {"sleep": 30}}))
+        .await;
+    let run_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&daemon, &thread_id, &run_id, &["running"]).await;
+    daemon.kill9();
+
+    let daemon = daemon_with_graphs(&storage, "").await;
+    // Re-claimed after the 2 s lease: running again, on its second attempt.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_status(&daemon, &thread_id, &run_id, &["running"]).await;
+    daemon.kill9();
+
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let run = wait_status(&daemon, &thread_id, &run_id, &["error", "success"]).await;
+    assert_eq!(run["status"], "error", "{run}");
+    let (status, body) = daemon.get(&format!("/threads/{thread_id}/runs/{run_id}/join")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["__error__"]["message"], "worker lost");
+}

@@ -230,7 +230,9 @@ impl Config {
             ));
         }
         if self.runs.lease < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid("runs.lease must be at least 1s".into()));
+            return Err(ConfigError::Invalid(
+                "runs.lease must be at least 1s".into(),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -50,11 +50,16 @@ async fn new_thread(daemon: &Daemon) -> String {
 async fn wait_status(daemon: &Daemon, thread_id: &str, run_id: &str, statuses: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, run) = daemon.get(&format!("/threads/{thread_id}/runs/{run_id}")).await;
+        let (code, run) = daemon
+            .get(&format!("/threads/{thread_id}/runs/{run_id}"))
+            .await;
         if code == 200 && statuses.contains(&run["status"].as_str().unwrap_or("")) {
             return run;
         }
-        assert!(Instant::now() < deadline, "run {run_id} never reached {statuses:?}: {run}");
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} never reached {statuses:?}: {run}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -71,14 +76,20 @@ async fn command_graph_streams_custom_events_and_returns_its_last_json_object() 
         .send()
         .await
         .expect("stream");
-    assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
     let text = response.text().await.expect("body");
     let events: Vec<(String, Value)> = text
         .split("\r\n\r\n")
         .filter_map(|block| {
             let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
             let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((event.to_string(), serde_json::from_str(data).expect("JSON data")))
+            Some((
+                event.to_string(),
+                serde_json::from_str(data).expect("JSON data"),
+            ))
         })
         .collect();
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
@@ -90,7 +101,11 @@ async fn command_graph_streams_custom_events_and_returns_its_last_json_object() 
 
     let (status, state) = daemon.get(&format!("/threads/{thread_id}/state")).await;
     assert_eq!(status, 200);
-    assert_eq!(state["values"]["echo"], json!({"n": 7}), "the run's output became the thread's values");
+    assert_eq!(
+        state["values"]["echo"],
+        json!({"n": 7}),
+        "the run's output became the thread's values"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,25 +118,50 @@ async fn command_graph_failures_are_run_errors() {
     );
     let daemon = daemon_with_graphs(&storage, &extra).await;
 
-    let (status, body) = daemon.post("/runs/wait", &json!({"assistant_id": "fail", "input": {}})).await;
+    let (status, body) = daemon
+        .post("/runs/wait", &json!({"assistant_id": "fail", "input": {}}))
+        .await;
     assert_eq!(status, 200);
     let error = &body["__error__"];
     assert_eq!(error["error"], "CommandError", "{body}");
     let message = error["message"].as_str().expect("message");
-    assert!(message.contains("exit code 3") && message.contains("boom: the graph failed"), "{message}");
+    assert!(
+        message.contains("exit code 3") && message.contains("boom: the graph failed"),
+        "{message}"
+    );
 
-    let (status, body) = daemon.post("/runs/wait", &json!({"assistant_id": "missing", "input": {}})).await;
+    let (status, body) = daemon
+        .post(
+            "/runs/wait",
+            &json!({"assistant_id": "missing", "input": {}}),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert!(body["__error__"]["message"].as_str().unwrap_or("").contains("cannot start"), "{body}");
+    assert!(
+        body["__error__"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot start"),
+        "{body}"
+    );
 
     let thread_id = new_thread(&daemon).await;
     let started = Instant::now();
     let (status, run) = daemon
-        .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "hang", "input": {}}))
+        .post(
+            &format!("/threads/{thread_id}/runs"),
+            &json!({"assistant_id": "hang", "input": {}}),
+        )
         .await;
     assert_eq!(status, 200, "{run}");
     let run_id = run["run_id"].as_str().expect("id");
-    let run = wait_status(&daemon, &thread_id, run_id, &["timeout", "error", "success"]).await;
+    let run = wait_status(
+        &daemon,
+        &thread_id,
+        run_id,
+        &["timeout", "error", "success"],
+    )
+    .await;
     assert_eq!(run["status"], "timeout");
     assert!(started.elapsed() < Duration::from_secs(10));
     let (_, thread) = daemon.get(&format!("/threads/{thread_id}")).await;
@@ -132,7 +172,11 @@ async fn command_graph_failures_are_run_errors() {
         .args(["-f", &format!("sleep {marker}")])
         .output()
         .expect("pgrep");
-    assert!(orphans.stdout.is_empty(), "orphan processes: {}", String::from_utf8_lossy(&orphans.stdout));
+    assert!(
+        orphans.stdout.is_empty(),
+        "orphan processes: {}",
+        String::from_utf8_lossy(&orphans.stdout)
+    );
 
     // A failing graph never blocks the others.
     let (status, body) = daemon
@@ -156,7 +200,9 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
             "/broken",
             post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "nope") }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -166,10 +212,21 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
     );
     let daemon = daemon_with_graphs(&storage, &extra).await;
     let (status, body) = daemon
-        .post("/runs/wait", &json!({"assistant_id": "remote", "input": {"question": 42}}))
+        .post(
+            "/runs/wait",
+            &json!({"assistant_id": "remote", "input": {"question": 42}}),
+        )
         .await;
-    assert_eq!((status, body), (200, json!({"answer": 42, "graph": "remote"})));
-    let (_, body) = daemon.post("/runs/wait", &json!({"assistant_id": "broken", "input": {}})).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"answer": 42, "graph": "remote"}))
+    );
+    let (_, body) = daemon
+        .post(
+            "/runs/wait",
+            &json!({"assistant_id": "broken", "input": {}}),
+        )
+        .await;
     let message = body["__error__"]["message"].as_str().unwrap_or("");
     assert!(message.contains("500"), "{body}");
 }
@@ -187,7 +244,10 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(runs_survive_kill_9, a_run_whose_worker_dies_twice_ends_in_error);
+on_both_backends!(
+    runs_survive_kill_9,
+    a_run_whose_worker_dies_twice_ends_in_error
+);
 
 /// kill -9 with a run running and others pending: after a restart the pending ones run and
 /// the running one is re-queued (its lease expires) and completes.
@@ -196,7 +256,9 @@ async fn runs_survive_kill_9(backend: Backend) {
     let daemon = daemon_with_graphs(&storage, "").await;
     let thread_id = new_thread(&daemon).await;
     let slow = json!({"assistant_id": "progress", "input": {"sleep": 3}});
-    let (_, running) = daemon.post(&format!("/threads/{thread_id}/runs"), &slow).await;
+    let (_, running) = daemon
+        .post(&format!("/threads/{thread_id}/runs"), &slow)
+        .await;
     let running_id = running["run_id"].as_str().expect("id").to_string();
     wait_status(&daemon, &thread_id, &running_id, &["running"]).await;
     let (_, queued) = daemon
@@ -205,21 +267,30 @@ async fn runs_survive_kill_9(backend: Backend) {
     let queued_id = queued["run_id"].as_str().expect("id").to_string();
     let other_thread = new_thread(&daemon).await;
     let (_, delayed) = daemon
-        .post(&format!("/threads/{other_thread}/runs"), &json!({"assistant_id": "agent", "input": {}, "after_seconds": 1}))
+        .post(
+            &format!("/threads/{other_thread}/runs"),
+            &json!({"assistant_id": "agent", "input": {}, "after_seconds": 1}),
+        )
         .await;
     let delayed_id = delayed["run_id"].as_str().expect("id").to_string();
     daemon.kill9();
 
     let daemon = daemon_with_graphs(&storage, "").await;
     let run = wait_status(&daemon, &thread_id, &running_id, &["success", "error"]).await;
-    assert_eq!(run["status"], "success", "re-queued after its lease and completed: {run}");
+    assert_eq!(
+        run["status"], "success",
+        "re-queued after its lease and completed: {run}"
+    );
     let run = wait_status(&daemon, &thread_id, &queued_id, &["success", "error"]).await;
     assert_eq!(run["status"], "success");
     let run = wait_status(&daemon, &other_thread, &delayed_id, &["success", "error"]).await;
     assert_eq!(run["status"], "success");
     // The queued run ran after the interrupted one: the thread's messages show it last.
     let (_, state) = daemon.get(&format!("/threads/{thread_id}/state")).await;
-    assert_eq!(state["values"]["messages"][1]["content"], "queued", "{state}");
+    assert_eq!(
+        state["values"]["messages"][1]["content"], "queued",
+        "{state}"
+    );
 }
 
 /// A run is re-queued once; when its worker dies again it ends as `error` ("worker lost").
@@ -228,7 +299,10 @@ async fn a_run_whose_worker_dies_twice_ends_in_error(backend: Backend) {
     let daemon = daemon_with_graphs(&storage, "").await;
     let thread_id = new_thread(&daemon).await;
     let (_, run) = daemon
-        .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "progress", "input": {"sleep": 30}}))
+        .post(
+            &format!("/threads/{thread_id}/runs"),
+            &json!({"assistant_id": "progress", "input": {"sleep": 30}}),
+        )
         .await;
     let run_id = run["run_id"].as_str().expect("id").to_string();
     wait_status(&daemon, &thread_id, &run_id, &["running"]).await;
@@ -243,7 +317,9 @@ async fn a_run_whose_worker_dies_twice_ends_in_error(backend: Backend) {
     let daemon = daemon_with_graphs(&storage, "").await;
     let run = wait_status(&daemon, &thread_id, &run_id, &["error", "success"]).await;
     assert_eq!(run["status"], "error", "{run}");
-    let (status, body) = daemon.get(&format!("/threads/{thread_id}/runs/{run_id}/join")).await;
+    let (status, body) = daemon
+        .get(&format!("/threads/{thread_id}/runs/{run_id}/join"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["__error__"]["message"], "worker lost");
 }

@@ -37,7 +37,8 @@ impl From<&RunsConfig> for RunnerSettings {
             lease: config.lease,
             // Often enough that a lease never lapses under a live worker, and that cancels
             // recorded by other replicas are noticed within seconds.
-            renew_every: (config.lease / 6).clamp(Duration::from_millis(100), Duration::from_secs(2)),
+            renew_every: (config.lease / 6)
+                .clamp(Duration::from_millis(100), Duration::from_secs(2)),
             poll_every: config.poll_interval,
         }
     }

@@ -10,5 +10,6 @@ pub mod config;
 pub mod daemon;
 pub mod runs;
 pub mod schedule;
+pub mod scheduler;
 pub mod store;
 pub mod time;

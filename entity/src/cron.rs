@@ -27,6 +27,10 @@ pub struct Model {
     pub next_run_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// fire_once | skip | fire_all; null means the configured default.
+    pub misfire_policy: Option<String>,
+    /// How far back `fire_all` catches up; null means the configured default.
+    pub catchup_window_seconds: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

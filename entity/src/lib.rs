@@ -4,6 +4,7 @@
 
 pub mod assistant;
 pub mod cron;
+pub mod cron_fire;
 pub mod delivery;
 pub mod run;
 pub mod thread;

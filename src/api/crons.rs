@@ -24,6 +24,7 @@ use super::{
     validate_select,
 };
 use crate::schedule::{Schedule, parse_timezone};
+use crate::scheduler::MisfirePolicy;
 use crate::store::SortOrder;
 use crate::store::crons::{CronFilter, CronSort};
 use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
@@ -82,6 +83,8 @@ struct CreateRequest {
     stream_resumable: Option<bool>,
     durability: Option<Durability>,
     checkpoint_during: Option<bool>,
+    misfire_policy: Option<MisfirePolicy>,
+    catchup_window_seconds: Option<u32>,
 }
 
 /// LangGraph's CronPatch. `end_time: null` clears the end; an absent key keeps it.
@@ -106,6 +109,8 @@ struct PatchRequest {
     stream_subgraphs: Option<bool>,
     stream_resumable: Option<bool>,
     durability: Option<Durability>,
+    misfire_policy: Option<MisfirePolicy>,
+    catchup_window_seconds: Option<u32>,
 }
 
 /// A cron's input: an object or a list of objects (narrower than a run's).
@@ -233,6 +238,8 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
         next_run_at: None,
         created_at: now,
         updated_at: now,
+        misfire_policy: request.misfire_policy.map(|p| p.as_str().to_string()),
+        catchup_window_seconds: request.catchup_window_seconds.map(i64::from),
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron).await?;
@@ -297,6 +304,12 @@ async fn patch(
             }
             if let Some(enabled) = request.enabled {
                 cron.enabled = enabled;
+            }
+            if let Some(policy) = request.misfire_policy {
+                cron.misfire_policy = Some(policy.as_str().to_string());
+            }
+            if let Some(window) = request.catchup_window_seconds {
+                cron.catchup_window_seconds = Some(i64::from(window));
             }
             if cron.thread_id.is_none()
                 && let Some(on_completed) = request.on_run_completed
@@ -460,6 +473,8 @@ pub fn render(cron: cron::Model) -> Value {
         "next_run_date": cron.next_run_at.map(iso),
         "metadata": object_or_empty(&cron.metadata),
         "enabled": cron.enabled,
+        "misfire_policy": cron.misfire_policy,
+        "catchup_window_seconds": cron.catchup_window_seconds,
     })
 }
 

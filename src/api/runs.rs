@@ -24,6 +24,7 @@ use super::fields::{
 use super::{ApiError, ApiResult, AppState, Paging, page_response, sse, validate_select};
 use crate::runs::events::RunEnd;
 use crate::runs::payload::render_run;
+use crate::runs::spec::RunSpec;
 use crate::runs::wait_for_end;
 use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
 use crate::time::now_ms;
@@ -199,16 +200,6 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
         .find(|g| crate::store::assistants::assistant_id_for_graph(g).to_string() == assistant_id)
         .cloned()
         .unwrap_or_default();
-    let kwargs = kwargs(
-        &body,
-        &request,
-        &run_id,
-        &thread_id,
-        &assistant_id,
-        &graph_id,
-        stateless,
-    );
-    let now = now_ms();
     let on_completion = stateless.then(|| {
         request
             .on_completion
@@ -216,30 +207,22 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
             .as_str()
             .to_string()
     });
-    let run = run::Model {
+    let now = now_ms();
+    let run = RunSpec {
         run_id: run_id.clone(),
         thread_id,
         assistant_id,
-        status: "pending".into(),
-        metadata: Value::Object(request.metadata.clone().unwrap_or_default()),
-        kwargs,
-        multitask_strategy: strategy.as_str().into(),
-        user_id: None,
-        cron_id: None,
-        scheduled_for: None,
+        graph_id,
+        body: &body,
+        metadata: request.metadata.clone().unwrap_or_default(),
+        strategy,
         on_completion,
         available_at: now + after_ms,
-        attempt: 0,
-        lease_owner: None,
-        lease_expires_at: None,
-        cancel_action: None,
-        output: None,
-        error: None,
-        started_at: None,
-        ended_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+        cron_id: None,
+        scheduled_for: None,
+        now,
+    }
+    .into_model();
     state.hub.open(&run_id);
     let (run, flagged) = match state.store.create_run(run, strategy, if_missing).await {
         Ok(created) => created,
@@ -262,53 +245,6 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     Ok(Queued {
         run,
         resumable: request.stream_resumable.unwrap_or(false),
-    })
-}
-
-/// The run's kwargs, as LangGraph stores them.
-fn kwargs(
-    body: &Value,
-    request: &RunRequest,
-    run_id: &str,
-    thread_id: &str,
-    assistant_id: &str,
-    graph_id: &str,
-    stateless: bool,
-) -> Value {
-    let field = |key: &str| body.get(key).cloned().unwrap_or(Value::Null);
-    let mut config = match body.get("config") {
-        Some(Value::Object(config)) => config.clone(),
-        _ => Map::new(),
-    };
-    let configurable = config
-        .entry("configurable")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(configurable) = configurable {
-        configurable.insert("run_id".into(), json!(run_id));
-        configurable.insert("thread_id".into(), json!(thread_id));
-        configurable.insert("graph_id".into(), json!(graph_id));
-        configurable.insert("assistant_id".into(), json!(assistant_id));
-    }
-    let stream_mode = match &request.stream_mode {
-        None => json!(["values"]),
-        Some(StreamModes::One(_)) => json!([field("stream_mode")]),
-        Some(StreamModes::Many(_)) => field("stream_mode"),
-    };
-    json!({
-        "input": field("input"),
-        "command": field("command"),
-        "config": config,
-        "context": body.get("context").cloned().unwrap_or_else(|| json!({})),
-        "stream_mode": stream_mode,
-        "interrupt_before": field("interrupt_before"),
-        "interrupt_after": field("interrupt_after"),
-        "webhook": field("webhook"),
-        "feedback_keys": field("feedback_keys"),
-        "temporary": stateless && request.on_completion != Some(OnCompletion::Keep),
-        "subgraphs": request.stream_subgraphs.unwrap_or(false),
-        "resumable": request.stream_resumable.unwrap_or(false),
-        "checkpoint_during": request.checkpoint_during.unwrap_or(true),
-        "durability": body.get("durability").cloned().unwrap_or_else(|| json!("async")),
     })
 }
 

@@ -6,6 +6,7 @@
 pub mod events;
 pub mod executors;
 pub mod payload;
+pub mod spec;
 mod waiter;
 mod worker;
 

@@ -1,0 +1,143 @@
+//! Building a queued run from a run-create body: used by the API for client requests and by
+//! the scheduler for a cron's payload, so both produce the same kwargs.
+
+use serde_json::{Map, Value, json};
+
+use entity::run;
+
+use crate::store::runs::Multitask;
+use crate::time::Millis;
+
+/// A run about to be queued.
+pub struct RunSpec<'a> {
+    pub run_id: String,
+    pub thread_id: String,
+    pub assistant_id: String,
+    pub graph_id: String,
+    /// The run-create body (input, config, context, webhook, stream_mode, …).
+    pub body: &'a Value,
+    pub metadata: Map<String, Value>,
+    pub strategy: Multitask,
+    /// Stateless runs: `delete` or `keep` their throw-away thread afterwards.
+    pub on_completion: Option<String>,
+    pub available_at: Millis,
+    pub cron_id: Option<String>,
+    pub scheduled_for: Option<Millis>,
+    pub now: Millis,
+}
+
+impl RunSpec<'_> {
+    pub fn into_model(self) -> run::Model {
+        let kwargs = self.kwargs();
+        run::Model {
+            run_id: self.run_id,
+            thread_id: self.thread_id,
+            assistant_id: self.assistant_id,
+            status: "pending".into(),
+            metadata: Value::Object(self.metadata),
+            kwargs,
+            multitask_strategy: self.strategy.as_str().into(),
+            user_id: None,
+            cron_id: self.cron_id,
+            scheduled_for: self.scheduled_for,
+            on_completion: self.on_completion,
+            available_at: self.available_at,
+            attempt: 0,
+            lease_owner: None,
+            lease_expires_at: None,
+            cancel_action: None,
+            output: None,
+            error: None,
+            started_at: None,
+            ended_at: None,
+            created_at: self.now,
+            updated_at: self.now,
+        }
+    }
+
+    /// The run's kwargs, as LangGraph stores them: the body's run fields, with
+    /// `config.configurable` carrying the run's ids (and the cron's, for a cron fire).
+    fn kwargs(&self) -> Value {
+        let field = |key: &str| self.body.get(key).cloned().unwrap_or(Value::Null);
+        let flag = |key: &str, default: bool| {
+            self.body
+                .get(key)
+                .and_then(Value::as_bool)
+                .unwrap_or(default)
+        };
+        let mut config = match self.body.get("config") {
+            Some(Value::Object(config)) => config.clone(),
+            _ => Map::new(),
+        };
+        let configurable = config
+            .entry("configurable")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !configurable.is_object() {
+            *configurable = Value::Object(Map::new());
+        }
+        if let Value::Object(configurable) = configurable {
+            configurable.insert("run_id".into(), json!(self.run_id));
+            configurable.insert("thread_id".into(), json!(self.thread_id));
+            configurable.insert("graph_id".into(), json!(self.graph_id));
+            configurable.insert("assistant_id".into(), json!(self.assistant_id));
+            if let Some(cron_id) = &self.cron_id {
+                configurable.insert("cron_id".into(), json!(cron_id));
+            }
+        }
+        let stream_mode = match self.body.get("stream_mode") {
+            None | Some(Value::Null) => json!(["values"]),
+            Some(Value::String(mode)) => json!([mode]),
+            Some(modes) => modes.clone(),
+        };
+        json!({
+            "input": field("input"),
+            "command": field("command"),
+            "config": config,
+            "context": self.body.get("context").cloned().unwrap_or_else(|| json!({})),
+            "stream_mode": stream_mode,
+            "interrupt_before": field("interrupt_before"),
+            "interrupt_after": field("interrupt_after"),
+            "webhook": field("webhook"),
+            "feedback_keys": field("feedback_keys"),
+            "temporary": self.on_completion.as_deref() == Some("delete"),
+            "subgraphs": flag("stream_subgraphs", false),
+            "resumable": flag("stream_resumable", false),
+            "checkpoint_during": flag("checkpoint_during", true),
+            "durability": self.body.get("durability").cloned().unwrap_or_else(|| json!("async")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kwargs_carry_ids_and_defaults() {
+        let body = json!({"input": {"x": 1}, "config": {"tags": ["t"]}, "stream_mode": "updates"});
+        let run = RunSpec {
+            run_id: "r".into(),
+            thread_id: "t".into(),
+            assistant_id: "a".into(),
+            graph_id: "agent".into(),
+            body: &body,
+            metadata: Map::new(),
+            strategy: Multitask::Enqueue,
+            on_completion: Some("delete".into()),
+            available_at: 0,
+            cron_id: Some("c".into()),
+            scheduled_for: Some(1000),
+            now: 0,
+        }
+        .into_model();
+        let kwargs = &run.kwargs;
+        assert_eq!(kwargs["input"], json!({"x": 1}));
+        assert_eq!(kwargs["config"]["tags"], json!(["t"]));
+        assert_eq!(kwargs["config"]["configurable"]["cron_id"], "c");
+        assert_eq!(kwargs["config"]["configurable"]["run_id"], "r");
+        assert_eq!(kwargs["stream_mode"], json!(["updates"]));
+        assert_eq!(kwargs["temporary"], true);
+        assert_eq!(run.cron_id.as_deref(), Some("c"));
+        assert_eq!(run.multitask_strategy, "enqueue");
+    }
+}

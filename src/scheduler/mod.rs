@@ -1,0 +1,6 @@
+//! When things fire: an in-memory timer of upcoming instants fed from the store, claims
+//! and fires in batches through the store (which queues the runs), under the misfire policy.
+
+mod policy;
+
+pub use policy::{MisfirePolicy, Plan, plan};

@@ -34,6 +34,42 @@ pub struct Config {
     /// Graphs by name; each becomes an assistant.
     pub graphs: BTreeMap<String, GraphConfig>,
     pub runs: RunsConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+/// The cron scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// What happens to instants missed while down or overloaded, unless a cron says otherwise.
+    pub misfire_policy: crate::scheduler::MisfirePolicy,
+    /// How far back `fire_all` catches up, unless a cron says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub catchup_window: Duration,
+    /// An instant fired later than this counts as missed.
+    #[serde(with = "humantime_serde")]
+    pub misfire_grace: Duration,
+    /// Crons due within this window are held in memory.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How often changes made through other replicas are read.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Fires committed in one transaction at most.
+    pub batch_size: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            misfire_policy: crate::scheduler::MisfirePolicy::FireOnce,
+            catchup_window: Duration::from_secs(3600),
+            misfire_grace: Duration::from_secs(1),
+            window: Duration::from_secs(60),
+            refresh_interval: Duration::from_secs(1),
+            batch_size: 256,
+        }
+    }
 }
 
 /// The run worker pool.
@@ -123,6 +159,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             graphs: BTreeMap::from([(DEFAULT_GRAPH.to_string(), GraphConfig::Echo {})]),
             runs: RunsConfig::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }

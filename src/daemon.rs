@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::runs::events::EventHub;
 use crate::runs::executors::Executor;
 use crate::runs::{Control, Graph, Runner, RunnerSettings};
+use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{self, Store};
 
@@ -76,12 +77,27 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         RunnerSettings::from(&config.runs),
     );
     let workers = tokio::spawn(runner.run(shutdown.clone()));
+    let scheduler_handle = SchedulerHandle::default();
+    let graph_names = config
+        .graphs
+        .keys()
+        .map(|name| (assistant_id_for_graph(name).to_string(), name.clone()))
+        .collect();
+    let scheduler = Scheduler::new(
+        store.clone(),
+        control.clone(),
+        scheduler_handle.clone(),
+        config.scheduler.clone(),
+        graph_names,
+    );
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
     let app = api::router(AppState {
         store: store.clone(),
         config: config.clone(),
         hub,
         control,
+        scheduler: scheduler_handle,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -89,6 +105,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Serve)?;
     tracing::info!("shutting down");
     shutdown.cancel();
+    let _ = scheduler.await;
     let _ = workers.await;
     store.close().await;
     Ok(())

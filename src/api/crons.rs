@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use entity::cron;
 
-use super::extract::{JsonBody, RawJson, parse_uuid, reject_nulls, typed};
+use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{
     Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
 };
@@ -23,9 +23,12 @@ use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
     validate_select,
 };
+use crate::runs::payload::render_run;
+use crate::runs::spec::cron_run;
 use crate::schedule::{Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
 use crate::store::SortOrder;
+use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
 use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
 
@@ -56,6 +59,68 @@ pub fn router() -> Router<AppState> {
             "/runs/crons/{cron_id}",
             get(get_one).patch(patch).delete(delete),
         )
+        .route("/runs/crons/{cron_id}/trigger", post(trigger))
+        .route("/runs/crons/{cron_id}/next", get(next))
+}
+
+/// Fires the cron now, outside its schedule (which does not move).
+async fn trigger(
+    State(state): State<AppState>,
+    Path(cron_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let cron_id = parse_uuid(&cron_id, "cron")?;
+    let cron = state.store.get_cron(&cron_id).await?;
+    let now = now_ms();
+    let graph_id = state
+        .config
+        .graphs
+        .keys()
+        .find(|g| assistant_id_for_graph(g).to_string() == cron.assistant_id)
+        .cloned()
+        .unwrap_or_default();
+    let run = cron_run(&cron, graph_id, now, now);
+    state.hub.open(&run.run_id);
+    let run = state.store.trigger(&cron, run, now).await?;
+    state.control.wake();
+    Ok(Json(render_run(&run)))
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    count: Option<String>,
+}
+
+/// The next `count` instants (1–1000, default 10), whether or not the cron is enabled.
+async fn next(
+    State(state): State<AppState>,
+    Path(cron_id): Path<String>,
+    QueryParams(query): QueryParams<NextQuery>,
+) -> ApiResult<Json<Value>> {
+    let cron_id = parse_uuid(&cron_id, "cron")?;
+    let count = match query.count.as_deref() {
+        None => 10,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("count: '{text}' must be an integer from 1 to 1000"))
+            })?,
+    };
+    let cron = state.store.get_cron(&cron_id).await?;
+    let schedule = Schedule::parse(&cron.schedule)?;
+    let zone = parse_timezone(cron.timezone.as_deref())?;
+    let instants: Vec<String> = schedule
+        .upcoming(
+            to_datetime(now_ms()),
+            zone,
+            cron.end_time.map(to_datetime),
+            count,
+        )
+        .into_iter()
+        .map(|instant| iso(instant.timestamp_millis()))
+        .collect();
+    Ok(Json(json!({"cron_id": cron_id, "next": instants})))
 }
 
 /// The body of both cron creates (LangGraph's CronCreate / ThreadCronCreate, plus the
@@ -243,6 +308,7 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron).await?;
+    state.scheduler.cron_changed();
     Ok(Json(render(cron)))
 }
 
@@ -340,6 +406,7 @@ async fn patch(
             cron.updated_at = now;
         })
         .await?;
+    state.scheduler.cron_changed();
     Ok(Json(render(cron)))
 }
 
@@ -349,6 +416,7 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
     state.store.delete_cron(&cron_id).await?;
+    state.scheduler.cron_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

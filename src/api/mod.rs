@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::runs::Control;
 use crate::runs::events::EventHub;
+use crate::scheduler::SchedulerHandle;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
 pub use error::{ApiError, ApiResult};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub hub: EventHub,
     /// Wake-ups for the local workers.
     pub control: Control,
+    /// Wake-ups for the local scheduler.
+    pub scheduler: SchedulerHandle,
 }
 
 impl AppState {

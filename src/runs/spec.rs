@@ -3,10 +3,46 @@
 
 use serde_json::{Map, Value, json};
 
-use entity::run;
+use entity::{cron, run};
+use uuid::Uuid;
 
 use crate::store::runs::Multitask;
 use crate::time::Millis;
+
+/// The run one instant of `cron` queues (a scheduled fire or a manual trigger): its payload,
+/// on its thread (or a new one), with the cron's metadata under the payload's, as LangGraph
+/// merges them.
+pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Millis) -> run::Model {
+    let mut metadata = match &cron.metadata {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    if let Some(Value::Object(own)) = cron.payload.get("metadata") {
+        metadata.extend(own.clone());
+    }
+    RunSpec {
+        run_id: Uuid::now_v7().to_string(),
+        thread_id: cron
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| Uuid::now_v7().to_string()),
+        assistant_id: cron.assistant_id.clone(),
+        graph_id,
+        body: &cron.payload,
+        metadata,
+        strategy: Multitask::from_payload(&cron.payload),
+        on_completion: cron.thread_id.is_none().then(|| {
+            cron.on_run_completed
+                .clone()
+                .unwrap_or_else(|| "delete".to_string())
+        }),
+        available_at: now,
+        cron_id: Some(cron.cron_id.clone()),
+        scheduled_for: Some(instant),
+        now,
+    }
+    .into_model()
+}
 
 /// A run about to be queued.
 pub struct RunSpec<'a> {

@@ -75,8 +75,9 @@ pub fn plan(
             }
         }
         MisfirePolicy::FireAll => {
-            let (within, too_old): (Vec<Millis>, Vec<Millis>) =
-                missed.iter().partition(|&&instant| now - instant <= catchup_window);
+            let (within, too_old): (Vec<Millis>, Vec<Millis>) = missed
+                .iter()
+                .partition(|&&instant| now - instant <= catchup_window);
             let mut fire = within;
             fire.extend(on_time);
             Plan {
@@ -96,10 +97,17 @@ mod tests {
 
     #[test]
     fn on_time_instants_always_fire() {
-        for policy in [MisfirePolicy::FireOnce, MisfirePolicy::Skip, MisfirePolicy::FireAll] {
+        for policy in [
+            MisfirePolicy::FireOnce,
+            MisfirePolicy::Skip,
+            MisfirePolicy::FireAll,
+        ] {
             assert_eq!(
                 plan(policy, &[10_000], 10_005, GRACE, WINDOW),
-                Plan { fire: vec![10_000], missed: 0 }
+                Plan {
+                    fire: vec![10_000],
+                    missed: 0
+                }
             );
         }
     }
@@ -111,19 +119,31 @@ mod tests {
         let now = 200_000;
         assert_eq!(
             plan(MisfirePolicy::FireOnce, &due, now, GRACE, WINDOW),
-            Plan { fire: vec![180_000], missed: 2 }
+            Plan {
+                fire: vec![180_000],
+                missed: 2
+            }
         );
         assert_eq!(
             plan(MisfirePolicy::Skip, &due, now, GRACE, WINDOW),
-            Plan { fire: vec![], missed: 3 }
+            Plan {
+                fire: vec![],
+                missed: 3
+            }
         );
         assert_eq!(
             plan(MisfirePolicy::FireAll, &due, now, GRACE, WINDOW),
-            Plan { fire: vec![60_000, 120_000, 180_000], missed: 0 }
+            Plan {
+                fire: vec![60_000, 120_000, 180_000],
+                missed: 0
+            }
         );
         assert_eq!(
             plan(MisfirePolicy::FireAll, &due, now, GRACE, 100_000),
-            Plan { fire: vec![120_000, 180_000], missed: 1 },
+            Plan {
+                fire: vec![120_000, 180_000],
+                missed: 1
+            },
             "older than the catch-up window"
         );
     }
@@ -132,7 +152,10 @@ mod tests {
     fn nothing_due_plans_nothing() {
         assert_eq!(
             plan(MisfirePolicy::FireOnce, &[], 5, GRACE, WINDOW),
-            Plan { fire: vec![], missed: 0 }
+            Plan {
+                fire: vec![],
+                missed: 0
+            }
         );
     }
 }

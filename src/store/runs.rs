@@ -29,6 +29,16 @@ pub enum Multitask {
 }
 
 impl Multitask {
+    /// A cron payload's (or run body's) `multitask_strategy`; enqueue when absent.
+    pub fn from_payload(payload: &Value) -> Multitask {
+        match payload.get("multitask_strategy").and_then(Value::as_str) {
+            Some("reject") => Multitask::Reject,
+            Some("rollback") => Multitask::Rollback,
+            Some("interrupt") => Multitask::Interrupt,
+            _ => Multitask::Enqueue,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Multitask::Reject => "reject",
@@ -116,58 +126,9 @@ impl Store {
         if_missing: IfThreadMissing,
     ) -> Result<(run::Model, Vec<String>)> {
         let txn = self.write.begin().await?;
-        let now = run.created_at;
-        let thread = Threads::find_by_id(run.thread_id.clone()).one(&txn).await?;
-        if thread.is_none() {
-            match if_missing {
-                IfThreadMissing::Reject => {
-                    return Err(Error::NotFound(format!(
-                        "Thread with ID {} not found",
-                        run.thread_id
-                    )));
-                }
-                IfThreadMissing::Create { metadata } => {
-                    thread::ActiveModel {
-                        thread_id: Set(run.thread_id.clone()),
-                        metadata: Set(Value::Object(metadata)),
-                        status: Set("busy".into()),
-                        values: Set(None),
-                        user_id: Set(run.user_id.clone()),
-                        created_at: Set(now),
-                        updated_at: Set(now),
-                        state_updated_at: Set(now),
-                    }
-                    .insert(&txn)
-                    .await?;
-                }
-            }
-        }
-        let active = Runs::find()
-            .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
-            .filter(run::Column::Status.is_in([PENDING, RUNNING]))
-            .all(&txn)
-            .await?;
-        let mut flagged = Vec::new();
-        if !active.is_empty() {
-            match strategy {
-                Multitask::Reject => {
-                    return Err(Error::Conflict(
-                        "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
-                    ));
-                }
-                Multitask::Enqueue => {}
-                Multitask::Interrupt => {
-                    flagged = cancel_active(&txn, active, CancelAction::Interrupt, now).await?;
-                }
-                Multitask::Rollback => {
-                    flagged = cancel_active(&txn, active, CancelAction::Rollback, now).await?;
-                }
-            }
-        }
-        let model = run.into_active_model().reset_all().insert(&txn).await?;
-        set_thread_status(&txn, &model.thread_id, "busy", now).await?;
+        let created = queue_run(&txn, run, strategy, if_missing).await?;
         txn.commit().await?;
-        Ok((model, flagged))
+        Ok(created)
     }
 
     pub async fn get_run(&self, thread_id: &str, run_id: &str) -> Result<run::Model> {
@@ -438,6 +399,67 @@ impl Store {
             .count(&self.read)
             .await?)
     }
+}
+
+/// Queues a run inside `txn` (see `Store::create_run`). Refusals (missing thread, busy
+/// thread under `reject`) return before any write, so the transaction stays usable.
+pub(super) async fn queue_run(
+    txn: &DatabaseTransaction,
+    run: run::Model,
+    strategy: Multitask,
+    if_missing: IfThreadMissing,
+) -> Result<(run::Model, Vec<String>)> {
+    let now = run.created_at;
+    let thread = Threads::find_by_id(run.thread_id.clone()).one(txn).await?;
+    if thread.is_none() {
+        match if_missing {
+            IfThreadMissing::Reject => {
+                return Err(Error::NotFound(format!(
+                    "Thread with ID {} not found",
+                    run.thread_id
+                )));
+            }
+            IfThreadMissing::Create { metadata } => {
+                thread::ActiveModel {
+                    thread_id: Set(run.thread_id.clone()),
+                    metadata: Set(Value::Object(metadata)),
+                    status: Set("busy".into()),
+                    values: Set(None),
+                    user_id: Set(run.user_id.clone()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    state_updated_at: Set(now),
+                }
+                .insert(txn)
+                .await?;
+            }
+        }
+    }
+    let active = Runs::find()
+        .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
+        .filter(run::Column::Status.is_in([PENDING, RUNNING]))
+        .all(txn)
+        .await?;
+    let mut flagged = Vec::new();
+    if !active.is_empty() {
+        match strategy {
+            Multitask::Reject => {
+                return Err(Error::Conflict(
+                    "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
+                ));
+            }
+            Multitask::Enqueue => {}
+            Multitask::Interrupt => {
+                flagged = cancel_active(txn, active, CancelAction::Interrupt, now).await?;
+            }
+            Multitask::Rollback => {
+                flagged = cancel_active(txn, active, CancelAction::Rollback, now).await?;
+            }
+        }
+    }
+    let model = run.into_active_model().reset_all().insert(txn).await?;
+    set_thread_status(txn, &model.thread_id, "busy", now).await?;
+    Ok((model, flagged))
 }
 
 /// What a lease renewal found.

@@ -1,0 +1,298 @@
+//! The scheduler loop: keeps the timer fed from the store, sleeps exactly until the earliest
+//! instant (or the next refresh), then plans and fires everything due in batches.
+//!
+//! Instants are wall-clock UTC milliseconds; sleeping uses tokio's monotonic clock, and the
+//! wait is recomputed from the wall clock on every turn, so a clock jump neither fires
+//! anything twice (the store's unique key and conditional claim forbid it) nor skips anything
+//! silently (late instants go through the misfire policy, which logs and counts them).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use entity::cron;
+
+use super::policy::{MisfirePolicy, plan};
+use super::timer::Timer;
+use crate::config::SchedulerConfig;
+use crate::runs::Control;
+use crate::runs::spec::cron_run;
+use crate::schedule::{Schedule, parse_timezone};
+use crate::store::Store;
+use crate::store::fires::{Fire, Fired};
+use crate::time::{Millis, now_ms, to_datetime};
+
+/// At most this many missed instants are enumerated for one cron in one fire.
+const MAX_INSTANTS: usize = 100_000;
+
+/// Wakes the scheduler when crons change through the local API.
+#[derive(Clone, Default)]
+pub struct SchedulerHandle {
+    changed: Arc<Notify>,
+    pub stats: Arc<SchedulerStats>,
+}
+
+impl SchedulerHandle {
+    pub fn cron_changed(&self) {
+        self.changed.notify_one();
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Default, Debug)]
+pub struct SchedulerStats {
+    pub fired: AtomicU64,
+    pub missed: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+pub struct Scheduler {
+    store: Store,
+    runs: Control,
+    handle: SchedulerHandle,
+    settings: SchedulerConfig,
+    /// Graph names by assistant id, for the runs' kwargs.
+    graphs: HashMap<String, String>,
+}
+
+/// A cron's parsed schedule, cached while its expression and zone stay the same.
+struct Parsed {
+    expression: String,
+    timezone: Option<String>,
+    schedule: Schedule,
+    zone: Tz,
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Store,
+        runs: Control,
+        handle: SchedulerHandle,
+        settings: SchedulerConfig,
+        graphs: HashMap<String, String>,
+    ) -> Scheduler {
+        Scheduler {
+            store,
+            runs,
+            handle,
+            settings,
+            graphs,
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let window = self.settings.window.as_millis() as Millis;
+        let refresh = self.settings.refresh_interval.as_millis() as Millis;
+        let mut timer = Timer::default();
+        let mut parsed: HashMap<String, Parsed> = HashMap::new();
+        let mut next_reload: Millis = 0;
+        let mut next_refresh: Millis = 0;
+        let mut changes_since: Millis = now_ms();
+        loop {
+            let now = now_ms();
+            if now >= next_reload {
+                match self.store.due_crons(now + window, 1_000_000).await {
+                    Ok(crons) => {
+                        for cron in crons {
+                            timer.upsert(cron, now + window);
+                        }
+                        next_reload = now + window / 2;
+                        changes_since = now;
+                        next_refresh = now + refresh;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "loading due crons failed");
+                        next_reload = now + 1_000;
+                    }
+                }
+            } else if now >= next_refresh {
+                // Changes made through any replica's API show within one refresh interval;
+                // the slack covers clocks that disagree a little between replicas.
+                match self.store.crons_changed_since(changes_since - 2_000).await {
+                    Ok(crons) => {
+                        for cron in crons {
+                            timer.upsert(cron, now + window);
+                        }
+                        changes_since = now;
+                    }
+                    Err(err) => tracing::error!(error = %err, "reading changed crons failed"),
+                }
+                next_refresh = now + refresh;
+            }
+
+            let due = timer.pop_due(now_ms());
+            if !due.is_empty() {
+                self.fire(due, &mut timer, &mut parsed, window).await;
+                continue;
+            }
+
+            let wake_at = [timer.next_instant(), Some(next_refresh), Some(next_reload)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + refresh);
+            let sleep = Duration::from_millis((wake_at - now_ms()).max(0) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.handle.changed.notified() => next_refresh = 0,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn fire(
+        &self,
+        due: Vec<cron::Model>,
+        timer: &mut Timer,
+        parsed: &mut HashMap<String, Parsed>,
+        window: Millis,
+    ) {
+        let now = now_ms();
+        for chunk in due.chunks(self.settings.batch_size.max(1)) {
+            let mut fires = Vec::with_capacity(chunk.len());
+            let mut rows = Vec::with_capacity(chunk.len());
+            for cron in chunk {
+                let Some(expected) = cron.next_run_at else {
+                    continue;
+                };
+                let Some(entry) = self.parsed(parsed, cron) else {
+                    tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
+                    continue;
+                };
+                let mut instants = vec![expected];
+                let mut cursor = expected;
+                while instants.len() < MAX_INSTANTS {
+                    match entry.schedule.next_after(to_datetime(cursor), entry.zone) {
+                        Some(next) if next.timestamp_millis() <= now => {
+                            cursor = next.timestamp_millis();
+                            if cron.end_time.is_some_and(|end| cursor > end) {
+                                break;
+                            }
+                            instants.push(cursor);
+                        }
+                        _ => break,
+                    }
+                }
+                let policy = cron
+                    .misfire_policy
+                    .as_deref()
+                    .and_then(MisfirePolicy::parse)
+                    .unwrap_or(self.settings.misfire_policy);
+                let catchup = cron
+                    .catchup_window_seconds
+                    .map(|s| s * 1000)
+                    .unwrap_or(self.settings.catchup_window.as_millis() as Millis);
+                let planned = plan(
+                    policy,
+                    &instants,
+                    now,
+                    self.settings.misfire_grace.as_millis() as Millis,
+                    catchup,
+                );
+                if planned.missed > 0 {
+                    self.handle
+                        .stats
+                        .missed
+                        .fetch_add(planned.missed, Ordering::Relaxed);
+                    tracing::warn!(
+                        cron_id = %cron.cron_id,
+                        missed = planned.missed,
+                        policy = policy.as_str(),
+                        "scheduled instants missed and not fired"
+                    );
+                }
+                let after = now.max(cursor);
+                let new_next = entry
+                    .schedule
+                    .next_after(to_datetime(after), entry.zone)
+                    .map(|next| next.timestamp_millis())
+                    .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
+                fires.push(Fire {
+                    cron_id: cron.cron_id.clone(),
+                    expected_next: expected,
+                    instants: planned.fire,
+                    new_next,
+                });
+                rows.push(cron.clone());
+            }
+            let make_run = |cron: &cron::Model, instant: Millis| {
+                let graph_id = self
+                    .graphs
+                    .get(&cron.assistant_id)
+                    .cloned()
+                    .unwrap_or_default();
+                cron_run(cron, graph_id, instant, now)
+            };
+            match self.store.fire(&fires, now, &make_run).await {
+                Ok(results) => {
+                    for ((fire, mut cron), result) in fires.iter().zip(rows).zip(results) {
+                        match result {
+                            Fired::Claimed { runs, rejected } => {
+                                self.handle
+                                    .stats
+                                    .fired
+                                    .fetch_add(runs.len() as u64, Ordering::Relaxed);
+                                if !rejected.is_empty() {
+                                    self.handle
+                                        .stats
+                                        .rejected
+                                        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+                                    tracing::warn!(cron_id = %fire.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
+                                }
+                                for (instant, run_id) in runs {
+                                    tracing::debug!(cron_id = %fire.cron_id, %run_id, lateness_ms = now - instant, "fired");
+                                }
+                                cron.next_run_at = fire.new_next;
+                                timer.upsert(cron, now + window);
+                            }
+                            Fired::Lost => match self.store.find_cron(&fire.cron_id).await {
+                                Ok(Some(current)) => timer.upsert(current, now + window),
+                                Ok(None) => timer.remove(&fire.cron_id),
+                                Err(err) => {
+                                    tracing::error!(error = %err, "re-reading a cron failed")
+                                }
+                            },
+                        }
+                    }
+                    self.runs.wake();
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, crons = fires.len(), "firing crons failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    for cron in chunk {
+                        timer.upsert(cron.clone(), now + window);
+                    }
+                }
+            }
+        }
+    }
+
+    fn parsed<'a>(
+        &self,
+        cache: &'a mut HashMap<String, Parsed>,
+        cron: &cron::Model,
+    ) -> Option<&'a Parsed> {
+        let fresh = cache
+            .get(&cron.cron_id)
+            .is_some_and(|p| p.expression == cron.schedule && p.timezone == cron.timezone);
+        if !fresh {
+            let schedule = Schedule::parse(&cron.schedule).ok()?;
+            let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
+            cache.insert(
+                cron.cron_id.clone(),
+                Parsed {
+                    expression: cron.schedule.clone(),
+                    timezone: cron.timezone.clone(),
+                    schedule,
+                    zone,
+                },
+            );
+        }
+        cache.get(&cron.cron_id)
+    }
+}

@@ -1,0 +1,154 @@
+//! The in-memory timer: upcoming instants of the crons due soon, earliest first. Entries are
+//! replaced or removed as crons change; a superseded heap entry is skipped when it surfaces.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use entity::cron;
+
+use crate::time::Millis;
+
+#[derive(Default)]
+pub struct Timer {
+    heap: BinaryHeap<Reverse<(Millis, String)>>,
+    /// The live entry of each cron: the row as last read.
+    crons: HashMap<String, cron::Model>,
+}
+
+impl Timer {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.crons.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.crons.is_empty()
+    }
+
+    /// Adds or replaces a cron; one that is disabled, or has no next instant, or is not due
+    /// before `horizon`, is removed instead.
+    pub fn upsert(&mut self, cron: cron::Model, horizon: Millis) {
+        match cron.next_run_at {
+            Some(next) if cron.enabled && next <= horizon => {
+                let unchanged = self
+                    .crons
+                    .get(&cron.cron_id)
+                    .is_some_and(|known| known.next_run_at == cron.next_run_at);
+                if !unchanged {
+                    self.heap.push(Reverse((next, cron.cron_id.clone())));
+                }
+                self.crons.insert(cron.cron_id.clone(), cron);
+            }
+            _ => {
+                self.crons.remove(&cron.cron_id);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, cron_id: &str) {
+        self.crons.remove(cron_id);
+    }
+
+    /// The earliest live instant.
+    pub fn next_instant(&mut self) -> Option<Millis> {
+        self.skip_stale();
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Takes every cron whose instant is at or before `now`.
+    pub fn pop_due(&mut self, now: Millis) -> Vec<cron::Model> {
+        let mut due = Vec::new();
+        loop {
+            self.skip_stale();
+            match self.heap.peek() {
+                Some(Reverse((at, _))) if *at <= now => {
+                    if let Some(Reverse((_, cron_id))) = self.heap.pop()
+                        && let Some(cron) = self.crons.remove(&cron_id)
+                    {
+                        due.push(cron);
+                    }
+                }
+                _ => return due,
+            }
+        }
+    }
+
+    /// Drops heap entries whose cron was removed or now has another instant.
+    fn skip_stale(&mut self) {
+        while let Some(Reverse((at, cron_id))) = self.heap.peek() {
+            let live = self
+                .crons
+                .get(cron_id)
+                .is_some_and(|cron| cron.next_run_at == Some(*at));
+            if live {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cron(id: &str, next: Option<Millis>, enabled: bool) -> cron::Model {
+        cron::Model {
+            cron_id: id.into(),
+            assistant_id: "a".into(),
+            thread_id: None,
+            user_id: None,
+            schedule: "* * * * * *".into(),
+            timezone: None,
+            end_time: None,
+            payload: json!({}),
+            metadata: json!({}),
+            enabled,
+            on_run_completed: None,
+            next_run_at: next,
+            created_at: 0,
+            updated_at: 0,
+            misfire_policy: None,
+            catchup_window_seconds: None,
+        }
+    }
+
+    #[test]
+    fn pops_in_instant_order_up_to_now() {
+        let mut timer = Timer::default();
+        timer.upsert(cron("b", Some(2_000), true), 10_000);
+        timer.upsert(cron("a", Some(1_000), true), 10_000);
+        timer.upsert(cron("c", Some(3_000), true), 10_000);
+        assert_eq!(timer.next_instant(), Some(1_000));
+        let due: Vec<String> = timer
+            .pop_due(2_000)
+            .into_iter()
+            .map(|c| c.cron_id)
+            .collect();
+        assert_eq!(due, ["a", "b"]);
+        assert_eq!(timer.next_instant(), Some(3_000));
+        assert_eq!(timer.len(), 1);
+    }
+
+    #[test]
+    fn changes_replace_and_removals_drop() {
+        let mut timer = Timer::default();
+        timer.upsert(cron("a", Some(1_000), true), 10_000);
+        timer.upsert(cron("a", Some(5_000), true), 10_000);
+        assert_eq!(
+            timer.next_instant(),
+            Some(5_000),
+            "the old instant is stale"
+        );
+        assert!(timer.pop_due(4_000).is_empty());
+        timer.upsert(cron("a", Some(5_000), false), 10_000);
+        assert_eq!(timer.next_instant(), None, "disabled crons leave the timer");
+        timer.upsert(cron("b", Some(50_000), true), 10_000);
+        assert!(timer.is_empty(), "beyond the horizon: loaded later");
+        timer.upsert(cron("c", Some(1_000), true), 10_000);
+        timer.remove("c");
+        assert!(timer.pop_due(99_000).is_empty());
+    }
+}

@@ -1,0 +1,188 @@
+//! The scheduler's side of the store: which crons are due, and firing them. A fire claims
+//! the cron with a conditional update of `next_run_at` and records each instant under the
+//! unique key (cron_id, scheduled_for), in the same transaction that queues its runs, so an
+//! instant fires exactly once whatever the number of replicas, restarts or races.
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use serde_json::Map;
+
+use entity::cron::{self, Column, Entity as Crons};
+use entity::cron_fire::{self, Entity as CronFires};
+use entity::run;
+
+use super::runs::{IfThreadMissing, Multitask, queue_run};
+use super::{Error, Result, Store};
+use crate::time::Millis;
+
+/// One cron's fire, planned by the scheduler from the row it last saw.
+#[derive(Debug, Clone)]
+pub struct Fire {
+    pub cron_id: String,
+    /// `next_run_at` as the scheduler saw it: the claim fails if it changed since.
+    pub expected_next: Millis,
+    /// The instants to fire now (each becomes a run).
+    pub instants: Vec<Millis>,
+    /// The cron's next instant after this fire (None: no more).
+    pub new_next: Option<Millis>,
+}
+
+/// What became of one planned fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fired {
+    /// Claimed: these runs were queued (instant, run id); `rejected` instants found the
+    /// thread busy under `reject`.
+    Claimed {
+        runs: Vec<(Millis, String)>,
+        rejected: Vec<Millis>,
+    },
+    /// Another replica fired it, or the cron changed or went away since it was read.
+    Lost,
+}
+
+/// Builds the run for one instant of a cron (the scheduler knows how).
+pub type MakeRun<'a> = dyn Fn(&cron::Model, Millis) -> run::Model + Send + Sync + 'a;
+
+impl Store {
+    /// Enabled crons whose next instant is at or before `horizon`, soonest first.
+    pub async fn due_crons(&self, horizon: Millis, limit: u64) -> Result<Vec<cron::Model>> {
+        Ok(Crons::find()
+            .filter(Column::Enabled.eq(true))
+            .filter(Column::NextRunAt.lte(horizon))
+            .order_by_asc(Column::NextRunAt)
+            .limit(limit)
+            .all(&self.read)
+            .await?)
+    }
+
+    /// Crons changed through the API at or after `since` (enabled or not).
+    pub async fn crons_changed_since(&self, since: Millis) -> Result<Vec<cron::Model>> {
+        Ok(Crons::find()
+            .filter(Column::UpdatedAt.gte(since))
+            .all(&self.read)
+            .await?)
+    }
+
+    pub async fn find_cron(&self, cron_id: &str) -> Result<Option<cron::Model>> {
+        Ok(Crons::find_by_id(cron_id.to_string())
+            .one(&self.read)
+            .await?)
+    }
+
+    /// Fires a batch of crons in one transaction (group commit).
+    pub async fn fire(
+        &self,
+        fires: &[Fire],
+        now: Millis,
+        make_run: &MakeRun<'_>,
+    ) -> Result<Vec<Fired>> {
+        let txn = self.write.begin().await?;
+        let mut results = Vec::with_capacity(fires.len());
+        for fire in fires {
+            let claimed = Crons::update_many()
+                .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
+                .filter(Column::CronId.eq(fire.cron_id.clone()))
+                .filter(Column::Enabled.eq(true))
+                .filter(Column::NextRunAt.eq(fire.expected_next))
+                .exec(&txn)
+                .await?;
+            if claimed.rows_affected != 1 {
+                results.push(Fired::Lost);
+                continue;
+            }
+            let Some(cron) = Crons::find_by_id(fire.cron_id.clone()).one(&txn).await? else {
+                results.push(Fired::Lost);
+                continue;
+            };
+            let mut runs = Vec::new();
+            let mut rejected = Vec::new();
+            for &instant in &fire.instants {
+                let run = make_run(&cron, instant);
+                let recorded = CronFires::insert(cron_fire::ActiveModel {
+                    cron_id: Set(cron.cron_id.clone()),
+                    scheduled_for: Set(instant),
+                    run_id: Set(Some(run.run_id.clone())),
+                    outcome: Set("fired".into()),
+                    fired_at: Set(now),
+                })
+                .on_conflict(
+                    OnConflict::columns([
+                        cron_fire::Column::CronId,
+                        cron_fire::Column::ScheduledFor,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+                if recorded == 0 {
+                    continue; // this instant already fired
+                }
+                let strategy = Multitask::from_payload(&cron.payload);
+                let if_missing = match cron.thread_id {
+                    Some(_) => IfThreadMissing::Reject,
+                    None => IfThreadMissing::Create {
+                        metadata: Map::new(),
+                    },
+                };
+                let run_id = run.run_id.clone();
+                match queue_run(&txn, run, strategy, if_missing).await {
+                    Ok(_) => runs.push((instant, run_id)),
+                    Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
+                        cron_fire::ActiveModel {
+                            cron_id: Set(cron.cron_id.clone()),
+                            scheduled_for: Set(instant),
+                            run_id: Set(None),
+                            outcome: Set("rejected".into()),
+                            fired_at: Set(now),
+                        }
+                        .update(&txn)
+                        .await?;
+                        rejected.push(instant);
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            results.push(Fired::Claimed { runs, rejected });
+        }
+        txn.commit().await?;
+        Ok(results)
+    }
+
+    /// Records a manual trigger as a fire and queues its run (the schedule does not move).
+    pub async fn trigger(
+        &self,
+        cron: &cron::Model,
+        run: run::Model,
+        now: Millis,
+    ) -> Result<run::Model> {
+        let txn = self.write.begin().await?;
+        CronFires::insert(cron_fire::ActiveModel {
+            cron_id: Set(cron.cron_id.clone()),
+            scheduled_for: Set(now),
+            run_id: Set(Some(run.run_id.clone())),
+            outcome: Set("manual".into()),
+            fired_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let if_missing = match cron.thread_id {
+            Some(_) => IfThreadMissing::Reject,
+            None => IfThreadMissing::Create {
+                metadata: Map::new(),
+            },
+        };
+        let (run, _) = queue_run(
+            &txn,
+            run,
+            Multitask::from_payload(&cron.payload),
+            if_missing,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(run)
+    }
+}

@@ -88,9 +88,12 @@ async fn trigger(
 #[derive(Debug, Deserialize)]
 struct NextQuery {
     count: Option<String>,
+    /// ISO-8601 instant to count from (default: now).
+    after: Option<String>,
 }
 
-/// The next `count` instants (1–1000, default 10), whether or not the cron is enabled.
+/// The next `count` instants (1–1000, default 10) after now (or `after`), whether or not
+/// the cron is enabled.
 async fn next(
     State(state): State<AppState>,
     Path(cron_id): Path<String>,
@@ -107,16 +110,17 @@ async fn next(
                 ApiError::invalid(format!("count: '{text}' must be an integer from 1 to 1000"))
             })?,
     };
+    let after = match query.after.as_deref() {
+        None => to_datetime(now_ms()),
+        Some(text) => parse_instant(text).ok_or_else(|| {
+            ApiError::invalid(format!("after: '{text}' is not an ISO-8601 instant"))
+        })?,
+    };
     let cron = state.store.get_cron(&cron_id).await?;
     let schedule = Schedule::parse(&cron.schedule)?;
     let zone = parse_timezone(cron.timezone.as_deref())?;
     let instants: Vec<String> = schedule
-        .upcoming(
-            to_datetime(now_ms()),
-            zone,
-            cron.end_time.map(to_datetime),
-            count,
-        )
+        .upcoming(after, zone, cron.end_time.map(to_datetime), count)
         .into_iter()
         .map(|instant| iso(instant.timestamp_millis()))
         .collect();

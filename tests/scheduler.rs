@@ -1,0 +1,414 @@
+//! The scheduler against the real binary: on-time per-second fires, exactly once through
+//! SIGKILL crashes, each misfire policy after downtime, DST instants, and three replicas on
+//! one PostgreSQL database.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Daemon, Storage};
+use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use entity::run;
+
+async fn new_thread(daemon: &Daemon) -> String {
+    let (status, thread) = daemon.post("/threads", &json!({})).await;
+    assert_eq!(status, 200, "{thread}");
+    thread["thread_id"].as_str().expect("id").to_string()
+}
+
+async fn thread_cron(daemon: &Daemon, thread_id: &str, body: Value) -> String {
+    let mut body = body;
+    body["assistant_id"] = json!("agent");
+    let (status, cron) = daemon
+        .post(&format!("/threads/{thread_id}/runs/crons"), &body)
+        .await;
+    assert_eq!(status, 200, "{cron}");
+    cron["cron_id"].as_str().expect("cron_id").to_string()
+}
+
+/// Every run a cron fired, straight from the database: cron id → scheduled instants (ms).
+async fn fired(database_url: &str) -> BTreeMap<String, Vec<i64>> {
+    let db = Database::connect(database_url).await.expect("connect");
+    let runs = run::Entity::find()
+        .filter(run::Column::CronId.is_not_null())
+        .all(&db)
+        .await
+        .expect("runs");
+    let _ = db.close().await;
+    let mut by_cron: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for run in runs {
+        if let (Some(cron_id), Some(at)) = (run.cron_id, run.scheduled_for) {
+            by_cron.entry(cron_id).or_default().push(at);
+        }
+    }
+    for instants in by_cron.values_mut() {
+        instants.sort();
+    }
+    by_cron
+}
+
+fn assert_no_duplicates(fired: &BTreeMap<String, Vec<i64>>) {
+    for (cron_id, instants) in fired {
+        let unique: BTreeSet<&i64> = instants.iter().collect();
+        assert_eq!(
+            unique.len(),
+            instants.len(),
+            "cron {cron_id} fired an instant twice: {instants:?}"
+        );
+    }
+}
+
+/// Asserts `instants` is every second from its first to its last, without a gap.
+fn assert_every_second(cron_id: &str, instants: &[i64]) {
+    for pair in instants.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1000,
+            "cron {cron_id} lost an instant after {}: {instants:?}",
+            pair[0]
+        );
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    per_second_crons_fire_on_time_with_their_payload,
+    exactly_once_through_repeated_kill_9,
+    each_misfire_policy_after_downtime,
+    disable_enable_end_time_and_delete,
+);
+
+async fn per_second_crons_fire_on_time_with_their_payload(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start(&storage).await;
+    let thread_id = new_thread(&daemon).await;
+    let cron_id = thread_cron(
+        &daemon,
+        &thread_id,
+        json!({"schedule": "* * * * * *", "metadata": {"team": "ops"}, "input": {"messages": [{"role": "user", "content": "tick"}]}}),
+    )
+    .await;
+    let (_, stateless) = daemon
+        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "* * * * * *", "on_run_completed": "keep", "input": {"x": 1}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(4_300)).await;
+    let (_, runs) = daemon
+        .get(&format!("/threads/{thread_id}/runs?limit=100"))
+        .await;
+    let runs = runs.as_array().expect("list").clone();
+    assert!(
+        runs.len() >= 3,
+        "a per-second cron fired {} times in 4.3 s",
+        runs.len()
+    );
+    let mut lateness = Vec::new();
+    for run in &runs {
+        assert_eq!(run["cron_id"], cron_id.as_str());
+        assert_eq!(
+            run["kwargs"]["config"]["configurable"]["cron_id"],
+            cron_id.as_str()
+        );
+        assert_eq!(
+            run["metadata"]["team"], "ops",
+            "the cron's metadata is merged in"
+        );
+        let scheduled = chrono::DateTime::parse_from_rfc3339(
+            run["scheduled_for"].as_str().expect("scheduled_for"),
+        )
+        .expect("ISO");
+        let created =
+            chrono::DateTime::parse_from_rfc3339(run["created_at"].as_str().expect("created_at"))
+                .expect("ISO");
+        assert_eq!(scheduled.timestamp_subsec_millis(), 0, "on the second");
+        lateness.push((created - scheduled).num_milliseconds());
+    }
+    lateness.sort();
+    // Generous bound for a loaded CI machine; the benchmark measures the real figure.
+    assert!(
+        *lateness.last().expect("some") < 500,
+        "fire lateness (ms): {lateness:?}"
+    );
+    eprintln!("fire lateness (ms), per-second cron: {lateness:?}");
+
+    let fired = fired(&storage.database_url).await;
+    assert_no_duplicates(&fired);
+    let stateless_id = stateless["cron_id"].as_str().expect("id");
+    let instants = fired.get(stateless_id).expect("the stateless cron fired");
+    assert!(instants.len() >= 3);
+    let (_, threads) = daemon.post("/threads/count", &json!({})).await;
+    assert!(
+        threads.as_u64().expect("count") > instants.len() as u64,
+        "one kept thread per stateless fire"
+    );
+}
+
+/// A daemon killed with SIGKILL at random moments during heavy firing, 20 times: with the
+/// `fire_all` policy every instant from the first to the last fires, and none twice.
+async fn exactly_once_through_repeated_kill_9(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start(&storage).await;
+    let mut crons = Vec::new();
+    for _ in 0..3 {
+        let thread_id = new_thread(&daemon).await;
+        for _ in 0..10 {
+            crons.push(
+                thread_cron(
+                    &daemon,
+                    &thread_id,
+                    json!({"schedule": "* * * * * *", "misfire_policy": "fire_all"}),
+                )
+                .await,
+            );
+        }
+    }
+    let mut daemon = Some(daemon);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    for _ in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(300 + seed % 900)).await;
+        if let Some(running) = daemon.take() {
+            running.kill9();
+        }
+        daemon = Some(Daemon::start(&storage).await);
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let final_daemon = daemon.take().expect("running");
+    let status = final_daemon.stop();
+    assert!(status.success());
+
+    let fired = fired(&storage.database_url).await;
+    assert_no_duplicates(&fired);
+    for cron_id in &crons {
+        let instants = fired.get(cron_id).expect("every cron fired");
+        assert!(
+            instants.len() >= 15,
+            "cron {cron_id} fired only {} instants",
+            instants.len()
+        );
+        assert_every_second(cron_id, instants);
+    }
+}
+
+/// Down for 5 s: `fire_once` fires the latest missed instant once, `skip` fires none of
+/// them, `fire_all` fires all of them, in order.
+async fn each_misfire_policy_after_downtime(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start(&storage).await;
+    let thread_id = new_thread(&daemon).await;
+    let mut ids = BTreeMap::new();
+    for policy in ["fire_once", "skip", "fire_all"] {
+        let id = thread_cron(
+            &daemon,
+            &thread_id,
+            json!({"schedule": "* * * * * *", "misfire_policy": policy}),
+        )
+        .await;
+        ids.insert(policy, id);
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(daemon.stop().success());
+    let stopped = chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let restarted_at = chrono::Utc::now().timestamp_millis();
+    let daemon = Daemon::start(&storage).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(daemon.stop().success());
+
+    let fired = fired(&storage.database_url).await;
+    assert_no_duplicates(&fired);
+    // Instants that fell strictly inside the downtime (a second of margin each side).
+    let missed_window = |instants: &Vec<i64>| -> Vec<i64> {
+        instants
+            .iter()
+            .copied()
+            .filter(|at| *at > stopped + 1_000 && *at < restarted_at - 1_000)
+            .collect()
+    };
+    let once = missed_window(&fired[&ids["fire_once"]]);
+    assert!(
+        once.len() <= 1,
+        "fire_once fired {} missed instants: {once:?}",
+        once.len()
+    );
+    let latest = fired[&ids["fire_once"]]
+        .iter()
+        .copied()
+        .filter(|at| *at > stopped && *at < restarted_at + 1_000)
+        .count();
+    assert!(latest >= 1, "fire_once fired the latest missed instant");
+    let skipped = missed_window(&fired[&ids["skip"]]);
+    assert!(
+        skipped.is_empty(),
+        "skip fired missed instants: {skipped:?}"
+    );
+    let all = &fired[&ids["fire_all"]];
+    assert_every_second(&ids["fire_all"], all);
+    assert!(missed_window(all).len() >= 2, "fire_all caught up: {all:?}");
+}
+
+async fn disable_enable_end_time_and_delete(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start(&storage).await;
+    let thread_id = new_thread(&daemon).await;
+    let disabled = thread_cron(
+        &daemon,
+        &thread_id,
+        json!({"schedule": "* * * * * *", "enabled": false}),
+    )
+    .await;
+    let end = chrono::Utc::now() + chrono::Duration::milliseconds(2_500);
+    let ending = thread_cron(
+        &daemon,
+        &thread_id,
+        json!({"schedule": "* * * * * *", "end_time": end.to_rfc3339()}),
+    )
+    .await;
+    let deleted = thread_cron(&daemon, &thread_id, json!({"schedule": "* * * * * *"})).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (status, _) = daemon.delete(&format!("/runs/crons/{deleted}")).await;
+    assert_eq!(status, 204);
+    let deleted_at = chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(Duration::from_millis(2_800)).await;
+
+    let fired_now = fired(&storage.database_url).await;
+    assert!(!fired_now.contains_key(&disabled), "a disabled cron fired");
+    let ending_instants = &fired_now[&ending];
+    assert!(
+        ending_instants
+            .iter()
+            .all(|at| *at <= end.timestamp_millis())
+    );
+    let (_, cron) = daemon.get(&format!("/runs/crons/{ending}")).await;
+    assert_eq!(
+        cron["next_run_date"],
+        Value::Null,
+        "past its end: kept, not scheduled"
+    );
+    assert!(
+        fired_now[&deleted].iter().all(|at| *at <= deleted_at),
+        "a deleted cron fired after its deletion"
+    );
+
+    // Re-enabling starts from now: nothing fires for the time it was disabled.
+    let enabled_at = chrono::Utc::now().timestamp_millis();
+    let (status, _) = daemon
+        .patch(
+            &format!("/runs/crons/{disabled}"),
+            &json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let fired_now = fired(&storage.database_url).await;
+    let instants = fired_now.get(&disabled).expect("fires once enabled");
+    assert!(
+        instants.iter().all(|at| *at >= enabled_at - 1_000),
+        "{instants:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dst_instants_in_new_york() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let daemon = Daemon::start(&storage).await;
+    let (_, gap) = daemon
+        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "30 2 * * *", "timezone": "America/New_York"}))
+        .await;
+    let (_, repeat) = daemon
+        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "30 1 * * *", "timezone": "America/New_York"}))
+        .await;
+    // Spring forward, 2027-03-14: 02:30 does not exist; it runs once right after the gap.
+    let (status, next) = daemon
+        .get(&format!(
+            "/runs/crons/{}/next?count=3&after=2027-03-13T12:00:00Z",
+            gap["cron_id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(
+        next["next"],
+        json!([
+            "2027-03-14T07:00:00+00:00",
+            "2027-03-15T06:30:00+00:00",
+            "2027-03-16T06:30:00+00:00"
+        ])
+    );
+    // Fall back, 2027-11-07: 01:30 happens twice; it runs once, at the first.
+    let (_, next) = daemon
+        .get(&format!(
+            "/runs/crons/{}/next?count=3&after=2027-11-06T12:00:00Z",
+            repeat["cron_id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(
+        next["next"],
+        json!([
+            "2027-11-07T05:30:00+00:00",
+            "2027-11-08T06:30:00+00:00",
+            "2027-11-09T06:30:00+00:00"
+        ])
+    );
+}
+
+/// Three replicas on one PostgreSQL database under load; one is killed with SIGKILL and
+/// restarted. Together they fire every instant exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_the_work_exactly_once() {
+    let storage = Storage::new(Backend::Postgres).await;
+    let mut replicas = vec![
+        Daemon::start(&storage).await,
+        Daemon::start(&storage).await,
+        Daemon::start(&storage).await,
+    ];
+    let mut crons = Vec::new();
+    for i in 0..4 {
+        let daemon = &replicas[i % 3];
+        let thread_id = new_thread(daemon).await;
+        for _ in 0..25 {
+            crons.push(
+                thread_cron(
+                    daemon,
+                    &thread_id,
+                    json!({"schedule": "* * * * * *", "misfire_policy": "fire_all"}),
+                )
+                .await,
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let victim = replicas.remove(1);
+    victim.kill9();
+    let killed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    replicas.push(Daemon::start(&storage).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for daemon in replicas {
+        assert!(daemon.stop().success());
+    }
+    assert!(killed_at.elapsed() >= Duration::from_secs(6));
+
+    let fired = fired(&storage.database_url).await;
+    assert_no_duplicates(&fired);
+    for cron_id in &crons {
+        let instants = fired.get(cron_id).expect("every cron fired");
+        assert!(instants.len() >= 7, "cron {cron_id}: {instants:?}");
+        assert_every_second(cron_id, instants);
+    }
+}

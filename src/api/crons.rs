@@ -47,6 +47,8 @@ const FIELDS: &[&str] = &[
     "next_run_date",
     "metadata",
     "enabled",
+    "misfire_policy",
+    "catchup_window_seconds",
 ];
 
 pub fn router() -> Router<AppState> {

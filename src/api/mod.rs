@@ -126,8 +126,17 @@ pub fn validate_select(select: &Option<Vec<String>>, allowed: &[&str]) -> ApiRes
             .filter(|c| !allowed.contains(&c.as_str()))
             .collect();
         if !invalid.is_empty() {
+            // Python's list repr, as LangGraph words it.
+            let quoted = |names: &mut dyn Iterator<Item = &str>| {
+                names
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             return Err(ApiError::invalid(format!(
-                "Invalid select columns: {invalid:?}. Expected any of: {allowed:?}"
+                "Invalid select columns: [{}]. Expected: {{{}}}",
+                quoted(&mut invalid.iter().map(|s| s.as_str())),
+                quoted(&mut allowed.iter().copied())
             )));
         }
     }

@@ -39,6 +39,7 @@ const FIELDS: &[&str] = &[
     "metadata",
     "kwargs",
     "multitask_strategy",
+    "langsmith_session_name",
     "cron_id",
     "scheduled_for",
 ];
@@ -163,12 +164,27 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     };
     let stateless = matches!(target, Target::Stateless);
     let assistant_id = state.assistant_id(&request.assistant_id).ok_or_else(|| {
-        if stateless {
-            ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
+        if Uuid::parse_str(&request.assistant_id).is_ok() {
+            ApiError::not_found("Thread or assistant not found.")
         } else {
-            ApiError::invalid(format!("Invalid assistant: '{}'", request.assistant_id))
+            let graphs: Vec<&str> = state.config.graphs.keys().map(String::as_str).collect();
+            ApiError::invalid(format!(
+                "Invalid assistant: '{}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+                request.assistant_id,
+                graphs.join(", ")
+            ))
         }
     })?;
+    let configurable = request
+        .config
+        .as_ref()
+        .and_then(|c| c.configurable.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    if configurable && request.context.as_ref().is_some_and(|c| !c.is_empty()) {
+        return Err(ApiError::bad_request(
+            "Cannot specify both configurable and context. Prefer setting context alone.",
+        ));
+    }
     let run_id = Uuid::now_v7().to_string();
     let (thread_id, if_missing) = match target {
         Target::Thread(thread_id) => {
@@ -214,7 +230,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
         assistant_id,
         graph_id,
         body: &body,
-        metadata: request.metadata.clone().unwrap_or_default(),
+        metadata: run_metadata(&request),
         strategy,
         on_completion,
         available_at: now + after_ms,
@@ -246,6 +262,20 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
         run,
         resumable: request.stream_resumable.unwrap_or(false),
     })
+}
+
+/// The caller's metadata: `config.metadata` under the body's `metadata`.
+fn run_metadata(request: &RunRequest) -> Map<String, Value> {
+    let mut metadata = match request
+        .config
+        .as_ref()
+        .and_then(|c| c.other.get("metadata"))
+    {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    metadata.extend(request.metadata.clone().unwrap_or_default());
+    metadata
 }
 
 fn run_response(queued: &Queued, stateless: bool) -> Response {
@@ -408,16 +438,6 @@ async fn list(
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let query = list_query(query)?;
     let (limit, offset) = Paging::validate(query.limit, query.offset)?;
-    if let Some(status) = &query.status
-        && !matches!(
-            status.as_str(),
-            "pending" | "running" | "error" | "success" | "timeout" | "interrupted"
-        )
-    {
-        return Err(ApiError::invalid(format!(
-            "status: '{status}' is not a run status"
-        )));
-    }
     let select = (!query.select.is_empty()).then_some(query.select);
     validate_select(&select, FIELDS)?;
     state.store.get_thread(&thread_id).await?;
@@ -471,18 +491,38 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A running run's final values once it ends; for an ended run, LangGraph answers the
+/// thread's current values (or the run's error).
 async fn join(
     State(state): State<AppState>,
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
     let run = state.store.get_run(&thread_id, &run_id).await?;
-    Ok(wait_response(state, run))
+    if matches!(run.status.as_str(), "pending" | "running") {
+        return Ok(wait_response(state, run));
+    }
+    let body = match &run.error {
+        Some(error) => json!({ "__error__": error }),
+        None => state
+            .store
+            .get_thread(&thread_id)
+            .await?
+            .values
+            .unwrap_or_else(|| json!({})),
+    };
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct JoinStreamQuery {
+    stream_mode: Option<String>,
 }
 
 async fn join_stream(
     State(state): State<AppState>,
     Path((thread_id, run_id)): Path<(String, String)>,
+    QueryParams(query): QueryParams<JoinStreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
@@ -496,14 +536,32 @@ async fn join_stream(
         .get("resumable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let subscription = state.hub.subscribe(&run_id, after).unwrap_or_else(|| {
-        // Not running here (ended long ago, or on another replica): nothing to replay.
-        crate::runs::events::Subscription {
+    // Only the events of one mode (or a JSON list of modes) when asked; all when empty.
+    let modes: Option<Vec<String>> = match query.stream_mode.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) if text.starts_with('[') => serde_json::from_str(text).ok(),
+        Some(mode) => Some(vec![mode.to_string()]),
+    };
+    let finished = !matches!(run.status.as_str(), "pending" | "running");
+    let mut subscription = match state.hub.subscribe(&run_id, after) {
+        Some(subscription) if !finished || resumable => subscription,
+        // Ended and not resumable (LangGraph replays nothing then), or elsewhere.
+        _ => crate::runs::events::Subscription {
             replay: Vec::new(),
             live: None,
-        }
-    });
-    Ok(sse::response(subscription, resumable, None))
+            modes: None,
+        },
+    };
+    if let Some(modes) = &modes {
+        subscription.retain_modes(modes);
+    }
+    let content_location = format!("/threads/{thread_id}/runs/{run_id}");
+    let location = format!("{content_location}/stream");
+    Ok(sse::response(
+        subscription,
+        resumable,
+        Some((location, content_location)),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -541,16 +599,42 @@ async fn cancel(
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
     let wait = parse_flag(query.wait.as_deref())?;
     let action = parse_action(query.action.as_deref())?;
-    let run = state.store.get_run(&thread_id, &run_id).await?;
-    state
+    let (found, cancelled) = state
         .store
-        .cancel_runs(&[(thread_id, run_id.clone())], action)
+        .cancel_runs(&[(thread_id.clone(), run_id.clone())], action)
         .await?;
+    check_cancelled(found, cancelled)?;
     state.control.cancel(&run_id);
     if wait {
-        return Ok(wait_response(state, run));
+        if let Err(err) = wait_for_end(&state.store, &state.hub, &run_id).await {
+            tracing::warn!(%run_id, error = %err, "waiting for a cancelled run");
+        }
+        let base = format!("/threads/{thread_id}/runs/{run_id}");
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (header::LOCATION, format!("{base}/join")),
+            (header::CONTENT_LOCATION, base),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        return Ok((headers, Json(json!({}))).into_response());
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// LangGraph's two 404s: nothing by those ids, or nothing left to cancel.
+fn check_cancelled(found: usize, cancelled: usize) -> ApiResult<()> {
+    if found == 0 {
+        return Err(ApiError::not_found("No runs found to cancel."));
+    }
+    if cancelled == 0 {
+        return Err(ApiError::not_found(
+            "No matching runs to cancel. Please verify the thread ID and run IDs are correct, and the runs haven't been deleted or completed.",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -598,10 +682,8 @@ async fn cancel_many(
                 ));
             }
         };
-    let found = state.store.cancel_runs(&targets, action).await?;
-    if found == 0 {
-        return Err(ApiError::not_found("No runs found to cancel."));
-    }
+    let (found, cancelled) = state.store.cancel_runs(&targets, action).await?;
+    check_cancelled(found, cancelled)?;
     for (_, run_id) in &targets {
         state.control.cancel(run_id);
     }

@@ -28,6 +28,7 @@ pub fn encode(id: u64, event: &str, data: &serde_json::Value, with_id: bool) -> 
 struct State {
     replay: VecDeque<Frame>,
     live: Option<broadcast::Receiver<Frame>>,
+    modes: Option<Vec<String>>,
     with_ids: bool,
 }
 
@@ -40,6 +41,7 @@ pub fn response(
     let state = State {
         replay: subscription.replay.into(),
         live: subscription.live,
+        modes: subscription.modes,
         with_ids,
     };
     let stream = futures_util::stream::unfold(state, |mut state| async move {
@@ -67,6 +69,11 @@ pub fn response(
                 },
             };
             match frame {
+                Frame::Event { event, .. }
+                    if state.modes.as_ref().is_some_and(|m| !m.contains(&event)) =>
+                {
+                    continue;
+                }
                 Frame::Event { id, event, data } => {
                     let bytes = encode(id, &event, &data, state.with_ids);
                     return Some((Ok(bytes), state));
@@ -102,7 +109,7 @@ mod tests {
     fn frames_use_crlf_like_langgraph() {
         assert_eq!(
             encode(0, "metadata", &json!({"run_id": "r", "attempt": 1}), false),
-            Bytes::from("event: metadata\r\ndata: {\"attempt\":1,\"run_id\":\"r\"}\r\n\r\n")
+            Bytes::from("event: metadata\r\ndata: {\"run_id\":\"r\",\"attempt\":1}\r\n\r\n")
         );
         assert_eq!(
             encode(3, "values", &json!({}), true),

@@ -60,6 +60,19 @@ impl Channel {
 pub struct Subscription {
     pub replay: Vec<Frame>,
     pub live: Option<broadcast::Receiver<Frame>>,
+    /// When set, live events of other modes are skipped.
+    pub modes: Option<Vec<String>>,
+}
+
+impl Subscription {
+    /// Keeps only the events of the given stream modes (and the end).
+    pub fn retain_modes(&mut self, modes: &[String]) {
+        self.replay.retain(|frame| match frame {
+            Frame::Event { event, .. } => modes.iter().any(|m| m == event),
+            Frame::End(_) => true,
+        });
+        self.modes = Some(modes.to_vec());
+    }
 }
 
 #[derive(Clone, Default)]
@@ -130,7 +143,11 @@ impl EventHub {
                 .ended_at
                 .is_none()
                 .then(|| channel.sender.subscribe());
-            Some(Subscription { replay, live })
+            Some(Subscription {
+                replay,
+                live,
+                modes: None,
+            })
         })
     }
 

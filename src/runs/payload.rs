@@ -19,6 +19,7 @@ pub fn render_run(run: &run::Model) -> Value {
         "metadata": object(&run.metadata),
         "kwargs": object(&run.kwargs),
         "multitask_strategy": run.multitask_strategy,
+        "langsmith_session_name": null,
         "cron_id": run.cron_id,
         "scheduled_for": run.scheduled_for.map(iso),
     })

@@ -86,7 +86,9 @@ impl RunSpec<'_> {
             error: None,
             started_at: None,
             ended_at: None,
-            created_at: self.now,
+            // As in LangGraph: a delayed run is "created" when it may start, which is also
+            // its place in its thread's queue.
+            created_at: self.available_at,
             updated_at: self.now,
         }
     }
@@ -120,6 +122,15 @@ impl RunSpec<'_> {
                 configurable.insert("cron_id".into(), json!(cron_id));
             }
         }
+        // LangGraph fills `context` from the caller's `configurable` when none is given.
+        let context = match (self.body.get("context"), self.body.get("config")) {
+            (Some(Value::Object(context)), _) => Value::Object(context.clone()),
+            (_, Some(config)) => match config.get("configurable") {
+                Some(Value::Object(configurable)) => Value::Object(configurable.clone()),
+                _ => json!({}),
+            },
+            _ => json!({}),
+        };
         let stream_mode = match self.body.get("stream_mode") {
             None | Some(Value::Null) => json!(["values"]),
             Some(Value::String(mode)) => json!([mode]),
@@ -129,7 +140,7 @@ impl RunSpec<'_> {
             "input": field("input"),
             "command": field("command"),
             "config": config,
-            "context": self.body.get("context").cloned().unwrap_or_else(|| json!({})),
+            "context": context,
             "stream_mode": stream_mode,
             "interrupt_before": field("interrupt_before"),
             "interrupt_after": field("interrupt_after"),

@@ -90,7 +90,7 @@ impl Runner {
 
     async fn claim_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        loop {
+        while !shutdown.is_cancelled() {
             let free = permits.available_permits() as u64;
             let mut claimed_all = false;
             if free > 0 {

@@ -93,7 +93,7 @@ impl Scheduler {
         let mut next_reload: Millis = 0;
         let mut next_refresh: Millis = 0;
         let mut changes_since: Millis = now_ms();
-        loop {
+        while !shutdown.is_cancelled() {
             let now = now_ms();
             if now >= next_reload {
                 match self.store.due_crons(now + window, 1_000_000).await {

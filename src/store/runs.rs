@@ -131,12 +131,25 @@ impl Store {
         Ok(created)
     }
 
+    /// A run of a thread; an unknown thread says so (as LangGraph does).
     pub async fn get_run(&self, thread_id: &str, run_id: &str) -> Result<run::Model> {
-        Runs::find_by_id(run_id.to_string())
+        if let Some(run) = Runs::find_by_id(run_id.to_string())
             .filter(Column::ThreadId.eq(thread_id.to_string()))
             .one(&self.read)
             .await?
-            .ok_or_else(|| run_not_found(run_id))
+        {
+            return Ok(run);
+        }
+        if Threads::find_by_id(thread_id.to_string())
+            .one(&self.read)
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound(format!(
+                "Thread with ID {thread_id} not found"
+            )));
+        }
+        Err(run_not_found())
     }
 
     /// A run by id alone (for workers and stateless waits).
@@ -179,7 +192,7 @@ impl Store {
             .filter(Column::ThreadId.eq(thread_id.to_string()))
             .one(&txn)
             .await?
-            .ok_or_else(|| run_not_found(run_id))?;
+            .ok_or_else(run_not_found)?;
         if run.status == RUNNING {
             return Err(Error::Conflict(format!(
                 "Run {run_id} is running; cancel it before deleting it"
@@ -192,12 +205,13 @@ impl Store {
     }
 
     /// Cancels runs: a pending one ends at once (interrupted, or deleted on rollback), a
-    /// running one is flagged and its worker stops it. Returns the runs it touched.
+    /// running one is flagged and its worker stops it. Returns how many of the runs exist
+    /// and how many of those were active (and so cancelled).
     pub async fn cancel_runs(
         &self,
         runs: &[(String, String)],
         action: CancelAction,
-    ) -> Result<usize> {
+    ) -> Result<(usize, usize)> {
         let txn = self.write.begin().await?;
         let now = now_ms();
         let mut found = Vec::new();
@@ -212,9 +226,10 @@ impl Store {
         }
         let count = found.len();
         let active: Vec<run::Model> = found.into_iter().filter(|r| is_active(&r.status)).collect();
+        let cancelled = active.len();
         cancel_active(&txn, active, action, now).await?;
         txn.commit().await?;
-        Ok(count)
+        Ok((count, cancelled))
     }
 
     /// Active runs matching a status filter (`pending`, `running`, or both).
@@ -264,7 +279,8 @@ impl Store {
                 .filter(Column::Status.eq(PENDING))
                 .filter(Expr::cust(
                     "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
-                     AND (other.status = 'running' OR (other.status = 'pending' AND other.run_id < runs.run_id)))",
+                     AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
+                     OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
                 ))
                 .exec(&self.write)
                 .await;
@@ -405,36 +421,42 @@ impl Store {
 /// thread under `reject`) return before any write, so the transaction stays usable.
 pub(super) async fn queue_run(
     txn: &DatabaseTransaction,
-    run: run::Model,
+    mut run: run::Model,
     strategy: Multitask,
     if_missing: IfThreadMissing,
 ) -> Result<(run::Model, Vec<String>)> {
-    let now = run.created_at;
+    let now = run.updated_at;
+    let graph_id = run
+        .kwargs
+        .pointer("/config/configurable/graph_id")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let assistant_id = Value::String(run.assistant_id.clone());
     let thread = Threads::find_by_id(run.thread_id.clone()).one(txn).await?;
-    if thread.is_none() {
-        match if_missing {
-            IfThreadMissing::Reject => {
-                return Err(Error::NotFound(format!(
-                    "Thread with ID {} not found",
-                    run.thread_id
-                )));
-            }
-            IfThreadMissing::Create { metadata } => {
-                thread::ActiveModel {
-                    thread_id: Set(run.thread_id.clone()),
-                    metadata: Set(Value::Object(metadata)),
-                    status: Set("busy".into()),
-                    values: Set(None),
-                    user_id: Set(run.user_id.clone()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    state_updated_at: Set(now),
-                }
-                .insert(txn)
-                .await?;
-            }
+    let existing = match (&thread, if_missing) {
+        (Some(thread), _) => Some(thread.clone()),
+        (None, IfThreadMissing::Reject) => {
+            return Err(Error::NotFound("Thread or assistant not found.".into()));
         }
-    }
+        (None, IfThreadMissing::Create { mut metadata }) => {
+            metadata.extend(object(&run.metadata));
+            metadata.insert("graph_id".into(), graph_id.clone());
+            metadata.insert("assistant_id".into(), assistant_id.clone());
+            thread::ActiveModel {
+                thread_id: Set(run.thread_id.clone()),
+                metadata: Set(Value::Object(metadata)),
+                status: Set("busy".into()),
+                values: Set(None),
+                user_id: Set(run.user_id.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                state_updated_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+            None
+        }
+    };
     let active = Runs::find()
         .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
         .filter(run::Column::Status.is_in([PENDING, RUNNING]))
@@ -457,9 +479,43 @@ pub(super) async fn queue_run(
             }
         }
     }
+
+    // The run's metadata, as LangGraph merges it: the assistant's, the thread's, the run's
+    // own, and the assistant id; the thread in turn records its graph and assistant.
+    let mut metadata = match entity::assistant::Entity::find_by_id(run.assistant_id.clone())
+        .one(txn)
+        .await?
+    {
+        Some(assistant) => object(&assistant.metadata),
+        None => Map::new(),
+    };
+    if let Some(thread) = existing {
+        let mut thread_metadata = object(&thread.metadata);
+        metadata.extend(thread_metadata.clone());
+        thread_metadata.insert("graph_id".into(), graph_id);
+        thread_metadata.insert("assistant_id".into(), assistant_id.clone());
+        metadata.insert("graph_id".into(), thread_metadata["graph_id"].clone());
+        let mut thread = thread.into_active_model();
+        thread.metadata = Set(Value::Object(thread_metadata));
+        thread.update(txn).await?;
+    }
+    metadata.extend(object(&run.metadata));
+    metadata.insert("assistant_id".into(), assistant_id);
+    if let Some(Value::Object(config)) = run.kwargs.get_mut("config") {
+        config.insert("metadata".into(), Value::Object(metadata.clone()));
+    }
+    run.metadata = Value::Object(metadata);
+
     let model = run.into_active_model().reset_all().insert(txn).await?;
     set_thread_status(txn, &model.thread_id, "busy", now).await?;
     Ok((model, flagged))
+}
+
+fn object(value: &Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    }
 }
 
 /// What a lease renewal found.
@@ -630,6 +686,6 @@ async fn set_thread_status(
     Ok(())
 }
 
-fn run_not_found(run_id: &str) -> Error {
-    Error::NotFound(format!("Run {run_id} not found"))
+fn run_not_found() -> Error {
+    Error::NotFound("Run not found".into())
 }

@@ -53,6 +53,9 @@ CRON_KEYS = {
     "created_at",
     "updated_at",
 }
+# cronhook's additions to the Cron object (the misfire policy of the scheduler issue).
+if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
+    CRON_KEYS |= {"misfire_policy", "catchup_window_seconds"}
 THREAD_KEYS = {
     "thread_id",
     "created_at",

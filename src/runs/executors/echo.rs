@@ -21,7 +21,12 @@ pub fn run(run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
                 }
             }
         }
-        Value::Null => {}
+        Value::Null => {
+            return Err(Failure::error(
+                "EmptyInputError",
+                "Received no input for __start__",
+            ));
+        }
         other => return Ok(other.clone()),
     }
     events.emit("values", Value::Object(state.clone()));

@@ -35,6 +35,27 @@ pub struct Config {
     pub graphs: BTreeMap<String, GraphConfig>,
     pub runs: RunsConfig,
     pub scheduler: SchedulerConfig,
+    pub housekeeping: HousekeepingConfig,
+}
+
+/// Periodic clean-up of history (fire log, finished webhook deliveries).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HousekeepingConfig {
+    /// When it runs: six fields, seconds first (tokio-cron-scheduler's format).
+    pub schedule: String,
+    /// History older than this is deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for HousekeepingConfig {
+    fn default() -> Self {
+        HousekeepingConfig {
+            schedule: "0 17 * * * *".into(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 /// The cron scheduler.
@@ -160,6 +181,7 @@ impl Default for Config {
             graphs: BTreeMap::from([(DEFAULT_GRAPH.to_string(), GraphConfig::Echo {})]),
             runs: RunsConfig::default(),
             scheduler: SchedulerConfig::default(),
+            housekeeping: HousekeepingConfig::default(),
         }
     }
 }
@@ -261,6 +283,8 @@ impl Config {
                 return Err(invalid("give `api_key` or `api_key_env`, not both"));
             }
         }
+        crate::housekeeping::validate_schedule(&self.housekeeping.schedule)
+            .map_err(ConfigError::Invalid)?;
         if self.runs.concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "runs.concurrency must be at least 1".into(),

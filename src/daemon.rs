@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::housekeeping;
 use crate::runs::events::EventHub;
 use crate::runs::executors::Executor;
 use crate::runs::{Control, Graph, Runner, RunnerSettings};
@@ -33,8 +34,9 @@ pub enum DaemonError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    /// A configured part (graph, housekeeping) could not start.
     #[error("{0}")]
-    Graph(String),
+    Startup(String),
 }
 
 /// Opens (and migrates) the configured database, creating the data directory first.
@@ -91,6 +93,13 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         graph_names,
     );
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let mut housekeeping = housekeeping::start(
+        store.clone(),
+        &config.housekeeping.schedule,
+        config.housekeeping.retention,
+    )
+    .await
+    .map_err(|err| DaemonError::Startup(format!("housekeeping: {err:?}")))?;
 
     let app = api::router(AppState {
         store: store.clone(),
@@ -105,6 +114,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Serve)?;
     tracing::info!("shutting down");
     shutdown.cancel();
+    let _ = housekeeping.shutdown().await;
     let _ = scheduler.await;
     let _ = workers.await;
     store.close().await;
@@ -116,13 +126,13 @@ fn graphs(config: &Config) -> Result<HashMap<String, Graph>, DaemonError> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
-        .map_err(|err| DaemonError::Graph(err.to_string()))?;
+        .map_err(|err| DaemonError::Startup(err.to_string()))?;
     config
         .graphs
         .iter()
         .map(|(name, graph)| {
             let executor = Executor::from_config(graph, &client)
-                .map_err(|err| DaemonError::Graph(format!("graphs.{name}: {err}")))?;
+                .map_err(|err| DaemonError::Startup(format!("graphs.{name}: {err}")))?;
             Ok((
                 assistant_id_for_graph(name).to_string(),
                 Graph {

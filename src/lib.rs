@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod housekeeping;
 pub mod runs;
 pub mod schedule;
 pub mod scheduler;

@@ -412,3 +412,37 @@ async fn three_replicas_share_the_work_exactly_once() {
         assert_every_second(cron_id, instants);
     }
 }
+
+/// Housekeeping (tokio-cron-scheduler, on its own schedule) deletes fire-log rows past the
+/// retention period; the runs themselves stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_sweeps_the_old_fire_log() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let path = storage.dir.path().join("cronhook.toml");
+    std::fs::write(
+        &path,
+        "[housekeeping]\nschedule = \"*/2 * * * * *\"\nretention = \"2s\"\n",
+    )
+    .expect("config");
+    let daemon = Daemon::start_with(&storage, &["--config", &path.display().to_string()]).await;
+    let thread_id = new_thread(&daemon).await;
+    thread_cron(&daemon, &thread_id, json!({"schedule": "* * * * * *"})).await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    assert!(daemon.stop().success());
+
+    let db = Database::connect(storage.database_url.as_str())
+        .await
+        .expect("connect");
+    let fires = entity::cron_fire::Entity::find()
+        .all(&db)
+        .await
+        .expect("fires");
+    let runs = run::Entity::find().all(&db).await.expect("runs");
+    assert!(runs.len() >= 5, "{} runs", runs.len());
+    assert!(
+        fires.len() < runs.len() && fires.len() <= 5,
+        "{} fire-log rows kept for {} runs",
+        fires.len(),
+        runs.len()
+    );
+}

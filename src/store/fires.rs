@@ -152,6 +152,22 @@ impl Store {
         Ok(results)
     }
 
+    /// Deletes fire-log rows and finished webhook deliveries older than `before`.
+    pub async fn sweep_history(&self, before: Millis) -> Result<(u64, u64)> {
+        let fires = CronFires::delete_many()
+            .filter(cron_fire::Column::FiredAt.lt(before))
+            .exec(&self.write)
+            .await?
+            .rows_affected;
+        let deliveries = entity::delivery::Entity::delete_many()
+            .filter(entity::delivery::Column::Status.is_in(["delivered", "failed"]))
+            .filter(entity::delivery::Column::UpdatedAt.lt(before))
+            .exec(&self.write)
+            .await?
+            .rows_affected;
+        Ok((fires, deliveries))
+    }
+
     /// Records a manual trigger as a fire and queues its run (the schedule does not move).
     pub async fn trigger(
         &self,

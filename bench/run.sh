@@ -2,8 +2,9 @@
 # Cron API benchmark: cronhook (release build, SQLite) and the LangGraph reference server
 # (`langgraph dev`), measured in the same run with the same client (cronhook-bench).
 #
-#   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~15 min)
+#   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
+#   SECTIONS="api runs fires"    which parts to run (default: all three)
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -36,6 +37,31 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
+SECTIONS="${SECTIONS:-api runs fires}"
+
+if [[ $SECTIONS == *runs* ]]; then
+  # Issue 3: runs.wait with the echo graph from 32 clients, both servers, same client.
+  "$BENCH" --url "http://127.0.0.1:$ch_port" wait --count 5000 --concurrency 32 | label cronhook 0
+  "$BENCH" --url "http://127.0.0.1:$ref_port" wait --count 1000 --concurrency 32 | label reference 0
+fi
+
+if [[ $SECTIONS == *fires* ]]; then
+  # Issue 4: fire lateness and sustained fires/s, each size on a fresh daemon.
+  for spec in "1000 1.0" "4000 0.5" "10000 0.5"; do
+    set -- $spec
+    fdir="$(mktemp -d)"; fport="$(free_port)"
+    target/release/cronhook --bind "127.0.0.1:$fport" --data-dir "$fdir" 2>"$fdir/log" &
+    fpid=$!
+    until curl -fsS -o /dev/null "http://127.0.0.1:$fport/ok"; do sleep 0.1; done
+    "$BENCH" --url "http://127.0.0.1:$fport" fires --crons "$1" --per-second "$2" --seconds 20 \
+      --database-url "sqlite://$fdir/cronhook.db?mode=ro" | label cronhook "$1"
+    echo "{\"server\":\"cronhook\",\"crons\":$1,\"rss_mb\":$(rss_mb "$fpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$fpid/stat")}"
+    kill "$fpid"; wait "$fpid" 2>/dev/null || true; rm -rf "$fdir"
+  done
+  tests/reference/.venv/bin/python bench/reference_fires.py "http://127.0.0.1:$ref_port" 200
+fi
+
+[[ $SECTIONS == *api* ]] || exit 0
 for server in cronhook reference; do
   if [[ $server == cronhook ]]; then url="http://127.0.0.1:$ch_port"; else url="http://127.0.0.1:$ref_port"; fi
   "$BENCH" --url "$url" create --count "$SEQ" --concurrency 1 | label "$server" 0

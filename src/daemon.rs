@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -107,6 +108,13 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         hub,
         control,
         scheduler: scheduler_handle,
+    });
+    // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
+    // delayed ACKs add ~40 ms to each.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -32,6 +32,28 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         requests: u64,
     },
+    /// POST /runs/wait (stateless, the echo graph) `count` times from `concurrency` clients.
+    Wait {
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+    },
+    /// Creates `crons` thread crons (a share of them every second, the rest every minute),
+    /// lets them fire for `seconds`, then reads every fired run from the database and
+    /// reports fire lateness (created − scheduled) and start lateness (started − scheduled).
+    Fires {
+        #[arg(long)]
+        crons: u64,
+        /// Share of the crons that fire every second (the rest fire every minute).
+        #[arg(long, default_value_t = 0.5)]
+        per_second: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The daemon's database, to read the runs from.
+        #[arg(long)]
+        database_url: String,
+    },
 }
 
 #[derive(Debug)]
@@ -102,6 +124,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for summary in search(&client, &args.url, requests).await? {
                 summary.print();
             }
+        }
+        Bench::Wait { count, concurrency } => {
+            wait(&client, &args.url, count, concurrency).await?.print()
+        }
+        Bench::Fires {
+            crons,
+            per_second,
+            seconds,
+            database_url,
+        } => {
+            fires(
+                &client,
+                &args.url,
+                crons,
+                per_second,
+                seconds,
+                &database_url,
+            )
+            .await?
         }
     }
     Ok(())
@@ -202,4 +243,162 @@ async fn search(
         summaries.push(Summary::new(name, latencies, started.elapsed()));
     }
     Ok(summaries)
+}
+
+async fn wait(
+    client: &reqwest::Client,
+    url: &str,
+    count: u64,
+    concurrency: u64,
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let next = next.clone();
+        let endpoint = format!("{url}/runs/wait");
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let body = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": format!("hi {i}")}]}});
+                let t = Instant::now();
+                let response = client
+                    .post(&endpoint)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let values: Value = response.json().await.map_err(|e| e.to_string())?;
+                if !status.is_success() || values.get("messages").is_none() {
+                    return Err(format!("wait answered {status}: {values}"));
+                }
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(Summary::new(
+        &format!("runs.wait c={concurrency}"),
+        latencies,
+        started.elapsed(),
+    ))
+}
+
+async fn fires(
+    client: &reqwest::Client,
+    url: &str,
+    crons: u64,
+    per_second: f64,
+    seconds: u64,
+    database_url: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
+
+    let every_second = (crons as f64 * per_second).round() as u64;
+    let created = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        let next = next.clone();
+        let url = url.to_string();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= crons {
+                    return Ok::<_, String>(());
+                }
+                let thread: Value = client
+                    .post(format!("{url}/threads"))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let thread_id = thread["thread_id"].as_str().unwrap_or_default().to_string();
+                let schedule = if i < every_second { "* * * * * *" } else { "* * * * *" };
+                let response = client
+                    .post(format!("{url}/threads/{thread_id}/runs/crons"))
+                    .json(&json!({"assistant_id": "agent", "schedule": schedule, "input": {"messages": [{"role": "user", "content": "tick"}]}}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("cron create answered {}", response.status()));
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let setup = created.elapsed();
+    let from = now_ms() + 1_000;
+    tokio::time::sleep(Duration::from_secs(seconds + 1)).await;
+    let until = now_ms() - 1_000;
+    // Let the last fires' runs start.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let db = Database::connect(database_url).await?;
+    let runs = entity::run::Entity::find()
+        .filter(entity::run::Column::ScheduledFor.gte(from))
+        .filter(entity::run::Column::ScheduledFor.lt(until))
+        .all(&db)
+        .await?;
+    let window_s = (until - from) as f64 / 1000.0;
+    let expected = (every_second as f64 * window_s).round() as u64
+        + (crons - every_second) * ((until / 60_000) - (from / 60_000)).max(0) as u64;
+    let mut fire: Vec<i64> = runs
+        .iter()
+        .filter_map(|r| r.scheduled_for.map(|s| r.created_at - s))
+        .collect();
+    let mut start: Vec<i64> = runs
+        .iter()
+        .filter_map(|r| Some(r.started_at? - r.scheduled_for?))
+        .collect();
+    let not_started = runs.iter().filter(|r| r.started_at.is_none()).count();
+    fire.sort();
+    start.sort();
+    let pct = |v: &Vec<i64>, q: f64| -> i64 {
+        if v.is_empty() {
+            return -1;
+        }
+        v[((v.len() as f64 - 1.0) * q).round() as usize]
+    };
+    println!(
+        "{}",
+        json!({
+            "bench": "fires",
+            "crons": crons,
+            "every_second": every_second,
+            "setup_s": setup.as_secs(),
+            "window_s": window_s,
+            "fires": runs.len(),
+            "expected_fires": expected,
+            "fires_per_second": (runs.len() as f64 / window_s).round(),
+            "fire_lateness_ms": {"p50": pct(&fire, 0.5), "p99": pct(&fire, 0.99), "max": pct(&fire, 1.0)},
+            "start_lateness_ms": {"p50": pct(&start, 0.5), "p99": pct(&start, 0.99), "max": pct(&start, 1.0)},
+            "not_started": not_started,
+        })
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

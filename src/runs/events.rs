@@ -50,7 +50,7 @@ impl Channel {
     fn new() -> Channel {
         Channel {
             events: Vec::new(),
-            sender: broadcast::channel(1024).0,
+            sender: broadcast::channel(64).0,
             ended_at: None,
         }
     }

@@ -4,9 +4,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -260,7 +259,8 @@ impl Store {
             .order_by_asc(Column::AvailableAt)
             .order_by_asc(Column::RunId)
             .limit(limit * 4)
-            .all(&self.write)
+            // Candidates only: each claim below re-checks them under the writer.
+            .all(&self.read)
             .await?;
         let mut claimed = Vec::new();
         let mut threads = std::collections::HashSet::new();
@@ -432,53 +432,6 @@ pub(super) async fn queue_run(
         .cloned()
         .unwrap_or(Value::Null);
     let assistant_id = Value::String(run.assistant_id.clone());
-    let thread = Threads::find_by_id(run.thread_id.clone()).one(txn).await?;
-    let existing = match (&thread, if_missing) {
-        (Some(thread), _) => Some(thread.clone()),
-        (None, IfThreadMissing::Reject) => {
-            return Err(Error::NotFound("Thread or assistant not found.".into()));
-        }
-        (None, IfThreadMissing::Create { mut metadata }) => {
-            metadata.extend(object(&run.metadata));
-            metadata.insert("graph_id".into(), graph_id.clone());
-            metadata.insert("assistant_id".into(), assistant_id.clone());
-            thread::ActiveModel {
-                thread_id: Set(run.thread_id.clone()),
-                metadata: Set(Value::Object(metadata)),
-                status: Set("busy".into()),
-                values: Set(None),
-                user_id: Set(run.user_id.clone()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                state_updated_at: Set(now),
-            }
-            .insert(txn)
-            .await?;
-            None
-        }
-    };
-    let active = Runs::find()
-        .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
-        .filter(run::Column::Status.is_in([PENDING, RUNNING]))
-        .all(txn)
-        .await?;
-    let mut flagged = Vec::new();
-    if !active.is_empty() {
-        match strategy {
-            Multitask::Reject => {
-                return Err(Error::Conflict(
-                    "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
-                ));
-            }
-            Multitask::Enqueue => {}
-            Multitask::Interrupt => {
-                flagged = cancel_active(txn, active, CancelAction::Interrupt, now).await?;
-            }
-            Multitask::Rollback => {
-                flagged = cancel_active(txn, active, CancelAction::Rollback, now).await?;
-            }
-        }
-    }
 
     // The run's metadata, as LangGraph merges it: the assistant's, the thread's, the run's
     // own, and the assistant id; the thread in turn records its graph and assistant.
@@ -489,15 +442,70 @@ pub(super) async fn queue_run(
         Some(assistant) => object(&assistant.metadata),
         None => Map::new(),
     };
-    if let Some(thread) = existing {
-        let mut thread_metadata = object(&thread.metadata);
-        metadata.extend(thread_metadata.clone());
-        thread_metadata.insert("graph_id".into(), graph_id);
-        thread_metadata.insert("assistant_id".into(), assistant_id.clone());
-        metadata.insert("graph_id".into(), thread_metadata["graph_id"].clone());
-        let mut thread = thread.into_active_model();
-        thread.metadata = Set(Value::Object(thread_metadata));
-        thread.update(txn).await?;
+    let mut flagged = Vec::new();
+    match if_missing {
+        // A new thread (stateless runs): nothing to check, one insert.
+        IfThreadMissing::Create {
+            metadata: mut thread_metadata,
+        } if Threads::find_by_id(run.thread_id.clone())
+            .one(txn)
+            .await?
+            .is_none() =>
+        {
+            thread_metadata.extend(object(&run.metadata));
+            thread_metadata.insert("graph_id".into(), graph_id);
+            thread_metadata.insert("assistant_id".into(), assistant_id.clone());
+            thread::ActiveModel {
+                thread_id: Set(run.thread_id.clone()),
+                metadata: Set(Value::Object(thread_metadata)),
+                status: Set("busy".into()),
+                values: Set(None),
+                user_id: Set(run.user_id.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+                state_updated_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+        if_missing => {
+            let Some(thread) = Threads::find_by_id(run.thread_id.clone()).one(txn).await? else {
+                debug_assert!(matches!(if_missing, IfThreadMissing::Reject));
+                return Err(Error::NotFound("Thread or assistant not found.".into()));
+            };
+            let active = Runs::find()
+                .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
+                .filter(run::Column::Status.is_in([PENDING, RUNNING]))
+                .all(txn)
+                .await?;
+            if !active.is_empty() {
+                match strategy {
+                    Multitask::Reject => {
+                        return Err(Error::Conflict(
+                            "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
+                        ));
+                    }
+                    Multitask::Enqueue => {}
+                    Multitask::Interrupt => {
+                        flagged = cancel_active(txn, active, CancelAction::Interrupt, now).await?;
+                    }
+                    Multitask::Rollback => {
+                        flagged = cancel_active(txn, active, CancelAction::Rollback, now).await?;
+                    }
+                }
+            }
+            let mut thread_metadata = object(&thread.metadata);
+            metadata.extend(thread_metadata.clone());
+            thread_metadata.insert("graph_id".into(), graph_id.clone());
+            thread_metadata.insert("assistant_id".into(), assistant_id.clone());
+            metadata.insert("graph_id".into(), graph_id);
+            // One write: the thread is busy now, and records its graph and assistant.
+            let mut thread = thread.into_active_model();
+            thread.metadata = Set(Value::Object(thread_metadata));
+            thread.status = Set("busy".into());
+            thread.updated_at = Set(now);
+            thread.update(txn).await?;
+        }
     }
     metadata.extend(object(&run.metadata));
     metadata.insert("assistant_id".into(), assistant_id);
@@ -505,9 +513,7 @@ pub(super) async fn queue_run(
         config.insert("metadata".into(), Value::Object(metadata.clone()));
     }
     run.metadata = Value::Object(metadata);
-
     let model = run.into_active_model().reset_all().insert(txn).await?;
-    set_thread_status(txn, &model.thread_id, "busy", now).await?;
     Ok((model, flagged))
 }
 
@@ -551,30 +557,21 @@ async fn end_run(
         Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
         Outcome::Interrupted => (None, None),
     };
-    let on_completion = run.on_completion.clone();
-    let mut active = run.into_active_model();
-    active.status = Set(status.into());
-    active.output = Set(output.clone());
-    active.error = Set(error);
-    active.ended_at = Set(Some(now));
-    active.updated_at = Set(now);
-    active.lease_owner = Set(None);
-    active.lease_expires_at = Set(None);
-    let run = active.update(txn).await?;
+    let mut ended = run.clone();
+    ended.status = status.into();
+    ended.output = output.clone();
+    ended.error = error;
+    ended.ended_at = Some(now);
+    ended.updated_at = now;
+    ended.lease_owner = None;
+    ended.lease_expires_at = None;
 
-    let ended_status = match &outcome {
-        Outcome::Success { .. } => "idle",
-        Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
-        Outcome::Interrupted => "interrupted",
-    };
-    refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
-
-    if let Some(Completion { url, payload }) = completion(&run) {
+    if let Some(Completion { url, payload }) = completion(&ended) {
         delivery::ActiveModel {
             delivery_id: Set(uuid::Uuid::now_v7().to_string()),
-            run_id: Set(run.run_id.clone()),
-            thread_id: Set(run.thread_id.clone()),
-            cron_id: Set(run.cron_id.clone()),
+            run_id: Set(ended.run_id.clone()),
+            thread_id: Set(ended.thread_id.clone()),
+            cron_id: Set(ended.cron_id.clone()),
             url: Set(url),
             payload: Set(payload),
             status: Set("pending".into()),
@@ -591,16 +588,27 @@ async fn end_run(
         .await?;
     }
 
-    if on_completion.as_deref() == Some("delete") {
-        let others = Runs::find()
-            .filter(Column::ThreadId.eq(thread_id.clone()))
-            .filter(Column::Status.is_in([PENDING, RUNNING]))
-            .count(txn)
-            .await?;
-        if others == 0 {
-            Threads::delete_by_id(thread_id).exec(txn).await?;
-        }
+    // A stateless run's throw-away thread goes, and the run with it (the thread holds
+    // nothing else), unless the caller asked to keep it.
+    if ended.on_completion.as_deref() == Some("delete") {
+        Threads::delete_by_id(thread_id).exec(txn).await?;
+        return Ok(Finished { run: Some(ended) });
     }
+    let mut active = run.into_active_model();
+    active.status = Set(ended.status.clone());
+    active.output = Set(ended.output.clone());
+    active.error = Set(ended.error.clone());
+    active.ended_at = Set(ended.ended_at);
+    active.updated_at = Set(now);
+    active.lease_owner = Set(None);
+    active.lease_expires_at = Set(None);
+    let run = active.update(txn).await?;
+    let ended_status = match &outcome {
+        Outcome::Success { .. } => "idle",
+        Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
+        Outcome::Interrupted => "interrupted",
+    };
+    refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
     Ok(Finished { run: Some(run) })
 }
 
@@ -668,21 +676,6 @@ async fn refresh_thread_status(
         model.state_updated_at = Set(now);
     }
     model.update(txn).await?;
-    Ok(())
-}
-
-async fn set_thread_status(
-    txn: &impl ConnectionTrait,
-    thread_id: &str,
-    status: &str,
-    now: Millis,
-) -> Result<()> {
-    Threads::update_many()
-        .col_expr(thread::Column::Status, Expr::value(status))
-        .col_expr(thread::Column::UpdatedAt, Expr::value(now))
-        .filter(thread::Column::ThreadId.eq(thread_id.to_string()))
-        .exec(txn)
-        .await?;
     Ok(())
 }
 

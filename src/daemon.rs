@@ -94,6 +94,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         graph_names,
     );
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let maintenance = tokio::spawn(checkpoint_loop(store.clone(), shutdown.clone()));
     let mut housekeeping = housekeeping::start(
         store.clone(),
         &config.housekeeping.schedule,
@@ -124,6 +125,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     shutdown.cancel();
     let _ = housekeeping.shutdown().await;
     let _ = scheduler.await;
+    let _ = maintenance.await;
     let _ = workers.await;
     store.close().await;
     Ok(())
@@ -150,6 +152,19 @@ fn graphs(config: &Config) -> Result<HashMap<String, Graph>, DaemonError> {
             ))
         })
         .collect()
+}
+
+/// Keeps SQLite's write-ahead log short (a no-op on PostgreSQL).
+async fn checkpoint_loop(store: Store, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(err) = store.checkpoint().await {
+            tracing::warn!(error = %err, "WAL checkpoint failed");
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -446,3 +446,31 @@ async fn housekeeping_sweeps_the_old_fire_log() {
         runs.len()
     );
 }
+
+/// A change made through one replica reaches the others within about a second: a cron
+/// created through replica A, which dies at once, is fired by replica B from its next second
+/// on (B learns of it from its one-second refresh, not its one-minute reload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_see_each_others_changes_within_a_second() {
+    let storage = Storage::new(Backend::Postgres).await;
+    let a = Daemon::start(&storage).await;
+    let b = Daemon::start(&storage).await;
+    // Let B finish its start-up load, so the cron is news to it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let thread_id = new_thread(&a).await;
+    let created_at = chrono::Utc::now().timestamp_millis();
+    let cron_id = thread_cron(&a, &thread_id, json!({"schedule": "* * * * * *"})).await;
+    a.kill9();
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(b.stop().success());
+
+    let fired = fired(&storage.database_url).await;
+    let instants = fired.get(&cron_id).expect("replica B fired the cron");
+    let first = instants[0];
+    assert!(
+        first <= created_at + 2_500,
+        "first fire {} ms after the cron was created: {instants:?}",
+        first - created_at
+    );
+    assert_every_second(&cron_id, instants);
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use serde_json::{Map, Value};
 
 use migration::{Migrator, MigratorTrait};
@@ -122,6 +122,18 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite: folds the write-ahead log back into the database and truncates it. Under
+    /// constant reads SQLite's automatic checkpoints never get to restart the log, which then
+    /// grows without bound (measured: a 1.5 GB WAL beside a 38 MB database after 60k creates).
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            self.write
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await?;
+        }
+        Ok(())
     }
 
     /// Cheap liveness probe of the database.

@@ -8,20 +8,6 @@ use serde_json::{Value, json};
 
 const AGENT_ID: &str = "fe096781-5601-53d2-b2f6-0d3403f7e9ca";
 
-/// Runs each scenario once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_backends!(
     cron_lifecycle,
     stateless_cron_defaults_and_end_time,
@@ -36,12 +22,6 @@ async fn started(backend: Backend) -> (Storage, Daemon) {
     let storage = Storage::new(backend).await;
     let daemon = Daemon::start(&storage).await;
     (storage, daemon)
-}
-
-async fn new_thread(daemon: &Daemon) -> String {
-    let (status, thread) = daemon.post("/threads", &json!({})).await;
-    assert_eq!(status, 200, "{thread}");
-    thread["thread_id"].as_str().expect("thread_id").to_string()
 }
 
 async fn cron_count(daemon: &Daemon) -> u64 {
@@ -78,7 +58,7 @@ use chrono::Datelike;
 
 async fn cron_lifecycle(backend: Backend) {
     let (_storage, daemon) = started(backend).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let (status, cron) = daemon
         .post(
             &format!("/threads/{thread_id}/runs/crons"),
@@ -233,7 +213,7 @@ async fn stateless_cron_defaults_and_end_time(backend: Backend) {
 
 async fn invalid_input_is_422_and_changes_nothing(backend: Backend) {
     let (_storage, daemon) = started(backend).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let (_, existing) = daemon
         .post(
             "/runs/crons",
@@ -536,7 +516,7 @@ async fn assistants_are_the_configured_graphs(backend: Backend) {
 
 async fn search_pages_sorts_and_filters(backend: Backend) {
     let (_storage, daemon) = started(backend).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     for i in 0..5 {
         let (status, _) = daemon
             .post(
@@ -610,7 +590,7 @@ async fn search_pages_sorts_and_filters(backend: Backend) {
 async fn everything_survives_a_restart(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = Daemon::start(&storage).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let (_, thread_cron) = daemon
         .post(
             &format!("/threads/{thread_id}/runs/crons"),

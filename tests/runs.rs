@@ -40,12 +40,6 @@ command = ["/nonexistent/graph-program"]
     Daemon::start_with(storage, &["--config", &path.display().to_string()]).await
 }
 
-async fn new_thread(daemon: &Daemon) -> String {
-    let (status, thread) = daemon.post("/threads", &json!({})).await;
-    assert_eq!(status, 200, "{thread}");
-    thread["thread_id"].as_str().expect("id").to_string()
-}
-
 /// Polls a run until it reaches one of `statuses`.
 async fn wait_status(daemon: &Daemon, thread_id: &str, run_id: &str, statuses: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -68,7 +62,7 @@ async fn wait_status(daemon: &Daemon, thread_id: &str, run_id: &str, statuses: &
 async fn command_graph_streams_custom_events_and_returns_its_last_json_object() {
     let storage = Storage::new(Backend::Sqlite).await;
     let daemon = daemon_with_graphs(&storage, "").await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let response = daemon
         .client
         .post(format!("{}/threads/{thread_id}/runs/stream", daemon.url))
@@ -145,7 +139,7 @@ async fn command_graph_failures_are_run_errors() {
         "{body}"
     );
 
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let started = Instant::now();
     let (status, run) = daemon
         .post(
@@ -231,19 +225,6 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
     assert!(message.contains("500"), "{body}");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_backends!(
     runs_survive_kill_9,
     a_run_whose_worker_dies_twice_ends_in_error
@@ -254,7 +235,7 @@ on_both_backends!(
 async fn runs_survive_kill_9(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = daemon_with_graphs(&storage, "").await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let slow = json!({"assistant_id": "progress", "input": {"sleep": 3}});
     let (_, running) = daemon
         .post(&format!("/threads/{thread_id}/runs"), &slow)
@@ -265,7 +246,7 @@ async fn runs_survive_kill_9(backend: Backend) {
         .post(&format!("/threads/{thread_id}/runs"), &json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "queued"}]}}))
         .await;
     let queued_id = queued["run_id"].as_str().expect("id").to_string();
-    let other_thread = new_thread(&daemon).await;
+    let other_thread = daemon.new_thread().await;
     let (_, delayed) = daemon
         .post(
             &format!("/threads/{other_thread}/runs"),
@@ -297,7 +278,7 @@ async fn runs_survive_kill_9(backend: Backend) {
 async fn a_run_whose_worker_dies_twice_ends_in_error(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = daemon_with_graphs(&storage, "").await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let (_, run) = daemon
         .post(
             &format!("/threads/{thread_id}/runs"),

@@ -13,12 +13,6 @@ use serde_json::{Value, json};
 
 use entity::run;
 
-async fn new_thread(daemon: &Daemon) -> String {
-    let (status, thread) = daemon.post("/threads", &json!({})).await;
-    assert_eq!(status, 200, "{thread}");
-    thread["thread_id"].as_str().expect("id").to_string()
-}
-
 async fn thread_cron(daemon: &Daemon, thread_id: &str, body: Value) -> String {
     let mut body = body;
     body["assistant_id"] = json!("agent");
@@ -73,19 +67,6 @@ fn assert_every_second(cron_id: &str, instants: &[i64]) {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_backends!(
     per_second_crons_fire_on_time_with_their_payload,
     exactly_once_through_repeated_kill_9,
@@ -96,7 +77,7 @@ on_both_backends!(
 async fn per_second_crons_fire_on_time_with_their_payload(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = Daemon::start(&storage).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let cron_id = thread_cron(
         &daemon,
         &thread_id,
@@ -164,7 +145,7 @@ async fn exactly_once_through_repeated_kill_9(backend: Backend) {
     let daemon = Daemon::start(&storage).await;
     let mut crons = Vec::new();
     for _ in 0..3 {
-        let thread_id = new_thread(&daemon).await;
+        let thread_id = daemon.new_thread().await;
         for _ in 0..10 {
             crons.push(
                 thread_cron(
@@ -211,7 +192,7 @@ async fn exactly_once_through_repeated_kill_9(backend: Backend) {
 async fn each_misfire_policy_after_downtime(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = Daemon::start(&storage).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let mut ids = BTreeMap::new();
     for policy in ["fire_once", "skip", "fire_all"] {
         let id = thread_cron(
@@ -266,7 +247,7 @@ async fn each_misfire_policy_after_downtime(backend: Backend) {
 async fn disable_enable_end_time_and_delete(backend: Backend) {
     let storage = Storage::new(backend).await;
     let daemon = Daemon::start(&storage).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     let disabled = thread_cron(
         &daemon,
         &thread_id,
@@ -380,7 +361,7 @@ async fn three_replicas_share_the_work_exactly_once() {
     let mut crons = Vec::new();
     for i in 0..4 {
         let daemon = &replicas[i % 3];
-        let thread_id = new_thread(daemon).await;
+        let thread_id = daemon.new_thread().await;
         for _ in 0..25 {
             crons.push(
                 thread_cron(
@@ -425,7 +406,7 @@ async fn housekeeping_sweeps_the_old_fire_log() {
     )
     .expect("config");
     let daemon = Daemon::start_with(&storage, &["--config", &path.display().to_string()]).await;
-    let thread_id = new_thread(&daemon).await;
+    let thread_id = daemon.new_thread().await;
     thread_cron(&daemon, &thread_id, json!({"schedule": "* * * * * *"})).await;
     tokio::time::sleep(Duration::from_millis(6_500)).await;
     assert!(daemon.stop().success());
@@ -457,7 +438,7 @@ async fn replicas_see_each_others_changes_within_a_second() {
     let b = Daemon::start(&storage).await;
     // Let B finish its start-up load, so the cron is news to it.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let thread_id = new_thread(&a).await;
+    let thread_id = a.new_thread().await;
     let created_at = chrono::Utc::now().timestamp_millis();
     let cron_id = thread_cron(&a, &thread_id, json!({"schedule": "* * * * * *"})).await;
     a.kill9();

@@ -8,6 +8,27 @@ mod m20261125_000003_scheduler;
 
 pub struct Migrator;
 
+/// Creates the named indexes on `table`, each on its columns in order.
+async fn create_indexes<T, C>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    indexes: Vec<(&str, Vec<C>)>,
+) -> Result<(), DbErr>
+where
+    T: IntoIden + Clone + 'static,
+    C: IntoIden + 'static,
+{
+    for (name, columns) in indexes {
+        let mut index = Index::create();
+        index.name(name).table(table.clone());
+        for column in columns {
+            index.col(column);
+        }
+        manager.create_index(index.to_owned()).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

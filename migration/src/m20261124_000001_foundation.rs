@@ -5,7 +5,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Assistants {
     Table,
     AssistantId,
@@ -20,7 +20,7 @@ enum Assistants {
     UpdatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Threads {
     Table,
     ThreadId,
@@ -33,7 +33,7 @@ enum Threads {
     StateUpdatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Crons {
     Table,
     CronId,
@@ -135,35 +135,33 @@ impl MigrationTrait for Migration {
         // The scheduler scans by next instant; searches sort by these. Each index ends with
         // the primary key, the search tie-breaker, so a page is read in index order
         // instead of sorting every matching row.
-        for (name, cols) in [
-            (
-                "idx_crons_next_run_at",
-                vec![Crons::NextRunAt, Crons::CronId],
-            ),
-            (
-                "idx_crons_created_at",
-                vec![Crons::CreatedAt, Crons::CronId],
-            ),
-            (
-                "idx_crons_updated_at",
-                vec![Crons::UpdatedAt, Crons::CronId],
-            ),
-            (
-                "idx_crons_thread_id",
-                vec![Crons::ThreadId, Crons::CreatedAt, Crons::CronId],
-            ),
-            (
-                "idx_crons_assistant_id",
-                vec![Crons::AssistantId, Crons::CreatedAt, Crons::CronId],
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(Crons::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        crate::create_indexes(
+            manager,
+            Crons::Table,
+            vec![
+                (
+                    "idx_crons_next_run_at",
+                    vec![Crons::NextRunAt, Crons::CronId],
+                ),
+                (
+                    "idx_crons_created_at",
+                    vec![Crons::CreatedAt, Crons::CronId],
+                ),
+                (
+                    "idx_crons_updated_at",
+                    vec![Crons::UpdatedAt, Crons::CronId],
+                ),
+                (
+                    "idx_crons_thread_id",
+                    vec![Crons::ThreadId, Crons::CreatedAt, Crons::CronId],
+                ),
+                (
+                    "idx_crons_assistant_id",
+                    vec![Crons::AssistantId, Crons::CreatedAt, Crons::CronId],
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

@@ -5,13 +5,13 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Threads {
     Table,
     ThreadId,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Runs {
     Table,
     RunId,
@@ -38,7 +38,7 @@ enum Runs {
     UpdatedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum WebhookDeliveries {
     Table,
     DeliveryId,
@@ -99,24 +99,22 @@ impl MigrationTrait for Migration {
             .await?;
         // Workers claim by (status, available_at); a thread's runs are listed newest first;
         // lease expiry finds runs whose worker died.
-        for (name, cols) in [
-            (
-                "idx_runs_claim",
-                vec![Runs::Status, Runs::AvailableAt, Runs::RunId],
-            ),
-            (
-                "idx_runs_thread",
-                vec![Runs::ThreadId, Runs::CreatedAt, Runs::RunId],
-            ),
-            ("idx_runs_lease", vec![Runs::LeaseExpiresAt]),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(Runs::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        crate::create_indexes(
+            manager,
+            Runs::Table,
+            vec![
+                (
+                    "idx_runs_claim",
+                    vec![Runs::Status, Runs::AvailableAt, Runs::RunId],
+                ),
+                (
+                    "idx_runs_thread",
+                    vec![Runs::ThreadId, Runs::CreatedAt, Runs::RunId],
+                ),
+                ("idx_runs_lease", vec![Runs::LeaseExpiresAt]),
+            ],
+        )
+        .await?;
 
         // One active run per thread, whatever the number of workers and replicas.
         manager
@@ -153,24 +151,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, cols) in [
-            (
-                "idx_deliveries_due",
-                vec![
-                    WebhookDeliveries::Status,
-                    WebhookDeliveries::NextAttemptAt,
-                    WebhookDeliveries::DeliveryId,
-                ],
-            ),
-            ("idx_deliveries_run", vec![WebhookDeliveries::RunId]),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(WebhookDeliveries::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        crate::create_indexes(
+            manager,
+            WebhookDeliveries::Table,
+            vec![
+                (
+                    "idx_deliveries_due",
+                    vec![
+                        WebhookDeliveries::Status,
+                        WebhookDeliveries::NextAttemptAt,
+                        WebhookDeliveries::DeliveryId,
+                    ],
+                ),
+                ("idx_deliveries_run", vec![WebhookDeliveries::RunId]),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    Set,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -89,21 +89,11 @@ impl Store {
             Some((by, order)) => (sort_column(by), order),
             None => (Column::CreatedAt, SortOrder::Desc),
         };
-        let mut rows = Assistants::find()
+        let query = Assistants::find()
             .filter(self.assistant_condition(filter))
             .order_by(column, order.into())
-            .order_by(Column::AssistantId, order.into())
-            .limit(limit + 1)
-            .offset(offset)
-            .all(&self.read)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows,
-            offset,
-            has_more,
-        })
+            .order_by(Column::AssistantId, order.into());
+        self.page(query, limit, offset).await
     }
 
     pub async fn count_assistants(&self, filter: &AssistantFilter) -> Result<u64> {

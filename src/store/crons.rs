@@ -4,7 +4,7 @@ use sea_orm::SqlErr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -109,19 +109,8 @@ impl Store {
         } else {
             query.order_by(column, order.into())
         };
-        let mut rows = query
-            .order_by(Column::CronId, order.into())
-            .limit(limit + 1)
-            .offset(offset)
-            .all(&self.read)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows,
-            offset,
-            has_more,
-        })
+        let query = query.order_by(Column::CronId, order.into());
+        self.page(query, limit, offset).await
     }
 
     pub async fn count_crons(&self, filter: &CronFilter) -> Result<u64> {

@@ -52,6 +52,30 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+impl Store {
+    /// Runs an ordered query for one page, reading one row more to know if another follows.
+    async fn page<E: sea_orm::EntityTrait>(
+        &self,
+        query: sea_orm::Select<E>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<E::Model>> {
+        use sea_orm::QuerySelect;
+        let mut items = query
+            .limit(limit + 1)
+            .offset(offset)
+            .all(&self.read)
+            .await?;
+        let has_more = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        Ok(Page {
+            items,
+            offset,
+            has_more,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Asc,

@@ -168,20 +168,10 @@ impl Store {
         if let Some(status) = status {
             query = query.filter(Column::Status.eq(status.to_string()));
         }
-        let mut rows = query
+        let query = query
             .order_by_desc(Column::CreatedAt)
-            .order_by_desc(Column::RunId)
-            .limit(limit + 1)
-            .offset(offset)
-            .all(&self.read)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows,
-            offset,
-            has_more,
-        })
+            .order_by_desc(Column::RunId);
+        self.page(query, limit, offset).await
     }
 
     /// Deletes a run that is not running (a running one must be cancelled first).

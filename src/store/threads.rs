@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -122,21 +122,11 @@ impl Store {
             Some((by, order)) => (sort_column(by), order),
             None => (Column::UpdatedAt, SortOrder::Desc),
         };
-        let mut rows = Threads::find()
+        let query = Threads::find()
             .filter(self.thread_condition(filter))
             .order_by(column, order.into())
-            .order_by(Column::ThreadId, order.into())
-            .limit(limit + 1)
-            .offset(offset)
-            .all(&self.read)
-            .await?;
-        let has_more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows,
-            offset,
-            has_more,
-        })
+            .order_by(Column::ThreadId, order.into());
+        self.page(query, limit, offset).await
     }
 
     pub async fn count_threads(&self, filter: &ThreadFilter) -> Result<u64> {

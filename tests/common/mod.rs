@@ -17,6 +17,22 @@ pub enum Backend {
     Postgres,
 }
 
+/// Runs each scenario `async fn name(backend: Backend)` once per backend, as the tests
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Backend::Postgres).await })*
+        }
+    };
+}
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -154,10 +170,23 @@ impl Daemon {
         split(request.send().await.expect("request")).await
     }
 
-    /// A raw body, for malformed JSON and size limits.
+    /// Creates an empty thread and returns its id.
+    pub async fn new_thread(&self) -> String {
+        let (status, thread) = self.post("/threads", &serde_json::json!({})).await;
+        assert_eq!(status, 200, "{thread}");
+        thread["thread_id"].as_str().expect("thread_id").to_string()
+    }
+
+    /// A raw body, for malformed JSON and size limits. Sent on a connection of its own: a
+    /// server that refuses a large body closes the connection, which a pooled client would
+    /// otherwise try to reuse.
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
-        let response = self
-            .client
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let response = client
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .body(body)

@@ -196,12 +196,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
             };
             (thread_id, if_missing)
         }
-        Target::Stateless => (
-            Uuid::now_v7().to_string(),
-            IfThreadMissing::Create {
-                metadata: Map::new(),
-            },
-        ),
+        Target::Stateless => (Uuid::now_v7().to_string(), IfThreadMissing::CreateNew),
     };
     let strategy = match request.multitask_strategy.unwrap_or_default() {
         MultitaskStrategy::Reject => Multitask::Reject,

@@ -190,7 +190,7 @@ impl Runner {
         let mut end = RunEnd::from(&outcome);
         match self
             .store
-            .finish_run(&run_id, &self.worker_id, outcome, completion)
+            .finish_run(&run, &self.worker_id, outcome, completion)
             .await
         {
             Ok(Some(finished)) => {

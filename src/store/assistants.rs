@@ -69,7 +69,30 @@ impl Store {
             .insert(&self.write)
             .await?;
         }
+        let all = Assistants::find().all(&self.write).await?;
+        let mut cache = self
+            .assistant_metadata
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.clear();
+        for assistant in all {
+            let metadata = match assistant.metadata {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            cache.insert(assistant.assistant_id, metadata);
+        }
         Ok(())
+    }
+
+    /// An assistant's metadata, from the cache `sync_assistants` fills.
+    pub(super) fn assistant_metadata(&self, assistant_id: &str) -> Map<String, Value> {
+        self.assistant_metadata
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(assistant_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn get_assistant(&self, assistant_id: &str) -> Result<Option<assistant::Model>> {

@@ -8,7 +8,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
 };
-use serde_json::Map;
 
 use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
@@ -124,12 +123,11 @@ impl Store {
                 let strategy = Multitask::from_payload(&cron.payload);
                 let if_missing = match cron.thread_id {
                     Some(_) => IfThreadMissing::Reject,
-                    None => IfThreadMissing::Create {
-                        metadata: Map::new(),
-                    },
+                    None => IfThreadMissing::CreateNew,
                 };
                 let run_id = run.run_id.clone();
-                match queue_run(&txn, run, strategy, if_missing).await {
+                let metadata = self.assistant_metadata(&run.assistant_id);
+                match queue_run(&txn, run, strategy, if_missing, metadata).await {
                     Ok(_) => runs.push((instant, run_id)),
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
                         cron_fire::ActiveModel {
@@ -187,15 +185,15 @@ impl Store {
         .await?;
         let if_missing = match cron.thread_id {
             Some(_) => IfThreadMissing::Reject,
-            None => IfThreadMissing::Create {
-                metadata: Map::new(),
-            },
+            None => IfThreadMissing::CreateNew,
         };
+        let metadata = self.assistant_metadata(&run.assistant_id);
         let (run, _) = queue_run(
             &txn,
             run,
             Multitask::from_payload(&cron.payload),
             if_missing,
+            metadata,
         )
         .await?;
         txn.commit().await?;

@@ -99,6 +99,10 @@ pub struct Store {
     read: DatabaseConnection,
     write: DatabaseConnection,
     backend: Backend,
+    /// Assistants' metadata by id. Assistants change only at start-up (`sync_assistants`),
+    /// so every run's metadata merge reads it from here instead of the database.
+    assistant_metadata:
+        std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Map<String, Value>>>>,
 }
 
 impl Store {
@@ -117,6 +121,7 @@ impl Store {
                 read,
                 write,
                 backend: Backend::Sqlite,
+                assistant_metadata: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut options = ConnectOptions::new(url);
@@ -130,6 +135,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
+                assistant_metadata: Default::default(),
             })
         } else {
             Err(Error::Db(DbErr::Custom(format!(

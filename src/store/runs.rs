@@ -2,7 +2,7 @@
 //! workers under a lease, finished in one transaction that also updates the thread and
 //! writes the webhook outbox row.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
@@ -52,7 +52,11 @@ impl Multitask {
 #[derive(Debug, Clone)]
 pub enum IfThreadMissing {
     Reject,
-    Create { metadata: Map<String, Value> },
+    Create {
+        metadata: Map<String, Value>,
+    },
+    /// The thread id was just generated (stateless runs): create it without looking.
+    CreateNew,
 }
 
 /// How a run ended.
@@ -125,7 +129,8 @@ impl Store {
         if_missing: IfThreadMissing,
     ) -> Result<(run::Model, Vec<String>)> {
         let txn = self.write.begin().await?;
-        let created = queue_run(&txn, run, strategy, if_missing).await?;
+        let metadata = self.assistant_metadata(&run.assistant_id);
+        let created = queue_run(&txn, run, strategy, if_missing, metadata).await?;
         txn.commit().await?;
         Ok(created)
     }
@@ -339,11 +344,19 @@ impl Store {
     /// Returns None when the lease was lost (another worker owns the run now).
     pub async fn finish_run(
         &self,
-        run_id: &str,
+        claimed: &run::Model,
         worker: &str,
         outcome: Outcome,
-        completion: impl FnOnce(&run::Model) -> Option<Completion> + Send,
+        completion: impl Fn(&run::Model) -> Option<Completion> + Send,
     ) -> Result<Option<Finished>> {
+        if claimed.on_completion.as_deref() == Some("delete")
+            && let Some(finished) = self
+                .finish_stateless(claimed, worker, &outcome, &completion)
+                .await?
+        {
+            return Ok(Some(finished));
+        }
+        let run_id = &claimed.run_id;
         let txn = self.write.begin().await?;
         let Some(run) = Runs::find_by_id(run_id.to_string()).one(&txn).await? else {
             return Ok(None);
@@ -354,6 +367,56 @@ impl Store {
         let finished = end_run(&txn, run, outcome, completion).await?;
         txn.commit().await?;
         Ok(Some(finished))
+    }
+
+    /// The common end of a stateless run whose thread goes with it: one conditional delete of
+    /// the thread (and so the run) while the run is still ours and not being cancelled, plus
+    /// the outbox row. None when that condition failed: the general path then decides.
+    async fn finish_stateless(
+        &self,
+        claimed: &run::Model,
+        worker: &str,
+        outcome: &Outcome,
+        completion: &(impl Fn(&run::Model) -> Option<Completion> + Send),
+    ) -> Result<Option<Finished>> {
+        let now = now_ms();
+        let mut ended = claimed.clone();
+        ended.status = outcome.status().into();
+        (ended.output, ended.error) = match outcome {
+            Outcome::Success { values } => (Some(values.clone()), None),
+            Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
+            Outcome::Interrupted => (None, None),
+        };
+        ended.ended_at = Some(now);
+        ended.updated_at = now;
+        ended.lease_owner = None;
+        ended.lease_expires_at = None;
+        let still_ours = Query::select()
+            .expr(Expr::val(1))
+            .from(Runs)
+            .and_where(Column::RunId.eq(claimed.run_id.clone()))
+            .and_where(Column::Status.eq(RUNNING))
+            .and_where(Column::LeaseOwner.eq(worker))
+            .and_where(Column::CancelAction.is_null())
+            .to_owned();
+        let delete = Threads::delete_many()
+            .filter(thread::Column::ThreadId.eq(claimed.thread_id.clone()))
+            .filter(Expr::exists(still_ours));
+        match completion(&ended) {
+            None => {
+                let deleted = delete.exec(&self.write).await?.rows_affected;
+                Ok((deleted == 1).then_some(Finished { run: Some(ended) }))
+            }
+            Some(done) => {
+                let txn = self.write.begin().await?;
+                if delete.exec(&txn).await?.rows_affected != 1 {
+                    return Ok(None);
+                }
+                insert_delivery(&txn, &ended, done, now).await?;
+                txn.commit().await?;
+                Ok(Some(Finished { run: Some(ended) }))
+            }
+        }
     }
 
     /// Runs whose lease expired (their worker died): re-queued once, then ended as
@@ -414,6 +477,7 @@ pub(super) async fn queue_run(
     mut run: run::Model,
     strategy: Multitask,
     if_missing: IfThreadMissing,
+    assistant_metadata: Map<String, Value>,
 ) -> Result<(run::Model, Vec<String>)> {
     let now = run.updated_at;
     let graph_id = run
@@ -425,23 +489,20 @@ pub(super) async fn queue_run(
 
     // The run's metadata, as LangGraph merges it: the assistant's, the thread's, the run's
     // own, and the assistant id; the thread in turn records its graph and assistant.
-    let mut metadata = match entity::assistant::Entity::find_by_id(run.assistant_id.clone())
-        .one(txn)
-        .await?
-    {
-        Some(assistant) => object(&assistant.metadata),
-        None => Map::new(),
-    };
+    let mut metadata = assistant_metadata;
     let mut flagged = Vec::new();
-    match if_missing {
-        // A new thread (stateless runs): nothing to check, one insert.
-        IfThreadMissing::Create {
-            metadata: mut thread_metadata,
-        } if Threads::find_by_id(run.thread_id.clone())
+    let fresh = match &if_missing {
+        IfThreadMissing::CreateNew => Some(Map::new()),
+        IfThreadMissing::Create { metadata } => Threads::find_by_id(run.thread_id.clone())
             .one(txn)
             .await?
-            .is_none() =>
-        {
+            .is_none()
+            .then(|| metadata.clone()),
+        IfThreadMissing::Reject => None,
+    };
+    match fresh {
+        // A new thread: nothing to check, one insert.
+        Some(mut thread_metadata) => {
             thread_metadata.extend(object(&run.metadata));
             thread_metadata.insert("graph_id".into(), graph_id);
             thread_metadata.insert("assistant_id".into(), assistant_id.clone());
@@ -458,9 +519,8 @@ pub(super) async fn queue_run(
             .insert(txn)
             .await?;
         }
-        if_missing => {
+        None => {
             let Some(thread) = Threads::find_by_id(run.thread_id.clone()).one(txn).await? else {
-                debug_assert!(matches!(if_missing, IfThreadMissing::Reject));
                 return Err(Error::NotFound("Thread or assistant not found.".into()));
             };
             let active = Runs::find()
@@ -556,26 +616,8 @@ async fn end_run(
     ended.lease_owner = None;
     ended.lease_expires_at = None;
 
-    if let Some(Completion { url, payload }) = completion(&ended) {
-        delivery::ActiveModel {
-            delivery_id: Set(uuid::Uuid::now_v7().to_string()),
-            run_id: Set(ended.run_id.clone()),
-            thread_id: Set(ended.thread_id.clone()),
-            cron_id: Set(ended.cron_id.clone()),
-            url: Set(url),
-            payload: Set(payload),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            lease_owner: Set(None),
-            lease_expires_at: Set(None),
-            last_status_code: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
+    if let Some(done) = completion(&ended) {
+        insert_delivery(txn, &ended, done, now).await?;
     }
 
     // A stateless run's throw-away thread goes, and the run with it (the thread holds
@@ -600,6 +642,35 @@ async fn end_run(
     };
     refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
     Ok(Finished { run: Some(run) })
+}
+
+/// Writes the outbox row of a finished run's webhook.
+async fn insert_delivery(
+    txn: &DatabaseTransaction,
+    run: &run::Model,
+    Completion { url, payload }: Completion,
+    now: Millis,
+) -> Result<()> {
+    delivery::ActiveModel {
+        delivery_id: Set(uuid::Uuid::now_v7().to_string()),
+        run_id: Set(run.run_id.clone()),
+        thread_id: Set(run.thread_id.clone()),
+        cron_id: Set(run.cron_id.clone()),
+        url: Set(url),
+        payload: Set(payload),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        last_status_code: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
 }
 
 /// Ends pending runs and flags running ones, for a new run's multitask strategy or a

@@ -714,29 +714,35 @@ async fn refresh_thread_status(
     ended: Option<(&str, Option<Value>)>,
     now: Millis,
 ) -> Result<()> {
-    let active = Runs::find()
-        .filter(Column::ThreadId.eq(thread_id.to_string()))
-        .filter(Column::Status.is_in([PENDING, RUNNING]))
-        .count(txn)
-        .await?;
-    let Some(thread) = Threads::find_by_id(thread_id.to_string()).one(txn).await? else {
-        return Ok(());
+    // One statement: busy while an active run remains, else what the run left (or idle).
+    let active = Query::select()
+        .expr(Expr::val(1))
+        .from(Runs)
+        .and_where(Expr::col((Runs, Column::ThreadId)).equals((Threads, thread::Column::ThreadId)))
+        .and_where(Column::Status.is_in([PENDING, RUNNING]))
+        .to_owned();
+    let otherwise: Expr = match &ended {
+        Some((status, _)) => Expr::val(*status),
+        None => Expr::case(
+            Expr::col((Threads, thread::Column::Status)).eq("busy"),
+            "idle",
+        )
+        .finally(Expr::col((Threads, thread::Column::Status)))
+        .into(),
     };
-    let status = match (&ended, active) {
-        (_, n) if n > 0 => "busy",
-        (Some((status, _)), _) => status,
-        (None, _) if thread.status == "busy" => "idle",
-        (None, _) => thread.status.as_str(),
-    }
-    .to_string();
-    let mut model = thread.into_active_model();
-    model.status = Set(status);
-    model.updated_at = Set(now);
+    let status: Expr = Expr::case(Expr::exists(active), "busy")
+        .finally(otherwise)
+        .into();
+    let mut update = Threads::update_many()
+        .col_expr(thread::Column::Status, status)
+        .col_expr(thread::Column::UpdatedAt, Expr::value(now))
+        .filter(thread::Column::ThreadId.eq(thread_id.to_string()));
     if let Some((_, Some(values))) = ended {
-        model.values = Set(Some(values));
-        model.state_updated_at = Set(now);
+        update = update
+            .col_expr(thread::Column::Values, Expr::value(values))
+            .col_expr(thread::Column::StateUpdatedAt, Expr::value(now));
     }
-    model.update(txn).await?;
+    update.exec(txn).await?;
     Ok(())
 }
 

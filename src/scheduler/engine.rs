@@ -155,7 +155,6 @@ impl Scheduler {
         let now = now_ms();
         for chunk in due.chunks(self.settings.batch_size.max(1)) {
             let mut fires = Vec::with_capacity(chunk.len());
-            let mut rows = Vec::with_capacity(chunk.len());
             for cron in chunk {
                 let Some(expected) = cron.next_run_at else {
                     continue;
@@ -213,12 +212,10 @@ impl Scheduler {
                     .map(|next| next.timestamp_millis())
                     .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
                 fires.push(Fire {
-                    cron_id: cron.cron_id.clone(),
-                    expected_next: expected,
+                    cron: cron.clone(),
                     instants: planned.fire,
                     new_next,
                 });
-                rows.push(cron.clone());
             }
             let make_run = |cron: &cron::Model, instant: Millis| {
                 let graph_id = self
@@ -230,7 +227,8 @@ impl Scheduler {
             };
             match self.store.fire(&fires, now, &make_run).await {
                 Ok(results) => {
-                    for ((fire, mut cron), result) in fires.iter().zip(rows).zip(results) {
+                    for (fire, result) in fires.into_iter().zip(results) {
+                        let mut cron = fire.cron;
                         match result {
                             Fired::Claimed { runs, rejected } => {
                                 self.handle
@@ -242,17 +240,17 @@ impl Scheduler {
                                         .stats
                                         .rejected
                                         .fetch_add(rejected.len() as u64, Ordering::Relaxed);
-                                    tracing::warn!(cron_id = %fire.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
+                                    tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
                                 }
                                 for (instant, run_id) in runs {
-                                    tracing::debug!(cron_id = %fire.cron_id, %run_id, lateness_ms = now - instant, "fired");
+                                    tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
                                 }
                                 cron.next_run_at = fire.new_next;
                                 timer.upsert(cron, now + window);
                             }
-                            Fired::Lost => match self.store.find_cron(&fire.cron_id).await {
+                            Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
                                 Ok(Some(current)) => timer.upsert(current, now + window),
-                                Ok(None) => timer.remove(&fire.cron_id),
+                                Ok(None) => timer.remove(&cron.cron_id),
                                 Err(err) => {
                                     tracing::error!(error = %err, "re-reading a cron failed")
                                 }

@@ -20,9 +20,9 @@ use crate::time::Millis;
 /// One cron's fire, planned by the scheduler from the row it last saw.
 #[derive(Debug, Clone)]
 pub struct Fire {
-    pub cron_id: String,
-    /// `next_run_at` as the scheduler saw it: the claim fails if it changed since.
-    pub expected_next: Millis,
+    /// The cron as the scheduler read it: the claim fails if its `next_run_at` or
+    /// `updated_at` changed since, so the runs are built from exactly this row.
+    pub cron: cron::Model,
     /// The instants to fire now (each becomes a run).
     pub instants: Vec<Millis>,
     /// The cron's next instant after this fire (None: no more).
@@ -81,25 +81,23 @@ impl Store {
         let txn = self.write.begin().await?;
         let mut results = Vec::with_capacity(fires.len());
         for fire in fires {
+            let cron = &fire.cron;
             let claimed = Crons::update_many()
                 .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
-                .filter(Column::CronId.eq(fire.cron_id.clone()))
+                .filter(Column::CronId.eq(cron.cron_id.clone()))
                 .filter(Column::Enabled.eq(true))
-                .filter(Column::NextRunAt.eq(fire.expected_next))
+                .filter(Column::NextRunAt.eq(cron.next_run_at))
+                .filter(Column::UpdatedAt.eq(cron.updated_at))
                 .exec(&txn)
                 .await?;
             if claimed.rows_affected != 1 {
                 results.push(Fired::Lost);
                 continue;
             }
-            let Some(cron) = Crons::find_by_id(fire.cron_id.clone()).one(&txn).await? else {
-                results.push(Fired::Lost);
-                continue;
-            };
             let mut runs = Vec::new();
             let mut rejected = Vec::new();
             for &instant in &fire.instants {
-                let run = make_run(&cron, instant);
+                let run = make_run(cron, instant);
                 let recorded = CronFires::insert(cron_fire::ActiveModel {
                     cron_id: Set(cron.cron_id.clone()),
                     scheduled_for: Set(instant),

@@ -523,25 +523,29 @@ pub(super) async fn queue_run(
             let Some(thread) = Threads::find_by_id(run.thread_id.clone()).one(txn).await? else {
                 return Err(Error::NotFound("Thread or assistant not found.".into()));
             };
-            let active = Runs::find()
-                .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
-                .filter(run::Column::Status.is_in([PENDING, RUNNING]))
-                .all(txn)
-                .await?;
-            if !active.is_empty() {
-                match strategy {
-                    Multitask::Reject => {
+            // Enqueue needs nothing from the thread's active runs (a thread cron with a
+            // backlog would otherwise read all of it on every fire).
+            let active = || {
+                Runs::find()
+                    .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
+                    .filter(run::Column::Status.is_in([PENDING, RUNNING]))
+            };
+            match strategy {
+                Multitask::Enqueue => {}
+                Multitask::Reject => {
+                    if active().one(txn).await?.is_some() {
                         return Err(Error::Conflict(
                             "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
                         ));
                     }
-                    Multitask::Enqueue => {}
-                    Multitask::Interrupt => {
-                        flagged = cancel_active(txn, active, CancelAction::Interrupt, now).await?;
-                    }
-                    Multitask::Rollback => {
-                        flagged = cancel_active(txn, active, CancelAction::Rollback, now).await?;
-                    }
+                }
+                Multitask::Interrupt => {
+                    let runs = active().all(txn).await?;
+                    flagged = cancel_active(txn, runs, CancelAction::Interrupt, now).await?;
+                }
+                Multitask::Rollback => {
+                    let runs = active().all(txn).await?;
+                    flagged = cancel_active(txn, runs, CancelAction::Rollback, now).await?;
                 }
             }
             let mut thread_metadata = object(&thread.metadata);

@@ -92,8 +92,17 @@ impl Runner {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         while !shutdown.is_cancelled() {
             let free = permits.available_permits() as u64;
+            if free == 0 {
+                // Every slot is busy: claim again as soon as a run ends (not at the next
+                // wake-up or poll, which would cap throughput at a batch per poll).
+                tokio::select! {
+                    permit = permits.acquire() => drop(permit),
+                    _ = shutdown.cancelled() => return,
+                }
+                continue;
+            }
             let mut claimed_all = false;
-            if free > 0 {
+            {
                 let batch = free.min(64);
                 match self
                     .store

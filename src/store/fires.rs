@@ -13,7 +13,7 @@ use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
 
-use super::runs::{IfThreadMissing, Multitask, queue_run};
+use super::runs::{IfThreadMissing, Multitask, queue_run, queue_runs_batched};
 use super::{Error, Result, Store};
 use crate::time::Millis;
 
@@ -71,8 +71,97 @@ impl Store {
             .await?)
     }
 
-    /// Fires a batch of crons in one transaction (group commit).
+    /// Fires a batch of crons in one transaction (group commit). Batches whose crons all
+    /// queue their runs under `enqueue` take the fast path (a handful of multi-row statements
+    /// for the whole batch); the rest, and any batch the fast path refuses, fire one by one.
     pub async fn fire(
+        &self,
+        fires: &[Fire],
+        now: Millis,
+        make_run: &MakeRun<'_>,
+    ) -> Result<Vec<Fired>> {
+        let all_enqueue = fires
+            .iter()
+            .all(|fire| Multitask::from_payload(&fire.cron.payload) == Multitask::Enqueue);
+        if all_enqueue && let Some(fired) = self.fire_batched(fires, now, make_run).await? {
+            return Ok(fired);
+        }
+        self.fire_one_by_one(fires, now, make_run).await
+    }
+
+    /// The fast path: claims each cron, then inserts every fire-log row, thread and run of
+    /// the batch with multi-row statements. None (nothing written) if an instant turns out
+    /// to be in the fire log already, so the careful path can sort it out.
+    async fn fire_batched(
+        &self,
+        fires: &[Fire],
+        now: Millis,
+        make_run: &MakeRun<'_>,
+    ) -> Result<Option<Vec<Fired>>> {
+        let txn = self.write.begin().await?;
+        let mut results = Vec::with_capacity(fires.len());
+        let mut log = Vec::new();
+        let mut runs = Vec::new();
+        for fire in fires {
+            let cron = &fire.cron;
+            let claimed = Crons::update_many()
+                .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
+                .filter(Column::CronId.eq(cron.cron_id.clone()))
+                .filter(Column::Enabled.eq(true))
+                .filter(Column::NextRunAt.eq(cron.next_run_at))
+                .filter(Column::UpdatedAt.eq(cron.updated_at))
+                .exec(&txn)
+                .await?;
+            if claimed.rows_affected != 1 {
+                results.push(Fired::Lost);
+                continue;
+            }
+            let mut fired = Vec::new();
+            for &instant in &fire.instants {
+                let run = make_run(cron, instant);
+                fired.push((instant, run.run_id.clone()));
+                log.push(cron_fire::ActiveModel {
+                    cron_id: Set(cron.cron_id.clone()),
+                    scheduled_for: Set(instant),
+                    run_id: Set(Some(run.run_id.clone())),
+                    outcome: Set("fired".into()),
+                    fired_at: Set(now),
+                });
+                runs.push(run);
+            }
+            results.push(Fired::Claimed {
+                runs: fired,
+                rejected: Vec::new(),
+            });
+        }
+        let expected = log.len() as u64;
+        let mut recorded = 0;
+        for chunk in chunked(log, 500) {
+            recorded += CronFires::insert_many(chunk)
+                .on_conflict(
+                    OnConflict::columns([
+                        cron_fire::Column::CronId,
+                        cron_fire::Column::ScheduledFor,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        if recorded != expected {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let metadata = |run: &run::Model| self.assistant_metadata(&run.assistant_id);
+        queue_runs_batched(&txn, runs, &metadata, now).await?;
+        txn.commit().await?;
+        Ok(Some(results))
+    }
+
+    /// The careful path: each cron claimed and each instant queued on its own, under the
+    /// cron's multitask strategy.
+    async fn fire_one_by_one(
         &self,
         fires: &[Fire],
         now: Millis,
@@ -197,4 +286,14 @@ impl Store {
         txn.commit().await?;
         Ok(run)
     }
+}
+
+/// Splits rows into groups small enough for one multi-row statement.
+pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size).collect());
+    }
+    out
 }

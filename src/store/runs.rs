@@ -571,6 +571,108 @@ pub(super) async fn queue_run(
     Ok((model, flagged))
 }
 
+/// Queues many runs under `enqueue` at once (the scheduler's fast path): stateless runs'
+/// threads are inserted in one statement, thread crons' threads marked busy in one, the runs
+/// inserted in one — with the same metadata merge as `queue_run`.
+pub(super) async fn queue_runs_batched(
+    txn: &DatabaseTransaction,
+    runs: Vec<run::Model>,
+    assistant_metadata: &(dyn Fn(&run::Model) -> Map<String, Value> + Send + Sync),
+    now: Millis,
+) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let thread_ids: Vec<String> = runs
+        .iter()
+        .filter(|run| run.on_completion.is_none())
+        .map(|run| run.thread_id.clone())
+        .collect();
+    let existing: std::collections::HashMap<String, thread::Model> = if thread_ids.is_empty() {
+        Default::default()
+    } else {
+        Threads::find()
+            .filter(thread::Column::ThreadId.is_in(thread_ids.clone()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|thread| (thread.thread_id.clone(), thread))
+            .collect()
+    };
+    let mut new_threads = Vec::new();
+    let mut models = Vec::with_capacity(runs.len());
+    for mut run in runs {
+        let graph_id = run
+            .kwargs
+            .pointer("/config/configurable/graph_id")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let assistant_id = Value::String(run.assistant_id.clone());
+        let mut metadata = assistant_metadata(&run);
+        match existing.get(&run.thread_id) {
+            Some(thread) => {
+                let thread_metadata = object(&thread.metadata);
+                let recorded = thread_metadata.get("graph_id") == Some(&graph_id)
+                    && thread_metadata.get("assistant_id") == Some(&assistant_id);
+                metadata.extend(thread_metadata.clone());
+                metadata.insert("graph_id".into(), graph_id.clone());
+                if !recorded {
+                    let mut thread_metadata = thread_metadata;
+                    thread_metadata.insert("graph_id".into(), graph_id);
+                    thread_metadata.insert("assistant_id".into(), assistant_id.clone());
+                    Threads::update_many()
+                        .col_expr(
+                            thread::Column::Metadata,
+                            Expr::value(Value::Object(thread_metadata)),
+                        )
+                        .filter(thread::Column::ThreadId.eq(thread.thread_id.clone()))
+                        .exec(txn)
+                        .await?;
+                }
+            }
+            None => {
+                let mut thread_metadata = object(&run.metadata);
+                thread_metadata.insert("graph_id".into(), graph_id);
+                thread_metadata.insert("assistant_id".into(), assistant_id.clone());
+                new_threads.push(thread::ActiveModel {
+                    thread_id: Set(run.thread_id.clone()),
+                    metadata: Set(Value::Object(thread_metadata)),
+                    status: Set("busy".into()),
+                    values: Set(None),
+                    user_id: Set(run.user_id.clone()),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    state_updated_at: Set(now),
+                });
+            }
+        }
+        metadata.extend(object(&run.metadata));
+        metadata.insert("assistant_id".into(), assistant_id);
+        if let Some(Value::Object(config)) = run.kwargs.get_mut("config") {
+            config.insert("metadata".into(), Value::Object(metadata.clone()));
+        }
+        run.metadata = Value::Object(metadata);
+        models.push(run.into_active_model().reset_all());
+    }
+    for chunk in crate::store::fires::chunked(new_threads, 500) {
+        Threads::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    if !existing.is_empty() {
+        Threads::update_many()
+            .col_expr(thread::Column::Status, Expr::value("busy"))
+            .col_expr(thread::Column::UpdatedAt, Expr::value(now))
+            .filter(thread::Column::ThreadId.is_in(existing.keys().cloned()))
+            .exec(txn)
+            .await?;
+    }
+    for chunk in crate::store::fires::chunked(models, 500) {
+        Runs::insert_many(chunk).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
 fn object(value: &Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map.clone(),

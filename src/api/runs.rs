@@ -23,9 +23,10 @@ use super::fields::{
 };
 use super::{ApiError, ApiResult, AppState, Paging, page_response, sse, validate_select};
 use crate::runs::events::RunEnd;
+use crate::runs::events::Subscription;
 use crate::runs::payload::render_run;
 use crate::runs::spec::RunSpec;
-use crate::runs::wait_for_end;
+use crate::runs::{wait_for_end, wait_with};
 use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
 use crate::time::now_ms;
 
@@ -125,10 +126,11 @@ enum Target {
     Stateless,
 }
 
-/// A queued run and how to address it.
+/// A queued run, how to address it, and its events from the very first.
 struct Queued {
     run: run::Model,
     resumable: bool,
+    events: Option<Subscription>,
 }
 
 impl Queued {
@@ -235,6 +237,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     }
     .into_model();
     state.hub.open(&run_id);
+    let events = state.hub.subscribe(&run_id, None);
     let (run, flagged) = match state.store.create_run(run, strategy, if_missing).await {
         Ok(created) => created,
         Err(err) => {
@@ -245,6 +248,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
                     values: None,
                     error: None,
                 },
+                false,
             );
             return Err(err.into());
         }
@@ -256,6 +260,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     Ok(Queued {
         run,
         resumable: request.stream_resumable.unwrap_or(false),
+        events,
     })
 }
 
@@ -330,7 +335,7 @@ async fn stream_on_thread(
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let queued = queue(&state, Target::Thread(thread_id), body).await?;
-    stream_queued(&state, &queued, false)
+    stream_queued(queued, false)
 }
 
 async fn stream_stateless(
@@ -338,15 +343,14 @@ async fn stream_stateless(
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let queued = queue(&state, Target::Stateless, body).await?;
-    stream_queued(&state, &queued, true)
+    stream_queued(queued, true)
 }
 
-fn stream_queued(state: &AppState, queued: &Queued, stateless: bool) -> ApiResult<Response> {
-    let subscription = state
-        .hub
-        .subscribe(&queued.run.run_id, None)
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "run events lost"))?;
+fn stream_queued(queued: Queued, stateless: bool) -> ApiResult<Response> {
     let content_location = queued.content_location(stateless);
+    let subscription = queued
+        .events
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "run events lost"))?;
     let location = format!("{content_location}/stream");
     Ok(sse::response(
         subscription,
@@ -362,7 +366,7 @@ async fn wait_on_thread(
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let queued = queue(&state, Target::Thread(thread_id), body).await?;
-    Ok(wait_response(state, queued.run))
+    Ok(wait_response(state, queued.run, queued.events))
 }
 
 async fn wait_stateless(
@@ -370,11 +374,11 @@ async fn wait_stateless(
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let queued = queue(&state, Target::Stateless, body).await?;
-    Ok(wait_response(state, queued.run))
+    Ok(wait_response(state, queued.run, queued.events))
 }
 
 /// The run's final values as JSON once it ends, with newline keep-alives before it.
-fn wait_response(state: AppState, run: run::Model) -> Response {
+fn wait_response(state: AppState, run: run::Model, events: Option<Subscription>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -390,7 +394,7 @@ fn wait_response(state: AppState, run: run::Model) -> Response {
     let run_id = run.run_id;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let end = wait_for_end(&state.store, &state.hub, &run_id);
+        let end = wait_with(&state.store, &state.hub, &run_id, events);
         tokio::pin!(end);
         let body = loop {
             tokio::select! {
@@ -495,7 +499,7 @@ async fn join(
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
     let run = state.store.get_run(&thread_id, &run_id).await?;
     if matches!(run.status.as_str(), "pending" | "running") {
-        return Ok(wait_response(state, run));
+        return Ok(wait_response(state, run, None));
     }
     let body = match &run.error {
         Some(error) => json!({ "__error__": error }),

@@ -113,14 +113,20 @@ impl EventHub {
         });
     }
 
-    /// Marks the run ended and wakes every subscriber.
-    pub fn end(&self, run_id: &str, end: RunEnd) {
+    /// Marks the run ended and wakes every subscriber. A resumable run's events are kept
+    /// for late resumes (`KEEP_AFTER_END`); any other run's are dropped at once — its live
+    /// subscribers already hold the end, and late joiners read the store. (Keeping every
+    /// run's events for a minute cost 1.4 GB at 1,000 cron runs/s.)
+    pub fn end(&self, run_id: &str, end: RunEnd, keep_for_resume: bool) {
         self.with(|runs| {
             let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
             if channel.ended_at.is_none() {
                 channel.ended_at = Some(Instant::now());
                 channel.events.push(Frame::End(end.clone()));
                 let _ = channel.sender.send(Frame::End(end));
+            }
+            if !keep_for_resume {
+                runs.remove(run_id);
             }
         });
     }
@@ -181,7 +187,7 @@ mod tests {
             values: Some(json!({"b": 2})),
             error: None,
         };
-        hub.end("r", end.clone());
+        hub.end("r", end.clone(), true);
         let mut live = sub.live.take().expect("still running");
         assert!(matches!(live.recv().await, Ok(Frame::Event { id: 1, .. })));
         assert_eq!(live.recv().await.ok(), Some(Frame::End(end.clone())));
@@ -190,5 +196,11 @@ mod tests {
         assert_eq!(resumed.replay.len(), 2, "event 1 and the end");
         assert!(resumed.live.is_none());
         assert!(hub.subscribe("unknown", None).is_none());
+        hub.open("gone");
+        hub.end("gone", end, false);
+        assert!(
+            hub.subscribe("gone", None).is_none(),
+            "not kept unless resumable"
+        );
     }
 }

@@ -10,7 +10,7 @@ pub mod spec;
 mod waiter;
 mod worker;
 
-pub use waiter::wait_for_end;
+pub use waiter::{wait_for_end, wait_with};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

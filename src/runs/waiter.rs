@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::events::{EventHub, Frame, RunEnd};
+use super::events::{EventHub, Frame, RunEnd, Subscription};
 use crate::store::{self, Store};
 
 /// How often the store is asked while the run is not ending here.
@@ -15,8 +15,19 @@ pub async fn wait_for_end(
     hub: &EventHub,
     run_id: &str,
 ) -> Result<Option<RunEnd>, store::Error> {
+    wait_with(store, hub, run_id, None).await
+}
+
+/// Like `wait_for_end`, starting from a subscription taken before the run was queued (a
+/// run may end, and its events be dropped, before a later subscription would be taken).
+pub async fn wait_with(
+    store: &Store,
+    hub: &EventHub,
+    run_id: &str,
+    mut early: Option<Subscription>,
+) -> Result<Option<RunEnd>, store::Error> {
     loop {
-        if let Some(subscription) = hub.subscribe(run_id, None) {
+        if let Some(subscription) = early.take().or_else(|| hub.subscribe(run_id, None)) {
             if let Some(Frame::End(end)) = subscription.replay.last() {
                 return Ok(Some(end.clone()));
             }

@@ -212,7 +212,12 @@ impl Runner {
             Ok(None) => tracing::warn!(%run_id, "run lease lost before it finished"),
             Err(err) => tracing::error!(%run_id, error = %err, "finishing run failed"),
         }
-        self.hub.end(&run_id, end);
+        let resumable = run
+            .kwargs
+            .get("resumable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.hub.end(&run_id, end, resumable);
         self.control.untrack(&run_id);
     }
 

@@ -104,15 +104,7 @@ impl Store {
         let mut runs = Vec::new();
         for fire in fires {
             let cron = &fire.cron;
-            let claimed = Crons::update_many()
-                .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
-                .filter(Column::CronId.eq(cron.cron_id.clone()))
-                .filter(Column::Enabled.eq(true))
-                .filter(Column::NextRunAt.eq(cron.next_run_at))
-                .filter(Column::UpdatedAt.eq(cron.updated_at))
-                .exec(&txn)
-                .await?;
-            if claimed.rows_affected != 1 {
+            if !claim(&txn, fire).await? {
                 results.push(Fired::Lost);
                 continue;
             }
@@ -171,15 +163,7 @@ impl Store {
         let mut results = Vec::with_capacity(fires.len());
         for fire in fires {
             let cron = &fire.cron;
-            let claimed = Crons::update_many()
-                .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
-                .filter(Column::CronId.eq(cron.cron_id.clone()))
-                .filter(Column::Enabled.eq(true))
-                .filter(Column::NextRunAt.eq(cron.next_run_at))
-                .filter(Column::UpdatedAt.eq(cron.updated_at))
-                .exec(&txn)
-                .await?;
-            if claimed.rows_affected != 1 {
+            if !claim(&txn, fire).await? {
                 results.push(Fired::Lost);
                 continue;
             }
@@ -286,6 +270,21 @@ impl Store {
         txn.commit().await?;
         Ok(run)
     }
+}
+
+/// Claims a cron for one fire: moves `next_run_at` on, provided the row is still exactly as
+/// the scheduler read it (enabled, same instant, not changed through the API since).
+async fn claim(txn: &sea_orm::DatabaseTransaction, fire: &Fire) -> Result<bool> {
+    let cron = &fire.cron;
+    let claimed = Crons::update_many()
+        .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
+        .filter(Column::CronId.eq(cron.cron_id.clone()))
+        .filter(Column::Enabled.eq(true))
+        .filter(Column::NextRunAt.eq(cron.next_run_at))
+        .filter(Column::UpdatedAt.eq(cron.updated_at))
+        .exec(txn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
 /// Splits rows into groups small enough for one multi-row statement.

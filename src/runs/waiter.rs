@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::broadcast::{Receiver, error::RecvError, error::TryRecvError};
+
 use super::events::{EventHub, Frame, RunEnd, Subscription};
 use crate::store::{self, Store};
 
@@ -20,47 +22,77 @@ pub async fn wait_for_end(
 
 /// Like `wait_for_end`, starting from a subscription taken before the run was queued (a
 /// run may end, and its events be dropped, before a later subscription would be taken).
+/// The subscription is kept for the whole wait, so its end cannot slip between two looks.
 pub async fn wait_with(
     store: &Store,
     hub: &EventHub,
     run_id: &str,
-    mut early: Option<Subscription>,
+    early: Option<Subscription>,
 ) -> Result<Option<RunEnd>, store::Error> {
+    let mut live: Option<Receiver<Frame>> = None;
+    if let Some(subscription) = early.or_else(|| hub.subscribe(run_id, None)) {
+        if let Some(Frame::End(end)) = subscription.replay.last() {
+            return Ok(Some(end.clone()));
+        }
+        live = subscription.live;
+    }
     loop {
-        if let Some(subscription) = early.take().or_else(|| hub.subscribe(run_id, None)) {
-            if let Some(Frame::End(end)) = subscription.replay.last() {
-                return Ok(Some(end.clone()));
-            }
-            if let Some(mut live) = subscription.live {
-                let ended = async {
-                    loop {
-                        match live.recv().await {
-                            Ok(Frame::End(end)) => return Some(end),
-                            Ok(Frame::Event { .. }) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                        }
+        match live.as_mut() {
+            Some(receiver) => {
+                if let Ok(found) = tokio::time::timeout(POLL, next_end(receiver)).await {
+                    match found {
+                        Some(end) => return Ok(Some(end)),
+                        None => live = None,
                     }
-                };
-                tokio::select! {
-                    Some(end) = ended => return Ok(Some(end)),
-                    _ = tokio::time::sleep(POLL) => {}
                 }
             }
-        } else {
-            tokio::time::sleep(POLL / 5).await;
-        }
-        match store.find_run(run_id).await? {
-            None => return Ok(None),
-            Some(run) if !matches!(run.status.as_str(), "pending" | "running") => {
-                // Ended elsewhere (another replica), or before this process started.
-                return Ok(Some(RunEnd {
-                    status: run.status,
-                    values: run.output,
-                    error: run.error,
-                }));
+            None => {
+                tokio::time::sleep(POLL / 5).await;
+                if let Some(subscription) = hub.subscribe(run_id, None) {
+                    if let Some(Frame::End(end)) = subscription.replay.last() {
+                        return Ok(Some(end.clone()));
+                    }
+                    live = subscription.live;
+                }
             }
-            Some(_) => {}
+        }
+        let run = store.find_run(run_id).await?;
+        if run
+            .as_ref()
+            .is_some_and(|r| matches!(r.status.as_str(), "pending" | "running"))
+        {
+            continue;
+        }
+        // Ended (or gone): the hub's end, if it already arrived, carries what the store may
+        // no longer have (a stateless run is deleted with its thread).
+        if let Some(end) = live.as_mut().and_then(buffered_end) {
+            return Ok(Some(end));
+        }
+        return Ok(run.map(|run| RunEnd {
+            status: run.status,
+            values: run.output,
+            error: run.error,
+        }));
+    }
+}
+
+async fn next_end(receiver: &mut Receiver<Frame>) -> Option<RunEnd> {
+    loop {
+        match receiver.recv().await {
+            Ok(Frame::End(end)) => return Some(end),
+            Ok(Frame::Event { .. }) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// The end frame if it is already waiting in the receiver.
+fn buffered_end(receiver: &mut Receiver<Frame>) -> Option<RunEnd> {
+    loop {
+        match receiver.try_recv() {
+            Ok(Frame::End(end)) => return Some(end),
+            Ok(Frame::Event { .. }) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return None,
         }
     }
 }

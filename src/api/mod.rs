@@ -182,6 +182,19 @@ pub fn page_response<T>(
     (headers, axum::Json(items)).into_response()
 }
 
+/// The `Location` (when given) and `Content-Location` headers of a run's responses. Run
+/// paths are ASCII, so a value that does not fit a header is skipped rather than an error.
+pub fn locations(location: Option<&str>, content_location: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(axum::http::header::LOCATION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(content_location) {
+        headers.insert(axum::http::header::CONTENT_LOCATION, value);
+    }
+    headers
+}
+
 /// A JSON object from an optional map (LangGraph shows absent objects as `{}`).
 pub fn object_or_empty(value: &Value) -> Value {
     match value {

@@ -21,7 +21,9 @@ use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, t
 use super::fields::{
     Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
 };
-use super::{ApiError, ApiResult, AppState, Paging, page_response, sse, validate_select};
+use super::{
+    ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
+};
 use crate::runs::events::RunEnd;
 use crate::runs::events::Subscription;
 use crate::runs::payload::render_run;
@@ -279,10 +281,7 @@ fn run_metadata(request: &RunRequest) -> Map<String, Value> {
 }
 
 fn run_response(queued: &Queued, stateless: bool) -> Response {
-    let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&queued.content_location(stateless)) {
-        headers.insert(header::CONTENT_LOCATION, value);
-    }
+    let headers = locations(None, &queued.content_location(stateless));
     (headers, Json(render_run(&queued.run))).into_response()
 }
 
@@ -379,18 +378,12 @@ async fn wait_stateless(
 
 /// The run's final values as JSON once it ends, with newline keep-alives before it.
 fn wait_response(state: AppState, run: run::Model, events: Option<Subscription>) -> Response {
-    let mut headers = HeaderMap::new();
+    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
+    let mut headers = locations(Some(&format!("{base}/join")), &base);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
-    if let Ok(value) = HeaderValue::from_str(&format!("{base}/join")) {
-        headers.insert(header::LOCATION, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&base) {
-        headers.insert(header::CONTENT_LOCATION, value);
-    }
     let run_id = run.run_id;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
@@ -609,15 +602,7 @@ async fn cancel(
             tracing::warn!(%run_id, error = %err, "waiting for a cancelled run");
         }
         let base = format!("/threads/{thread_id}/runs/{run_id}");
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            (header::LOCATION, format!("{base}/join")),
-            (header::CONTENT_LOCATION, base),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
-            }
-        }
+        let headers = locations(Some(&format!("{base}/join")), &base);
         return Ok((headers, Json(json!({}))).into_response());
     }
     Ok(StatusCode::ACCEPTED.into_response())

@@ -90,12 +90,7 @@ pub fn response(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Some((location, content_location)) = location {
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            headers.insert(header::LOCATION, value);
-        }
-        if let Ok(value) = HeaderValue::from_str(&content_location) {
-            headers.insert(header::CONTENT_LOCATION, value);
-        }
+        headers.extend(super::locations(Some(&location), &content_location));
     }
     (headers, Body::from_stream(stream)).into_response()
 }

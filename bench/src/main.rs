@@ -157,27 +157,60 @@ fn cron_body(i: u64) -> Value {
     })
 }
 
+/// Sends `count` requests from `concurrency` clients and times each; `request(i)` sends the
+/// i-th and says whether it succeeded.
+async fn drive<F, Fut>(
+    name: String,
+    count: u64,
+    concurrency: u64,
+    request: F,
+) -> Result<Summary, Box<dyn std::error::Error>>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        let request = request.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, String>(latencies);
+                }
+                let t = Instant::now();
+                request(i).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(Summary::new(&name, latencies, started.elapsed()))
+}
+
 async fn create(
     client: &reqwest::Client,
     url: &str,
     count: u64,
     concurrency: u64,
 ) -> Result<Summary, Box<dyn std::error::Error>> {
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let client = client.clone();
-        let next = next.clone();
-        let endpoint = format!("{url}/runs/crons");
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let t = Instant::now();
+    let client = client.clone();
+    let endpoint = format!("{url}/runs/crons");
+    drive(
+        format!("create c={concurrency}"),
+        count,
+        concurrency,
+        move |i| {
+            let client = client.clone();
+            let endpoint = endpoint.clone();
+            async move {
                 let response = client
                     .post(&endpoint)
                     .json(&cron_body(i))
@@ -189,20 +222,11 @@ async fn create(
                 if !status.is_success() {
                     return Err(format!("create answered {status}"));
                 }
-                latencies.push(t.elapsed());
+                Ok(())
             }
-            Ok::<_, String>(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    Ok(Summary::new(
-        &format!("create c={concurrency}"),
-        latencies,
-        started.elapsed(),
-    ))
+        },
+    )
+    .await
 }
 
 async fn search(
@@ -251,47 +275,28 @@ async fn wait(
     count: u64,
     concurrency: u64,
 ) -> Result<Summary, Box<dyn std::error::Error>> {
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
+    let client = client.clone();
+    let endpoint = format!("{url}/runs/wait");
+    drive(format!("runs.wait c={concurrency}"), count, concurrency, move |i| {
         let client = client.clone();
-        let next = next.clone();
-        let endpoint = format!("{url}/runs/wait");
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let body = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": format!("hi {i}")}]}});
-                let t = Instant::now();
-                let response = client
-                    .post(&endpoint)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status();
-                let values: Value = response.json().await.map_err(|e| e.to_string())?;
-                if !status.is_success() || values.get("messages").is_none() {
-                    return Err(format!("wait answered {status}: {values}"));
-                }
-                latencies.push(t.elapsed());
+        let endpoint = endpoint.clone();
+        async move {
+            let body = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": format!("hi {i}")}]}});
+            let response = client
+                .post(&endpoint)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let values: Value = response.json().await.map_err(|e| e.to_string())?;
+            if !status.is_success() || values.get("messages").is_none() {
+                return Err(format!("wait answered {status}: {values}"));
             }
-            Ok::<_, String>(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    Ok(Summary::new(
-        &format!("runs.wait c={concurrency}"),
-        latencies,
-        started.elapsed(),
-    ))
+            Ok(())
+        }
+    })
+    .await
 }
 
 async fn fires(

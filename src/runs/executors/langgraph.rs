@@ -87,13 +87,19 @@ impl LanggraphGraph {
         }
 
         let mut last_values: Option<Value> = None;
+        let mut upstream_run: Option<String> = None;
         let mut stream = response.bytes_stream().eventsource();
         while let Some(event) = stream.next().await {
             let event = event.map_err(|err| upstream(format!("reading the stream: {err}")))?;
             let data: Value =
                 serde_json::from_str(&event.data).unwrap_or(Value::String(event.data));
             match event.event.as_str() {
-                "metadata" => {}
+                "metadata" => {
+                    upstream_run = data
+                        .get("run_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
                 "error" => {
                     return Err(Failure {
                         timed_out: false,
@@ -110,22 +116,38 @@ impl LanggraphGraph {
                 name => events.emit(name, data),
             }
         }
-        match last_values {
-            Some(values) => Ok(values),
-            None => self.thread_values(&run.thread_id).await,
+        match (last_values, upstream_run) {
+            (Some(values), _) => Ok(values),
+            // The stream ended without values or an error: ask the upstream how the run ended
+            // rather than take an empty answer for a success.
+            (None, Some(run_id)) => self.join(&run.thread_id, &run_id).await,
+            (None, None) => Err(upstream(
+                "the stream ended before the run started".to_string(),
+            )),
         }
     }
 
-    async fn thread_values(&self, thread_id: &str) -> Result<Value, Failure> {
-        let state: Value = self
-            .request(reqwest::Method::GET, &format!("/threads/{thread_id}/state"))
+    /// The upstream run's final values, or its error (`join` answers `__error__`).
+    async fn join(&self, thread_id: &str, run_id: &str) -> Result<Value, Failure> {
+        let body: Value = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/threads/{thread_id}/runs/{run_id}/join"),
+            )
             .send()
             .await
-            .map_err(|err| upstream(format!("reading the state: {err}")))?
+            .map_err(|err| upstream(format!("joining the run: {err}")))?
             .json()
             .await
-            .map_err(|err| upstream(format!("reading the state: {err}")))?;
-        Ok(state.get("values").cloned().unwrap_or(Value::Null))
+            .map_err(|err| upstream(format!("joining the run: {err}")))?;
+        match body.get("__error__") {
+            Some(error @ Value::Object(_)) => Err(Failure {
+                timed_out: false,
+                error: error.clone(),
+            }),
+            Some(other) => Err(upstream(other.to_string())),
+            None => Ok(body),
+        }
     }
 }
 

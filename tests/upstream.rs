@@ -102,5 +102,4 @@ async fn runs_execute_on_an_upstream_langgraph_server() {
     // Not asserted here: an upstream graph failure (input {"messages": "not a list"}) was
     // mapped to an error in most runs but answered `{}` in about one run in four — a known
     // open bug of the langgraph executor, recorded in the session notes for the runs issue.
-}");
 }

@@ -36,6 +36,112 @@ pub struct Config {
     pub runs: RunsConfig,
     pub scheduler: SchedulerConfig,
     pub housekeeping: HousekeepingConfig,
+    pub http: HttpConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// LangGraph's `http` block; only the switch cronhook honours.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Turns every webhook call off (each skipped call is logged).
+    pub disable_webhooks: bool,
+}
+
+/// Webhook calls: LangGraph's `webhooks` block (`env_prefix`, `headers`, `allowed_fields`,
+/// `url`) plus cronhook's delivery settings beside them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// `${{ env.NAME }}` in header values may only name variables with this prefix.
+    pub env_prefix: String,
+    /// Static headers sent with every call.
+    pub headers: BTreeMap<String, String>,
+    /// Payload keys to keep (all when absent).
+    pub allowed_fields: Option<Vec<String>>,
+    pub url: UrlPolicyConfig,
+    pub signing: SigningConfig,
+    pub retry: RetryConfig,
+    /// Per-attempt timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Deliveries in flight at once in this process; 0 leaves delivering to other replicas.
+    pub workers: usize,
+    /// How often the outbox is read for retries due and deliveries written elsewhere.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            env_prefix: "LG_WEBHOOK_".into(),
+            headers: BTreeMap::new(),
+            allowed_fields: None,
+            url: UrlPolicyConfig::default(),
+            signing: SigningConfig::default(),
+            retry: RetryConfig::default(),
+            timeout: Duration::from_secs(10),
+            workers: 64,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[webhooks.url]`: which URLs may be called (LangGraph's keys and defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UrlPolicyConfig {
+    /// Exact host names or `*.domain` (subdomains only); empty allows any host.
+    pub allowed_domains: Vec<String>,
+    pub allowed_ports: Option<Vec<u16>>,
+    pub require_https: bool,
+    pub max_url_length: usize,
+    /// Refuses localhost, 127/8, ::1 and relative URLs.
+    pub disable_loopback: bool,
+    /// Refuses 10/8, 172.16/12, 192.168/16, 100.64/10 and fc00::/7.
+    pub disable_private_ips: bool,
+}
+
+impl Default for UrlPolicyConfig {
+    fn default() -> Self {
+        UrlPolicyConfig {
+            allowed_domains: Vec::new(),
+            allowed_ports: None,
+            require_https: false,
+            max_url_length: 4096,
+            disable_loopback: true,
+            disable_private_ips: false,
+        }
+    }
+}
+
+/// `[webhooks.signing]`: Standard Webhooks secrets (`whsec_` + base64). Every secret signs,
+/// the first one first, so receivers holding any of them verify during a rotation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    pub secrets: Vec<String>,
+}
+
+/// `[webhooks.retry]`: the waits before the 2nd, 3rd, … attempt, each ± `jitter`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub delays: Vec<humantime_serde::Serde<Duration>>,
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let h = 3600;
+        RetryConfig {
+            delays: [5, 300, 1800, 2 * h, 5 * h, 10 * h, 10 * h]
+                .map(|secs| Duration::from_secs(secs).into())
+                .to_vec(),
+            jitter: 0.2,
+        }
+    }
 }
 
 /// Periodic clean-up of history (fire log, finished webhook deliveries).
@@ -182,6 +288,8 @@ impl Default for Config {
             runs: RunsConfig::default(),
             scheduler: SchedulerConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            http: HttpConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -295,6 +403,8 @@ impl Config {
                 "runs.lease must be at least 1s".into(),
             ));
         }
+        crate::webhooks::Settings::from_config(self, &|name| std::env::var(name).ok())
+            .map_err(|err| ConfigError::Invalid(format!("webhooks: {err}")))?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),

@@ -18,6 +18,7 @@ use crate::runs::{Control, Graph, Runner, RunnerSettings};
 use crate::scheduler::{Scheduler, SchedulerHandle};
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{self, Store};
+use crate::webhooks::{self, Dispatcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -72,12 +73,21 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let hub = EventHub::new();
     let control = Control::new();
     let shutdown = CancellationToken::new();
+    let webhook_settings =
+        webhooks::Settings::from_config(&config, &|name| std::env::var(name).ok())
+            .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
+    let webhook_policy = webhook_settings.policy.clone();
+    let self_url = self_url(addr);
+    let (dispatcher, outbox) = Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
+        .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
+    let deliveries = tokio::spawn(dispatcher.run(shutdown.clone()));
     let runner = Runner::new(
         store.clone(),
         hub.clone(),
         control.clone(),
         graphs(&config)?,
         RunnerSettings::from(&config.runs),
+        outbox.clone(),
     );
     let workers = tokio::spawn(runner.run(shutdown.clone()));
     let scheduler_handle = SchedulerHandle::default();
@@ -109,6 +119,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         hub,
         control,
         scheduler: scheduler_handle,
+        outbox,
+        webhook_policy,
+        self_url,
     });
     // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
     // delayed ACKs add ~40 ms to each.
@@ -127,8 +140,20 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let _ = scheduler.await;
     let _ = maintenance.await;
     let _ = workers.await;
+    let _ = deliveries.await;
     store.close().await;
     Ok(())
+}
+
+/// The daemon's own base URL (loopback when it listens on every address).
+fn self_url(addr: std::net::SocketAddr) -> url::Url {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let addr = std::net::SocketAddr::new(ip, addr.port());
+    url::Url::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL")
 }
 
 /// The configured graphs by assistant id, with their executors.

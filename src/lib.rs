@@ -14,3 +14,4 @@ pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod time;
+pub mod webhooks;

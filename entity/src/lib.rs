@@ -3,6 +3,7 @@
 //! the API layer renders them as ISO-8601.
 
 pub mod assistant;
+pub mod attempt;
 pub mod cron;
 pub mod cron_fire;
 pub mod delivery;

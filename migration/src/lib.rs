@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_foundation;
 mod m20261124_000002_runs;
 mod m20261125_000003_scheduler;
+mod m20261125_000004_webhooks;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261124_000002_runs::Migration),
             Box::new(m20261125_000003_scheduler::Migration),
+            Box::new(m20261125_000004_webhooks::Migration),
         ]
     }
 }

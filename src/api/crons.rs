@@ -16,9 +16,7 @@ use uuid::Uuid;
 use entity::cron;
 
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
-use super::fields::{
-    Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
-};
+use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
     validate_select,
@@ -275,7 +273,7 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
         .map(parse_end_time)
         .transpose()?;
     if let Some(webhook) = &request.webhook {
-        validate_webhook(webhook)?;
+        state.check_webhook(webhook).await?;
     }
     let assistant_id = state.assistant_id(&request.assistant_id).ok_or_else(|| {
         ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
@@ -354,7 +352,7 @@ async fn patch(
         None => None,
     };
     if let Some(webhook) = &request.webhook {
-        validate_webhook(webhook)?;
+        state.check_webhook(webhook).await?;
     }
     let reschedule = request.schedule.is_some()
         || request.timezone.is_some()

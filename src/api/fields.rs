@@ -4,8 +4,6 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::{ApiError, ApiResult};
-
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum MultitaskStrategy {
@@ -98,26 +96,6 @@ pub struct RunConfig {
     pub other: Map<String, Value>,
 }
 
-/// Checks a webhook URL's form: an absolute http(s) URL with a host, as LangGraph requires.
-pub fn validate_webhook(webhook: &str) -> ApiResult<()> {
-    if webhook.is_empty() || webhook.len() > 65536 {
-        return Err(ApiError::invalid(
-            "webhook: must be between 1 and 65536 characters",
-        ));
-    }
-    let parsed = url::Url::parse(webhook)
-        .map_err(|err| ApiError::invalid(format!("Invalid webhook URL '{webhook}': {err}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::invalid(format!(
-            "Invalid webhook URL '{webhook}': scheme must be http or https"
-        )));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ApiError::invalid("Invalid webhook hostname ''"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,13 +121,5 @@ mod tests {
             StreamModes::Many(vec![StreamMode::Updates, StreamMode::MessagesTuple])
         );
         assert!(serde_json::from_value::<StreamModes>(json!("nope")).is_err());
-    }
-
-    #[test]
-    fn webhook_form() {
-        assert!(validate_webhook("https://example.com/hook?token=x").is_ok());
-        assert!(validate_webhook("/relative").is_err());
-        assert!(validate_webhook("ftp://example.com").is_err());
-        assert!(validate_webhook("").is_err());
     }
 }

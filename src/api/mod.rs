@@ -10,6 +10,7 @@ mod meta;
 mod runs;
 mod sse;
 mod threads;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ use crate::runs::events::EventHub;
 use crate::scheduler::SchedulerHandle;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
+use crate::webhooks::Outbox;
+use crate::webhooks::policy::{SystemResolver, UrlPolicy};
 pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -40,6 +43,12 @@ pub struct AppState {
     pub control: Control,
     /// Wake-ups for the local scheduler.
     pub scheduler: SchedulerHandle,
+    /// Wake-ups for the local webhook delivery pool.
+    pub outbox: Outbox,
+    /// Which webhook URLs are accepted.
+    pub webhook_policy: Arc<UrlPolicy>,
+    /// The daemon's own address: relative webhook URLs resolve against it.
+    pub self_url: url::Url,
 }
 
 impl AppState {
@@ -53,6 +62,15 @@ impl AppState {
                 .then(|| id.to_string())
         })
     }
+
+    /// Refuses a webhook URL the policy does not allow (form, then DNS), with the reason.
+    pub async fn check_webhook(&self, url: &str) -> ApiResult<()> {
+        self.webhook_policy
+            .vet(url, &self.self_url, &SystemResolver)
+            .await
+            .map(|_| ())
+            .map_err(|err| ApiError::invalid(err.to_string()))
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(threads::router())
         .merge(crons::router())
         .merge(runs::router())
+        .merge(webhooks::router())
         .fallback(|| async { ApiError::not_found("Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

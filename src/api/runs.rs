@@ -18,9 +18,7 @@ use uuid::Uuid;
 use entity::run;
 
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
-use super::fields::{
-    Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes, validate_webhook,
-};
+use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
     ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
 };
@@ -151,7 +149,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     reject_nulls(&body, &[])?;
     let request: RunRequest = typed(&body)?;
     if let Some(webhook) = &request.webhook {
-        validate_webhook(webhook)?;
+        state.check_webhook(webhook).await?;
     }
     if let Some(checkpoint_id) = &request.checkpoint_id {
         Uuid::parse_str(checkpoint_id)

@@ -17,6 +17,7 @@ use super::payload::webhook_payload;
 use crate::config::RunsConfig;
 use crate::store::Store;
 use crate::store::runs::{Completion, Lease, Outcome};
+use crate::webhooks::Outbox;
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -59,6 +60,8 @@ pub struct Runner {
     graphs: HashMap<String, Graph>,
     settings: RunnerSettings,
     worker_id: String,
+    /// Where finished runs' webhook deliveries go.
+    outbox: Outbox,
 }
 
 impl Runner {
@@ -68,6 +71,7 @@ impl Runner {
         control: Control,
         graphs: HashMap<String, Graph>,
         settings: RunnerSettings,
+        outbox: Outbox,
     ) -> Arc<Runner> {
         Arc::new(Runner {
             store,
@@ -76,6 +80,7 @@ impl Runner {
             graphs,
             settings,
             worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
+            outbox,
         })
     }
 
@@ -178,6 +183,8 @@ impl Runner {
                 _ = tokio::time::sleep(self.settings.lease / 4) => {}
                 _ = shutdown.cancelled() => return,
             }
+            // Runs ended here by recovery get their webhook from whichever process polls.
+            let completion = |run: &run::Model| completion(&self.outbox, run, false);
             match self.store.recover_expired_runs(completion).await {
                 Ok(0) => {}
                 Ok(_) => self.control.wake(),
@@ -197,12 +204,18 @@ impl Runner {
         );
         let outcome = self.outcome(&run, cancel).await;
         let mut end = RunEnd::from(&outcome);
+        let completion = |run: &run::Model| completion(&self.outbox, run, true);
         match self
             .store
             .finish_run(&run, &self.worker_id, outcome, completion)
             .await
         {
             Ok(Some(finished)) => {
+                if let Some(delivery) = finished.delivery
+                    && delivery.lease_owner.is_some()
+                {
+                    self.outbox.submit(delivery);
+                }
                 if let Some(run) = finished.run {
                     end.status = run.status;
                 } else {
@@ -270,12 +283,22 @@ impl Runner {
     }
 }
 
-/// The outbox row for a finished run that asked for a webhook.
-fn completion(run: &run::Model) -> Option<Completion> {
+/// The outbox row for a finished run that asked for a webhook, leased to this process
+/// when `attempt_here` (it is handed to the local delivery pool right after the commit).
+fn completion(outbox: &Outbox, run: &run::Model, attempt_here: bool) -> Option<Completion> {
     let url = run.kwargs.get("webhook")?.as_str()?.to_string();
+    if outbox.disabled() {
+        tracing::info!(run_id = %run.run_id, "webhooks are disabled: this run's webhook is not called");
+        return None;
+    }
     Some(Completion {
         url,
         payload: webhook_payload(run),
+        lease: if attempt_here {
+            outbox.lease_for_new()
+        } else {
+            None
+        },
     })
 }
 

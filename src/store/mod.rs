@@ -3,6 +3,7 @@
 
 pub mod assistants;
 pub mod crons;
+pub mod deliveries;
 pub mod fires;
 pub mod runs;
 pub mod threads;

@@ -79,16 +79,20 @@ impl Outcome {
     }
 }
 
-/// A webhook to call for a finished run: its URL and body.
+/// A webhook to call for a finished run: its URL and body, and the lease of the process
+/// that will make the first attempt at once (None: whichever process polls first).
 pub struct Completion {
     pub url: String,
     pub payload: Value,
+    pub lease: Option<(String, Millis)>,
 }
 
-/// The run as it ended (None when it was rolled back and so deleted).
+/// The run as it ended (None when it was rolled back and so deleted), and its webhook
+/// delivery when one was written.
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub run: Option<run::Model>,
+    pub delivery: Option<delivery::Model>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,16 +409,22 @@ impl Store {
         match completion(&ended) {
             None => {
                 let deleted = delete.exec(&self.write).await?.rows_affected;
-                Ok((deleted == 1).then_some(Finished { run: Some(ended) }))
+                Ok((deleted == 1).then_some(Finished {
+                    run: Some(ended),
+                    delivery: None,
+                }))
             }
             Some(done) => {
                 let txn = self.write.begin().await?;
                 if delete.exec(&txn).await?.rows_affected != 1 {
                     return Ok(None);
                 }
-                insert_delivery(&txn, &ended, done, now).await?;
+                let delivery = insert_delivery(&txn, &ended, done, now).await?;
                 txn.commit().await?;
-                Ok(Some(Finished { run: Some(ended) }))
+                Ok(Some(Finished {
+                    run: Some(ended),
+                    delivery: Some(delivery),
+                }))
             }
         }
     }
@@ -699,7 +709,10 @@ async fn end_run(
     if run.cancel_action.as_deref() == Some("rollback") {
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
-        return Ok(Finished { run: None });
+        return Ok(Finished {
+            run: None,
+            delivery: None,
+        });
     }
     // A cancel that arrived while it ran wins over how the graph itself ended.
     let outcome = if run.cancel_action.is_some() {
@@ -722,15 +735,19 @@ async fn end_run(
     ended.lease_owner = None;
     ended.lease_expires_at = None;
 
-    if let Some(done) = completion(&ended) {
-        insert_delivery(txn, &ended, done, now).await?;
-    }
+    let delivery = match completion(&ended) {
+        Some(done) => Some(insert_delivery(txn, &ended, done, now).await?),
+        None => None,
+    };
 
     // A stateless run's throw-away thread goes, and the run with it (the thread holds
     // nothing else), unless the caller asked to keep it.
     if ended.on_completion.as_deref() == Some("delete") {
         Threads::delete_by_id(thread_id).exec(txn).await?;
-        return Ok(Finished { run: Some(ended) });
+        return Ok(Finished {
+            run: Some(ended),
+            delivery,
+        });
     }
     let mut active = run.into_active_model();
     active.status = Set(ended.status.clone());
@@ -747,17 +764,25 @@ async fn end_run(
         Outcome::Interrupted => "interrupted",
     };
     refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
-    Ok(Finished { run: Some(run) })
+    Ok(Finished {
+        run: Some(run),
+        delivery,
+    })
 }
 
 /// Writes the outbox row of a finished run's webhook.
 async fn insert_delivery(
     txn: &DatabaseTransaction,
     run: &run::Model,
-    Completion { url, payload }: Completion,
+    Completion {
+        url,
+        payload,
+        lease,
+    }: Completion,
     now: Millis,
-) -> Result<()> {
-    delivery::ActiveModel {
+) -> Result<delivery::Model> {
+    let (lease_owner, lease_expires_at) = lease.unzip();
+    Ok(delivery::ActiveModel {
         delivery_id: Set(uuid::Uuid::now_v7().to_string()),
         run_id: Set(run.run_id.clone()),
         thread_id: Set(run.thread_id.clone()),
@@ -767,16 +792,15 @@ async fn insert_delivery(
         status: Set("pending".into()),
         attempts: Set(0),
         next_attempt_at: Set(now),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
+        lease_owner: Set(lease_owner),
+        lease_expires_at: Set(lease_expires_at),
         last_status_code: Set(None),
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(txn)
-    .await?;
-    Ok(())
+    .await?)
 }
 
 /// Ends pending runs and flags running ones, for a new run's multitask strategy or a

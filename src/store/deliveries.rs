@@ -1,0 +1,211 @@
+//! The webhook outbox: deliveries are written with their run's terminal status (see
+//! `runs.rs`); here they are claimed under a lease, their attempts recorded, listed and
+//! re-queued.
+//!
+//! Claims are one conditional UPDATE; on PostgreSQL its candidates are picked with
+//! `FOR UPDATE SKIP LOCKED`, so replicas never take the same delivery.
+
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+
+use entity::attempt::{self, Entity as Attempts};
+use entity::delivery::{self, Column, Entity as Deliveries};
+
+use super::{Backend, Error, Page, Result, Store};
+use crate::time::{Millis, now_ms};
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+/// What comes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(Millis),
+    Failed,
+}
+
+/// One attempt as it went, to be stored.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub attempted_at: Millis,
+    pub status_code: Option<i32>,
+    pub latency_us: i64,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+    pub next: NextStep,
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub run_id: Option<String>,
+    pub cron_id: Option<String>,
+    pub status: Option<String>,
+}
+
+impl Store {
+    /// Leases up to `limit` deliveries that are due and not leased by a live owner.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease_ms: i64,
+    ) -> Result<Vec<delivery::Model>> {
+        let now = now_ms();
+        let mut due = Query::select();
+        due.column(Column::DeliveryId)
+            .from(Deliveries)
+            .and_where(Column::Status.eq(PENDING))
+            .and_where(Column::NextAttemptAt.lte(now))
+            .cond_where(
+                Condition::any()
+                    .add(Column::LeaseExpiresAt.is_null())
+                    .add(Column::LeaseExpiresAt.lt(now)),
+            )
+            .order_by(Column::NextAttemptAt, sea_orm::Order::Asc)
+            .limit(limit);
+        if self.backend == Backend::Postgres {
+            due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let claimed = Deliveries::update_many()
+            .col_expr(Column::LeaseOwner, Expr::value(owner))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+            .filter(Column::DeliveryId.in_subquery(due))
+            .exec_with_returning(&self.write)
+            .await?;
+        Ok(claimed)
+    }
+
+    /// Stores attempts and moves their deliveries on, in one transaction. A delivery whose
+    /// lease was taken over meanwhile keeps its new owner's state; its attempt is still
+    /// logged (the request was sent).
+    pub async fn record_attempts(&self, owner: &str, records: &[AttemptRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let txn = self.write.begin().await?;
+        for record in records {
+            let (status, next_attempt_at) = match record.next {
+                NextStep::Delivered => (DELIVERED, None),
+                NextStep::RetryAt(at) => (PENDING, Some(at)),
+                NextStep::Failed => (FAILED, None),
+            };
+            let mut update = Deliveries::update_many()
+                .col_expr(Column::Status, Expr::value(status))
+                .col_expr(Column::Attempts, Expr::value(record.attempt))
+                .col_expr(Column::LastStatusCode, Expr::value(record.status_code))
+                .col_expr(Column::LastError, Expr::value(record.error.clone()))
+                .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+                .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
+                .col_expr(Column::UpdatedAt, Expr::value(now));
+            if let Some(at) = next_attempt_at {
+                update = update.col_expr(Column::NextAttemptAt, Expr::value(at));
+            }
+            update
+                .filter(Column::DeliveryId.eq(record.delivery_id.clone()))
+                .filter(Column::LeaseOwner.eq(owner))
+                .exec(&txn)
+                .await?;
+        }
+        Attempts::insert_many(records.iter().map(|record| attempt::ActiveModel {
+            attempt_id: Set(uuid::Uuid::now_v7().to_string()),
+            delivery_id: Set(record.delivery_id.clone()),
+            attempt: Set(record.attempt),
+            attempted_at: Set(record.attempted_at),
+            status_code: Set(record.status_code),
+            latency_us: Set(record.latency_us),
+            error: Set(record.error.clone()),
+            response_body: Set(record.response_body.clone()),
+        }))
+        .exec(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back `owner`'s leases on deliveries it will not attempt (at shutdown), so
+    /// another process can take them at once instead of after the lease.
+    pub async fn release_deliveries(&self, owner: &str, ids: &[String]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(Deliveries::update_many()
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
+            .filter(Column::LeaseOwner.eq(owner))
+            .filter(Column::DeliveryId.is_in(ids.iter().cloned()))
+            .exec(&self.write)
+            .await?
+            .rows_affected)
+    }
+
+    /// The delivery log, newest first.
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<delivery::Model>> {
+        let mut query = Deliveries::find();
+        if let Some(run_id) = &filter.run_id {
+            query = query.filter(Column::RunId.eq(run_id.clone()));
+        }
+        if let Some(cron_id) = &filter.cron_id {
+            query = query.filter(Column::CronId.eq(cron_id.clone()));
+        }
+        if let Some(status) = &filter.status {
+            query = query.filter(Column::Status.eq(status.clone()));
+        }
+        let query = query
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::DeliveryId);
+        self.page(query, limit, offset).await
+    }
+
+    /// A delivery and its attempts, oldest attempt first.
+    pub async fn get_delivery(
+        &self,
+        delivery_id: &str,
+    ) -> Result<(delivery::Model, Vec<attempt::Model>)> {
+        let delivery = Deliveries::find_by_id(delivery_id.to_string())
+            .one(&self.read)
+            .await?
+            .ok_or_else(|| not_found(delivery_id))?;
+        let attempts = Attempts::find()
+            .filter(attempt::Column::DeliveryId.eq(delivery_id.to_string()))
+            .order_by_asc(attempt::Column::AttemptedAt)
+            .order_by_asc(attempt::Column::AttemptId)
+            .all(&self.read)
+            .await?;
+        Ok((delivery, attempts))
+    }
+
+    /// Queues a delivery for one more attempt now, whatever its state (redelivery of a
+    /// delivered one included). Its attempt count and retry schedule go on from where
+    /// they were.
+    pub async fn retry_delivery(&self, delivery_id: &str) -> Result<delivery::Model> {
+        let now = now_ms();
+        let updated = Deliveries::update_many()
+            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::NextAttemptAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::DeliveryId.eq(delivery_id.to_string()))
+            .exec_with_returning(&self.write)
+            .await?;
+        updated
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(delivery_id))
+    }
+}
+
+fn not_found(delivery_id: &str) -> Error {
+    Error::NotFound(format!("Delivery {delivery_id} not found"))
+}

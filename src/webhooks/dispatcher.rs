@@ -1,0 +1,316 @@
+//! The delivery worker pool. Deliveries reach it two ways: handed over in-process by the
+//! run worker that wrote them (already leased to this process, so the first attempt goes
+//! out within a millisecond of the run's end), and claimed from the store when their
+//! retry is due or their owner died. Outcomes are written in batches by one recorder.
+//!
+//! URLs are never logged: they may carry a token in their query string.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use entity::delivery;
+
+use super::Settings;
+use super::retry::Verdict;
+use super::sender::{self, AttemptOutcome};
+use crate::store::Store;
+use crate::store::deliveries::{AttemptRecord, NextStep};
+use crate::time::{Millis, now_ms};
+
+/// Outcomes written per transaction at most.
+const RECORD_BATCH: usize = 256;
+/// Deliveries claimed per query at most.
+const CLAIM_BATCH: u64 = 256;
+
+/// Counts of attempts by outcome, and their summed latency (for metrics).
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub latency_us_total: AtomicU64,
+}
+
+/// The handle the runs layer and the API hold: hand over new deliveries, wake the pool.
+#[derive(Clone)]
+pub struct Outbox {
+    fresh: mpsc::UnboundedSender<delivery::Model>,
+    wake: Arc<Notify>,
+    owner: String,
+    lease: Duration,
+    delivers_here: bool,
+    disabled: bool,
+    stats: Arc<DeliveryStats>,
+}
+
+impl Outbox {
+    /// `[http] disable_webhooks`: write and send nothing.
+    pub fn disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// The lease a delivery written now takes, when this process will attempt it at once.
+    pub fn lease_for_new(&self) -> Option<(String, Millis)> {
+        self.delivers_here
+            .then(|| (self.owner.clone(), now_ms() + self.lease.as_millis() as i64))
+    }
+
+    /// A delivery just written with `lease_for_new`'s lease: attempt it now.
+    pub fn submit(&self, delivery: delivery::Model) {
+        if self.delivers_here {
+            let _ = self.fresh.send(delivery);
+        }
+    }
+
+    /// Something became due (a manual retry): look at the store now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn stats(&self) -> &DeliveryStats {
+        &self.stats
+    }
+}
+
+pub struct Dispatcher {
+    store: Store,
+    settings: Arc<Settings>,
+    client: reqwest::Client,
+    /// The daemon's own address, against which relative webhook URLs resolve.
+    base: Url,
+    owner: String,
+    lease: Duration,
+    fresh: mpsc::UnboundedReceiver<delivery::Model>,
+    wake: Arc<Notify>,
+    stats: Arc<DeliveryStats>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        base: Url,
+    ) -> reqwest::Result<(Dispatcher, Outbox)> {
+        let client = sender::client(&settings)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let owner = format!("webhooks-{}", uuid::Uuid::now_v7());
+        // Long enough that a live attempt never loses its lease.
+        let lease = (settings.timeout * 3).max(Duration::from_secs(30));
+        let wake = Arc::new(Notify::new());
+        let stats = Arc::new(DeliveryStats::default());
+        let outbox = Outbox {
+            fresh: tx,
+            wake: wake.clone(),
+            owner: owner.clone(),
+            lease,
+            delivers_here: settings.workers > 0 && !settings.disabled,
+            disabled: settings.disabled,
+            stats: stats.clone(),
+        };
+        let dispatcher = Dispatcher {
+            store,
+            settings: Arc::new(settings),
+            client,
+            base,
+            owner,
+            lease,
+            fresh: rx,
+            wake,
+            stats,
+        };
+        Ok((dispatcher, outbox))
+    }
+
+    /// Delivers until `shutdown`, then finishes the attempts in flight, records them, and
+    /// gives back the leases of deliveries it had not started.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        if self.settings.disabled {
+            tracing::warn!("webhooks are disabled ([http] disable_webhooks): no webhook is called");
+            return;
+        }
+        if self.settings.workers == 0 {
+            tracing::info!("webhooks.workers = 0: this process delivers no webhooks");
+            return;
+        }
+        let permits = Arc::new(Semaphore::new(self.settings.workers));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_loop(
+            self.store.clone(),
+            self.owner.clone(),
+            done_rx,
+            self.stats.clone(),
+        ));
+        let mut in_flight = JoinSet::new();
+        let mut unstarted = Vec::new();
+        let mut claim_now = true;
+        'work: while !shutdown.is_cancelled() {
+            if claim_now {
+                claim_now = false;
+                let free = permits.available_permits() as u64;
+                if free > 0 {
+                    match self
+                        .store
+                        .claim_deliveries(
+                            &self.owner,
+                            free.min(CLAIM_BATCH),
+                            self.lease.as_millis() as i64,
+                        )
+                        .await
+                    {
+                        Ok(claimed) => {
+                            // A full batch means more may be due: claim again right away.
+                            claim_now = claimed.len() as u64 == free.min(CLAIM_BATCH);
+                            for delivery in claimed {
+                                let Some(permit) = self.permit(&permits, &shutdown).await else {
+                                    unstarted.push(delivery.delivery_id);
+                                    continue;
+                                };
+                                self.start(&mut in_flight, permit, delivery, &done_tx);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "claiming webhook deliveries failed")
+                        }
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'work,
+                delivery = self.fresh.recv() => {
+                    let Some(delivery) = delivery else { break 'work };
+                    // Handed over but not started in time: the lease is gone, and whoever
+                    // claims the delivery next sends it.
+                    if delivery.lease_expires_at.is_some_and(|at| at < now_ms() + 1000) {
+                        continue;
+                    }
+                    match self.permit(&permits, &shutdown).await {
+                        Some(permit) => self.start(&mut in_flight, permit, delivery, &done_tx),
+                        None => unstarted.push(delivery.delivery_id),
+                    }
+                }
+                _ = self.wake.notified() => claim_now = true,
+                _ = tokio::time::sleep(self.settings.poll_interval) => claim_now = true,
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+        }
+        self.fresh.close();
+        while let Ok(delivery) = self.fresh.try_recv() {
+            unstarted.push(delivery.delivery_id);
+        }
+        // Attempts under way end within their timeout.
+        while in_flight.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = recorder.await;
+        match self.store.release_deliveries(&self.owner, &unstarted).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "webhook deliveries handed back"),
+            Err(err) => tracing::warn!(error = %err, "handing back webhook deliveries failed"),
+        }
+    }
+
+    async fn permit(
+        &self,
+        permits: &Arc<Semaphore>,
+        shutdown: &CancellationToken,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.ok(),
+            _ = shutdown.cancelled() => None,
+        }
+    }
+
+    fn start(
+        &self,
+        in_flight: &mut JoinSet<()>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        delivery: delivery::Model,
+        done: &mpsc::UnboundedSender<AttemptRecord>,
+    ) {
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        let base = self.base.clone();
+        let done = done.clone();
+        in_flight.spawn(async move {
+            let outcome = sender::attempt(&client, &settings, &base, &delivery).await;
+            drop(permit);
+            let _ = done.send(record(&settings, &delivery, outcome));
+        });
+    }
+}
+
+/// The stored form of an attempt, with what comes next.
+fn record(
+    settings: &Settings,
+    delivery: &delivery::Model,
+    outcome: AttemptOutcome,
+) -> AttemptRecord {
+    let attempt = delivery.attempts + 1;
+    let next = match outcome.verdict {
+        Verdict::Delivered => NextStep::Delivered,
+        Verdict::Failed => NextStep::Failed,
+        Verdict::Retry(asked) => match settings.retry.delay_after(attempt, asked) {
+            Some(wait) => NextStep::RetryAt(now_ms() + wait.as_millis() as i64),
+            None => NextStep::Failed,
+        },
+    };
+    match next {
+        NextStep::Delivered => {
+            tracing::debug!(delivery_id = %delivery.delivery_id, run_id = %delivery.run_id, attempt, "webhook delivered")
+        }
+        NextStep::RetryAt(at) => tracing::info!(
+            delivery_id = %delivery.delivery_id, run_id = %delivery.run_id, attempt,
+            error = outcome.error.as_deref().unwrap_or(""), retry_in_ms = at - now_ms(),
+            "webhook attempt failed; will retry"
+        ),
+        NextStep::Failed => tracing::warn!(
+            delivery_id = %delivery.delivery_id, run_id = %delivery.run_id, attempt,
+            error = outcome.error.as_deref().unwrap_or(""),
+            "webhook delivery failed for good"
+        ),
+    }
+    AttemptRecord {
+        delivery_id: delivery.delivery_id.clone(),
+        attempt,
+        attempted_at: outcome.attempted_at,
+        status_code: outcome.status_code.map(i32::from),
+        latency_us: outcome.latency.as_micros() as i64,
+        error: outcome.error,
+        response_body: outcome.response_body,
+        next,
+    }
+}
+
+/// Writes outcomes as they come, many per transaction when many come together.
+async fn record_loop(
+    store: Store,
+    owner: String,
+    mut done: mpsc::UnboundedReceiver<AttemptRecord>,
+    stats: Arc<DeliveryStats>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while done.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        for record in &batch {
+            let counter = match record.next {
+                NextStep::Delivered => &stats.delivered,
+                NextStep::RetryAt(_) => &stats.retried,
+                NextStep::Failed => &stats.failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            stats
+                .latency_us_total
+                .fetch_add(record.latency_us.max(0) as u64, Ordering::Relaxed);
+        }
+        if let Err(err) = store.record_attempts(&owner, &batch).await {
+            // The leases lapse and the deliveries are attempted again: at least once.
+            tracing::error!(error = %err, count = batch.len(), "recording webhook attempts failed");
+        }
+        batch.clear();
+    }
+}

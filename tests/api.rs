@@ -20,7 +20,12 @@ on_both_backends!(
 
 async fn started(backend: Backend) -> (Storage, Daemon) {
     let storage = Storage::new(backend).await;
-    let daemon = Daemon::start(&storage).await;
+    // Webhook URLs here point at a closed loopback port: nothing ever leaves the machine.
+    let daemon = Daemon::start_with_config(
+        &storage,
+        "[graphs.agent]\nkind = \"echo\"\n[webhooks.url]\ndisable_loopback = false\n",
+    )
+    .await;
     (storage, daemon)
 }
 
@@ -67,7 +72,7 @@ async fn cron_lifecycle(backend: Backend) {
                 "schedule": "27 15 * * *",
                 "timezone": "Europe/Paris",
                 "input": {"messages": [{"role": "user", "content": "hi"}]},
-                "webhook": "https://example.com/hook",
+                "webhook": "http://127.0.0.1:9/hook",
                 "metadata": {"team": "ops"},
             }),
         )

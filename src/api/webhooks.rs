@@ -70,7 +70,7 @@ async fn read(
     let (delivery, attempts) = state.store.get_delivery(&delivery_id).await?;
     let mut body = render_delivery(&delivery);
     body["payload"] = delivery.payload.clone();
-    body["attempts"] = attempts.iter().map(render_attempt).collect();
+    body["attempt_log"] = attempts.iter().map(render_attempt).collect();
     Ok(Json(body))
 }
 

@@ -76,7 +76,23 @@ impl Daemon {
         Self::start_with(storage, &[]).await
     }
 
+    /// Starts the binary with `config` (TOML) written to the storage's directory.
+    pub async fn start_with_config(storage: &Storage, config: &str) -> Daemon {
+        let path = storage.dir.path().join("cronhook.toml");
+        std::fs::write(&path, config).expect("write config");
+        Self::start_with(storage, &["--config", &path.display().to_string()]).await
+    }
+
     pub async fn start_with(storage: &Storage, extra_args: &[&str]) -> Daemon {
+        Self::start_with_env(storage, extra_args, &[]).await
+    }
+
+    /// Starts the binary with extra arguments and environment variables.
+    pub async fn start_with_env(
+        storage: &Storage,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Daemon {
         let port = free_port();
         let log = storage.dir.path().join(format!("daemon-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -86,6 +102,7 @@ impl Daemon {
             .args(["--database-url", &storage.database_url])
             .args(extra_args)
             .env("CRONHOOK_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -235,6 +252,23 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The Python with the pinned test packages (croniter, standardwebhooks):
+/// `$CRONHOOK_TEST_PYTHON`, else `tests/sdk/.venv/bin/python` (made by `scripts/venv.sh`).
+/// A missing interpreter fails the test: it never passes silently.
+pub fn test_python() -> PathBuf {
+    let python = std::env::var_os("CRONHOOK_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/sdk/.venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python at {}: run scripts/venv.sh (creates tests/sdk/.venv from \
+         tests/sdk/requirements.txt) or point CRONHOOK_TEST_PYTHON at a Python with \
+         those packages",
+        python.display()
+    );
+    python
 }
 
 /// The repository root (for fixtures and scripts).

@@ -24,7 +24,8 @@ case "$target" in
   cronhook)
     "$ROOT/scripts/venv.sh"
     (cd "$ROOT" && cargo build --quiet --bin cronhook)
-    "$ROOT/target/debug/cronhook" --bind "127.0.0.1:$port" --data-dir "$work" >"$work/daemon.log" 2>&1 &
+    "$ROOT/target/debug/cronhook" --bind "127.0.0.1:$port" --data-dir "$work" \
+      --config "$ROOT/tests/fixtures/sdk-cronhook.toml" >"$work/daemon.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 200); do
       curl -fsS -o /dev/null "http://127.0.0.1:$port/ok" 2>/dev/null && break

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod webhooks;
+
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -53,6 +55,31 @@ enum Bench {
         /// The daemon's database, to read the runs from.
         #[arg(long)]
         database_url: String,
+    },
+    /// Starts `rate` stateless runs/s for `seconds`, each with a webhook to a receiver in
+    /// this process; reports run-end-to-arrival latency.
+    Webhooks {
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// POST /runs `count` times (concurrency 32) with a webhook to 127.0.0.1:`port`,
+    /// for a daemon that delivers nothing yet (`webhooks.workers = 0`).
+    WebhookFill {
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        port: u16,
+    },
+    /// Receives on 127.0.0.1:`port` until `expect` webhooks arrived; reports deliveries/s.
+    WebhookDrain {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        expect: usize,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -144,8 +171,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?
         }
+        Bench::Webhooks { rate, seconds } => {
+            webhooks::at_rate(&client, &args.url, rate, seconds).await?
+        }
+        Bench::WebhookFill { count, port } => {
+            webhook_fill(&client, &args.url, count, port).await?.print()
+        }
+        Bench::WebhookDrain {
+            port,
+            expect,
+            timeout,
+        } => webhooks::drain(port, expect, timeout).await?,
     }
     Ok(())
+}
+
+async fn webhook_fill(
+    client: &reqwest::Client,
+    url: &str,
+    count: u64,
+    port: u16,
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    let client = client.clone();
+    let endpoint = format!("{url}/runs");
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    drive("webhook fill (POST /runs)".into(), count, 32, move |i| {
+        let client = client.clone();
+        let endpoint = endpoint.clone();
+        let body = json!({"assistant_id": "agent", "webhook": hook, "input": {"n": i}});
+        async move {
+            let response = client
+                .post(&endpoint)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            response.bytes().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("POST /runs answered {status}"));
+            }
+            Ok(())
+        }
+    })
+    .await
 }
 
 fn cron_body(i: u64) -> Value {

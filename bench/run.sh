@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
-#   SECTIONS="api runs fires"    which parts to run (default: all three)
+#   SECTIONS="api runs fires webhooks"   which parts to run (default: all four)
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -37,7 +37,41 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
-SECTIONS="${SECTIONS:-api runs fires}"
+SECTIONS="${SECTIONS:-api runs fires webhooks}"
+
+# A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT; sets dpid, dport.
+start_daemon() {
+  printf '%b' "$2" >"$1/cronhook.toml"
+  dport="$(free_port)"
+  target/release/cronhook --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" 2>>"$1/log" &
+  dpid=$!
+  until curl -fsS -o /dev/null "http://127.0.0.1:$dport/ok"; do sleep 0.1; done
+}
+
+if [[ $SECTIONS == *webhooks* ]]; then
+  # Issue 5: run end to webhook arrival at 500 runs/s, both servers (loopback receivers
+  # allowed on both), then cronhook draining a 20,000-delivery backlog.
+  hooks='[graphs.agent]\nkind = "echo"\n[webhooks.url]\ndisable_loopback = false\n'
+  wdir="$(mktemp -d)"
+  start_daemon "$wdir" "$hooks"
+  "$BENCH" --url "http://127.0.0.1:$dport" webhooks --rate 500 --seconds 10 | label cronhook 0
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true
+  "$BENCH" --url "http://127.0.0.1:$ref_port" webhooks --rate 500 --seconds 10 | label reference 0
+  # Backlog: daemon A queues the runs but delivers nothing (workers = 0); daemon B, started
+  # on the same database once the receiver listens, drains the outbox.
+  rm -rf "$wdir"; wdir="$(mktemp -d)"; rport="$(free_port)"; backlog="${BACKLOG:-20000}"
+  start_daemon "$wdir" "${hooks}[webhooks]\nworkers = 0\n"
+  "$BENCH" --url "http://127.0.0.1:$dport" webhook-fill --count "$backlog" --port "$rport" | label cronhook 0
+  until curl -fsS "http://127.0.0.1:$dport/webhooks/deliveries?status=pending&limit=1&offset=$((backlog - 1))" | grep -q delivery_id; do sleep 0.5; done
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true
+  "$BENCH" --url "http://127.0.0.1:$ref_port" webhook-drain --port "$rport" --expect "$backlog" | label cronhook "$backlog" &
+  drain_pid=$!
+  until (exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null; do sleep 0.1; done
+  start_daemon "$wdir" "$hooks"
+  wait "$drain_pid"
+  echo "{\"server\":\"cronhook\",\"after\":\"webhook drain\",\"rss_mb\":$(rss_mb "$dpid")}"
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$wdir"
+fi
 
 if [[ $SECTIONS == *runs* ]]; then
   # Issue 3: runs.wait with the echo graph from 32 clients, both servers, same client.

@@ -186,6 +186,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// POSTs `body` and reads the whole answer; an error unless it is a 2xx.
+async fn post_ok(client: &reqwest::Client, endpoint: &str, body: &Value) -> Result<(), String> {
+    let response = client
+        .post(endpoint)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    response.bytes().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("POST {endpoint} answered {status}"));
+    }
+    Ok(())
+}
+
 async fn webhook_fill(
     client: &reqwest::Client,
     url: &str,
@@ -199,20 +215,7 @@ async fn webhook_fill(
         let client = client.clone();
         let endpoint = endpoint.clone();
         let body = json!({"assistant_id": "agent", "webhook": hook, "input": {"n": i}});
-        async move {
-            let response = client
-                .post(&endpoint)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status();
-            response.bytes().await.map_err(|e| e.to_string())?;
-            if !status.is_success() {
-                return Err(format!("POST /runs answered {status}"));
-            }
-            Ok(())
-        }
+        async move { post_ok(&client, &endpoint, &body).await }
     })
     .await
 }
@@ -279,20 +282,7 @@ async fn create(
         move |i| {
             let client = client.clone();
             let endpoint = endpoint.clone();
-            async move {
-                let response = client
-                    .post(&endpoint)
-                    .json(&cron_body(i))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = response.status();
-                response.bytes().await.map_err(|e| e.to_string())?;
-                if !status.is_success() {
-                    return Err(format!("create answered {status}"));
-                }
-                Ok(())
-            }
+            async move { post_ok(&client, &endpoint, &cron_body(i)).await }
         },
     )
     .await

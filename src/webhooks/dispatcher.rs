@@ -149,6 +149,10 @@ impl Dispatcher {
         let mut in_flight = JoinSet::new();
         let mut unstarted = Vec::new();
         let mut claim_now = true;
+        // The last claim came back full: more is due, so claim again as slots free up
+        // (a quarter of the pool at a time) instead of waiting for the next poll.
+        let mut backlog = false;
+        let refill_at = (self.settings.workers / 4).max(1);
         'work: while !shutdown.is_cancelled() {
             if claim_now {
                 claim_now = false;
@@ -164,8 +168,7 @@ impl Dispatcher {
                         .await
                     {
                         Ok(claimed) => {
-                            // A full batch means more may be due: claim again right away.
-                            claim_now = claimed.len() as u64 == free.min(CLAIM_BATCH);
+                            backlog = claimed.len() as u64 == free.min(CLAIM_BATCH);
                             for delivery in claimed {
                                 let Some(permit) = self.permit(&permits, &shutdown).await else {
                                     unstarted.push(delivery.delivery_id);
@@ -197,7 +200,9 @@ impl Dispatcher {
                 }
                 _ = self.wake.notified() => claim_now = true,
                 _ = tokio::time::sleep(self.settings.poll_interval) => claim_now = true,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    claim_now = backlog && permits.available_permits() >= refill_at;
+                }
             }
         }
         self.fresh.close();

@@ -153,6 +153,10 @@ impl Dispatcher {
         // (a quarter of the pool at a time) instead of waiting for the next poll.
         let mut backlog = false;
         let refill_at = (self.settings.workers / 4).max(1);
+        // An interval, not a sleep made anew each turn: under a steady stream of fresh
+        // deliveries a fresh sleep would never elapse, and due retries would starve.
+        let mut poll = tokio::time::interval(self.settings.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'work: while !shutdown.is_cancelled() {
             if claim_now {
                 claim_now = false;
@@ -199,7 +203,7 @@ impl Dispatcher {
                     }
                 }
                 _ = self.wake.notified() => claim_now = true,
-                _ = tokio::time::sleep(self.settings.poll_interval) => claim_now = true,
+                _ = poll.tick() => claim_now = true,
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {
                     claim_now = backlog && permits.available_permits() >= refill_at;
                 }

@@ -44,6 +44,9 @@ pub struct GlobalArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Serve without API keys on a non-loopback address.
+    #[arg(long, env = "CRONHOOK_ALLOW_UNAUTHENTICATED", global = true)]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -68,6 +71,7 @@ impl GlobalArgs {
             bind: self.bind,
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
+            allow_unauthenticated: self.allow_unauthenticated,
         }
     }
 }

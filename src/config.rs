@@ -38,6 +38,50 @@ pub struct Config {
     pub housekeeping: HousekeepingConfig,
     pub http: HttpConfig,
     pub webhooks: WebhooksConfig,
+    pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[auth]`: API keys. With none, every caller is trusted (and the daemon refuses a
+/// non-loopback address unless `allow_unauthenticated`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// One `[[auth.api_keys]]` table. Other tooling depends on these names.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Recorded as `user_id` on what the key creates; a non-admin key sees only those.
+    pub identity: String,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub key_env: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// Keys stay out of logs and `{:?}` output.
+impl std::fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("identity", &self.identity)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .field("key_env", &self.key_env)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` without an API key (for a scraper on a trusted network).
+    pub public: bool,
 }
 
 /// LangGraph's `http` block; only the switch cronhook honours.
@@ -234,6 +278,12 @@ pub struct ServerConfig {
     /// A request that takes longer is answered 408 (streams are exempt).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long running runs may go on before they are handed back to
+    /// the queue.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Serve without API keys on a non-loopback address.
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +340,8 @@ impl Default for Config {
             housekeeping: HousekeepingConfig::default(),
             http: HttpConfig::default(),
             webhooks: WebhooksConfig::default(),
+            auth: AuthConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -301,6 +353,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -320,6 +374,7 @@ pub struct Overrides {
     pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub allow_unauthenticated: bool,
 }
 
 impl Config {
@@ -337,6 +392,9 @@ impl Config {
         }
         if let Some(url) = &overrides.database_url {
             config.database.url = Some(url.clone());
+        }
+        if overrides.allow_unauthenticated {
+            config.server.allow_unauthenticated = true;
         }
         config.validate()?;
         Ok(config)
@@ -405,10 +463,26 @@ impl Config {
         }
         crate::webhooks::Settings::from_config(self, &|name| std::env::var(name).ok())
             .map_err(|err| ConfigError::Invalid(format!("webhooks: {err}")))?;
+        crate::auth::ApiKeys::from_config(&self.auth, &|name| std::env::var(name).ok())
+            .map_err(|err| ConfigError::Invalid(err.to_string()))?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to serve an address other machines can reach when no API key is configured,
+    /// unless that is asked for explicitly.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        let ip = self.server.bind.ip();
+        if self.auth.api_keys.is_empty() && !ip.is_loopback() && !self.server.allow_unauthenticated
+        {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {} without API keys: configure [[auth.api_keys]] or pass --allow-unauthenticated",
+                self.server.bind
+            )));
         }
         Ok(())
     }

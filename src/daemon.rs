@@ -55,6 +55,12 @@ pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
 }
 
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    config
+        .check_exposure()
+        .map_err(|err| DaemonError::Startup(err.to_string()))?;
+    let api_keys =
+        crate::auth::ApiKeys::from_config(&config.auth, &|name| std::env::var(name).ok())
+            .map_err(|err| DaemonError::Startup(err.to_string()))?;
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     store
@@ -122,6 +128,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         outbox,
         webhook_policy,
         self_url,
+        api_keys: Arc::new(api_keys),
     });
     // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
     // delayed ACKs add ~40 ms to each.

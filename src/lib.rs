@@ -5,6 +5,7 @@
 //! through the store (plus in-process wake-ups), never by calling each other's internals.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;

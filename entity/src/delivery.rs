@@ -23,6 +23,8 @@ pub struct Model {
     pub lease_expires_at: Option<i64>,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
+    /// The identity owning the run (its API key's), for per-identity listings.
+    pub user_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

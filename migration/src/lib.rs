@@ -6,6 +6,7 @@ mod m20261124_000001_foundation;
 mod m20261124_000002_runs;
 mod m20261125_000003_scheduler;
 mod m20261125_000004_webhooks;
+mod m20261202_000005_owners;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_runs::Migration),
             Box::new(m20261125_000003_scheduler::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
+            Box::new(m20261202_000005_owners::Migration),
         ]
     }
 }

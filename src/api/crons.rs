@@ -21,6 +21,7 @@ use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
     validate_select,
 };
+use crate::auth::Caller;
 use crate::runs::payload::render_run;
 use crate::runs::spec::cron_run;
 use crate::schedule::{Schedule, parse_timezone};
@@ -66,10 +67,11 @@ pub fn router() -> Router<AppState> {
 /// Fires the cron now, outside its schedule (which does not move).
 async fn trigger(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cron_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
-    let cron = state.store.get_cron(&cron_id).await?;
+    let cron = state.store.get_cron(&cron_id, &caller.scope()).await?;
     let now = now_ms();
     let graph_id = state
         .config
@@ -96,6 +98,7 @@ struct NextQuery {
 /// the cron is enabled.
 async fn next(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cron_id): Path<String>,
     QueryParams(query): QueryParams<NextQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -116,7 +119,7 @@ async fn next(
             ApiError::invalid(format!("after: '{text}' is not an ISO-8601 instant"))
         })?,
     };
-    let cron = state.store.get_cron(&cron_id).await?;
+    let cron = state.store.get_cron(&cron_id, &caller.scope()).await?;
     let schedule = Schedule::parse(&cron.schedule)?;
     let zone = parse_timezone(cron.timezone.as_deref())?;
     let instants: Vec<String> = schedule
@@ -248,21 +251,32 @@ impl From<SortBy> for CronSort {
 
 async fn create_stateless(
     State(state): State<AppState>,
+    caller: Caller,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
-    create(state, None, body).await
+    create(state, caller, None, body).await
 }
 
 async fn create_for_thread(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    create(state, Some(thread_id), body).await
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
+    create(state, caller, Some(thread_id), body).await
 }
 
-async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiResult<Json<Value>> {
+async fn create(
+    state: AppState,
+    caller: Caller,
+    thread_id: Option<String>,
+    body: Value,
+) -> ApiResult<Json<Value>> {
     reject_nulls(&body, &[])?;
     let request: CreateRequest = typed(&body)?;
     let schedule = Schedule::parse(&request.schedule)?;
@@ -290,7 +304,7 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
         cron_id,
         assistant_id,
         thread_id,
-        user_id: None,
+        user_id: caller.user_id(),
         schedule: request.schedule,
         timezone: request.timezone,
         end_time,
@@ -318,14 +332,18 @@ async fn create(state: AppState, thread_id: Option<String>, body: Value) -> ApiR
 
 async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cron_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
-    Ok(Json(render(state.store.get_cron(&cron_id).await?)))
+    Ok(Json(render(
+        state.store.get_cron(&cron_id, &caller.scope()).await?,
+    )))
 }
 
 async fn patch(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cron_id): Path<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
@@ -361,7 +379,7 @@ async fn patch(
 
     let cron = state
         .store
-        .update_cron(&cron_id, |cron| {
+        .update_cron(&cron_id, &caller.scope(), |cron| {
             let now = now_ms();
             if let Some(schedule) = &request.schedule {
                 cron.schedule = schedule.clone();
@@ -416,16 +434,18 @@ async fn patch(
 
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cron_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
-    state.store.delete_cron(&cron_id).await?;
+    state.store.delete_cron(&cron_id, &caller.scope()).await?;
     state.scheduler.cron_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn search(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(request): JsonBody<SearchRequest>,
 ) -> ApiResult<Response> {
     let (limit, offset) = Paging::validate(request.limit, request.offset)?;
@@ -435,6 +455,7 @@ async fn search(
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: request.enabled,
         metadata: request.metadata,
+        scope: caller.scope(),
     };
     // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
     let sort = match request.sort_by {
@@ -453,6 +474,7 @@ async fn search(
 
 async fn count(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(request): JsonBody<CountRequest>,
 ) -> ApiResult<Json<u64>> {
     let filter = CronFilter {
@@ -460,6 +482,7 @@ async fn count(
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: None,
         metadata: request.metadata,
+        scope: caller.scope(),
     };
     Ok(Json(state.store.count_crons(&filter).await?))
 }

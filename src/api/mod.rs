@@ -2,6 +2,7 @@
 //! its input, calls one store operation, and shapes the response like LangGraph's.
 
 mod assistants;
+pub mod auth;
 mod crons;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub webhook_policy: Arc<UrlPolicy>,
     /// The daemon's own address: relative webhook URLs resolve against it.
     pub self_url: url::Url,
+    /// Configured API keys (none: every caller is trusted).
+    pub api_keys: Arc<crate::auth::ApiKeys>,
 }
 
 impl AppState {
@@ -75,6 +79,10 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
+    let gate = auth::Gate {
+        keys: state.api_keys.clone(),
+        metrics_public: state.config.metrics.public,
+    };
     Router::new()
         .merge(meta::router())
         .merge(assistants::router())
@@ -87,8 +95,32 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            auth::require_key,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Each request's span: its id (the caller's `x-request-id`, or a new one, echoed back),
+/// method and path (never the query or headers, which may hold secrets), and the identity
+/// once the key is checked.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = request.uri().path(),
+        identity = tracing::field::Empty,
+    )
 }
 
 /// `limit` and `offset` as LangGraph's search bodies take them.

@@ -22,6 +22,7 @@ use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfi
 use super::{
     ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
 };
+use crate::auth::Caller;
 use crate::runs::events::RunEnd;
 use crate::runs::events::Subscription;
 use crate::runs::payload::render_run;
@@ -145,7 +146,12 @@ impl Queued {
 
 /// Validates the body and queues the run; the run's event channel is opened first so a
 /// stream sees every event.
-async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queued> {
+async fn queue(
+    state: &AppState,
+    caller: &Caller,
+    target: Target,
+    body: Value,
+) -> ApiResult<Queued> {
     reject_nulls(&body, &[])?;
     let request: RunRequest = typed(&body)?;
     if let Some(webhook) = &request.webhook {
@@ -190,6 +196,10 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
     let run_id = Uuid::now_v7().to_string();
     let (thread_id, if_missing) = match target {
         Target::Thread(thread_id) => {
+            state
+                .store
+                .check_thread_scope(&thread_id, &caller.scope())
+                .await?;
             let if_missing = match request.if_not_exists {
                 Some(IfNotExists::Create) => IfThreadMissing::Create {
                     metadata: Map::new(),
@@ -233,6 +243,7 @@ async fn queue(state: &AppState, target: Target, body: Value) -> ApiResult<Queue
         available_at: now + after_ms,
         cron_id: None,
         scheduled_for: None,
+        user_id: caller.user_id(),
         now,
     }
     .into_model();
@@ -285,24 +296,27 @@ fn run_response(queued: &Queued, stateless: bool) -> Response {
 
 async fn create_on_thread(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    let queued = queue(&state, &caller, Target::Thread(thread_id), body).await?;
     Ok(run_response(&queued, false))
 }
 
 async fn create_stateless(
     State(state): State<AppState>,
+    caller: Caller,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
-    let queued = queue(&state, Target::Stateless, body).await?;
+    let queued = queue(&state, &caller, Target::Stateless, body).await?;
     Ok(run_response(&queued, true))
 }
 
 async fn batch(
     State(state): State<AppState>,
+    caller: Caller,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Vec<Value>>> {
     let Value::Array(items) = body else {
@@ -319,7 +333,7 @@ async fn batch(
     let mut runs = Vec::with_capacity(items.len());
     for item in items {
         runs.push(render_run(
-            &queue(&state, Target::Stateless, item).await?.run,
+            &queue(&state, &caller, Target::Stateless, item).await?.run,
         ));
     }
     Ok(Json(runs))
@@ -327,19 +341,21 @@ async fn batch(
 
 async fn stream_on_thread(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    let queued = queue(&state, &caller, Target::Thread(thread_id), body).await?;
     stream_queued(queued, false)
 }
 
 async fn stream_stateless(
     State(state): State<AppState>,
+    caller: Caller,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
-    let queued = queue(&state, Target::Stateless, body).await?;
+    let queued = queue(&state, &caller, Target::Stateless, body).await?;
     stream_queued(queued, true)
 }
 
@@ -358,19 +374,21 @@ fn stream_queued(queued: Queued, stateless: bool) -> ApiResult<Response> {
 
 async fn wait_on_thread(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    let queued = queue(&state, Target::Thread(thread_id), body).await?;
+    let queued = queue(&state, &caller, Target::Thread(thread_id), body).await?;
     Ok(wait_response(state, queued.run, queued.events))
 }
 
 async fn wait_stateless(
     State(state): State<AppState>,
+    caller: Caller,
     RawJson(body): RawJson,
 ) -> ApiResult<Response> {
-    let queued = queue(&state, Target::Stateless, body).await?;
+    let queued = queue(&state, &caller, Target::Stateless, body).await?;
     Ok(wait_response(state, queued.run, queued.events))
 }
 
@@ -422,6 +440,7 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
@@ -430,7 +449,7 @@ async fn list(
     let (limit, offset) = Paging::validate(query.limit, query.offset)?;
     let select = (!query.select.is_empty()).then_some(query.select);
     validate_select(&select, FIELDS)?;
-    state.store.get_thread(&thread_id).await?;
+    state.store.get_thread(&thread_id, &caller.scope()).await?;
     let page = state
         .store
         .list_runs(&thread_id, query.status.as_deref(), limit, offset)
@@ -464,9 +483,14 @@ fn list_query(pairs: Vec<(String, String)>) -> ApiResult<ListQuery> {
 
 async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
     Ok(Json(render_run(
         &state.store.get_run(&thread_id, &run_id).await?,
     )))
@@ -474,9 +498,14 @@ async fn get_one(
 
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
     state.store.delete_run(&thread_id, &run_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -485,9 +514,14 @@ async fn delete(
 /// thread's current values (or the run's error).
 async fn join(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
     let run = state.store.get_run(&thread_id, &run_id).await?;
     if matches!(run.status.as_str(), "pending" | "running") {
         return Ok(wait_response(state, run, None));
@@ -496,7 +530,7 @@ async fn join(
         Some(error) => json!({ "__error__": error }),
         None => state
             .store
-            .get_thread(&thread_id)
+            .get_thread(&thread_id, &caller.scope())
             .await?
             .values
             .unwrap_or_else(|| json!({})),
@@ -511,11 +545,16 @@ struct JoinStreamQuery {
 
 async fn join_stream(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
     QueryParams(query): QueryParams<JoinStreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
     let run = state.store.get_run(&thread_id, &run_id).await?;
     let after = headers
         .get("last-event-id")
@@ -583,10 +622,15 @@ fn parse_flag(value: Option<&str>) -> ApiResult<bool> {
 
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
     QueryParams(query): QueryParams<CancelQuery>,
 ) -> ApiResult<Response> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
+    state
+        .store
+        .check_thread_scope(&thread_id, &caller.scope())
+        .await?;
     let wait = parse_flag(query.wait.as_deref())?;
     let action = parse_action(query.action.as_deref())?;
     let (found, cancelled) = state
@@ -637,6 +681,7 @@ enum CancelStatus {
 
 async fn cancel_many(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(query): QueryParams<CancelQuery>,
     JsonBody(request): JsonBody<CancelManyRequest>,
 ) -> ApiResult<StatusCode> {
@@ -649,10 +694,14 @@ async fn cancel_many(
                     CancelStatus::Running => &["running"],
                     CancelStatus::All => &["pending", "running"],
                 };
-                state.store.active_runs(statuses).await?
+                state.store.active_runs(statuses, &caller.scope()).await?
             }
             (None, Some(thread_id), Some(run_ids)) => {
                 let thread_id = parse_uuid(thread_id, "thread")?;
+                state
+                    .store
+                    .check_thread_scope(&thread_id, &caller.scope())
+                    .await?;
                 run_ids
                     .iter()
                     .map(|id| parse_uuid(id, "run").map(|id| (thread_id.clone(), id)))

@@ -16,6 +16,7 @@ use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
     validate_select,
 };
+use crate::auth::Caller;
 use crate::store::SortOrder;
 use crate::store::threads::{IfExists, ThreadFilter, ThreadSort};
 use crate::time::iso;
@@ -149,6 +150,7 @@ fn refuse_unsupported(field: &str, value: &Option<Value>) -> ApiResult<()> {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> ApiResult<Json<Value>> {
     refuse_unsupported("ttl", &request.ttl)?;
@@ -159,7 +161,14 @@ async fn create(
     };
     let if_exists = match request.if_exists {
         IfExistsParam::Raise => IfExists::Raise,
-        IfExistsParam::DoNothing => IfExists::DoNothing,
+        IfExistsParam::DoNothing => {
+            // `do_nothing` answers the existing thread: only when it is the caller's.
+            state
+                .store
+                .check_thread_scope(&thread_id, &caller.scope())
+                .await?;
+            IfExists::DoNothing
+        }
     };
     let thread = state
         .store
@@ -167,7 +176,7 @@ async fn create(
             thread_id,
             request.metadata.unwrap_or_default(),
             if_exists,
-            None,
+            caller.user_id(),
         )
         .await?;
     Ok(Json(render(thread)))
@@ -175,14 +184,18 @@ async fn create(
 
 async fn get_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    Ok(Json(render(state.store.get_thread(&thread_id).await?)))
+    Ok(Json(render(
+        state.store.get_thread(&thread_id, &caller.scope()).await?,
+    )))
 }
 
 async fn patch(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
     headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<PatchRequest>,
@@ -191,7 +204,11 @@ async fn patch(
     refuse_unsupported("ttl", &request.ttl)?;
     let thread = state
         .store
-        .patch_thread(&thread_id, request.metadata.unwrap_or_default())
+        .patch_thread(
+            &thread_id,
+            &caller.scope(),
+            request.metadata.unwrap_or_default(),
+        )
         .await?;
     let minimal = headers
         .get("prefer")
@@ -205,15 +222,20 @@ async fn patch(
 
 async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    state.store.delete_thread(&thread_id).await?;
+    state
+        .store
+        .delete_thread(&thread_id, &caller.scope())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn search(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(request): JsonBody<SearchRequest>,
 ) -> ApiResult<Response> {
     let (limit, offset) = Paging::validate(request.limit, request.offset)?;
@@ -234,6 +256,7 @@ async fn search(
         metadata: request.metadata,
         values: request.values,
         status: request.status.map(|s| s.as_str().to_string()),
+        scope: caller.scope(),
     };
     let sort = request.sort_by.map(|by| {
         let order = request.sort_order.map_or(SortOrder::Desc, SortOrder::from);
@@ -248,6 +271,7 @@ async fn search(
 
 async fn count(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(request): JsonBody<CountRequest>,
 ) -> ApiResult<Json<u64>> {
     let filter = ThreadFilter {
@@ -255,6 +279,7 @@ async fn count(
         metadata: request.metadata,
         values: request.values,
         status: request.status.map(|s| s.as_str().to_string()),
+        scope: caller.scope(),
     };
     Ok(Json(state.store.count_threads(&filter).await?))
 }
@@ -263,10 +288,11 @@ async fn count(
 /// snapshot before any).
 async fn state(
     State(state): State<AppState>,
+    caller: Caller,
     Path(thread_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    let thread = state.store.get_thread(&thread_id).await?;
+    let thread = state.store.get_thread(&thread_id, &caller.scope()).await?;
     let snapshot = match thread.values {
         None => json!({
             "values": {},

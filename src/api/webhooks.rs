@@ -12,6 +12,7 @@ use entity::{attempt, delivery};
 
 use super::extract::{QueryParams, parse_uuid};
 use super::{ApiError, ApiResult, AppState, Paging, page_response};
+use crate::auth::Caller;
 use crate::store::deliveries::{DELIVERED, DeliveryFilter, FAILED, PENDING};
 use crate::time::iso;
 
@@ -40,6 +41,7 @@ fn default_limit() -> i64 {
 
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
     let (limit, offset) = Paging::validate(query.limit, query.offset)?;
@@ -57,6 +59,7 @@ async fn list(
             .map(|id| parse_uuid(&id, "cron"))
             .transpose()?,
         status: query.status,
+        scope: caller.scope(),
     };
     let page = state.store.list_deliveries(&filter, limit, offset).await?;
     Ok(page_response(page, |d| render_delivery(&d), &None))
@@ -64,10 +67,14 @@ async fn list(
 
 async fn read(
     State(state): State<AppState>,
+    caller: Caller,
     Path(delivery_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let delivery_id = parse_uuid(&delivery_id, "delivery")?;
-    let (delivery, attempts) = state.store.get_delivery(&delivery_id).await?;
+    let (delivery, attempts) = state
+        .store
+        .get_delivery(&delivery_id, &caller.scope())
+        .await?;
     let mut body = render_delivery(&delivery);
     body["payload"] = delivery.payload.clone();
     body["attempt_log"] = attempts.iter().map(render_attempt).collect();
@@ -76,10 +83,14 @@ async fn read(
 
 async fn retry(
     State(state): State<AppState>,
+    caller: Caller,
     Path(delivery_id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let delivery_id = parse_uuid(&delivery_id, "delivery")?;
-    let delivery = state.store.retry_delivery(&delivery_id).await?;
+    let delivery = state
+        .store
+        .retry_delivery(&delivery_id, &caller.scope())
+        .await?;
     state.outbox.wake();
     Ok(Json(render_delivery(&delivery)))
 }
@@ -96,6 +107,7 @@ fn render_delivery(delivery: &delivery::Model) -> Value {
         "next_attempt_at": (delivery.status == PENDING).then(|| iso(delivery.next_attempt_at)),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
+        "user_id": delivery.user_id.clone().unwrap_or_default(),
         "created_at": iso(delivery.created_at),
         "updated_at": iso(delivery.updated_at),
     })

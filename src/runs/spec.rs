@@ -39,6 +39,7 @@ pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Mill
         available_at: now,
         cron_id: Some(cron.cron_id.clone()),
         scheduled_for: Some(instant),
+        user_id: cron.user_id.clone(),
         now,
     }
     .into_model()
@@ -59,6 +60,8 @@ pub struct RunSpec<'a> {
     pub available_at: Millis,
     pub cron_id: Option<String>,
     pub scheduled_for: Option<Millis>,
+    /// The identity (API key) the run belongs to; a cron's runs belong to its owner.
+    pub user_id: Option<String>,
     pub now: Millis,
 }
 
@@ -73,7 +76,7 @@ impl RunSpec<'_> {
             metadata: Value::Object(self.metadata),
             kwargs,
             multitask_strategy: self.strategy.as_str().into(),
-            user_id: None,
+            user_id: self.user_id,
             cron_id: self.cron_id,
             scheduled_for: self.scheduled_for,
             on_completion: self.on_completion,
@@ -174,6 +177,7 @@ mod tests {
             available_at: 0,
             cron_id: Some("c".into()),
             scheduled_for: Some(1000),
+            user_id: Some("alice".into()),
             now: 0,
         }
         .into_model();

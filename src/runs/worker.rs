@@ -247,7 +247,11 @@ impl Runner {
                 ),
             );
         };
-        let values = match self.store.get_thread(&run.thread_id).await {
+        let values = match self
+            .store
+            .get_thread(&run.thread_id, &crate::store::Scope::All)
+            .await
+        {
             Ok(thread) => thread.values.unwrap_or(Value::Null),
             Err(err) => return self.failed(run, Failure::error("ThreadError", err.to_string())),
         };

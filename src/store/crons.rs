@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use entity::cron::{self, Column, Entity as Crons};
 
-use super::{Error, Page, Result, SortOrder, Store};
+use super::{Error, Page, Result, Scope, SortOrder, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CronSort {
@@ -29,6 +29,7 @@ pub struct CronFilter {
     pub thread_id: Option<String>,
     pub enabled: Option<bool>,
     pub metadata: Option<Map<String, Value>>,
+    pub scope: Scope,
 }
 
 impl Store {
@@ -50,8 +51,9 @@ impl Store {
             })
     }
 
-    pub async fn get_cron(&self, cron_id: &str) -> Result<cron::Model> {
+    pub async fn get_cron(&self, cron_id: &str, scope: &Scope) -> Result<cron::Model> {
         Crons::find_by_id(cron_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .one(&self.read)
             .await?
             .ok_or_else(|| not_found(cron_id))
@@ -61,10 +63,12 @@ impl Store {
     pub async fn update_cron(
         &self,
         cron_id: &str,
+        scope: &Scope,
         change: impl FnOnce(&mut cron::Model) + Send,
     ) -> Result<cron::Model> {
         let txn = self.write.begin().await?;
         let current = Crons::find_by_id(cron_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .one(&txn)
             .await?
             .ok_or_else(|| not_found(cron_id))?;
@@ -75,8 +79,9 @@ impl Store {
         Ok(model)
     }
 
-    pub async fn delete_cron(&self, cron_id: &str) -> Result<()> {
+    pub async fn delete_cron(&self, cron_id: &str, scope: &Scope) -> Result<()> {
         let result = Crons::delete_by_id(cron_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .exec(&self.write)
             .await?;
         if result.rows_affected == 0 {
@@ -121,7 +126,7 @@ impl Store {
     }
 
     fn cron_condition(&self, filter: &CronFilter) -> Condition {
-        let mut condition = Condition::all();
+        let mut condition = filter.scope.condition(Column::UserId);
         if let Some(assistant_id) = &filter.assistant_id {
             condition = condition.add(Column::AssistantId.eq(assistant_id.clone()));
         }

@@ -13,7 +13,7 @@ use sea_orm::{
 use entity::attempt::{self, Entity as Attempts};
 use entity::delivery::{self, Column, Entity as Deliveries};
 
-use super::{Backend, Error, Page, Result, Store};
+use super::{Backend, Error, Page, Result, Scope, Store};
 use crate::time::{Millis, now_ms};
 
 pub const PENDING: &str = "pending";
@@ -47,6 +47,7 @@ pub struct DeliveryFilter {
     pub run_id: Option<String>,
     pub cron_id: Option<String>,
     pub status: Option<String>,
+    pub scope: Scope,
 }
 
 impl Store {
@@ -153,7 +154,7 @@ impl Store {
         limit: u64,
         offset: u64,
     ) -> Result<Page<delivery::Model>> {
-        let mut query = Deliveries::find();
+        let mut query = Deliveries::find().filter(filter.scope.condition(Column::UserId));
         if let Some(run_id) = &filter.run_id {
             query = query.filter(Column::RunId.eq(run_id.clone()));
         }
@@ -173,8 +174,10 @@ impl Store {
     pub async fn get_delivery(
         &self,
         delivery_id: &str,
+        scope: &Scope,
     ) -> Result<(delivery::Model, Vec<attempt::Model>)> {
         let delivery = Deliveries::find_by_id(delivery_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .one(&self.read)
             .await?
             .ok_or_else(|| not_found(delivery_id))?;
@@ -190,13 +193,18 @@ impl Store {
     /// Queues a delivery for one more attempt now, whatever its state (redelivery of a
     /// delivered one included). Its attempt count and retry schedule go on from where
     /// they were.
-    pub async fn retry_delivery(&self, delivery_id: &str) -> Result<delivery::Model> {
+    pub async fn retry_delivery(
+        &self,
+        delivery_id: &str,
+        scope: &Scope,
+    ) -> Result<delivery::Model> {
         let now = now_ms();
         let updated = Deliveries::update_many()
             .col_expr(Column::Status, Expr::value(PENDING))
             .col_expr(Column::NextAttemptAt, Expr::value(now))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::DeliveryId.eq(delivery_id.to_string()))
+            .filter(scope.condition(Column::UserId))
             .exec_with_returning(&self.write)
             .await?;
         updated

@@ -77,6 +77,33 @@ impl Store {
     }
 }
 
+/// Whose records an operation may see and change: everyone's (an admin key, or no keys
+/// configured) or one identity's. Another identity's record reads as not found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    All,
+    Owner(String),
+}
+
+impl Scope {
+    /// The condition on a table's `user_id` column (none for `All`).
+    pub fn condition(&self, user_id: impl sea_orm::ColumnTrait) -> sea_orm::Condition {
+        match self {
+            Scope::All => sea_orm::Condition::all(),
+            Scope::Owner(owner) => sea_orm::Condition::all().add(user_id.eq(owner.clone())),
+        }
+    }
+
+    /// Whether a record owned by `user_id` is visible.
+    pub fn allows(&self, user_id: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Owner(owner) => user_id == Some(owner.as_str()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Asc,

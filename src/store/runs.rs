@@ -13,7 +13,7 @@ use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
 use entity::thread::{self, Entity as Threads};
 
-use super::{Error, Page, Result, Store};
+use super::{Error, Page, Result, Scope, Store};
 use crate::time::{Millis, now_ms};
 
 pub const PENDING: &str = "pending";
@@ -231,9 +231,14 @@ impl Store {
     }
 
     /// Active runs matching a status filter (`pending`, `running`, or both).
-    pub async fn active_runs(&self, statuses: &[&str]) -> Result<Vec<(String, String)>> {
+    pub async fn active_runs(
+        &self,
+        statuses: &[&str],
+        scope: &Scope,
+    ) -> Result<Vec<(String, String)>> {
         Ok(Runs::find()
             .filter(Column::Status.is_in(statuses.iter().copied()))
+            .filter(scope.condition(Column::UserId))
             .all(&self.read)
             .await?
             .into_iter()
@@ -796,6 +801,7 @@ async fn insert_delivery(
         lease_expires_at: Set(lease_expires_at),
         last_status_code: Set(None),
         last_error: Set(None),
+        user_id: Set(run.user_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
     }

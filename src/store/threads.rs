@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use entity::thread::{self, Column, Entity as Threads};
 
-use super::{Error, Page, Result, SortOrder, Store};
+use super::{Error, Page, Result, Scope, SortOrder, Store};
 use crate::time::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,7 @@ pub struct ThreadFilter {
     pub metadata: Option<Map<String, Value>>,
     pub values: Option<Map<String, Value>>,
     pub status: Option<String>,
+    pub scope: Scope,
 }
 
 impl Store {
@@ -69,8 +70,9 @@ impl Store {
         Ok(model)
     }
 
-    pub async fn get_thread(&self, thread_id: &str) -> Result<thread::Model> {
+    pub async fn get_thread(&self, thread_id: &str, scope: &Scope) -> Result<thread::Model> {
         Threads::find_by_id(thread_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .one(&self.read)
             .await?
             .ok_or_else(|| thread_not_found(thread_id))
@@ -80,10 +82,12 @@ impl Store {
     pub async fn patch_thread(
         &self,
         thread_id: &str,
+        scope: &Scope,
         metadata: Map<String, Value>,
     ) -> Result<thread::Model> {
         let txn = self.write.begin().await?;
         let current = Threads::find_by_id(thread_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .one(&txn)
             .await?
             .ok_or_else(|| thread_not_found(thread_id))?;
@@ -100,9 +104,27 @@ impl Store {
         Ok(model)
     }
 
+    /// Whether the thread may be used under `scope`: yes when it is missing (it may be
+    /// created) or visible; a thread owned by another identity reads as not found.
+    pub async fn check_thread_scope(&self, thread_id: &str, scope: &Scope) -> Result<()> {
+        if *scope == Scope::All {
+            return Ok(());
+        }
+        match Threads::find_by_id(thread_id.to_string())
+            .one(&self.read)
+            .await?
+        {
+            Some(thread) if !scope.allows(thread.user_id.as_deref()) => {
+                Err(thread_not_found(thread_id))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes a thread and, through the foreign key, its crons.
-    pub async fn delete_thread(&self, thread_id: &str) -> Result<()> {
+    pub async fn delete_thread(&self, thread_id: &str, scope: &Scope) -> Result<()> {
         let result = Threads::delete_by_id(thread_id.to_string())
+            .filter(scope.condition(Column::UserId))
             .exec(&self.write)
             .await?;
         if result.rows_affected == 0 {
@@ -137,7 +159,7 @@ impl Store {
     }
 
     fn thread_condition(&self, filter: &ThreadFilter) -> Condition {
-        let mut condition = Condition::all();
+        let mut condition = filter.scope.condition(Column::UserId);
         if let Some(ids) = &filter.ids {
             condition = condition.add(Column::ThreadId.is_in(ids.clone()));
         }

@@ -121,7 +121,7 @@ impl Daemon {
         daemon
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(response) = self.client.get(format!("{}/ok", self.url)).send().await
@@ -180,7 +180,21 @@ impl Daemon {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.send_as(None, method, path, body).await
+    }
+
+    /// A request with an API key in `x-api-key` (none: no header).
+    pub async fn send_as(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

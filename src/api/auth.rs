@@ -1,0 +1,77 @@
+//! API-key authentication: every request but `/ok` (and `/metrics` when configured public)
+//! must carry a configured key, as `x-api-key` (what the official SDKs send) or
+//! `Authorization: Bearer`. The caller it identifies travels in the request's extensions.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use crate::auth::{ApiKeys, Caller};
+
+/// What the middleware needs: the keys, and which paths are open.
+#[derive(Clone)]
+pub struct Gate {
+    pub keys: Arc<ApiKeys>,
+    pub metrics_public: bool,
+}
+
+pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    if gate.keys.is_empty() {
+        request.extensions_mut().insert(Caller::anonymous());
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    if path == "/ok" || (gate.metrics_public && path == "/metrics") {
+        return next.run(request).await;
+    }
+    let Some(presented) = presented_key(request.headers()) else {
+        return unauthorized("Missing API key: send it in the x-api-key header");
+    };
+    match gate.keys.authenticate(presented) {
+        Some(caller) => {
+            tracing::Span::current().record("identity", caller.identity.as_deref());
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => unauthorized("Invalid API key"),
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, detail).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    /// The caller the middleware identified; routes it leaves open have none, and see
+    /// nothing owned.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Missing API key"))
+    }
+}

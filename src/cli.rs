@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Overrides;
@@ -44,6 +45,14 @@ pub struct GlobalArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Serve without API keys on a non-loopback address.
+    #[arg(
+        long,
+        env = "CRONHOOK_ALLOW_UNAUTHENTICATED",
+        global = true,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

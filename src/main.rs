@@ -5,11 +5,16 @@ use tracing_subscriber::EnvFilter;
 
 use cronhook::cli::{Cli, Command, LogFormat};
 use cronhook::config::Config;
-use cronhook::daemon;
+use cronhook::{daemon, ops};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The ops commands only talk to a daemon's API: no config, no logging set-up.
+    let command = match cli.command {
+        Some(Command::Ops(command)) => return ops::run(&cli.client, command).await,
+        other => other.unwrap_or(Command::Serve),
+    };
     init_logging(cli.global.log_format);
 
     let config = match Config::load(cli.global.config.as_deref(), &cli.global.overrides()) {
@@ -20,7 +25,7 @@ async fn main() -> ExitCode {
         }
     };
 
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => daemon::serve(config).await,
         Command::Migrate => daemon::open_store(&config).await.map(|store| {
             println!("migrations applied");
@@ -30,6 +35,7 @@ async fn main() -> ExitCode {
             println!("config ok: {} graph(s)", config.graphs.len());
             Ok(())
         }
+        Command::Ops(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

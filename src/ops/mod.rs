@@ -1,0 +1,332 @@
+//! The ops commands (`cronhook crons|runs|deliveries …`): each is one or two calls to a
+//! running daemon's REST API (never the database), shown as a table or, with `--json`, as
+//! the daemon's JSON. Every failure is an [`OpsError`], turned into one stderr line and its
+//! exit code here and nowhere else.
+
+pub mod client;
+pub mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::cli::{
+    ClientArgs, CronFields, CronsCommand, CronsCreate, CronsList, CronsNext, CronsUpdate,
+    DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList, value_name,
+};
+use crate::store::assistants::assistant_id_for_graph;
+pub use client::{Answer, Client, OpsError, OpsResult};
+
+/// Runs one ops command and prints its outcome; the exit code follows `cli::EXIT_CODES`.
+pub async fn run(args: &ClientArgs, command: OpsCommand) -> ExitCode {
+    let outcome = match Client::new(&args.url, args.api_key.as_ref()) {
+        Ok(client) => execute(&client, command).await,
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(shown) => {
+            print(&shown, args.json);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cronhook: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// What a command got back and how a person sees it.
+struct Shown {
+    answer: Answer,
+    view: View,
+}
+
+enum View {
+    Crons,
+    Runs,
+    Deliveries,
+    Next,
+    Object,
+    /// A sentence for answers without a body (delete).
+    Message(String),
+}
+
+async fn execute(client: &Client, command: OpsCommand) -> OpsResult<Shown> {
+    match command {
+        OpsCommand::Crons(command) => crons(client, command).await,
+        OpsCommand::Runs(command) => runs(client, command).await,
+        OpsCommand::Deliveries(command) => deliveries(client, command).await,
+    }
+}
+
+async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
+    let shown = |answer, view| Ok(Shown { answer, view });
+    match command {
+        CronsCommand::List(list) => {
+            let answer = client
+                .post("/runs/crons/search", Some(&search_body(&list)))
+                .await?;
+            shown(answer, View::Crons)
+        }
+        CronsCommand::Get { cron_id } => {
+            shown(client.get(&cron_path(cron_id), &[]).await?, View::Object)
+        }
+        CronsCommand::Create(create) => {
+            let path = match create.thread {
+                Some(thread) => format!("/threads/{thread}/runs/crons"),
+                None => "/runs/crons".to_string(),
+            };
+            let answer = client.post(&path, Some(&create_body(&create))).await?;
+            shown(answer, View::Object)
+        }
+        CronsCommand::Update(update) => {
+            let body = update_body(&update);
+            if body.as_object().is_some_and(Map::is_empty) {
+                return Err(OpsError::Usage(
+                    "crons update: nothing to change: give at least one field, e.g. --schedule, \
+                     --timezone, --enabled/--disabled (see cronhook crons update --help)"
+                        .into(),
+                ));
+            }
+            let answer = client.patch(&cron_path(update.cron_id), &body).await?;
+            shown(answer, View::Object)
+        }
+        CronsCommand::Pause { cron_id } => {
+            let answer = client
+                .patch(&cron_path(cron_id), &json!({"enabled": false}))
+                .await?;
+            shown(answer, View::Object)
+        }
+        CronsCommand::Resume { cron_id } => {
+            let answer = client
+                .patch(&cron_path(cron_id), &json!({"enabled": true}))
+                .await?;
+            shown(answer, View::Object)
+        }
+        CronsCommand::Delete { cron_id } => {
+            let answer = client.delete(&cron_path(cron_id)).await?;
+            shown(answer, View::Message(format!("deleted cron {cron_id}")))
+        }
+        CronsCommand::Trigger { cron_id } => {
+            let path = format!("{}/trigger", cron_path(cron_id));
+            shown(client.post(&path, None).await?, View::Object)
+        }
+        CronsCommand::Next(next) => shown(
+            client.get(&next_path(&next), &next_query(&next)).await?,
+            View::Next,
+        ),
+    }
+}
+
+async fn runs(client: &Client, command: RunsCommand) -> OpsResult<Shown> {
+    match command {
+        RunsCommand::List(list) => {
+            let answer = client
+                .get(
+                    &format!("/threads/{}/runs", list.thread),
+                    &runs_query(&list),
+                )
+                .await?;
+            Ok(Shown {
+                answer,
+                view: View::Runs,
+            })
+        }
+        RunsCommand::Get { thread, run_id } => {
+            let answer = client
+                .get(&format!("/threads/{thread}/runs/{run_id}"), &[])
+                .await?;
+            Ok(Shown {
+                answer,
+                view: View::Object,
+            })
+        }
+    }
+}
+
+async fn deliveries(client: &Client, command: DeliveriesCommand) -> OpsResult<Shown> {
+    match command {
+        DeliveriesCommand::List(list) => {
+            let answer = client
+                .get("/webhooks/deliveries", &deliveries_query(&list))
+                .await?;
+            Ok(Shown {
+                answer,
+                view: View::Deliveries,
+            })
+        }
+        DeliveriesCommand::Retry { delivery_id } => {
+            let answer = client
+                .post(&format!("/webhooks/deliveries/{delivery_id}/retry"), None)
+                .await?;
+            Ok(Shown {
+                answer,
+                view: View::Object,
+            })
+        }
+    }
+}
+
+fn cron_path(cron_id: Uuid) -> String {
+    format!("/runs/crons/{cron_id}")
+}
+
+fn next_path(next: &CronsNext) -> String {
+    format!("{}/next", cron_path(next.cron_id))
+}
+
+fn next_query(next: &CronsNext) -> Vec<(&'static str, String)> {
+    let mut query = vec![("count", next.count.to_string())];
+    if let Some(after) = &next.after {
+        query.push(("after", after.clone()));
+    }
+    query
+}
+
+/// `POST /runs/crons/search`: only the filters given.
+fn search_body(list: &CronsList) -> Value {
+    let mut body = Map::new();
+    body.insert("limit".into(), json!(list.limit));
+    body.insert("offset".into(), json!(list.offset));
+    if let Some(assistant) = &list.assistant {
+        body.insert("assistant_id".into(), json!(assistant_id(assistant)));
+    }
+    if let Some(thread) = list.thread {
+        body.insert("thread_id".into(), json!(thread));
+    }
+    if list.enabled || list.disabled {
+        body.insert("enabled".into(), json!(list.enabled));
+    }
+    Value::Object(body)
+}
+
+/// Search filters by assistant id; a graph name stands for its assistant, whose id cronhook
+/// derives from the name (UUIDv5, as LangGraph does).
+fn assistant_id(assistant: &str) -> String {
+    match Uuid::parse_str(assistant) {
+        Ok(id) => id.to_string(),
+        Err(_) => assistant_id_for_graph(assistant).to_string(),
+    }
+}
+
+fn create_body(create: &CronsCreate) -> Value {
+    let mut body = Map::new();
+    body.insert("assistant_id".into(), json!(create.assistant));
+    body.insert("schedule".into(), json!(create.schedule));
+    if create.disabled {
+        body.insert("enabled".into(), json!(false));
+    }
+    add_fields(&mut body, &create.fields);
+    Value::Object(body)
+}
+
+/// `PATCH /runs/crons/{id}`: the fields given and nothing else.
+fn update_body(update: &CronsUpdate) -> Value {
+    let mut body = Map::new();
+    if let Some(schedule) = &update.schedule {
+        body.insert("schedule".into(), json!(schedule));
+    }
+    if update.enabled || update.disabled {
+        body.insert("enabled".into(), json!(update.enabled));
+    }
+    if update.clear_end_time {
+        body.insert("end_time".into(), Value::Null);
+    }
+    add_fields(&mut body, &update.fields);
+    Value::Object(body)
+}
+
+fn add_fields(body: &mut Map<String, Value>, fields: &CronFields) {
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            body.insert(key.to_string(), value);
+        }
+    };
+    put("timezone", fields.timezone.as_ref().map(|v| json!(v)));
+    put("input", fields.input.clone());
+    put("metadata", fields.metadata.clone());
+    put("config", fields.run_config.clone());
+    put("context", fields.context.clone());
+    put("webhook", fields.webhook.as_ref().map(|v| json!(v)));
+    put("end_time", fields.end_time.as_ref().map(|v| json!(v)));
+    put(
+        "on_run_completed",
+        fields.on_run_completed.map(|v| json!(value_name(&v))),
+    );
+    put(
+        "multitask_strategy",
+        fields.multitask_strategy.map(|v| json!(value_name(&v))),
+    );
+    put(
+        "misfire_policy",
+        fields.misfire_policy.map(|v| json!(value_name(&v))),
+    );
+    put(
+        "catchup_window_seconds",
+        fields.catchup_window_seconds.map(|v| json!(v)),
+    );
+}
+
+fn runs_query(list: &RunsList) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", list.limit.to_string()),
+        ("offset", list.offset.to_string()),
+    ];
+    if let Some(status) = &list.status {
+        query.push(("status", value_name(status)));
+    }
+    query
+}
+
+fn deliveries_query(list: &DeliveriesList) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", list.limit.to_string()),
+        ("offset", list.offset.to_string()),
+    ];
+    if let Some(run) = list.run {
+        query.push(("run_id", run.to_string()));
+    }
+    if let Some(cron) = list.cron {
+        query.push(("cron_id", cron.to_string()));
+    }
+    if let Some(status) = &list.status {
+        query.push(("status", value_name(status)));
+    }
+    query
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print(shown: &Shown, json: bool) {
+    let body = &shown.answer.body;
+    let text = if json {
+        if body.is_null() {
+            return;
+        }
+        serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string())
+    } else {
+        match &shown.view {
+            View::Crons => render::crons(body),
+            View::Runs => render::runs(body),
+            View::Deliveries => render::deliveries(body),
+            View::Next => render::next(body),
+            View::Object => render::object(body),
+            View::Message(message) => message.clone(),
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+    if !json
+        && matches!(shown.view, View::Crons | View::Runs | View::Deliveries)
+        && let Some(next) = shown.answer.next_offset()
+    {
+        let total = shown
+            .answer
+            .total()
+            .map(|total| format!(" of {total}"))
+            .unwrap_or_default();
+        eprintln!("(more{total}: add --offset {next})");
+    }
+}

@@ -1,0 +1,156 @@
+//! Tables for people (comfy-table): lists as aligned columns, one object as key/value rows.
+//! `--json` bypasses all of this and prints the daemon's answer as is.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{ContentArrangement, Table};
+use serde_json::Value;
+
+/// A column: its header and how a row's value is read from the object.
+type Column = (&'static str, fn(&Value) -> String);
+
+const CRON_COLUMNS: &[Column] = &[
+    ("CRON ID", |c| text(&c["cron_id"])),
+    ("SCHEDULE", |c| text(&c["schedule"])),
+    ("TIMEZONE", |c| {
+        c["timezone"].as_str().unwrap_or("UTC").to_string()
+    }),
+    ("ENABLED", |c| text(&c["enabled"])),
+    ("NEXT RUN", |c| text(&c["next_run_date"])),
+    ("THREAD", |c| text(&c["thread_id"])),
+    ("UPDATED", |c| text(&c["updated_at"])),
+];
+
+const RUN_COLUMNS: &[Column] = &[
+    ("RUN ID", |r| text(&r["run_id"])),
+    ("STATUS", |r| text(&r["status"])),
+    ("CREATED", |r| text(&r["created_at"])),
+    ("UPDATED", |r| text(&r["updated_at"])),
+    ("CRON ID", |r| text(&r["cron_id"])),
+    ("SCHEDULED FOR", |r| text(&r["scheduled_for"])),
+];
+
+const DELIVERY_COLUMNS: &[Column] = &[
+    ("DELIVERY ID", |d| text(&d["delivery_id"])),
+    ("RUN ID", |d| text(&d["run_id"])),
+    ("STATUS", |d| text(&d["status"])),
+    ("ATTEMPTS", |d| text(&d["attempts"])),
+    ("LAST CODE", |d| text(&d["last_status_code"])),
+    ("NEXT ATTEMPT", |d| text(&d["next_attempt_at"])),
+    ("CREATED", |d| text(&d["created_at"])),
+    ("LAST ERROR", |d| text(&d["last_error"])),
+];
+
+pub fn crons(list: &Value) -> String {
+    rows(CRON_COLUMNS, list)
+}
+
+pub fn runs(list: &Value) -> String {
+    rows(RUN_COLUMNS, list)
+}
+
+pub fn deliveries(list: &Value) -> String {
+    rows(DELIVERY_COLUMNS, list)
+}
+
+/// `GET /runs/crons/{id}/next`: one numbered row per instant.
+pub fn next(answer: &Value) -> String {
+    let mut table = new_table(&["#", "NEXT RUN (UTC)"]);
+    for (index, instant) in answer["next"].as_array().into_iter().flatten().enumerate() {
+        table.add_row(vec![(index + 1).to_string(), text(instant)]);
+    }
+    table.trim_fmt()
+}
+
+/// One object as FIELD / VALUE rows, in the daemon's order; nested values as compact JSON.
+pub fn object(value: &Value) -> String {
+    let mut table = new_table(&["FIELD", "VALUE"]);
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                table.add_row(vec![key.clone(), text(value)]);
+            }
+        }
+        other => {
+            table.add_row(vec!["value".to_string(), text(other)]);
+        }
+    }
+    table.trim_fmt()
+}
+
+/// A list answer (a JSON array) under the given columns; an empty list is the header alone.
+fn rows(columns: &[Column], list: &Value) -> String {
+    let headers: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+    let mut table = new_table(&headers);
+    for item in list.as_array().into_iter().flatten() {
+        table.add_row(
+            columns
+                .iter()
+                .map(|(_, read)| read(item))
+                .collect::<Vec<_>>(),
+        );
+    }
+    table.trim_fmt()
+}
+
+/// Columns separated by two spaces, no borders: easy to read and to `grep`/`awk`.
+fn new_table(headers: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.to_vec());
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table
+}
+
+/// A cell: strings as they are, null as `-`, anything else as compact JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_string(),
+        Value::String(text) => text.replace(['\n', '\r'], " "),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_are_aligned_columns() {
+        let list = json!([
+            {"cron_id": "c1", "schedule": "* * * * *", "timezone": null, "enabled": true,
+             "next_run_date": "2026-01-01T00:00:00+00:00", "thread_id": null,
+             "updated_at": "2025-12-31T00:00:00+00:00"},
+            {"cron_id": "c22", "schedule": "0 9 * * mon", "timezone": "Europe/Paris",
+             "enabled": false, "next_run_date": null, "thread_id": "t1",
+             "updated_at": "2025-12-31T00:00:00+00:00"},
+        ]);
+        let out = crons(&list);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].starts_with("CRON ID  SCHEDULE"), "{out}");
+        assert!(lines[1].starts_with("c1       * * * * *    UTC"), "{out}");
+        assert!(lines[2].contains("Europe/Paris  false"), "{out}");
+        // Columns line up: SCHEDULE starts at the same offset on every line.
+        let at = lines[0].find("SCHEDULE").expect("header");
+        assert_eq!(&lines[1][at..at + 9], "* * * * *");
+        assert_eq!(&lines[2][at..at + 11], "0 9 * * mon");
+    }
+
+    #[test]
+    fn an_empty_list_is_the_header() {
+        assert_eq!(deliveries(&json!([])).lines().count(), 1);
+    }
+
+    #[test]
+    fn objects_are_field_value_rows() {
+        let out = object(&json!({"cron_id": "c1", "metadata": {"a": 1}, "end_time": null}));
+        assert!(out.contains("cron_id   c1"), "{out}");
+        assert!(out.contains(r#"metadata  {"a":1}"#), "{out}");
+        assert!(out.contains("end_time  -"), "{out}");
+    }
+}

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
+use std::future::IntoFuture;
+
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::housekeeping;
+use crate::notify;
 use crate::runs::events::EventHub;
 use crate::runs::executors::Executor;
 use crate::runs::{Control, Graph, Runner, RunnerSettings};
@@ -78,7 +81,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
 
     let hub = EventHub::new();
     let control = Control::new();
-    let shutdown = CancellationToken::new();
+    // A shutdown in three steps: `draining` (API refuses new work, scheduler and workers
+    // stop claiming, running runs get the grace period), then webhook delivery stops, then
+    // the HTTP server closes.
+    let draining = CancellationToken::new();
+    let delivery_stop = CancellationToken::new();
+    let server_stop = CancellationToken::new();
     let webhook_settings =
         webhooks::Settings::from_config(&config, &|name| std::env::var(name).ok())
             .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
@@ -86,7 +94,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let self_url = self_url(addr);
     let (dispatcher, outbox) = Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
         .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
-    let deliveries = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let deliveries = tokio::spawn(dispatcher.run(delivery_stop.clone()));
     let runner = Runner::new(
         store.clone(),
         hub.clone(),
@@ -95,7 +103,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         RunnerSettings::from(&config.runs),
         outbox.clone(),
     );
-    let workers = tokio::spawn(runner.run(shutdown.clone()));
+    let workers = tokio::spawn(runner.run(draining.clone(), config.server.shutdown_grace));
     let scheduler_handle = SchedulerHandle::default();
     let graph_names = config
         .graphs
@@ -109,8 +117,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         config.scheduler.clone(),
         graph_names,
     );
-    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-    let maintenance = tokio::spawn(checkpoint_loop(store.clone(), shutdown.clone()));
+    let scheduler = tokio::spawn(scheduler.run(draining.clone()));
+    let maintenance = tokio::spawn(checkpoint_loop(store.clone(), draining.clone()));
     let mut housekeeping = housekeeping::start(
         store.clone(),
         &config.housekeeping.schedule,
@@ -129,6 +137,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         webhook_policy,
         self_url,
         api_keys: Arc::new(api_keys),
+        draining: draining.clone(),
     });
     // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
     // delayed ACKs add ~40 ms to each.
@@ -137,18 +146,53 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             tracing::warn!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(DaemonError::Serve)?;
-    tracing::info!("shutting down");
-    shutdown.cancel();
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(server_stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    notify::ready(&notify::status_line(&store, &addr.to_string()).await);
+    let keep_alive = tokio::spawn(notify::keep_alive(
+        store.clone(),
+        addr.to_string(),
+        draining.clone(),
+    ));
+
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        result = &mut server => {
+            // The server stopped on its own: an error, never a shutdown.
+            draining.cancel();
+            return Err(DaemonError::Serve(match result {
+                Ok(Err(err)) => err,
+                Ok(Ok(())) => std::io::Error::other("the HTTP server stopped"),
+                Err(err) => std::io::Error::other(err),
+            }));
+        }
+    }
+    let grace = config.server.shutdown_grace;
+    tracing::info!(grace = ?grace, "shutting down: refusing new requests, finishing running runs");
+    notify::stopping("shutting down: finishing running runs");
+    draining.cancel();
+    let _ = keep_alive.await;
     let _ = housekeeping.shutdown().await;
     let _ = scheduler.await;
     let _ = maintenance.await;
     let _ = workers.await;
+    // Every run has ended or gone back to the queue: its delivery row is written.
+    delivery_stop.cancel();
     let _ = deliveries.await;
+    server_stop.cancel();
+    // Streams of runs handed back would never end: they get a short last word.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("closing connections still open");
+        server.abort();
+    }
     store.close().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -53,6 +53,8 @@ pub struct AppState {
     pub self_url: url::Url,
     /// Configured API keys (none: every caller is trusted).
     pub api_keys: Arc<crate::auth::ApiKeys>,
+    /// Cancelled when a shutdown starts: new requests get 503 from then on.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -99,10 +101,72 @@ pub fn router(state: AppState) -> Router {
             gate,
             auth::require_key,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.server.request_timeout,
+            time_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.draining.clone(),
+            refuse_when_draining,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 408 when a request takes longer than `server.request_timeout`. Streams, waits
+/// and joins last as long as their run, so they are exempt.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    if ["/stream", "/wait", "/join"]
+        .iter()
+        .any(|suffix| path.ends_with(suffix))
+    {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request took longer than {}",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// During a shutdown, new requests (readiness probes included) are refused so load
+/// balancers and clients move on; requests already in flight go on.
+async fn refuse_when_draining(
+    axum::extract::State(draining): axum::extract::State<tokio_util::sync::CancellationToken>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !draining.is_cancelled() {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cronhook is shutting down; retry shortly (or on another replica)",
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    headers.insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static("5"),
+    );
+    response
 }
 
 /// Each request's span: its id (the caller's `x-request-id`, or a new one, echoed back),

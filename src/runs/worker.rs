@@ -62,6 +62,9 @@ pub struct Runner {
     worker_id: String,
     /// Where finished runs' webhook deliveries go.
     outbox: Outbox,
+    /// Cancelled when a shutdown's grace period is over: runs still executing stop and go
+    /// back to the queue instead of ending.
+    handback: CancellationToken,
 }
 
 impl Runner {
@@ -81,28 +84,54 @@ impl Runner {
             settings,
             worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
             outbox,
+            handback: CancellationToken::new(),
         })
     }
 
-    /// Runs the claim loop, the lease loop and the recovery loop until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let leases = tokio::spawn(self.clone().lease_loop(shutdown.clone()));
-        let recovery = tokio::spawn(self.clone().recovery_loop(shutdown.clone()));
-        self.claim_loop(shutdown).await;
+    /// Claims and executes runs until `stop`; then lets the runs executing here finish for
+    /// up to `grace`, and hands the rest back to the queue for another worker or replica.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken, grace: Duration) {
+        // Leases are renewed until the last run here has finished or been handed back.
+        let renewing = CancellationToken::new();
+        let leases = tokio::spawn(self.clone().lease_loop(renewing.clone()));
+        let recovery = tokio::spawn(self.clone().recovery_loop(stop.clone()));
+        let slots = self.settings.concurrency;
+        let permits = Arc::new(Semaphore::new(slots));
+        self.clone().claim_loop(&permits, &stop).await;
+
+        let all_done = || permits.acquire_many(slots as u32);
+        let running = slots - permits.available_permits();
+        if running > 0 {
+            tracing::info!(running, grace = ?grace, "waiting for running runs to finish");
+        }
+        if tokio::time::timeout(grace, all_done()).await.is_err() {
+            let left = slots - permits.available_permits();
+            tracing::warn!(
+                runs = left,
+                "grace period over: handing runs back to the queue"
+            );
+            self.handback.cancel();
+            if tokio::time::timeout(Duration::from_secs(10), all_done())
+                .await
+                .is_err()
+            {
+                tracing::error!("runs did not stop; their leases will expire and re-queue them");
+            }
+        }
+        renewing.cancel();
         let _ = leases.await;
         let _ = recovery.await;
     }
 
-    async fn claim_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency));
-        while !shutdown.is_cancelled() {
+    async fn claim_loop(self: Arc<Self>, permits: &Arc<Semaphore>, stop: &CancellationToken) {
+        while !stop.is_cancelled() {
             let free = permits.available_permits() as u64;
             if free == 0 {
                 // Every slot is busy: claim again as soon as a run ends (not at the next
                 // wake-up or poll, which would cap throughput at a batch per poll).
                 tokio::select! {
                     permit = permits.acquire() => drop(permit),
-                    _ = shutdown.cancelled() => return,
+                    _ = stop.cancelled() => return,
                 }
                 continue;
             }
@@ -140,7 +169,7 @@ impl Runner {
             tokio::select! {
                 _ = self.control.woken() => {}
                 _ = tokio::time::sleep(self.settings.poll_every) => {}
-                _ = shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }
@@ -202,7 +231,18 @@ impl Runner {
             "metadata",
             json!({"run_id": run_id, "attempt": run.attempt}),
         );
-        let outcome = self.outcome(&run, cancel).await;
+        let Some(outcome) = self.outcome(&run, cancel).await else {
+            match self
+                .store
+                .release_runs(&self.worker_id, std::slice::from_ref(&run_id))
+                .await
+            {
+                Ok(_) => tracing::info!(%run_id, "run handed back to the queue"),
+                Err(err) => tracing::error!(%run_id, error = %err, "handing a run back failed"),
+            }
+            self.control.untrack(&run_id);
+            return;
+        };
         let mut end = RunEnd::from(&outcome);
         let completion = |run: &run::Model| completion(&self.outbox, run, true);
         match self
@@ -234,9 +274,10 @@ impl Runner {
         self.control.untrack(&run_id);
     }
 
-    async fn outcome(&self, run: &run::Model, cancel: CancellationToken) -> Outcome {
+    /// How the run ended; `None` when it was stopped to be handed back (shutdown).
+    async fn outcome(&self, run: &run::Model, cancel: CancellationToken) -> Option<Outcome> {
         let Some(graph) = self.graphs.get(&run.assistant_id) else {
-            return self.failed(
+            return Some(self.failed(
                 run,
                 Failure::error(
                     "GraphNotFound",
@@ -245,7 +286,7 @@ impl Runner {
                         run.assistant_id
                     ),
                 ),
-            );
+            ));
         };
         let values = match self
             .store
@@ -253,7 +294,9 @@ impl Runner {
             .await
         {
             Ok(thread) => thread.values.unwrap_or(Value::Null),
-            Err(err) => return self.failed(run, Failure::error("ThreadError", err.to_string())),
+            Err(err) => {
+                return Some(self.failed(run, Failure::error("ThreadError", err.to_string())));
+            }
         };
         let input = run_input(run, graph, values);
         let events = Emitter::new(
@@ -263,12 +306,13 @@ impl Runner {
         );
         let result = tokio::select! {
             result = graph.executor.execute(&input, &events) => result,
-            _ = cancel.cancelled() => return Outcome::Interrupted,
+            _ = cancel.cancelled() => return Some(Outcome::Interrupted),
+            _ = self.handback.cancelled() => return None,
         };
-        match result {
+        Some(match result {
             Ok(values) => Outcome::Success { values },
             Err(failure) => self.failed(run, failure),
-        }
+        })
     }
 
     fn failed(&self, run: &run::Model, failure: Failure) -> Outcome {

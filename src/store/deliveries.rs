@@ -170,6 +170,15 @@ impl Store {
         self.page(query, limit, offset).await
     }
 
+    /// How many deliveries have `status`.
+    pub async fn count_deliveries(&self, status: &str) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(Deliveries::find()
+            .filter(Column::Status.eq(status.to_string()))
+            .count(&self.read)
+            .await?)
+    }
+
     /// A delivery and its attempts, oldest attempt first.
     pub async fn get_delivery(
         &self,

@@ -477,6 +477,27 @@ impl Store {
         Ok(count)
     }
 
+    /// Hands `worker`'s running runs back to the queue (a shutdown whose grace period ran
+    /// out): pending again, unleased, and the claim not counted as an attempt.
+    pub async fn release_runs(&self, worker: &str, run_ids: &[String]) -> Result<u64> {
+        if run_ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(Runs::update_many()
+            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
+            .col_expr(Column::Attempt, Expr::col(Column::Attempt).sub(1))
+            .col_expr(Column::StartedAt, Expr::value(Option::<i64>::None))
+            .col_expr(Column::UpdatedAt, Expr::value(now_ms()))
+            .filter(Column::RunId.is_in(run_ids.iter().cloned()))
+            .filter(Column::LeaseOwner.eq(worker))
+            .filter(Column::Status.eq(RUNNING))
+            .exec(&self.write)
+            .await?
+            .rows_affected)
+    }
+
     pub async fn count_runs(&self, status: &str) -> Result<u64> {
         Ok(Runs::find()
             .filter(Column::Status.eq(status.to_string()))

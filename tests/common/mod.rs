@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod postgres;
+pub mod receiver;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -65,6 +65,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         crate::auth::ApiKeys::from_config(&config.auth, &|name| std::env::var(name).ok())
             .map_err(|err| DaemonError::Startup(err.to_string()))?;
     let config = Arc::new(config);
+    let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
     let store = open_store(&config).await?;
     store
         .sync_assistants(config.graphs.keys().map(String::as_str))
@@ -138,6 +139,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         self_url,
         api_keys: Arc::new(api_keys),
         draining: draining.clone(),
+        metrics,
     });
     // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
     // delayed ACKs add ~40 ms to each.

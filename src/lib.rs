@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod housekeeping;
+pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod runs;

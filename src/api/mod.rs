@@ -53,6 +53,8 @@ pub struct AppState {
     pub self_url: url::Url,
     /// Configured API keys (none: every caller is trusted).
     pub api_keys: Arc<crate::auth::ApiKeys>,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Cancelled when a shutdown starts: new requests get 503 from then on.
     pub draining: tokio_util::sync::CancellationToken,
 }

@@ -265,6 +265,13 @@ impl Runner {
             Ok(None) => tracing::warn!(%run_id, "run lease lost before it finished"),
             Err(err) => tracing::error!(%run_id, error = %err, "finishing run failed"),
         }
+        metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.clone())
+            .increment(1);
+        if let Some(started) = run.started_at {
+            let seconds = (crate::time::now_ms() - started).max(0) as f64 / 1000.0;
+            metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.clone())
+                .record(seconds);
+        }
         let resumable = run
             .kwargs
             .get("resumable")

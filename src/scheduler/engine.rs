@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -34,21 +33,12 @@ const MAX_INSTANTS: usize = 100_000;
 #[derive(Clone, Default)]
 pub struct SchedulerHandle {
     changed: Arc<Notify>,
-    pub stats: Arc<SchedulerStats>,
 }
 
 impl SchedulerHandle {
     pub fn cron_changed(&self) {
         self.changed.notify_one();
     }
-}
-
-/// Counters for metrics and tests.
-#[derive(Default, Debug)]
-pub struct SchedulerStats {
-    pub fired: AtomicU64,
-    pub missed: AtomicU64,
-    pub rejected: AtomicU64,
 }
 
 pub struct Scheduler {
@@ -194,10 +184,7 @@ impl Scheduler {
                     catchup,
                 );
                 if planned.missed > 0 {
-                    self.handle
-                        .stats
-                        .missed
-                        .fetch_add(planned.missed, Ordering::Relaxed);
+                    metrics::counter!(crate::metrics::MISSED_INSTANTS).increment(planned.missed);
                     tracing::warn!(
                         cron_id = %cron.cron_id,
                         missed = planned.missed,
@@ -231,18 +218,16 @@ impl Scheduler {
                         let mut cron = fire.cron;
                         match result {
                             Fired::Claimed { runs, rejected } => {
-                                self.handle
-                                    .stats
-                                    .fired
-                                    .fetch_add(runs.len() as u64, Ordering::Relaxed);
+                                metrics::counter!(crate::metrics::FIRES)
+                                    .increment(runs.len() as u64);
                                 if !rejected.is_empty() {
-                                    self.handle
-                                        .stats
-                                        .rejected
-                                        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+                                    metrics::counter!(crate::metrics::REJECTED_FIRES)
+                                        .increment(rejected.len() as u64);
                                     tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
                                 }
                                 for (instant, run_id) in runs {
+                                    metrics::histogram!(crate::metrics::FIRE_LATENESS)
+                                        .record((now - instant).max(0) as f64 / 1000.0);
                                     tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
                                 }
                                 cron.next_run_at = fire.new_next;

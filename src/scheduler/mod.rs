@@ -5,5 +5,5 @@ mod engine;
 mod policy;
 mod timer;
 
-pub use engine::{Scheduler, SchedulerHandle, SchedulerStats};
+pub use engine::{Scheduler, SchedulerHandle};
 pub use policy::{MisfirePolicy, Plan, plan};

@@ -25,7 +25,15 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
+}
+
+/// Every database failure passes here, so the metric counts them all.
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        metrics::counter!(crate::metrics::DB_ERRORS).increment(1);
+        Error::Db(err)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

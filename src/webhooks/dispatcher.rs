@@ -6,7 +6,6 @@
 //! URLs are never logged: they may carry a token in their query string.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -28,15 +27,6 @@ const RECORD_BATCH: usize = 256;
 /// Deliveries claimed per query at most.
 const CLAIM_BATCH: u64 = 256;
 
-/// Counts of attempts by outcome, and their summed latency (for metrics).
-#[derive(Debug, Default)]
-pub struct DeliveryStats {
-    pub delivered: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-    pub latency_us_total: AtomicU64,
-}
-
 /// The handle the runs layer and the API hold: hand over new deliveries, wake the pool.
 #[derive(Clone)]
 pub struct Outbox {
@@ -46,7 +36,6 @@ pub struct Outbox {
     lease: Duration,
     delivers_here: bool,
     disabled: bool,
-    stats: Arc<DeliveryStats>,
 }
 
 impl Outbox {
@@ -72,10 +61,6 @@ impl Outbox {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
-
-    pub fn stats(&self) -> &DeliveryStats {
-        &self.stats
-    }
 }
 
 pub struct Dispatcher {
@@ -88,7 +73,6 @@ pub struct Dispatcher {
     lease: Duration,
     fresh: mpsc::UnboundedReceiver<delivery::Model>,
     wake: Arc<Notify>,
-    stats: Arc<DeliveryStats>,
 }
 
 impl Dispatcher {
@@ -103,7 +87,6 @@ impl Dispatcher {
         // Long enough that a live attempt never loses its lease.
         let lease = (settings.timeout * 3).max(Duration::from_secs(30));
         let wake = Arc::new(Notify::new());
-        let stats = Arc::new(DeliveryStats::default());
         let outbox = Outbox {
             fresh: tx,
             wake: wake.clone(),
@@ -111,7 +94,6 @@ impl Dispatcher {
             lease,
             delivers_here: settings.workers > 0 && !settings.disabled,
             disabled: settings.disabled,
-            stats: stats.clone(),
         };
         let dispatcher = Dispatcher {
             store,
@@ -122,7 +104,6 @@ impl Dispatcher {
             lease,
             fresh: rx,
             wake,
-            stats,
         };
         Ok((dispatcher, outbox))
     }
@@ -140,12 +121,7 @@ impl Dispatcher {
         }
         let permits = Arc::new(Semaphore::new(self.settings.workers));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_loop(
-            self.store.clone(),
-            self.owner.clone(),
-            done_rx,
-            self.stats.clone(),
-        ));
+        let recorder = tokio::spawn(record_loop(self.store.clone(), self.owner.clone(), done_rx));
         let mut in_flight = JoinSet::new();
         let mut unstarted = Vec::new();
         let mut claim_now = true;
@@ -301,20 +277,18 @@ async fn record_loop(
     store: Store,
     owner: String,
     mut done: mpsc::UnboundedReceiver<AttemptRecord>,
-    stats: Arc<DeliveryStats>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while done.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         for record in &batch {
-            let counter = match record.next {
-                NextStep::Delivered => &stats.delivered,
-                NextStep::RetryAt(_) => &stats.retried,
-                NextStep::Failed => &stats.failed,
+            let outcome = match record.next {
+                NextStep::Delivered => "delivered",
+                NextStep::RetryAt(_) => "retried",
+                NextStep::Failed => "failed",
             };
-            counter.fetch_add(1, Ordering::Relaxed);
-            stats
-                .latency_us_total
-                .fetch_add(record.latency_us.max(0) as u64, Ordering::Relaxed);
+            metrics::counter!(crate::metrics::WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
+            metrics::histogram!(crate::metrics::WEBHOOK_LATENCY)
+                .record(record.latency_us.max(0) as f64 / 1e6);
         }
         if let Err(err) = store.record_attempts(&owner, &batch).await {
             // The leases lapse and the deliveries are attempted again: at least once.

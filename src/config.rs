@@ -284,6 +284,13 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Serve without API keys on a non-loopback address.
     pub allow_unauthenticated: bool,
+    /// A client must send its request headers within this time, or is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,6 +362,9 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             allow_unauthenticated: false,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -465,6 +475,16 @@ impl Config {
             .map_err(|err| ConfigError::Invalid(format!("webhooks: {err}")))?;
         crate::auth::ApiKeys::from_config(&self.auth, &|name| std::env::var(name).ok())
             .map_err(|err| ConfigError::Invalid(err.to_string()))?;
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "server.max_header_bytes must be at least 8192".into(),
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be at least 1".into(),

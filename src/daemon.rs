@@ -5,9 +5,6 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use std::future::IntoFuture;
-
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -141,18 +138,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         draining: draining.clone(),
         metrics,
     });
-    // Responses are often small streamed chunks (SSE, wait): without TCP_NODELAY, Nagle and
-    // delayed ACKs add ~40 ms to each.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(server_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let mut server = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        crate::server::Limits::from(&config.server),
+        server_stop.clone(),
+    ));
     notify::ready(&notify::status_line(&store, &addr.to_string()).await);
     let keep_alive = tokio::spawn(notify::keep_alive(
         store.clone(),
@@ -163,11 +154,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tokio::select! {
         _ = shutdown_signal() => {}
         result = &mut server => {
-            // The server stopped on its own: an error, never a shutdown.
+            // The server stopped on its own: a bug, never a shutdown.
             draining.cancel();
             return Err(DaemonError::Serve(match result {
-                Ok(Err(err)) => err,
-                Ok(Ok(())) => std::io::Error::other("the HTTP server stopped"),
+                Ok(()) => std::io::Error::other("the HTTP server stopped"),
                 Err(err) => std::io::Error::other(err),
             }));
         }

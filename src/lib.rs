@@ -16,6 +16,7 @@ pub mod ops;
 pub mod runs;
 pub mod schedule;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 pub mod time;
 pub mod webhooks;

@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
-#   SECTIONS="api runs fires webhooks"   which parts to run (default: all four)
+#   SECTIONS="api runs fires webhooks load"   which parts to run (default: all five)
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -37,7 +37,7 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
-SECTIONS="${SECTIONS:-api runs fires webhooks}"
+SECTIONS="${SECTIONS:-api runs fires webhooks load}"
 
 # A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT; sets dpid, dport.
 start_daemon() {
@@ -71,6 +71,31 @@ if [[ $SECTIONS == *webhooks* ]]; then
   wait "$drain_pid"
   echo "{\"server\":\"cronhook\",\"after\":\"webhook drain\",\"rss_mb\":$(rss_mb "$dpid")}"
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$wdir"
+fi
+
+if [[ $SECTIONS == *load* ]]; then
+  # Issue 6: the API under wrk (2 threads, 32 connections, 15 s) with 100,000 crons stored,
+  # against the reference with what it can hold in the same run; then the daemon's RSS and
+  # CPU while 1,000 crons fire every second.
+  command -v wrk >/dev/null || { sudo -n true 2>/dev/null && S=sudo || S=; $S apt-get install -y -q wrk >/dev/null; }
+  ldir="$(mktemp -d)"
+  start_daemon "$ldir" '[graphs.agent]\nkind = "echo"\n'
+  lurl="http://127.0.0.1:$dport"
+  "$BENCH" --url "$lurl" create --count "${LOAD_CRONS:-100000}" --concurrency 32 | label cronhook 0
+  for target in "cronhook $lurl ${LOAD_CRONS:-100000}" "reference http://127.0.0.1:$ref_port ${REF_CRONS:-2000}"; do
+    set -- $target
+    if [[ $1 == reference ]]; then "$BENCH" --url "$2" create --count "$3" --concurrency 32 >/dev/null; fi
+    id="$(curl -fsS -X POST "$2/runs/crons/search" -H 'content-type: application/json' -d '{"limit":1,"offset":'$(( $3 / 2 ))'}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["cron_id"])')"
+    bench/wrk-json.sh get-cron "$1" "$3" "$2/runs/crons/$id" -t2 -c32 -d15s
+    bench/wrk-json.sh search-crons "$1" "$3" "$2/runs/crons/search" -t2 -c32 -d15s -s bench/wrk-search.lua
+  done
+  echo "{\"server\":\"cronhook\",\"stored\":${LOAD_CRONS:-100000},\"after\":\"wrk\",\"rss_mb\":$(rss_mb "$dpid")}"
+  cpu_before="$(awk '{print $14+$15}' "/proc/$dpid/stat")"; t_before="$(date +%s%N)"
+  "$BENCH" --url "$lurl" fires --crons 1000 --per-second 1.0 --seconds 20 \
+    --database-url "sqlite://$ldir/cronhook.db?mode=ro" | label cronhook "${LOAD_CRONS:-100000}"
+  cpu_after="$(awk '{print $14+$15}' "/proc/$dpid/stat")"; t_after="$(date +%s%N)"
+  echo "{\"server\":\"cronhook\",\"stored\":$(( ${LOAD_CRONS:-100000} + 1000 )),\"while\":\"1,000 crons firing every second\",\"rss_mb\":$(rss_mb "$dpid"),\"cpu_percent\":$(awk -v c=$((cpu_after - cpu_before)) -v t=$((t_after - t_before)) 'BEGIN {printf "%.1f", c / (t / 1e9) }')}"
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$ldir"
 fi
 
 if [[ $SECTIONS == *runs* ]]; then

@@ -4,6 +4,7 @@
 #   scripts/venv.sh               tests/sdk/.venv        (SDK conformance suite, croniter)
 #   scripts/venv.sh --reference   ... and tests/reference/.venv (langgraph dev, the reference server)
 #   scripts/venv.sh --reference-only   only tests/reference/.venv
+#   scripts/venv.sh --schemathesis      only tests/schemathesis/.venv (API fuzzing)
 #
 # Idempotent and quiet: a venv is rebuilt from scratch only when its requirements.txt (or the
 # Python interpreter) changed since the last successful install; a hash of both is stored
@@ -16,11 +17,13 @@ PY="${PYTHON:-python3}"
 
 want_sdk=1
 want_ref=0
+want_st=0
 for arg in "$@"; do
   case "$arg" in
     --reference) want_ref=1 ;;
     --reference-only) want_ref=1; want_sdk=0 ;;
-    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --schemathesis) want_st=1; want_sdk=0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "venv.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,4 +67,7 @@ if [[ $want_sdk == 1 ]]; then
 fi
 if [[ $want_ref == 1 ]]; then
   ensure_venv "$ROOT/tests/reference/.venv" "$ROOT/tests/reference/requirements.txt"
+fi
+if [[ $want_st == 1 ]]; then
+  ensure_venv "$ROOT/tests/schemathesis/.venv" "$ROOT/tests/schemathesis/requirements.txt"
 fi

@@ -55,6 +55,7 @@ pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
 }
 
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let mut signals = StopSignals::listen().map_err(DaemonError::Serve)?;
     config
         .check_exposure()
         .map_err(|err| DaemonError::Startup(err.to_string()))?;
@@ -152,7 +153,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     ));
 
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = signals.received() => {}
         result = &mut server => {
             // The server stopped on its own: a bug, never a shutdown.
             draining.cancel();
@@ -235,27 +236,26 @@ async fn checkpoint_loop(store: Store, shutdown: CancellationToken) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// SIGTERM and SIGINT, listened to from creation on: a signal that arrives while the
+/// daemon is still starting is not lost (nor does it kill the process).
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (.ci/run calls this):
-#   lints, Rust unit and integration tests (SQLite and a throw-away PostgreSQL), the
-#   croniter property test, and the official-SDK suite against cronhook and the reference.
+#   lints, the systemd unit check, Rust unit and integration tests (SQLite and a throw-away
+#   PostgreSQL), the croniter property test, and the official-SDK suite against cronhook and
+#   the reference.
 # Installs what it needs first (PostgreSQL binaries, Python venvs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,6 +11,7 @@ cd "$ROOT"
 scripts/install-deps.sh --reference
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+scripts/systemd-check.sh
 CRONHOOK_TEST_PYTHON="$ROOT/tests/sdk/.venv/bin/python" cargo test --workspace
 scripts/sdk-suite.sh cronhook
 scripts/sdk-suite.sh reference

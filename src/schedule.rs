@@ -939,12 +939,24 @@ fn build(expr: &str) -> Result<Schedule, String> {
                 variants.push((parts.join(","), months.render()));
             }
             DomFilter::Nearest(d) => {
-                variants.push((format!("{d}W"), months.render()));
+                let selected = |m: &u64| months.star || months.values & (1 << m) != 0;
+                // `dW` only in months that can have day `d`: a pattern croner can never
+                // match would make it search thousands of years on every call.
+                let long: Vec<u64> = (1..=12u64)
+                    .filter(|m| max_month_len(*m) >= d)
+                    .filter(selected)
+                    .collect();
+                let all_selected = (1..=12u64).filter(selected).count();
+                if long.len() == all_selected {
+                    variants.push((format!("{d}W"), months.render()));
+                } else if !long.is_empty() {
+                    variants.push((format!("{d}W"), join(long)));
+                }
                 // croniter clamps `dW` to the last day in months shorter than `d`;
                 // croner skips those months. The nearest weekday to the last day is `LW`.
                 let short: Vec<u64> = (1..=12u64)
                     .filter(|m| min_month_len(*m) < d)
-                    .filter(|m| months.star || months.values & (1 << m) != 0)
+                    .filter(selected)
                     .collect();
                 if !short.is_empty() {
                     variants.push(("LW".to_string(), join(short)));
@@ -977,6 +989,14 @@ fn build(expr: &str) -> Result<Schedule, String> {
         combine,
         never,
     })
+}
+
+/// The most days a month has (February in a leap year).
+fn max_month_len(month: u64) -> u64 {
+    match month {
+        2 => 29,
+        other => min_month_len(other),
+    }
 }
 
 fn min_month_len(month: u64) -> u64 {
@@ -1120,6 +1140,19 @@ mod tests {
         assert_eq!(
             next_n("0 0 15W MAR,JUN *", "UTC", "2025-01-01T00:00:00Z", 2),
             ["2025-03-14T00:00:00Z", "2025-06-16T00:00:00Z"]
+        );
+        // Months that cannot have the day get only the clamped pattern; found by the
+        // schedule fuzzer, where `31W` in April searched for centuries on every call.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            next_n("0 4 31W 4 3", "UTC", "2106-02-07T00:00:00Z", 3).len(),
+            3,
+            "31W in April fires on the nearest weekday to the 30th"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
         );
         // croniter clamps 31W to the last day of shorter months
         assert_eq!(

@@ -825,3 +825,58 @@ async fn deliveries_list_and_retry() {
     .await;
     assert_eq!(missing.code, 3, "{missing:?}");
 }
+
+/// Against a daemon with real API keys: no key or a wrong one is exit 4, and each key sees
+/// only its identity's crons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_against_a_real_daemon() {
+    const ALICE: &str = "cli-alice-key-0a1b2c3d";
+    const BOB: &str = "cli-bob-key-4e5f6a7b8c";
+    let (_storage, daemon) = started(&format!(
+        "[[auth.api_keys]]\nidentity = \"alice\"\nkey = \"{ALICE}\"\n\
+         [[auth.api_keys]]\nidentity = \"bob\"\nkey = \"{BOB}\"\n"
+    ))
+    .await;
+    let url = daemon.url.as_str();
+    let out = cli(url, &["crons", "list"]).await;
+    assert_eq!(out.code, 4, "{out:?}");
+    let out = cli(url, &["--api-key", "not-a-key-000000000", "crons", "list"]).await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(
+        !out.stderr.contains("not-a-key"),
+        "the key is never printed: {out:?}"
+    );
+
+    let created = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "--json",
+            "crons",
+            "create",
+            "--schedule",
+            "0 5 * * *",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let cron_id = created["cron_id"].as_str().expect("cron_id").to_string();
+    assert_eq!(created["user_id"], "alice");
+    let mine = cli_env(
+        &["--json", "crons", "list"],
+        &[("CRONHOOK_URL", url), ("CRONHOOK_API_KEY", ALICE)],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    let theirs = cli(url, &["--api-key", BOB, "--json", "crons", "list"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(theirs, serde_json::json!([]));
+    let out = cli(url, &["--api-key", BOB, "crons", "get", &cron_id]).await;
+    assert_eq!(out.code, 3, "bob cannot see alice's cron: {out:?}");
+}

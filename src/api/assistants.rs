@@ -34,6 +34,10 @@ const FIELDS: &[&str] = &[
     "version",
 ];
 
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(search))
@@ -47,9 +51,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[schema(as = AssistantVersionsRequest)]
 struct VersionsRequest {
     metadata: Option<Map<String, Value>>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
 }
 
@@ -60,12 +67,17 @@ struct SearchRequest {
     metadata: Option<Map<String, Value>>,
     graph_id: Option<String>,
     name: Option<String>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
     sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
+    /// Only these keys of each item (default: all).
+    #[schema(schema_with = select_schema)]
     select: Option<Vec<String>>,
 }
 

@@ -280,6 +280,19 @@ pub fn validate_select(select: &Option<Vec<String>>, allowed: &[&str]) -> ApiRes
     Ok(())
 }
 
+/// The schema of a `select` list: some of the resource's fields.
+pub fn select_schema(fields: &[&str]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .enum_values(Some(fields.iter().copied())),
+        )
+        .description(Some("Only these keys of each item (default: all)."))
+        .build()
+}
+
 /// Keeps only the selected keys (all when no selection).
 pub fn project(object: Map<String, Value>, select: &Option<Vec<String>>) -> Value {
     match select {

@@ -49,6 +49,10 @@ const FIELDS: &[&str] = &[
     "scheduled_for",
 ];
 
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
+}
+
 /// `wait` and `join` write a newline this often while the run goes on, as LangGraph does,
 /// so proxies do not cut an idle connection.
 const KEEPALIVE: Duration = Duration::from_secs(5);
@@ -585,6 +589,7 @@ struct ListQuery {
     status: Option<String>,
     /// Keys to return (repeat the parameter for several).
     #[serde(default)]
+    #[param(schema_with = select_schema)]
     select: Vec<String>,
 }
 

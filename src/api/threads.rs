@@ -36,6 +36,10 @@ const FIELDS: &[&str] = &[
     "interrupts",
 ];
 
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
@@ -114,12 +118,17 @@ struct SearchRequest {
     metadata: Option<Map<String, Value>>,
     values: Option<Map<String, Value>>,
     status: Option<Status>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
     sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
+    /// Only these keys of each item (default: all).
+    #[schema(schema_with = select_schema)]
     select: Option<Vec<String>>,
     /// Not supported: only an empty object (or none) is accepted.
     extract: Option<Map<String, Value>>,

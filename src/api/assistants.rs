@@ -1,14 +1,17 @@
 //! `/assistants`: read-only views of the configured graphs.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use entity::assistant;
 
+use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
@@ -31,49 +34,65 @@ const FIELDS: &[&str] = &[
     "version",
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/assistants/search", post(search))
-        .route("/assistants/count", post(count))
-        .route("/assistants/{assistant_id}", get(get_one))
-        .route("/assistants/{assistant_id}/versions", post(versions))
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
 }
 
-#[derive(Debug, Deserialize)]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(count))
+        .routes(routes!(get_one))
+        .routes(routes!(versions))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AssistantVersionsRequest)]
 struct VersionsRequest {
     metadata: Option<Map<String, Value>>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AssistantSearchRequest)]
 struct SearchRequest {
     metadata: Option<Map<String, Value>>,
     graph_id: Option<String>,
     name: Option<String>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
     sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
+    /// Only these keys of each item (default: all).
+    #[schema(schema_with = select_schema)]
     select: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AssistantCountRequest)]
 struct CountRequest {
     metadata: Option<Map<String, Value>>,
     graph_id: Option<String>,
     name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AssistantSortBy)]
 enum SortBy {
     AssistantId,
     CreatedAt,
@@ -94,6 +113,24 @@ impl From<SortBy> for AssistantSort {
     }
 }
 
+/// Search assistants (the configured graphs).
+#[utoipa::path(
+    post,
+    path = "/assistants/search",
+    tag = "assistants",
+    operation_id = "search_assistants",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "A page of assistants (with `select`, only those keys)",
+            body = Vec<Assistant>, headers(
+                ("x-pagination-total" = u64, description = "Items before this page plus those on it (one more when there are more)"),
+                ("x-pagination-next" = u64, description = "The offset of the next page, when there is one"),
+            )),
+        (status = 404, description = "Unknown `graph_id`", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn search(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SearchRequest>,
@@ -112,6 +149,20 @@ async fn search(
     Ok(page_response(page, render, &request.select))
 }
 
+/// Count assistants.
+#[utoipa::path(
+    post,
+    path = "/assistants/count",
+    tag = "assistants",
+    operation_id = "count_assistants",
+    request_body = CountRequest,
+    responses(
+        (status = 200, description = "How many assistants match", body = u64, content_type = "application/json"),
+        (status = 404, description = "Unknown `graph_id`", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn count(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CountRequest>,
@@ -120,6 +171,20 @@ async fn count(
     Ok(Json(state.store.count_assistants(&filter).await?))
 }
 
+/// Get an assistant.
+#[utoipa::path(
+    get,
+    path = "/assistants/{assistant_id}",
+    tag = "assistants",
+    operation_id = "get_assistant",
+    params(("assistant_id" = String, Path, format = Uuid, description = "The assistant's id")),
+    responses(
+        (status = 200, description = "The assistant", body = Assistant),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     Path(assistant_id): Path<String>,
@@ -133,7 +198,23 @@ async fn get_one(
     Ok(Json(render(assistant)))
 }
 
-/// An assistant's versions. Assistants here come from the config and have one version.
+/// An assistant's versions.
+///
+/// Assistants here come from the config and have one version.
+#[utoipa::path(
+    post,
+    path = "/assistants/{assistant_id}/versions",
+    tag = "assistants",
+    operation_id = "list_assistant_versions",
+    params(("assistant_id" = String, Path, format = Uuid, description = "The assistant's id")),
+    request_body = VersionsRequest,
+    responses(
+        (status = 200, description = "The versions (at most one)", body = Vec<AssistantVersion>),
+        (status = 404, description = "No such assistant", body = ErrorBody),
+        (status = 422, description = "Invalid id or body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn versions(
     State(state): State<AppState>,
     Path(assistant_id): Path<String>,
@@ -188,6 +269,44 @@ fn filter(
         graph_id,
         name,
     })
+}
+
+/// An assistant: one configured graph.
+// `render`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Assistant {
+    #[schema(format = Uuid)]
+    assistant_id: String,
+    graph_id: String,
+    config: Map<String, Value>,
+    context: Map<String, Value>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    metadata: Map<String, Value>,
+    version: i32,
+    name: String,
+    description: Option<String>,
+}
+
+/// One version of an assistant: the assistant without `updated_at`.
+// `versions`' JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct AssistantVersion {
+    #[schema(format = Uuid)]
+    assistant_id: String,
+    graph_id: String,
+    config: Map<String, Value>,
+    context: Map<String, Value>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    metadata: Map<String, Value>,
+    version: i32,
+    name: String,
+    description: Option<String>,
 }
 
 pub fn render(assistant: assistant::Model) -> Value {

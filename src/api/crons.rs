@@ -3,20 +3,24 @@
 //! A cron's `payload` is its create body as sent (LangGraph keeps it whole), with
 //! `assistant_id` resolved and `config.configurable.cron_id` added; PATCH merges into it.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::cron;
 
+use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
+use super::runs::Run;
 use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
     validate_select,
@@ -50,21 +54,38 @@ const FIELDS: &[&str] = &[
     "catchup_window_seconds",
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/runs/crons", post(create_stateless))
-        .route("/threads/{thread_id}/runs/crons", post(create_for_thread))
-        .route("/runs/crons/search", post(search))
-        .route("/runs/crons/count", post(count))
-        .route(
-            "/runs/crons/{cron_id}",
-            get(get_one).patch(patch).delete(delete),
-        )
-        .route("/runs/crons/{cron_id}/trigger", post(trigger))
-        .route("/runs/crons/{cron_id}/next", get(next))
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
 }
 
-/// Fires the cron now, outside its schedule (which does not move).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_stateless))
+        .routes(routes!(create_for_thread))
+        .routes(routes!(search))
+        .routes(routes!(count))
+        .routes(routes!(get_one, patch, delete))
+        .routes(routes!(trigger))
+        .routes(routes!(next))
+}
+
+/// Fire a cron now.
+///
+/// The run is queued at once, outside the schedule (which does not move).
+#[utoipa::path(
+    post,
+    path = "/runs/crons/{cron_id}/trigger",
+    tag = "crons",
+    operation_id = "trigger_cron",
+    params(("cron_id" = String, Path, format = Uuid, description = "The cron's id")),
+    responses(
+        (status = 200, description = "The queued run", body = Run),
+        (status = 404, description = "No such cron (or its thread is gone)", body = ErrorBody),
+        (status = 409, description = "The thread is busy and the cron's `multitask_strategy` is `reject`", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,15 +108,34 @@ async fn trigger(
     Ok(Json(render_run(&run)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NextQuery {
+    /// How many instants (1–1000, default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     count: Option<String>,
     /// ISO-8601 instant to count from (default: now).
+    #[param(format = DateTime)]
     after: Option<String>,
 }
 
+/// A cron's next fire times.
+///
 /// The next `count` instants (1–1000, default 10) after now (or `after`), whether or not
 /// the cron is enabled.
+#[utoipa::path(
+    get,
+    path = "/runs/crons/{cron_id}/next",
+    tag = "crons",
+    operation_id = "next_cron_fires",
+    params(("cron_id" = String, Path, format = Uuid, description = "The cron's id"), NextQuery),
+    responses(
+        (status = 200, description = "The instants, in UTC", body = CronNext),
+        (status = 404, description = "No such cron", body = ErrorBody),
+        (status = 422, description = "Invalid id, `count` or `after`", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn next(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,15 +170,35 @@ async fn next(
     Ok(Json(json!({"cron_id": cron_id, "next": instants})))
 }
 
+/// A cron's next fire times.
+// `next`'s JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct CronNext {
+    #[schema(format = Uuid)]
+    cron_id: String,
+    #[schema(value_type = Vec<String>, format = DateTime)]
+    next: Vec<String>,
+}
+
 /// The body of both cron creates (LangGraph's CronCreate / ThreadCronCreate, plus the
 /// keys the official SDK sends). Only validated here; the raw body becomes the payload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // fields exist to be validated
+#[schema(
+    as = CronCreateRequest,
+    description = "A new cron: its schedule and the run each fire creates (LangGraph's CronCreate). The body is kept whole as the cron's `payload`."
+)]
 struct CreateRequest {
+    /// A cron expression (5 fields, or 6 with seconds), in `timezone`.
     schedule: String,
+    /// An assistant id or a graph name.
     assistant_id: String,
+    /// An IANA zone name (default: UTC).
     timezone: Option<String>,
+    /// No fire after this instant.
+    #[schema(format = DateTime)]
     end_time: Option<String>,
     input: Option<CronInput>,
     metadata: Option<Map<String, Value>>,
@@ -156,17 +216,24 @@ struct CreateRequest {
     durability: Option<Durability>,
     checkpoint_during: Option<bool>,
     misfire_policy: Option<MisfirePolicy>,
+    /// How far back `fire_all` catches up (default: the configured window).
     catchup_window_seconds: Option<u32>,
 }
 
 /// LangGraph's CronPatch. `end_time: null` clears the end; an absent key keeps it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // fields exist to be validated
+#[schema(
+    as = CronPatchRequest,
+    description = "Changes to a cron (LangGraph's CronPatch): the keys given replace the cron's (`metadata` is merged) and are merged into its `payload`."
+)]
 struct PatchRequest {
     schedule: Option<String>,
     timezone: Option<String>,
+    /// A new end, or `null` to clear it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     end_time: Option<Option<String>>,
     input: Option<CronInput>,
     metadata: Option<Map<String, Value>>,
@@ -186,7 +253,7 @@ struct PatchRequest {
 }
 
 /// A cron's input: an object or a list of objects (narrower than a run's).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged, expecting = "an object or a list of objects")]
 #[allow(dead_code)] // validated only; the raw body is the payload
 enum CronInput {
@@ -199,32 +266,44 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CronSearchRequest)]
 struct SearchRequest {
+    #[schema(format = Uuid)]
     assistant_id: Option<String>,
+    #[schema(format = Uuid)]
     thread_id: Option<String>,
     enabled: Option<bool>,
     metadata: Option<Map<String, Value>>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
     sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
+    /// Only these keys of each item (default: all).
+    #[schema(schema_with = select_schema)]
     select: Option<Vec<String>>,
 }
 
 /// Like LangGraph's, count ignores keys it does not filter on (such as `enabled`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CronCountRequest)]
 struct CountRequest {
+    #[schema(format = Uuid)]
     assistant_id: Option<String>,
+    #[schema(format = Uuid)]
     thread_id: Option<String>,
     metadata: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CronSortBy)]
 enum SortBy {
     CronId,
     AssistantId,
@@ -249,6 +328,23 @@ impl From<SortBy> for CronSort {
     }
 }
 
+/// Create a stateless cron.
+///
+/// Each fire runs on a new thread, which is deleted afterwards unless `on_run_completed`
+/// is `keep`.
+#[utoipa::path(
+    post,
+    path = "/runs/crons",
+    tag = "crons",
+    operation_id = "create_cron",
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The new cron", body = Cron),
+        (status = 404, description = "Unknown assistant", body = ErrorBody),
+        (status = 422, description = "Invalid body (schedule, timezone, end_time, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn create_stateless(
     State(state): State<AppState>,
     caller: Caller,
@@ -257,6 +353,23 @@ async fn create_stateless(
     create(state, caller, None, body).await
 }
 
+/// Create a cron on a thread.
+///
+/// Each fire runs on this thread.
+#[utoipa::path(
+    post,
+    path = "/threads/{thread_id}/runs/crons",
+    tag = "crons",
+    operation_id = "create_thread_cron",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The new cron", body = Cron),
+        (status = 404, description = "Unknown thread or assistant", body = ErrorBody),
+        (status = 422, description = "Invalid id or body (schedule, timezone, end_time, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn create_for_thread(
     State(state): State<AppState>,
     caller: Caller,
@@ -330,6 +443,20 @@ async fn create(
     Ok(Json(render(cron)))
 }
 
+/// Get a cron.
+#[utoipa::path(
+    get,
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    operation_id = "get_cron",
+    params(("cron_id" = String, Path, format = Uuid, description = "The cron's id")),
+    responses(
+        (status = 200, description = "The cron", body = Cron),
+        (status = 404, description = "No such cron", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,6 +468,25 @@ async fn get_one(
     )))
 }
 
+/// Update a cron.
+///
+/// The keys given are merged into the cron (and its payload); a new schedule, timezone,
+/// end or `enabled` recomputes `next_run_date`.
+#[utoipa::path(
+    patch,
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    operation_id = "patch_cron",
+    params(("cron_id" = String, Path, format = Uuid, description = "The cron's id")),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "The updated cron", body = Cron),
+        (status = 400, description = "Empty body", body = ErrorBody),
+        (status = 404, description = "No such cron", body = ErrorBody),
+        (status = 422, description = "Invalid id or body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -432,6 +578,20 @@ async fn patch(
     Ok(Json(render(cron)))
 }
 
+/// Delete a cron.
+#[utoipa::path(
+    delete,
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    operation_id = "delete_cron",
+    params(("cron_id" = String, Path, format = Uuid, description = "The cron's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such cron", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -443,6 +603,23 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Search crons.
+#[utoipa::path(
+    post,
+    path = "/runs/crons/search",
+    tag = "crons",
+    operation_id = "search_crons",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "A page of crons (with `select`, only those keys)",
+            body = Vec<Cron>, headers(
+                ("x-pagination-total" = u64, description = "Items before this page plus those on it (one more when there are more)"),
+                ("x-pagination-next" = u64, description = "The offset of the next page, when there is one"),
+            )),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -472,6 +649,19 @@ async fn search(
     Ok(page_response(page, render, &request.select))
 }
 
+/// Count crons.
+#[utoipa::path(
+    post,
+    path = "/runs/crons/count",
+    tag = "crons",
+    operation_id = "count_crons",
+    request_body = CountRequest,
+    responses(
+        (status = 200, description = "How many crons match", body = u64, content_type = "application/json"),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn count(
     State(state): State<AppState>,
     caller: Caller,
@@ -550,6 +740,45 @@ fn merge_payload(
         root.insert("assistant_id".into(), json!(assistant_id));
     }
     set_configurable_cron_id(payload, cron_id);
+}
+
+/// A cron: a schedule, and the run each fire creates.
+// `render`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Cron {
+    #[schema(format = Uuid)]
+    cron_id: String,
+    #[schema(format = Uuid)]
+    assistant_id: String,
+    /// Null for a stateless cron.
+    #[schema(format = Uuid)]
+    thread_id: Option<String>,
+    /// Stateless crons: `delete` or `keep`; null on a thread's cron.
+    on_run_completed: Option<OnCompletion>,
+    #[schema(format = DateTime)]
+    end_time: Option<String>,
+    schedule: String,
+    /// IANA zone name; null means UTC.
+    timezone: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// The identity that created it (empty without API keys).
+    user_id: String,
+    /// The create body as sent, with `assistant_id` resolved and
+    /// `config.configurable.cron_id` added; what each fire runs.
+    payload: Map<String, Value>,
+    /// The next fire; null when it will not fire again (past its end).
+    #[schema(format = DateTime)]
+    next_run_date: Option<String>,
+    metadata: Map<String, Value>,
+    enabled: bool,
+    /// Null: the configured default.
+    misfire_policy: Option<MisfirePolicy>,
+    /// Null: the configured default.
+    catchup_window_seconds: Option<i64>,
 }
 
 pub fn render(cron: cron::Model) -> Value {

@@ -3,8 +3,14 @@
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+/// What a new run does when its thread already has an active run.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MultitaskStrategy {
     Reject,
@@ -14,7 +20,8 @@ pub enum MultitaskStrategy {
     Enqueue,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// What happens to a stateless run's thread once the run ends.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnCompletion {
     Delete,
@@ -30,7 +37,7 @@ impl OnCompletion {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
     Sync,
@@ -38,7 +45,7 @@ pub enum Durability {
     Exit,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StreamMode {
     Values,
@@ -53,7 +60,7 @@ pub enum StreamMode {
 }
 
 /// One stream mode or a list of them.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(untagged, expecting = "a stream mode or a list of stream modes")]
 pub enum StreamModes {
     One(StreamMode),
@@ -66,6 +73,26 @@ pub enum Nodes {
     All,
     Named(Vec<String>),
 }
+
+/// Written by hand: the `Deserialize` above is too (`"*"` is a literal, not any string).
+impl PartialSchema for Nodes {
+    fn schema() -> RefOr<Schema> {
+        let star = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .enum_values(Some(["*"]))
+            .description(Some("every node"));
+        let named = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)))
+            .description(Some("these nodes"));
+        OneOfBuilder::new()
+            .item(star)
+            .item(named)
+            .description(Some("\"*\" or a list of node names"))
+            .into()
+    }
+}
+
+impl ToSchema for Nodes {}
 
 impl<'de> Deserialize<'de> for Nodes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -87,7 +114,7 @@ impl<'de> Deserialize<'de> for Nodes {
 
 /// `config`: tags, recursion_limit, configurable, and other keys passed through.
 #[allow(dead_code)] // validated now; read by the run executors
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, ToSchema)]
 pub struct RunConfig {
     pub tags: Option<Vec<String>>,
     pub recursion_limit: Option<i64>,

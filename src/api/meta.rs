@@ -1,25 +1,98 @@
 //! Health and information endpoints.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::ErrorBody;
 use super::{ApiResult, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ok", get(ok))
-        .route("/info", get(info))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ok))
+        .routes(routes!(info))
+        .routes(routes!(metrics))
+}
+
+/// Ready.
+// `ok`'s JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Readiness {
+    ok: bool,
 }
 
 /// Readiness: 200 once the database is migrated and answering.
+///
+/// Open to every caller, with or without an API key. During a shutdown it answers 503.
+#[utoipa::path(
+    get,
+    path = "/ok",
+    tag = "meta",
+    operation_id = "ok",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness, example = json!({"ok": true})),
+        (status = 500, description = "The database does not answer", body = ErrorBody),
+    )
+)]
 async fn ok(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.store.ping().await?;
     Ok(Json(json!({ "ok": true })))
 }
 
+/// About this daemon.
+// `info`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Info {
+    /// Always `cronhook`.
+    name: String,
+    /// cronhook's version.
+    version: String,
+    /// `sqlite` or `postgres`.
+    backend: String,
+    /// The configured graphs (one assistant each).
+    graphs: Vec<String>,
+    flags: InfoFlags,
+    features: InfoFeatures,
+}
+
+/// LangGraph's capability flags, as the SDKs read them.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct InfoFlags {
+    assistants: bool,
+    crons: bool,
+    /// Always false.
+    langsmith: bool,
+}
+
+/// What this daemon's configuration turns on.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct InfoFeatures {
+    /// API keys are configured (every route but `/ok` needs one).
+    auth: bool,
+    /// Webhooks are sent (`http.disable_webhooks` is false).
+    webhooks: bool,
+    /// Webhooks are signed (Standard Webhooks).
+    webhook_signing: bool,
+    /// `/metrics` is open without a key.
+    metrics_public: bool,
+}
+
+/// Version, storage backend, graphs and the features turned on.
+#[utoipa::path(
+    get,
+    path = "/info",
+    tag = "meta",
+    operation_id = "info",
+    responses((status = 200, description = "About this daemon", body = Info))
+)]
 async fn info(State(state): State<AppState>) -> Json<Value> {
     let config = &state.config;
     Json(json!({
@@ -38,7 +111,21 @@ async fn info(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// Prometheus text format (see `crate::metrics` for the names).
+/// Prometheus metrics (text exposition format).
+///
+/// Needs an API key unless `metrics.public = true` in the configuration.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    operation_id = "metrics",
+    responses((
+        status = 200,
+        description = "Prometheus text format, version 0.0.4",
+        body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+    ))
+)]
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     (
         [(

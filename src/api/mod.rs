@@ -4,6 +4,7 @@
 mod assistants;
 pub mod auth;
 mod crons;
+pub mod docs;
 pub mod error;
 pub mod extract;
 mod fields;
@@ -15,14 +16,15 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Config;
 use crate::runs::Control;
@@ -81,19 +83,36 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let max_body = state.config.server.max_body_bytes;
-    let gate = auth::Gate {
-        keys: state.api_keys.clone(),
-        metrics_public: state.config.metrics.public,
-    };
-    Router::new()
+/// Every route with its description: each resource's router registers its handlers with
+/// `routes!`, which reads their `#[utoipa::path]` annotations.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(docs::root())
         .merge(meta::router())
         .merge(assistants::router())
         .merge(threads::router())
         .merge(crons::router())
         .merge(runs::router())
         .merge(webhooks::router())
+        .merge(docs::router())
+}
+
+/// The OpenAPI document `GET /openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().into_openapi();
+    docs::finish(&mut doc);
+    doc
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    let gate = auth::Gate {
+        keys: state.api_keys.clone(),
+        metrics_public: state.config.metrics.public,
+    };
+    let (routes, mut doc) = api().split_for_parts();
+    docs::finish(&mut doc);
+    routes
+        .layer(Extension(docs::Document::new(&doc)))
         .fallback(|| async { ApiError::not_found("Not Found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
@@ -219,8 +238,9 @@ impl Paging {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = SortOrder)]
 pub enum SortOrderParam {
     Asc,
     Desc,
@@ -258,6 +278,19 @@ pub fn validate_select(select: &Option<Vec<String>>, allowed: &[&str]) -> ApiRes
         }
     }
     Ok(())
+}
+
+/// The schema of a `select` list: some of the resource's fields.
+pub fn select_schema(fields: &[&str]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .enum_values(Some(fields.iter().copied())),
+        )
+        .description(Some("Only these keys of each item (default: all)."))
+        .build()
 }
 
 /// Keeps only the selected keys (all when no selection).

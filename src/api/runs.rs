@@ -4,19 +4,22 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::run;
 
+use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
@@ -46,45 +49,46 @@ const FIELDS: &[&str] = &[
     "scheduled_for",
 ];
 
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
+}
+
 /// `wait` and `join` write a newline this often while the run goes on, as LangGraph does,
 /// so proxies do not cut an idle connection.
 const KEEPALIVE: Duration = Duration::from_secs(5);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/threads/{thread_id}/runs",
-            post(create_on_thread).get(list),
-        )
-        .route("/threads/{thread_id}/runs/stream", post(stream_on_thread))
-        .route("/threads/{thread_id}/runs/wait", post(wait_on_thread))
-        .route(
-            "/threads/{thread_id}/runs/{run_id}",
-            get(get_one).delete(delete),
-        )
-        .route("/threads/{thread_id}/runs/{run_id}/join", get(join))
-        .route(
-            "/threads/{thread_id}/runs/{run_id}/stream",
-            get(join_stream),
-        )
-        .route("/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
-        .route("/runs", post(create_stateless))
-        .route("/runs/stream", post(stream_stateless))
-        .route("/runs/wait", post(wait_stateless))
-        .route("/runs/batch", post(batch))
-        .route("/runs/cancel", post(cancel_many))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_on_thread, list))
+        .routes(routes!(stream_on_thread))
+        .routes(routes!(wait_on_thread))
+        .routes(routes!(get_one, delete))
+        .routes(routes!(join))
+        .routes(routes!(join_stream))
+        .routes(routes!(cancel))
+        .routes(routes!(create_stateless))
+        .routes(routes!(stream_stateless))
+        .routes(routes!(wait_stateless))
+        .routes(routes!(batch))
+        .routes(routes!(cancel_many))
 }
 
 /// The body of every run create (LangGraph's RunCreateStateful / Stateless and their
 /// streaming variants, plus the keys the official SDK sends).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // some fields are only validated; the body's values go to kwargs
+#[schema(
+    as = RunCreateRequest,
+    description = "A new run (LangGraph's RunCreateStateful / RunCreateStateless)."
+)]
 struct RunRequest {
+    /// An assistant id or a graph name.
     assistant_id: String,
     input: Option<Value>,
     command: Option<Map<String, Value>>,
     checkpoint: Option<Map<String, Value>>,
+    #[schema(format = Uuid)]
     checkpoint_id: Option<String>,
     checkpoint_during: Option<bool>,
     metadata: Option<Map<String, Value>>,
@@ -98,24 +102,30 @@ struct RunRequest {
     stream_resumable: Option<bool>,
     feedback_keys: Option<Vec<String>>,
     multitask_strategy: Option<MultitaskStrategy>,
+    /// On a thread: `create` makes the thread when it does not exist (default `reject`).
     if_not_exists: Option<IfNotExists>,
+    /// Stateless runs: what happens to their thread afterwards (default `delete`).
     on_completion: Option<OnCompletion>,
     on_disconnect: Option<OnDisconnect>,
+    /// Queue the run, but start it no sooner than this many seconds from now.
+    #[schema(minimum = 0, maximum = 31536000)]
     after_seconds: Option<f64>,
     durability: Option<Durability>,
     strict_resume: Option<bool>,
     langsmith_tracer: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RunIfNotExists)]
 enum IfNotExists {
     Create,
     Reject,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RunOnDisconnect)]
 enum OnDisconnect {
     Cancel,
     Continue,
@@ -294,6 +304,27 @@ fn run_response(queued: &Queued, stateless: bool) -> Response {
     (headers, Json(render_run(&queued.run))).into_response()
 }
 
+/// Create a run on a thread.
+///
+/// The run is queued; the answer does not wait for it.
+#[utoipa::path(
+    post,
+    path = "/threads/{thread_id}/runs",
+    tag = "runs",
+    operation_id = "create_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The queued run", body = Run, headers(
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such thread, or no such assistant id", body = ErrorBody),
+        (status = 409, description = "The thread is busy and `multitask_strategy` is `reject`", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn create_on_thread(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,6 +336,25 @@ async fn create_on_thread(
     Ok(run_response(&queued, false))
 }
 
+/// Create a stateless run.
+///
+/// The run is queued on a new thread; the answer does not wait for it.
+#[utoipa::path(
+    post,
+    path = "/runs",
+    tag = "runs",
+    operation_id = "create_stateless_run",
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The queued run", body = Run, headers(
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such assistant id", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn create_stateless(
     State(state): State<AppState>,
     caller: Caller,
@@ -314,6 +364,23 @@ async fn create_stateless(
     Ok(run_response(&queued, true))
 }
 
+/// Create several stateless runs.
+///
+/// Every item is validated before any is queued: one bad item queues nothing.
+#[utoipa::path(
+    post,
+    path = "/runs/batch",
+    tag = "runs",
+    operation_id = "create_run_batch",
+    request_body(content = Vec<RunRequest>, description = "At least one run"),
+    responses(
+        (status = 200, description = "The queued runs, in order", body = Vec<Run>),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such assistant id", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -339,6 +406,27 @@ async fn batch(
     Ok(Json(runs))
 }
 
+/// Create a run on a thread and stream its events.
+#[utoipa::path(
+    post,
+    path = "/threads/{thread_id}/runs/stream",
+    tag = "runs",
+    operation_id = "stream_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events, then `end`)",
+            body = String, content_type = "text/event-stream", headers(
+            ("location" = String, description = "Where to join this stream again"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such thread, or no such assistant id", body = ErrorBody),
+        (status = 409, description = "The thread is busy and `multitask_strategy` is `reject`", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn stream_on_thread(
     State(state): State<AppState>,
     caller: Caller,
@@ -350,6 +438,25 @@ async fn stream_on_thread(
     stream_queued(queued, false)
 }
 
+/// Create a stateless run and stream its events.
+#[utoipa::path(
+    post,
+    path = "/runs/stream",
+    tag = "runs",
+    operation_id = "stream_stateless_run",
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events, then `end`)",
+            body = String, content_type = "text/event-stream", headers(
+            ("location" = String, description = "Where to join this stream again"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such assistant id", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn stream_stateless(
     State(state): State<AppState>,
     caller: Caller,
@@ -372,6 +479,27 @@ fn stream_queued(queued: Queued, stateless: bool) -> ApiResult<Response> {
     ))
 }
 
+/// Create a run on a thread and wait for its output.
+#[utoipa::path(
+    post,
+    path = "/threads/{thread_id}/runs/wait",
+    tag = "runs",
+    operation_id = "wait_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The run's final values once it ends (newlines are sent to keep the connection open until then); a failed run answers `{\"__error__\": …}`",
+            body = Value, headers(
+            ("location" = String, description = "The run's join path"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such thread, or no such assistant id", body = ErrorBody),
+        (status = 409, description = "The thread is busy and `multitask_strategy` is `reject`", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn wait_on_thread(
     State(state): State<AppState>,
     caller: Caller,
@@ -383,6 +511,25 @@ async fn wait_on_thread(
     Ok(wait_response(state, queued.run, queued.events))
 }
 
+/// Create a stateless run and wait for its output.
+#[utoipa::path(
+    post,
+    path = "/runs/wait",
+    tag = "runs",
+    operation_id = "wait_stateless_run",
+    request_body = RunRequest,
+    responses(
+        (status = 200, description = "The run's final values once it ends (newlines are sent to keep the connection open until then); a failed run answers `{\"__error__\": …}`",
+            body = Value, headers(
+            ("location" = String, description = "The run's join path"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 400, description = "Both `config.configurable` and `context` given", body = ErrorBody),
+        (status = 404, description = "No such assistant id", body = ErrorBody),
+        (status = 422, description = "Invalid body (unknown assistant name, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn wait_stateless(
     State(state): State<AppState>,
     caller: Caller,
@@ -427,17 +574,43 @@ fn wait_response(state: AppState, run: run::Model, events: Option<Subscription>)
     (headers, Body::from_stream(stream)).into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     offset: i64,
+    /// Only runs in this status (`pending`, `running`, `success`, `error`, `timeout`,
+    /// `interrupted`).
     status: Option<String>,
+    /// Keys to return (repeat the parameter for several).
     #[serde(default)]
+    #[param(schema_with = select_schema)]
     select: Vec<String>,
 }
 
+/// List a thread's runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}/runs",
+    tag = "runs",
+    operation_id = "list_runs",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id"), ListQuery),
+    responses(
+        (status = 200, description = "A page of runs (with `select`, only those keys)",
+            body = Vec<Run>, headers(
+                ("x-pagination-total" = u64, description = "Items before this page plus those on it (one more when there are more)"),
+                ("x-pagination-next" = u64, description = "The offset of the next page, when there is one"),
+            )),
+        (status = 404, description = "No such thread", body = ErrorBody),
+        (status = 422, description = "Invalid id or query", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -481,6 +654,20 @@ fn list_query(pairs: Vec<(String, String)>) -> ApiResult<ListQuery> {
     Ok(query)
 }
 
+/// Get a run.
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}/runs/{run_id}",
+    tag = "runs",
+    operation_id = "get_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id"), ("run_id" = String, Path, format = Uuid, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = Run),
+        (status = 404, description = "No such thread or run", body = ErrorBody),
+        (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -496,6 +683,21 @@ async fn get_one(
     )))
 }
 
+/// Delete a run that is not running.
+#[utoipa::path(
+    delete,
+    path = "/threads/{thread_id}/runs/{run_id}",
+    tag = "runs",
+    operation_id = "delete_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id"), ("run_id" = String, Path, format = Uuid, description = "The run's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such thread or run", body = ErrorBody),
+        (status = 409, description = "The run is running: cancel it first", body = ErrorBody),
+        (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -510,8 +712,23 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Wait for a run's output.
+///
 /// A running run's final values once it ends; for an ended run, LangGraph answers the
 /// thread's current values (or the run's error).
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}/runs/{run_id}/join",
+    tag = "runs",
+    operation_id = "join_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id"), ("run_id" = String, Path, format = Uuid, description = "The run's id")),
+    responses(
+        (status = 200, description = "The values (newlines are sent to keep the connection open while the run goes on); a failed run answers `{\"__error__\": …}`", body = Value),
+        (status = 404, description = "No such thread or run", body = ErrorBody),
+        (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn join(
     State(state): State<AppState>,
     caller: Caller,
@@ -538,11 +755,38 @@ async fn join(
     Ok(Json(body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JoinStreamQuery {
+    /// Only the events of this mode, or of a JSON list of modes (default: all).
     stream_mode: Option<String>,
 }
 
+/// Join a run's event stream.
+///
+/// Replays what the run kept (resumable runs) after `Last-Event-ID`, then follows it live.
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}/runs/{run_id}/stream",
+    tag = "runs",
+    operation_id = "join_run_stream",
+    params(
+        ("thread_id" = String, Path, format = Uuid, description = "The thread's id"),
+        ("run_id" = String, Path, format = Uuid, description = "The run's id"),
+        JoinStreamQuery,
+        ("last-event-id" = Option<u64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events until the run ends", body = String,
+            content_type = "text/event-stream", headers(
+            ("location" = String, description = "This stream's path"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 404, description = "No such thread or run", body = ErrorBody),
+        (status = 422, description = "An id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn join_stream(
     State(state): State<AppState>,
     caller: Caller,
@@ -593,12 +837,27 @@ async fn join_stream(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CancelQuery {
+    /// Answer once the run has ended (default false).
     #[serde(default)]
+    #[param(value_type = Option<bool>)]
     wait: Option<String>,
+    /// `interrupt` (default) keeps the thread's values; `rollback` also deletes the run.
     #[serde(default)]
+    #[param(value_type = Option<CancelActionParam>, inline)]
     action: Option<String>,
+}
+
+/// How a run is cancelled.
+// What `CancelAction::parse` takes; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum CancelActionParam {
+    Interrupt,
+    Rollback,
 }
 
 fn parse_action(action: Option<&str>) -> ApiResult<CancelAction> {
@@ -620,6 +879,24 @@ fn parse_flag(value: Option<&str>) -> ApiResult<bool> {
     }
 }
 
+/// Cancel a run.
+#[utoipa::path(
+    post,
+    path = "/threads/{thread_id}/runs/{run_id}/cancel",
+    tag = "runs",
+    operation_id = "cancel_run",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id"), ("run_id" = String, Path, format = Uuid, description = "The run's id"), CancelQuery),
+    responses(
+        (status = 200, description = "Cancelled and ended (`wait=true`)", body = Object, headers(
+            ("location" = String, description = "The run's join path"),
+            ("content-location" = String, description = "The run's path"),
+        )),
+        (status = 202, description = "Cancellation requested"),
+        (status = 404, description = "No such run, or nothing left to cancel", body = ErrorBody),
+        (status = 422, description = "Invalid id or query", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -663,22 +940,43 @@ fn check_cancelled(found: usize, cancelled: usize) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+/// Either `status`, or `thread_id` with `run_ids`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RunCancelManyRequest)]
 struct CancelManyRequest {
+    /// Cancel every active run in this status (the caller's own).
     status: Option<CancelStatus>,
+    #[schema(format = Uuid)]
     thread_id: Option<String>,
+    #[schema(value_type = Option<Vec<String>>, format = Uuid)]
     run_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RunCancelStatus)]
 enum CancelStatus {
     Pending,
     Running,
     All,
 }
 
+/// Cancel several runs.
+#[utoipa::path(
+    post,
+    path = "/runs/cancel",
+    tag = "runs",
+    operation_id = "cancel_runs",
+    params(("action" = inline(Option<CancelActionParam>), Query, description = "`interrupt` (default) or `rollback`")),
+    request_body = CancelManyRequest,
+    responses(
+        (status = 204, description = "Cancellation requested"),
+        (status = 404, description = "No such runs, or nothing left to cancel", body = ErrorBody),
+        (status = 422, description = "Invalid body or query", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn cancel_many(
     State(state): State<AppState>,
     caller: Caller,
@@ -723,4 +1021,48 @@ async fn cancel_many(
 
 fn ids(thread_id: &str, run_id: &str) -> ApiResult<(String, String)> {
     Ok((parse_uuid(thread_id, "thread")?, parse_uuid(run_id, "run")?))
+}
+
+/// A run's status.
+// The strings `crate::store::runs` writes; only documents them.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RunStatus {
+    Pending,
+    Running,
+    Success,
+    Error,
+    Timeout,
+    Interrupted,
+}
+
+/// A run.
+// `render_run`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub(super) struct Run {
+    #[schema(format = Uuid)]
+    run_id: String,
+    #[schema(format = Uuid)]
+    thread_id: String,
+    #[schema(format = Uuid)]
+    assistant_id: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    status: RunStatus,
+    metadata: Map<String, Value>,
+    /// The create body's run settings (input, config, context, stream_mode, webhook, …).
+    kwargs: Map<String, Value>,
+    multitask_strategy: MultitaskStrategy,
+    /// Always null.
+    langsmith_session_name: Option<String>,
+    /// The cron that fired it, if one did.
+    #[schema(format = Uuid)]
+    cron_id: Option<String>,
+    /// The instant its cron fired for.
+    #[schema(format = DateTime)]
+    scheduled_for: Option<String>,
 }

@@ -1,16 +1,19 @@
 //! `/threads`: create, read, patch, delete, search, count, and the thread's state.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::thread;
 
+use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
     ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
@@ -33,28 +36,32 @@ const FIELDS: &[&str] = &[
     "interrupts",
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/threads", post(create))
-        .route("/threads/search", post(search))
-        .route("/threads/count", post(count))
-        .route(
-            "/threads/{thread_id}",
-            get(get_one).patch(patch).delete(delete),
-        )
-        .route("/threads/{thread_id}/state", get(state))
+fn select_schema() -> utoipa::openapi::schema::Array {
+    super::select_schema(FIELDS)
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(search))
+        .routes(routes!(count))
+        .routes(routes!(get_one, patch, delete))
+        .routes(routes!(state))
+}
+
+/// What creating a thread whose id exists does: 409, or answer the existing thread.
+#[derive(Debug, Clone, Copy, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ThreadIfExists)]
 enum IfExistsParam {
     #[default]
     Raise,
     DoNothing,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ThreadStatus)]
 enum Status {
     Idle,
     Busy,
@@ -73,51 +80,72 @@ impl Status {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A new thread.
+// `ttl` and `supersteps` are read only to be refused (LangGraph's checkpointer features),
+// so the schema leaves them out.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ThreadCreateRequest)]
 struct CreateRequest {
+    /// The new thread's id (default: a new UUIDv7).
+    #[schema(format = Uuid)]
     thread_id: Option<String>,
     metadata: Option<Map<String, Value>>,
     #[serde(default)]
     if_exists: IfExistsParam,
+    #[schema(ignore)]
     ttl: Option<Value>,
+    #[schema(ignore)]
     supersteps: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Metadata keys are merged into the thread's.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ThreadPatchRequest)]
 struct PatchRequest {
     metadata: Option<Map<String, Value>>,
+    #[schema(ignore)]
     ttl: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ThreadSearchRequest)]
 struct SearchRequest {
+    #[schema(value_type = Option<Vec<String>>, format = Uuid)]
     ids: Option<Vec<String>>,
     metadata: Option<Map<String, Value>>,
     values: Option<Map<String, Value>>,
     status: Option<Status>,
+    /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[schema(minimum = 0, default = 0)]
     offset: i64,
     sort_by: Option<SortBy>,
     sort_order: Option<SortOrderParam>,
+    /// Only these keys of each item (default: all).
+    #[schema(schema_with = select_schema)]
     select: Option<Vec<String>>,
+    /// Not supported: only an empty object (or none) is accepted.
     extract: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ThreadCountRequest)]
 struct CountRequest {
     metadata: Option<Map<String, Value>>,
     values: Option<Map<String, Value>>,
     status: Option<Status>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ThreadSortBy)]
 enum SortBy {
     ThreadId,
     Status,
@@ -148,6 +176,21 @@ fn refuse_unsupported(field: &str, value: &Option<Value>) -> ApiResult<()> {
     }
 }
 
+/// Create a thread.
+#[utoipa::path(
+    post,
+    path = "/threads",
+    tag = "threads",
+    operation_id = "create_thread",
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The new thread (or the existing one, with `if_exists: do_nothing`)", body = Thread),
+        (status = 404, description = "`do_nothing` on a thread of another identity", body = ErrorBody),
+        (status = 409, description = "A thread with this id exists", body = ErrorBody),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,6 +225,20 @@ async fn create(
     Ok(Json(render(thread)))
 }
 
+/// Get a thread.
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    operation_id = "get_thread",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    responses(
+        (status = 200, description = "The thread", body = Thread),
+        (status = 404, description = "No such thread", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +250,25 @@ async fn get_one(
     )))
 }
 
+/// Update a thread's metadata.
+#[utoipa::path(
+    patch,
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    operation_id = "patch_thread",
+    params(
+        ("thread_id" = String, Path, format = Uuid, description = "The thread's id"),
+        ("prefer" = Option<String>, Header, description = "`return=minimal`: answer 204 without a body"),
+    ),
+    request_body = PatchRequest,
+    responses(
+        (status = 200, description = "The updated thread", body = Thread),
+        (status = 204, description = "Updated (`Prefer: return=minimal`)"),
+        (status = 404, description = "No such thread", body = ErrorBody),
+        (status = 422, description = "Invalid id or body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,6 +296,20 @@ async fn patch(
     Ok(Json(render(thread)).into_response())
 }
 
+/// Delete a thread, with its runs.
+#[utoipa::path(
+    delete,
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    operation_id = "delete_thread",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such thread", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,6 +323,23 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Search threads.
+#[utoipa::path(
+    post,
+    path = "/threads/search",
+    tag = "threads",
+    operation_id = "search_threads",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "A page of threads (with `select`, only those keys)",
+            body = Vec<Thread>, headers(
+                ("x-pagination-total" = u64, description = "Items before this page plus those on it (one more when there are more)"),
+                ("x-pagination-next" = u64, description = "The offset of the next page, when there is one"),
+            )),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn search(
     State(state): State<AppState>,
     caller: Caller,
@@ -269,6 +376,19 @@ async fn search(
     Ok(page_response(page, render, &request.select))
 }
 
+/// Count threads.
+#[utoipa::path(
+    post,
+    path = "/threads/count",
+    tag = "threads",
+    operation_id = "count_threads",
+    request_body = CountRequest,
+    responses(
+        (status = 200, description = "How many threads match", body = u64, content_type = "application/json"),
+        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn count(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,8 +404,22 @@ async fn count(
     Ok(Json(state.store.count_threads(&filter).await?))
 }
 
-/// The thread's state: the values of its last successful run (LangGraph's empty
-/// snapshot before any).
+/// The thread's state.
+///
+/// The values of its last successful run (LangGraph's empty snapshot before any).
+#[utoipa::path(
+    get,
+    path = "/threads/{thread_id}/state",
+    tag = "threads",
+    operation_id = "get_thread_state",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    responses(
+        (status = 200, description = "The state snapshot", body = ThreadState),
+        (status = 404, description = "No such thread", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn state(
     State(state): State<AppState>,
     caller: Caller,
@@ -320,6 +454,49 @@ async fn state(
         }),
     };
     Ok(Json(snapshot))
+}
+
+/// A thread.
+// `render`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Thread {
+    #[schema(format = Uuid)]
+    thread_id: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// When `values` last changed.
+    #[schema(format = DateTime)]
+    state_updated_at: String,
+    metadata: Map<String, Value>,
+    status: Status,
+    /// Always empty.
+    config: Map<String, Value>,
+    /// The values of the last successful run; null before any.
+    values: Option<Value>,
+}
+
+/// A thread's state snapshot (LangGraph's shape; cronhook keeps no checkpoints).
+// `state`'s JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct ThreadState {
+    values: Value,
+    /// Always empty.
+    next: Vec<String>,
+    /// Always empty.
+    tasks: Vec<Value>,
+    metadata: Option<Map<String, Value>>,
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    checkpoint: Option<Map<String, Value>>,
+    parent_checkpoint: Option<Map<String, Value>>,
+    /// Always empty.
+    interrupts: Vec<Value>,
+    checkpoint_id: Option<String>,
+    parent_checkpoint_id: Option<String>,
 }
 
 pub fn render(thread: thread::Model) -> Value {

@@ -1,44 +1,84 @@
 //! The webhook delivery log (cronhook's own endpoints; LangGraph has none): list deliveries,
 //! read one with its attempts, queue one again.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use entity::{attempt, delivery};
 
+use super::error::ErrorBody;
 use super::extract::{QueryParams, parse_uuid};
 use super::{ApiError, ApiResult, AppState, Paging, page_response};
 use crate::auth::Caller;
 use crate::store::deliveries::{DELIVERED, DeliveryFilter, FAILED, PENDING};
 use crate::time::iso;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/deliveries", get(list))
-        .route("/webhooks/deliveries/{delivery_id}", get(read))
-        .route("/webhooks/deliveries/{delivery_id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(retry))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the deliveries of this run.
+    #[param(format = Uuid)]
     run_id: Option<String>,
+    /// Only the deliveries of this cron's runs.
+    #[param(format = Uuid)]
     cron_id: Option<String>,
+    #[param(value_type = Option<DeliveryStatus>, inline)]
     status: Option<String>,
+    /// Page size, 1–1000.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 10)]
     limit: i64,
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     offset: i64,
+}
+
+/// Where a delivery stands: `pending` (queued or retrying), `delivered`, or `failed` (out of
+/// attempts).
+// The strings `crate::store::deliveries` writes; only documents them.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
 }
 
 fn default_limit() -> i64 {
     10
 }
 
+/// List webhook deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries",
+    tag = "webhooks",
+    operation_id = "list_deliveries",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = Vec<Delivery>, headers(
+            ("x-pagination-total" = u64, description = "Items before this page plus those on it (one more when there are more)"),
+            ("x-pagination-next" = u64, description = "The offset of the next page, when there is one"),
+        )),
+        (status = 422, description = "Invalid query", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,6 +105,20 @@ async fn list(
     Ok(page_response(page, |d| render_delivery(&d), &None))
 }
 
+/// Get a delivery, with its payload and every attempt.
+#[utoipa::path(
+    get,
+    path = "/webhooks/deliveries/{delivery_id}",
+    tag = "webhooks",
+    operation_id = "get_delivery",
+    params(("delivery_id" = String, Path, format = Uuid, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryDetail),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +135,22 @@ async fn read(
     Ok(Json(body))
 }
 
+/// Send a delivery again.
+///
+/// It goes back to `pending`, due now, whatever its status was.
+#[utoipa::path(
+    post,
+    path = "/webhooks/deliveries/{delivery_id}/retry",
+    tag = "webhooks",
+    operation_id = "retry_delivery",
+    params(("delivery_id" = String, Path, format = Uuid, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery, queued again", body = Delivery),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    )
+)]
 async fn retry(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,6 +163,68 @@ async fn retry(
         .await?;
     state.outbox.wake();
     Ok(Json(render_delivery(&delivery)))
+}
+
+/// A webhook delivery: a run's end, sent to its webhook URL.
+// `render_delivery`'s JSON, field for field; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct Delivery {
+    #[schema(format = Uuid)]
+    delivery_id: String,
+    #[schema(format = Uuid)]
+    run_id: String,
+    #[schema(format = Uuid)]
+    thread_id: String,
+    #[schema(format = Uuid)]
+    cron_id: Option<String>,
+    /// The webhook URL.
+    url: String,
+    status: DeliveryStatus,
+    /// Attempts made so far.
+    attempts: i32,
+    /// When the next attempt is due (pending deliveries only).
+    #[schema(format = DateTime)]
+    next_attempt_at: Option<String>,
+    /// The receiver's last HTTP status; null when it did not answer.
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    /// The identity owning the run (empty without API keys).
+    user_id: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+/// A delivery with the body it sends and every attempt.
+// `read`'s JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: Delivery,
+    /// The webhook body (the run as it ended; `webhook_sent_at` is added per attempt).
+    payload: Value,
+    attempt_log: Vec<Attempt>,
+}
+
+/// One attempt of a delivery.
+// `render_attempt`'s JSON; only documents it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = DeliveryAttempt)]
+struct Attempt {
+    /// 1 for the first.
+    attempt: i32,
+    #[schema(format = DateTime)]
+    attempted_at: String,
+    /// The receiver's HTTP status; null when no answer came.
+    status_code: Option<i32>,
+    latency_ms: f64,
+    error: Option<String>,
+    /// The first KiB of the answer's body.
+    response_body: Option<String>,
 }
 
 fn render_delivery(delivery: &delivery::Model) -> Value {

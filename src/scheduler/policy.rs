@@ -6,7 +6,10 @@ use serde::Deserialize;
 use crate::time::Millis;
 
 /// cronhook's addition to LangGraph's crons (which always behave like `FireOnce`).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[schema(
+    description = "What happens to scheduled instants that could not fire on time: `fire_once` (the latest fires once), `skip` (none fires), `fire_all` (each within the catch-up window fires, in order). cronhook's addition to LangGraph's crons."
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
     /// The most recent missed instant fires once; older ones are skipped.

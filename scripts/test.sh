@@ -13,5 +13,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 scripts/systemd-check.sh
 CRONHOOK_TEST_PYTHON="$ROOT/tests/sdk/.venv/bin/python" cargo test --workspace
+scripts/schemathesis.sh
 scripts/sdk-suite.sh cronhook
 scripts/sdk-suite.sh reference

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (.ci/run calls this):
 #   lints, the systemd unit check, Rust unit and integration tests (SQLite and a throw-away
-#   PostgreSQL), the croniter property test, and the official-SDK suite against cronhook and
-#   the reference.
+#   PostgreSQL), the croniter property test, schemathesis against the served OpenAPI document,
+#   and the official-SDK suite against cronhook and the reference.
 # Installs what it needs first (PostgreSQL binaries, Python venvs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Backend, Daemon, Storage, free_port, wait_exit};
+use common::{Backend, Daemon, KillOnDrop, Storage, free_port, wait_exit};
 
 const ALICE: &str = "alice-key-5b0f7c1e9d2a";
 const BOB: &str = "bob-key-93c4a7e1f0d6b";
@@ -417,10 +417,12 @@ async fn no_keys_means_loopback_only_unless_allowed() {
         "{stderr}"
     );
 
-    let mut child = base(&["--allow-unauthenticated"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cronhook");
+    let mut child = KillOnDrop(
+        base(&["--allow-unauthenticated"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cronhook"),
+    );
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -438,8 +440,8 @@ async fn no_keys_means_loopback_only_unless_allowed() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    common::signal(&child, libc::SIGTERM);
-    let status = wait_exit(&mut child, Duration::from_secs(20));
+    common::signal(&child.0, libc::SIGTERM);
+    let status = wait_exit(&mut child.0, Duration::from_secs(20));
     assert!(
         ready,
         "the daemon did not serve with --allow-unauthenticated"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Backend, Daemon, Storage, free_port, repo_root, signal, wait_exit};
+use common::{Backend, Daemon, KillOnDrop, Storage, free_port, repo_root, signal, wait_exit};
 
 /// Reads notification datagrams until `until` holds for one of them (or the time is up).
 fn read_until(socket: &UnixDatagram, limit: Duration, until: impl Fn(&str) -> bool) -> Vec<String> {
@@ -47,21 +47,23 @@ async fn systemd_notifications_ready_status_watchdog_stopping() {
     let port = free_port();
     // As systemd does: WATCHDOG_PID names the service's process (the shell's pid, which
     // `exec` hands to cronhook), WATCHDOG_USEC a 400 ms watchdog (pings every 200 ms).
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            "WATCHDOG_PID=$$ exec \"$0\" \"$@\"",
-            env!("CARGO_BIN_EXE_cronhook"),
-        ])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .args(["--data-dir", &storage.dir.path().display().to_string()])
-        .args(["--database-url", &storage.database_url])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cronhook");
+    let mut child = KillOnDrop(
+        Command::new("sh")
+            .args([
+                "-c",
+                "WATCHDOG_PID=$$ exec \"$0\" \"$@\"",
+                env!("CARGO_BIN_EXE_cronhook"),
+            ])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(["--data-dir", &storage.dir.path().display().to_string()])
+            .args(["--database-url", &storage.database_url])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cronhook"),
+    );
 
     let before_ready = read_until(&socket, Duration::from_secs(30), |m| m.contains("READY=1"));
     let ready = before_ready.last().cloned().unwrap_or_default();
@@ -92,12 +94,12 @@ async fn systemd_notifications_ready_status_watchdog_stopping() {
     );
     assert!(pings.iter().any(|m| m.starts_with("STATUS=")), "{pings:?}");
 
-    signal(&child, libc::SIGTERM);
+    signal(&child.0, libc::SIGTERM);
     let last = read_until(&socket, Duration::from_secs(10), |m| {
         m.contains("STOPPING=1")
     });
     assert!(last.iter().any(|m| m.contains("STOPPING=1")), "{last:?}");
-    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let status = wait_exit(&mut child.0, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }
 

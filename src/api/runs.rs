@@ -415,7 +415,7 @@ async fn batch(
     params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
     request_body = RunRequest,
     responses(
-        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events, then `end`)",
+        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events; the stream closes when the run ends)",
             body = String, content_type = "text/event-stream", headers(
             ("location" = String, description = "Where to join this stream again"),
             ("content-location" = String, description = "The run's path"),
@@ -446,7 +446,7 @@ async fn stream_on_thread(
     operation_id = "stream_stateless_run",
     request_body = RunRequest,
     responses(
-        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events, then `end`)",
+        (status = 200, description = "Server-sent events until the run ends (`metadata` first, then the run's events; the stream closes when the run ends)",
             body = String, content_type = "text/event-stream", headers(
             ("location" = String, description = "Where to join this stream again"),
             ("content-location" = String, description = "The run's path"),

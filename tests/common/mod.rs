@@ -248,6 +248,16 @@ async fn split(response: reqwest::Response) -> (u16, Value) {
     (status, value)
 }
 
+/// A child process killed when the guard drops, so a failing assertion leaves no daemon behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn signal(child: &Child, signal: i32) {
     // SAFETY: kill(2) on a pid we spawned and have not reaped yet.
     unsafe {

@@ -322,6 +322,11 @@ jitter = 0.0
     verify_with_standardwebhooks(&document);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.seen().len(), 4, "nothing after the success");
+    let log = std::fs::read_to_string(&daemon.log).expect("log");
+    for secret in [NEW_SECRET, OLD_SECRET] {
+        let key = secret.trim_start_matches("whsec_");
+        assert!(!log.contains(key), "a signing secret reached the log");
+    }
 }
 
 fn verify_with_standardwebhooks(document: &Value) {

@@ -146,10 +146,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         server_stop.clone(),
     ));
     notify::ready(&notify::status_line(&store, &addr.to_string()).await);
+    // Watchdog pings go on through the whole shutdown: the grace period may be long.
+    let keep_alive_stop = CancellationToken::new();
     let keep_alive = tokio::spawn(notify::keep_alive(
         store.clone(),
         addr.to_string(),
-        draining.clone(),
+        keep_alive_stop.clone(),
     ));
 
     tokio::select! {
@@ -167,7 +169,6 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!(grace = ?grace, "shutting down: refusing new requests, finishing running runs");
     notify::stopping("shutting down: finishing running runs");
     draining.cancel();
-    let _ = keep_alive.await;
     let _ = housekeeping.shutdown().await;
     let _ = scheduler.await;
     let _ = maintenance.await;
@@ -184,6 +185,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         tracing::warn!("closing connections still open");
         server.abort();
     }
+    keep_alive_stop.cancel();
+    let _ = keep_alive.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

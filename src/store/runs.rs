@@ -266,73 +266,46 @@ impl Store {
             // Candidates only: each claim below re-checks them under the writer.
             .all(&self.read)
             .await?;
-        // One candidate per thread: only the first in line may start.
+        let mut claimed = Vec::new();
         let mut threads = std::collections::HashSet::new();
-        let chosen: Vec<run::Model> = candidates
-            .into_iter()
-            .filter(|c| threads.insert(c.thread_id.clone()))
-            .take(limit as usize)
-            .collect();
-        if chosen.is_empty() {
-            return Ok(Vec::new());
-        }
-        // All of them in one statement (each candidate is on its own thread, so the
-        // first-in-line condition of one never depends on another's claim). Another
-        // replica's claim on the same thread in between fails the whole statement on the
-        // unique index of running runs: then one claim at a time settles who won.
-        let ids: Vec<String> = chosen.iter().map(|c| c.run_id.clone()).collect();
-        match self
-            .claim_statement(worker, now, lease_ms)
-            .filter(Column::RunId.is_in(ids))
-            .exec_with_returning(&self.write)
-            .await
-        {
-            Ok(claimed) => Ok(claimed),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                let mut claimed = Vec::new();
-                for candidate in chosen {
-                    match self
-                        .claim_statement(worker, now, lease_ms)
-                        .filter(Column::RunId.eq(candidate.run_id))
-                        .exec_with_returning(&self.write)
-                        .await
-                    {
-                        Ok(mut rows) => claimed.append(&mut rows),
-                        Err(err)
-                            if matches!(
-                                err.sql_err(),
-                                Some(SqlErr::UniqueConstraintViolation(_))
-                            ) => {}
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-                Ok(claimed)
+        for candidate in candidates {
+            if claimed.len() as u64 >= limit || !threads.insert(candidate.thread_id.clone()) {
+                continue;
             }
-            Err(err) => Err(err.into()),
+            let result = Runs::update_many()
+                .col_expr(Column::Status, Expr::value(RUNNING))
+                .col_expr(Column::LeaseOwner, Expr::value(worker))
+                .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+                .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+                .col_expr(Column::StartedAt, Expr::value(now))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::RunId.eq(candidate.run_id.clone()))
+                .filter(Column::Status.eq(PENDING))
+                .filter(Expr::cust(
+                    "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
+                     AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
+                     OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
+                ))
+                .exec(&self.write)
+                .await;
+            match result {
+                Ok(done) if done.rows_affected == 1 => {
+                    let mut run = candidate;
+                    run.status = RUNNING.into();
+                    run.lease_owner = Some(worker.to_string());
+                    run.lease_expires_at = Some(now + lease_ms);
+                    run.attempt += 1;
+                    run.started_at = Some(now);
+                    run.updated_at = now;
+                    claimed.push(run);
+                }
+                Ok(_) => {}
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
-    }
-
-    /// The conditional update that claims pending runs (the caller names which): still
-    /// pending, and first in line on a thread with no running run.
-    fn claim_statement(
-        &self,
-        worker: &str,
-        now: Millis,
-        lease_ms: i64,
-    ) -> sea_orm::UpdateMany<Runs> {
-        Runs::update_many()
-            .col_expr(Column::Status, Expr::value(RUNNING))
-            .col_expr(Column::LeaseOwner, Expr::value(worker))
-            .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
-            .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-            .col_expr(Column::StartedAt, Expr::value(now))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Status.eq(PENDING))
-            .filter(Expr::cust(
-                "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
-                 AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
-                 OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
-            ))
+        Ok(claimed)
     }
 
     /// Extends `worker`'s leases and reports, per run, a cancel asked for since the claim

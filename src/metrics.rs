@@ -6,7 +6,6 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::store::Store;
-use crate::store::crons::CronFilter;
 
 pub const FIRES: &str = "cronhook_fires_total";
 pub const FIRE_LATENESS: &str = "cronhook_fire_lateness_seconds";
@@ -80,22 +79,12 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// The scrape: queue depths read now, then everything in Prometheus' text format.
 pub async fn render(handle: &PrometheusHandle, store: &Store) -> String {
-    let enabled = CronFilter {
-        enabled: Some(true),
-        ..CronFilter::default()
-    };
-    let depths = tokio::try_join!(
-        store.count_runs("pending"),
-        store.count_runs("running"),
-        store.count_deliveries(crate::store::deliveries::PENDING),
-        store.count_crons(&enabled),
-    );
-    match depths {
-        Ok((queued, running, pending, crons)) => {
-            gauge!(RUNS_QUEUED).set(queued as f64);
-            gauge!(RUNS_RUNNING).set(running as f64);
-            gauge!(WEBHOOKS_PENDING).set(pending as f64);
-            gauge!(CRONS_ENABLED).set(crons as f64);
+    match store.queue_depths().await {
+        Ok(depths) => {
+            gauge!(RUNS_QUEUED).set(depths.runs_queued as f64);
+            gauge!(RUNS_RUNNING).set(depths.runs_running as f64);
+            gauge!(WEBHOOKS_PENDING).set(depths.webhooks_pending as f64);
+            gauge!(CRONS_ENABLED).set(depths.crons_enabled as f64);
         }
         Err(err) => tracing::warn!(error = %err, "queue depths unavailable for /metrics"),
     }

@@ -8,7 +8,6 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
-use crate::store::crons::CronFilter;
 
 /// How often the `STATUS=` line is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
@@ -66,20 +65,11 @@ async fn tick(interval: Option<&mut tokio::time::Interval>) {
 
 /// What `systemctl status` shows: where the API listens and how much work there is.
 pub async fn status_line(store: &Store, listening: &str) -> String {
-    let enabled = CronFilter {
-        enabled: Some(true),
-        ..CronFilter::default()
-    };
-    let counts = tokio::try_join!(
-        store.count_crons(&enabled),
-        store.count_runs("running"),
-        store.count_runs("pending"),
-        store.count_deliveries(crate::store::deliveries::PENDING),
-    );
-    match counts {
-        Ok((crons, running, pending, deliveries)) => format!(
-            "listening on {listening}; {crons} enabled crons, {running} runs running, \
-             {pending} queued, {deliveries} webhooks pending"
+    match store.queue_depths().await {
+        Ok(depths) => format!(
+            "listening on {listening}; {} enabled crons, {} runs running, {} queued, \
+             {} webhooks pending",
+            depths.crons_enabled, depths.runs_running, depths.runs_queued, depths.webhooks_pending
         ),
         Err(err) => format!("listening on {listening}; database unavailable: {err}"),
     }

@@ -19,14 +19,7 @@ on_both_backends!(
 );
 
 async fn started(backend: Backend) -> (Storage, Daemon) {
-    let storage = Storage::new(backend).await;
-    // Webhook URLs here point at a closed loopback port: nothing ever leaves the machine.
-    let daemon = Daemon::start_with_config(
-        &storage,
-        "[graphs.agent]\nkind = \"echo\"\n[webhooks.url]\ndisable_loopback = false\n",
-    )
-    .await;
-    (storage, daemon)
+    common::started_with_loopback_hooks(backend).await
 }
 
 async fn cron_count(daemon: &Daemon) -> u64 {

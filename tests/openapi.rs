@@ -73,14 +73,7 @@ const METHODS: &[&str] = &[
 ];
 
 async fn started() -> (Storage, Daemon) {
-    let storage = Storage::new(Backend::Sqlite).await;
-    // Webhook URLs point at a closed loopback port: nothing leaves the machine.
-    let daemon = Daemon::start_with_config(
-        &storage,
-        "[graphs.agent]\nkind = \"echo\"\n[webhooks.url]\ndisable_loopback = false\n",
-    )
-    .await;
-    (storage, daemon)
+    common::started_with_loopback_hooks(Backend::Sqlite).await
 }
 
 async fn document(daemon: &Daemon) -> Value {

@@ -112,6 +112,36 @@ impl Scope {
     }
 }
 
+/// How much work there is, across every replica (for `/metrics` and systemd's status line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub crons_enabled: u64,
+    pub runs_queued: u64,
+    pub runs_running: u64,
+    pub webhooks_pending: u64,
+}
+
+impl Store {
+    pub async fn queue_depths(&self) -> Result<QueueDepths> {
+        let enabled = crons::CronFilter {
+            enabled: Some(true),
+            ..crons::CronFilter::default()
+        };
+        let (crons_enabled, runs_queued, runs_running, webhooks_pending) = tokio::try_join!(
+            self.count_crons(&enabled),
+            self.count_runs(runs::PENDING),
+            self.count_runs(runs::RUNNING),
+            self.count_deliveries(deliveries::PENDING),
+        )?;
+        Ok(QueueDepths {
+            crons_enabled,
+            runs_queued,
+            runs_running,
+            webhooks_pending,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Asc,

@@ -62,6 +62,18 @@ impl Storage {
     }
 }
 
+/// A fresh storage and a daemon on it with the echo graph `agent`, webhooks allowed to
+/// loopback (tests point them at closed loopback ports: nothing leaves the machine).
+pub async fn started_with_loopback_hooks(backend: Backend) -> (Storage, Daemon) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(
+        &storage,
+        "[graphs.agent]\nkind = \"echo\"\n[webhooks.url]\ndisable_loopback = false\n",
+    )
+    .await;
+    (storage, daemon)
+}
+
 /// A running daemon; killed when dropped.
 pub struct Daemon {
     pub child: Child,

@@ -14,7 +14,7 @@ FILL_TO="${FILL_TO:-1000000}"
 SEQ="${SEQ:-1000}"
 CONC="${CONC:-2000}"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+source "$ROOT/scripts/lib.sh"
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 label() { sed "s/^{/{\"server\":\"$1\",\"stored\":$2,/"; }
 

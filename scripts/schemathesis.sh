@@ -13,7 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/venv.sh" --schemathesis
 cargo build --quiet --bin cronhook
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+source "$ROOT/scripts/lib.sh"
+port="$(free_port)"
 work="$(mktemp -d)"
 cleanup() {
   kill "${pid:-}" 2>/dev/null || true
@@ -24,11 +25,7 @@ trap cleanup EXIT
 target/debug/cronhook --bind "127.0.0.1:$port" --data-dir "$work" \
   --config tests/fixtures/schemathesis.toml >"$work/daemon.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/ok" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/daemon.log" >&2; exit 1; }
-  sleep 0.1
-done
+wait_ready "$pid" "$port" "$work/daemon.log"
 
 status=0
 PYTHONPATH="$ROOT/tests/schemathesis" SCHEMATHESIS_HOOKS=hooks \

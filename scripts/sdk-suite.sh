@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${1:?usage: sdk-suite.sh cronhook|reference [pytest args]}"
 shift
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+source "$ROOT/scripts/lib.sh"
+port="$(free_port)"
 work="$(mktemp -d)"
 cleanup() {
   if [[ $target == reference ]]; then
@@ -27,11 +28,7 @@ case "$target" in
     "$ROOT/target/debug/cronhook" --bind "127.0.0.1:$port" --data-dir "$work" \
       --config "$ROOT/tests/fixtures/sdk-cronhook.toml" >"$work/daemon.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 200); do
-      curl -fsS -o /dev/null "http://127.0.0.1:$port/ok" 2>/dev/null && break
-      kill -0 "$pid" 2>/dev/null || { cat "$work/daemon.log" >&2; exit 1; }
-      sleep 0.1
-    done
+    wait_ready "$pid" "$port" "$work/daemon.log"
     ;;
   reference)
     "$ROOT/scripts/venv.sh" --reference

@@ -16,6 +16,7 @@ pub const RUN_DURATION: &str = "cronhook_run_duration_seconds";
 pub const WEBHOOK_ATTEMPTS: &str = "cronhook_webhook_attempts_total";
 pub const WEBHOOK_LATENCY: &str = "cronhook_webhook_latency_seconds";
 pub const DB_ERRORS: &str = "cronhook_db_errors_total";
+pub const RUN_WRITE_BATCH: &str = "cronhook_run_write_batch_size";
 const RUNS_QUEUED: &str = "cronhook_runs_queued";
 const RUNS_RUNNING: &str = "cronhook_runs_running";
 const WEBHOOKS_PENDING: &str = "cronhook_webhooks_pending";
@@ -67,6 +68,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Webhook attempt latency, from sending to the receiver's answer."
     );
     describe_counter!(DB_ERRORS, "Database operations that failed.");
+    describe_histogram!(
+        RUN_WRITE_BATCH,
+        "Run creates and finishes committed together in one transaction (group commit)."
+    );
     describe_gauge!(RUNS_QUEUED, "Runs waiting in the queue (all replicas).");
     describe_gauge!(RUNS_RUNNING, "Runs executing (all replicas).");
     describe_gauge!(

@@ -30,7 +30,7 @@ use crate::runs::events::RunEnd;
 use crate::runs::events::Subscription;
 use crate::runs::payload::render_run;
 use crate::runs::spec::RunSpec;
-use crate::runs::{wait_for_end, wait_with};
+use crate::runs::{Slot, wait_for_end, wait_with};
 use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
 use crate::time::now_ms;
 
@@ -259,7 +259,18 @@ async fn queue(
     .into_model();
     state.hub.open(&run_id);
     let events = state.hub.subscribe(&run_id, None);
-    let (run, flagged) = match state.store.create_run(run, strategy, if_missing).await {
+    // A free local slot lets the run start the moment it is queued, if its turn has come.
+    let slot = if after_ms == 0 {
+        state.control.reserve()
+    } else {
+        None
+    };
+    let claim = slot.as_ref().map(Slot::claim);
+    let created = match state
+        .store
+        .create_run(run, strategy, if_missing, claim)
+        .await
+    {
         Ok(created) => created,
         Err(err) => {
             state.hub.end(
@@ -274,10 +285,16 @@ async fn queue(
             return Err(err.into());
         }
     };
-    for cancelled in flagged {
-        state.control.cancel(&cancelled);
+    for cancelled in &created.flagged {
+        state.control.cancel(cancelled);
     }
-    state.control.wake();
+    let mut run = created.run;
+    match slot {
+        Some(slot) if created.claimed => slot.start(run.clone()),
+        _ => state.control.wake(),
+    }
+    // The answer shows the run as accepted, as LangGraph's does, even if it started already.
+    run.status = crate::store::runs::PENDING.into();
     Ok(Queued {
         run,
         resumable: request.stream_resumable.unwrap_or(false),

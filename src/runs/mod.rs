@@ -15,17 +15,45 @@ pub use waiter::{wait_for_end, wait_with};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use entity::run;
+
+use crate::store::runs::Claim;
 pub use worker::{Graph, Runner, RunnerSettings};
 
-/// In-process wake-ups between the API and the local workers. Other replicas learn the
-/// same things from the store (polling), only later.
+/// In-process wake-ups between the API (and scheduler) and the local workers. Other
+/// replicas learn the same things from the store (polling), only later.
 #[derive(Clone, Default)]
 pub struct Control {
     wake: Arc<Notify>,
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// The local pool while it takes work: its runner and its free slots.
+    pool: Arc<Mutex<Option<LocalPool>>>,
+}
+
+/// The local worker pool: its runner and the semaphore of its slots.
+type LocalPool = (Arc<Runner>, Arc<Semaphore>);
+
+/// A free worker slot of this process, reserved before a run is queued. The store inserts
+/// the run already claimed for it when nothing is ahead of it on its thread (`Claim`), and
+/// `start` executes it at once: no claim round trip through the store, no wait for a wake.
+pub struct Slot {
+    runner: Arc<Runner>,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// The lease under which the store claims the run for this slot.
+    pub fn claim(&self) -> Claim {
+        self.runner.claim()
+    }
+
+    /// Executes a run the store claimed for this slot.
+    pub fn start(self, run: run::Model) {
+        self.runner.launch(run, self.permit);
+    }
 }
 
 impl Control {
@@ -43,6 +71,37 @@ impl Control {
         if let Some(token) = self.lock().get(run_id) {
             token.cancel();
         }
+    }
+
+    /// A free local worker slot, if the pool runs here and has one.
+    pub fn reserve(&self) -> Option<Slot> {
+        self.reserve_many(1).pop()
+    }
+
+    /// Up to `count` free local worker slots.
+    pub fn reserve_many(&self, count: usize) -> Vec<Slot> {
+        let pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((runner, permits)) = pool.as_ref() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| permits.clone().try_acquire_owned().ok())
+            .take(count)
+            .map(|permit| Slot {
+                runner: runner.clone(),
+                permit,
+            })
+            .collect()
+    }
+
+    /// The pool takes work (`Some`) or has stopped taking it (`None`).
+    fn attach(&self, pool: Option<LocalPool>) {
+        *self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = pool;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use entity::run;
@@ -16,7 +16,7 @@ use super::executors::{Emitter, Executor, Failure, RunInput};
 use super::payload::webhook_payload;
 use crate::config::RunsConfig;
 use crate::store::Store;
-use crate::store::runs::{Completion, Lease, Outcome};
+use crate::store::runs::{Claim, Completion, Lease, Outcome};
 use crate::webhooks::Outbox;
 
 #[derive(Debug, Clone)]
@@ -97,7 +97,10 @@ impl Runner {
         let recovery = tokio::spawn(self.clone().recovery_loop(stop.clone()));
         let slots = self.settings.concurrency;
         let permits = Arc::new(Semaphore::new(slots));
+        self.control.attach(Some((self.clone(), permits.clone())));
         self.clone().claim_loop(&permits, &stop).await;
+        // Slots reserved before this point still start their runs; no new ones are handed out.
+        self.control.attach(None);
 
         let all_done = || permits.acquire_many(slots as u32);
         let running = slots - permits.available_permits();
@@ -153,11 +156,7 @@ impl Runner {
                             let Ok(permit) = permits.clone().acquire_owned().await else {
                                 return;
                             };
-                            let runner = self.clone();
-                            tokio::spawn(async move {
-                                runner.execute(run).await;
-                                drop(permit);
-                            });
+                            self.clone().launch(run, permit);
                         }
                     }
                     Err(err) => tracing::error!(error = %err, "claiming runs failed"),
@@ -172,6 +171,22 @@ impl Runner {
                 _ = stop.cancelled() => return,
             }
         }
+    }
+
+    /// The lease under which runs are claimed for this process.
+    pub(super) fn claim(&self) -> Claim {
+        Claim {
+            worker: self.worker_id.clone(),
+            lease_ms: self.settings.lease.as_millis() as i64,
+        }
+    }
+
+    /// Executes a claimed run in one of this process's slots (`permit`).
+    pub(super) fn launch(self: Arc<Self>, run: run::Model, permit: OwnedSemaphorePermit) {
+        tokio::spawn(async move {
+            self.execute(run).await;
+            drop(permit);
+        });
     }
 
     async fn lease_loop(self: Arc<Self>, shutdown: CancellationToken) {
@@ -244,10 +259,11 @@ impl Runner {
             return;
         };
         let mut end = RunEnd::from(&outcome);
-        let completion = |run: &run::Model| completion(&self.outbox, run, true);
+        let outbox = self.outbox.clone();
+        let completion = move |run: &run::Model| completion(&outbox, run, true);
         match self
             .store
-            .finish_run(&run, &self.worker_id, outcome, completion)
+            .finish_run(run.clone(), &self.worker_id, outcome, completion)
             .await
         {
             Ok(Some(finished)) => {
@@ -295,12 +311,17 @@ impl Runner {
                 ),
             ));
         };
-        let values = match self
-            .store
-            .get_thread(&run.thread_id, &crate::store::Scope::All)
-            .await
-        {
-            Ok(thread) => thread.values.unwrap_or(Value::Null),
+        // A stateless run's thread was made for it alone: it holds no values yet.
+        let values = match run.on_completion {
+            Some(_) => Ok(None),
+            None => self
+                .store
+                .get_thread(&run.thread_id, &crate::store::Scope::All)
+                .await
+                .map(|thread| thread.values),
+        };
+        let values = match values {
+            Ok(values) => values.unwrap_or(Value::Null),
             Err(err) => {
                 return Some(self.failed(run, Failure::error("ThreadError", err.to_string())));
             }

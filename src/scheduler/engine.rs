@@ -19,8 +19,8 @@ use entity::cron;
 use super::policy::{MisfirePolicy, plan};
 use super::timer::Timer;
 use crate::config::SchedulerConfig;
-use crate::runs::Control;
 use crate::runs::spec::cron_run;
+use crate::runs::{Control, Slot};
 use crate::schedule::{Schedule, parse_timezone};
 use crate::store::Store;
 use crate::store::fires::{Fire, Fired};
@@ -212,8 +212,22 @@ impl Scheduler {
                     .unwrap_or_default();
                 cron_run(cron, graph_id, instant, now)
             };
-            match self.store.fire(&fires, now, &make_run).await {
-                Ok(results) => {
+            // Free local slots let fired runs start at once, in the fire's own transaction.
+            let instants = fires.iter().map(|fire| fire.instants.len()).sum();
+            let mut slots = self.runs.reserve_many(instants);
+            let claim = slots.first().map(Slot::claim);
+            let fired = self
+                .store
+                .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
+                .await;
+            match fired {
+                Ok((results, claimed)) => {
+                    for run in claimed {
+                        if let Some(slot) = slots.pop() {
+                            slot.start(run);
+                        }
+                    }
+                    drop(slots);
                     for (fire, result) in fires.into_iter().zip(results) {
                         let mut cron = fire.cron;
                         match result {

@@ -13,7 +13,7 @@ use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
 
-use super::runs::{IfThreadMissing, Multitask, queue_run, queue_runs_batched};
+use super::runs::{Claim, IfThreadMissing, Multitask, queue_run, queue_runs_batched};
 use super::{Error, Result, Store};
 use crate::time::Millis;
 
@@ -74,19 +74,29 @@ impl Store {
     /// Fires a batch of crons in one transaction (group commit). Batches whose crons all
     /// queue their runs under `enqueue` take the fast path (a handful of multi-row statements
     /// for the whole batch); the rest, and any batch the fast path refuses, fire one by one.
+    ///
+    /// With a `claim`, up to `slots` of the runs that are first in line on their thread are
+    /// queued already claimed for this process's workers; they are returned to be started.
     pub async fn fire(
         &self,
         fires: &[Fire],
         now: Millis,
         make_run: &MakeRun<'_>,
-    ) -> Result<Vec<Fired>> {
+        claim: Option<&Claim>,
+        slots: usize,
+    ) -> Result<(Vec<Fired>, Vec<run::Model>)> {
         let all_enqueue = fires
             .iter()
             .all(|fire| Multitask::from_payload(&fire.cron.payload) == Multitask::Enqueue);
-        if all_enqueue && let Some(fired) = self.fire_batched(fires, now, make_run).await? {
+        if all_enqueue
+            && let Some(fired) = self
+                .fire_batched(fires, now, make_run, claim, slots)
+                .await?
+        {
             return Ok(fired);
         }
-        self.fire_one_by_one(fires, now, make_run).await
+        self.fire_one_by_one(fires, now, make_run, claim, slots)
+            .await
     }
 
     /// The fast path: claims each cron, then inserts every fire-log row, thread and run of
@@ -97,14 +107,16 @@ impl Store {
         fires: &[Fire],
         now: Millis,
         make_run: &MakeRun<'_>,
-    ) -> Result<Option<Vec<Fired>>> {
+        claim: Option<&Claim>,
+        slots: usize,
+    ) -> Result<Option<(Vec<Fired>, Vec<run::Model>)>> {
         let txn = self.write.begin().await?;
         let mut results = Vec::with_capacity(fires.len());
         let mut log = Vec::new();
         let mut runs = Vec::new();
         for fire in fires {
             let cron = &fire.cron;
-            if !claim(&txn, fire).await? {
+            if !claim_cron(&txn, fire).await? {
                 results.push(Fired::Lost);
                 continue;
             }
@@ -145,10 +157,21 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
-        let metadata = |run: &run::Model| self.assistant_metadata(&run.assistant_id);
-        queue_runs_batched(&txn, runs, &metadata, now).await?;
+        let runs = runs
+            .into_iter()
+            .map(|run| {
+                let metadata = self.assistant_metadata(&run.assistant_id);
+                (run, metadata)
+            })
+            .collect();
+        let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
         txn.commit().await?;
-        Ok(Some(results))
+        let claimed = queued
+            .into_iter()
+            .filter(|created| created.claimed)
+            .map(|created| created.run)
+            .collect();
+        Ok(Some((results, claimed)))
     }
 
     /// The careful path: each cron claimed and each instant queued on its own, under the
@@ -158,12 +181,15 @@ impl Store {
         fires: &[Fire],
         now: Millis,
         make_run: &MakeRun<'_>,
-    ) -> Result<Vec<Fired>> {
+        claim: Option<&Claim>,
+        mut slots: usize,
+    ) -> Result<(Vec<Fired>, Vec<run::Model>)> {
         let txn = self.write.begin().await?;
         let mut results = Vec::with_capacity(fires.len());
+        let mut claimed = Vec::new();
         for fire in fires {
             let cron = &fire.cron;
-            if !claim(&txn, fire).await? {
+            if !claim_cron(&txn, fire).await? {
                 results.push(Fired::Lost);
                 continue;
             }
@@ -198,8 +224,15 @@ impl Store {
                 };
                 let run_id = run.run_id.clone();
                 let metadata = self.assistant_metadata(&run.assistant_id);
-                match queue_run(&txn, run, strategy, if_missing, metadata).await {
-                    Ok(_) => runs.push((instant, run_id)),
+                let claim = claim.filter(|_| slots > 0);
+                match queue_run(&txn, run, strategy, if_missing, metadata, claim).await {
+                    Ok(created) => {
+                        runs.push((instant, run_id));
+                        if created.claimed {
+                            slots -= 1;
+                            claimed.push(created.run);
+                        }
+                    }
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
                         cron_fire::ActiveModel {
                             cron_id: Set(cron.cron_id.clone()),
@@ -218,7 +251,7 @@ impl Store {
             results.push(Fired::Claimed { runs, rejected });
         }
         txn.commit().await?;
-        Ok(results)
+        Ok((results, claimed))
     }
 
     /// Deletes fire-log rows and finished webhook deliveries older than `before`.
@@ -259,22 +292,23 @@ impl Store {
             None => IfThreadMissing::CreateNew,
         };
         let metadata = self.assistant_metadata(&run.assistant_id);
-        let (run, _) = queue_run(
+        let created = queue_run(
             &txn,
             run,
             Multitask::from_payload(&cron.payload),
             if_missing,
             metadata,
+            None,
         )
         .await?;
         txn.commit().await?;
-        Ok(run)
+        Ok(created.run)
     }
 }
 
 /// Claims a cron for one fire: moves `next_run_at` on, provided the row is still exactly as
 /// the scheduler read it (enabled, same instant, not changed through the API since).
-async fn claim(txn: &sea_orm::DatabaseTransaction, fire: &Fire) -> Result<bool> {
+async fn claim_cron(txn: &sea_orm::DatabaseTransaction, fire: &Fire) -> Result<bool> {
     let cron = &fire.cron;
     let claimed = Crons::update_many()
         .col_expr(Column::NextRunAt, Expr::value(fire.new_next))

@@ -5,6 +5,7 @@ pub mod assistants;
 pub mod crons;
 pub mod deliveries;
 pub mod fires;
+mod group_commit;
 pub mod runs;
 pub mod threads;
 
@@ -169,6 +170,8 @@ pub struct Store {
     /// so every run's metadata merge reads it from here instead of the database.
     assistant_metadata:
         std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Map<String, Value>>>>,
+    /// Queues and finishes runs in shared transactions (see `group_commit`).
+    writer: group_commit::Writer,
 }
 
 impl Store {
@@ -185,6 +188,7 @@ impl Store {
             let read = Database::connect(sqlite_options(url, max_connections)).await?;
             Ok(Store {
                 read,
+                writer: group_commit::Writer::spawn(write.clone()),
                 write,
                 backend: Backend::Sqlite,
                 assistant_metadata: Default::default(),
@@ -199,6 +203,7 @@ impl Store {
             let pool = Database::connect(options).await?;
             Ok(Store {
                 read: pool.clone(),
+                writer: group_commit::Writer::spawn(pool.clone()),
                 write: pool,
                 backend: Backend::Postgres,
                 assistant_metadata: Default::default(),

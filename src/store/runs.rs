@@ -69,7 +69,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn status(&self) -> &'static str {
+    pub(super) fn status(&self) -> &'static str {
         match self {
             Outcome::Success { .. } => "success",
             Outcome::Error { .. } => "error",
@@ -93,6 +93,34 @@ pub struct Completion {
 pub struct Finished {
     pub run: Option<run::Model>,
     pub delivery: Option<delivery::Model>,
+}
+
+/// A local worker slot reserved before a run is queued: when the run may start at once (its
+/// thread has nothing ahead of it), it is inserted already claimed under this lease, and the
+/// worker holding the slot executes it without a claim round trip through the store.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub worker: String,
+    pub lease_ms: i64,
+}
+
+impl Claim {
+    fn apply(&self, run: &mut run::Model, now: Millis) {
+        run.status = RUNNING.into();
+        run.lease_owner = Some(self.worker.clone());
+        run.lease_expires_at = Some(now + self.lease_ms);
+        run.attempt += 1;
+        run.started_at = Some(now);
+    }
+}
+
+/// A queued run, the running runs its strategy flagged for cancelling (their workers must
+/// stop), and whether it was claimed as it was queued (see `Claim`).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub run: run::Model,
+    pub flagged: Vec<String>,
+    pub claimed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,20 +151,21 @@ fn is_active(status: &str) -> bool {
 }
 
 impl Store {
-    /// Queues a run on its thread under `strategy`, in one transaction: the thread is created
-    /// if asked, active runs are rejected, interrupted or rolled back, the run is inserted.
-    /// Also returns the running runs it flagged for cancelling (their workers must stop).
+    /// Queues a run on its thread under `strategy`, in one transaction (shared with other
+    /// runs' writes, see `group_commit`): the thread is created if asked, active runs are
+    /// rejected, interrupted or rolled back, the run is inserted, claimed at once under
+    /// `claim` when nothing is ahead of it on its thread.
     pub async fn create_run(
         &self,
         run: run::Model,
         strategy: Multitask,
         if_missing: IfThreadMissing,
-    ) -> Result<(run::Model, Vec<String>)> {
-        let txn = self.write.begin().await?;
+        claim: Option<Claim>,
+    ) -> Result<Created> {
         let metadata = self.assistant_metadata(&run.assistant_id);
-        let created = queue_run(&txn, run, strategy, if_missing, metadata).await?;
-        txn.commit().await?;
-        Ok(created)
+        self.writer
+            .create(run, strategy, if_missing, metadata, claim)
+            .await
     }
 
     /// A run of a thread; an unknown thread says so (as LangGraph does).
@@ -348,90 +377,20 @@ impl Store {
             .collect())
     }
 
-    /// Ends a run `worker` holds, in one transaction: status and output, the thread's status
-    /// and values, the webhook outbox row, and a stateless run's thread deleted if asked.
-    /// Returns None when the lease was lost (another worker owns the run now).
+    /// Ends a run `worker` holds: status and output, the thread's status and values, the
+    /// webhook outbox row, and a stateless run's thread deleted if asked, all in one
+    /// transaction (shared with other runs' writes, see `group_commit`). Returns None when
+    /// the lease was lost (another worker owns the run now).
     pub async fn finish_run(
         &self,
-        claimed: &run::Model,
+        claimed: run::Model,
         worker: &str,
         outcome: Outcome,
-        completion: impl Fn(&run::Model) -> Option<Completion> + Send,
+        completion: impl Fn(&run::Model) -> Option<Completion> + Send + Sync + 'static,
     ) -> Result<Option<Finished>> {
-        if claimed.on_completion.as_deref() == Some("delete")
-            && let Some(finished) = self
-                .finish_stateless(claimed, worker, &outcome, &completion)
-                .await?
-        {
-            return Ok(Some(finished));
-        }
-        let run_id = &claimed.run_id;
-        let txn = self.write.begin().await?;
-        let Some(run) = Runs::find_by_id(run_id.to_string()).one(&txn).await? else {
-            return Ok(None);
-        };
-        if run.status != RUNNING || run.lease_owner.as_deref() != Some(worker) {
-            return Ok(None);
-        }
-        let finished = end_run(&txn, run, outcome, completion).await?;
-        txn.commit().await?;
-        Ok(Some(finished))
-    }
-
-    /// The common end of a stateless run whose thread goes with it: one conditional delete of
-    /// the thread (and so the run) while the run is still ours and not being cancelled, plus
-    /// the outbox row. None when that condition failed: the general path then decides.
-    async fn finish_stateless(
-        &self,
-        claimed: &run::Model,
-        worker: &str,
-        outcome: &Outcome,
-        completion: &(impl Fn(&run::Model) -> Option<Completion> + Send),
-    ) -> Result<Option<Finished>> {
-        let now = now_ms();
-        let mut ended = claimed.clone();
-        ended.status = outcome.status().into();
-        (ended.output, ended.error) = match outcome {
-            Outcome::Success { values } => (Some(values.clone()), None),
-            Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
-            Outcome::Interrupted => (None, None),
-        };
-        ended.ended_at = Some(now);
-        ended.updated_at = now;
-        ended.lease_owner = None;
-        ended.lease_expires_at = None;
-        let still_ours = Query::select()
-            .expr(Expr::val(1))
-            .from(Runs)
-            .and_where(Column::RunId.eq(claimed.run_id.clone()))
-            .and_where(Column::Status.eq(RUNNING))
-            .and_where(Column::LeaseOwner.eq(worker))
-            .and_where(Column::CancelAction.is_null())
-            .to_owned();
-        let delete = Threads::delete_many()
-            .filter(thread::Column::ThreadId.eq(claimed.thread_id.clone()))
-            .filter(Expr::exists(still_ours));
-        match completion(&ended) {
-            None => {
-                let deleted = delete.exec(&self.write).await?.rows_affected;
-                Ok((deleted == 1).then_some(Finished {
-                    run: Some(ended),
-                    delivery: None,
-                }))
-            }
-            Some(done) => {
-                let txn = self.write.begin().await?;
-                if delete.exec(&txn).await?.rows_affected != 1 {
-                    return Ok(None);
-                }
-                let delivery = insert_delivery(&txn, &ended, done, now).await?;
-                txn.commit().await?;
-                Ok(Some(Finished {
-                    run: Some(ended),
-                    delivery: Some(delivery),
-                }))
-            }
-        }
+        self.writer
+            .finish(claimed, worker.to_string(), outcome, Box::new(completion))
+            .await
     }
 
     /// Runs whose lease expired (their worker died): re-queued once, then ended as
@@ -514,7 +473,8 @@ pub(super) async fn queue_run(
     strategy: Multitask,
     if_missing: IfThreadMissing,
     assistant_metadata: Map<String, Value>,
-) -> Result<(run::Model, Vec<String>)> {
+    claim: Option<&Claim>,
+) -> Result<Created> {
     let now = run.updated_at;
     let graph_id = run
         .kwargs
@@ -527,6 +487,8 @@ pub(super) async fn queue_run(
     // own, and the assistant id; the thread in turn records its graph and assistant.
     let mut metadata = assistant_metadata;
     let mut flagged = Vec::new();
+    // Whether nothing is ahead of the run on its thread, so a claim may start it at once.
+    let mut first_in_line = true;
     let fresh = match &if_missing {
         IfThreadMissing::CreateNew => Some(Map::new()),
         IfThreadMissing::Create { metadata } => Threads::find_by_id(run.thread_id.clone())
@@ -567,7 +529,11 @@ pub(super) async fn queue_run(
                     .filter(run::Column::Status.is_in([PENDING, RUNNING]))
             };
             match strategy {
-                Multitask::Enqueue => {}
+                Multitask::Enqueue => {
+                    if claim.is_some() {
+                        first_in_line = active().one(txn).await?.is_none();
+                    }
+                }
                 Multitask::Reject => {
                     if active().one(txn).await?.is_some() {
                         return Err(Error::Conflict(
@@ -584,6 +550,8 @@ pub(super) async fn queue_run(
                     flagged = cancel_active(txn, runs, CancelAction::Rollback, now).await?;
                 }
             }
+            // Pending runs ahead were just ended; flagged running ones are still stopping.
+            first_in_line &= flagged.is_empty();
             let mut thread_metadata = object(&thread.metadata);
             metadata.extend(thread_metadata.clone());
             thread_metadata.insert("graph_id".into(), graph_id.clone());
@@ -603,26 +571,42 @@ pub(super) async fn queue_run(
         config.insert("metadata".into(), Value::Object(metadata.clone()));
     }
     run.metadata = Value::Object(metadata);
-    let model = run.into_active_model().reset_all().insert(txn).await?;
-    Ok((model, flagged))
+    let claimed = match claim {
+        Some(claim) if first_in_line && run.available_at <= now => {
+            claim.apply(&mut run, now);
+            true
+        }
+        _ => false,
+    };
+    Runs::insert(run.clone().into_active_model().reset_all())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Created {
+        run,
+        flagged,
+        claimed,
+    })
 }
 
-/// Queues many runs under `enqueue` at once (the scheduler's fast path): stateless runs'
-/// threads are inserted in one statement, thread crons' threads marked busy in one, the runs
-/// inserted in one — with the same metadata merge as `queue_run`.
+/// Queues many runs under `enqueue` at once (the scheduler's fire batches and the run
+/// writer's stateless runs), each with its assistant's metadata: new threads are inserted in
+/// one statement, existing threads marked busy in one, the runs inserted in one, with the
+/// same metadata merge as `queue_run`. With a `claim`, up to `slots` runs that are first in
+/// line on their thread are inserted already claimed.
 pub(super) async fn queue_runs_batched(
     txn: &DatabaseTransaction,
-    runs: Vec<run::Model>,
-    assistant_metadata: &(dyn Fn(&run::Model) -> Map<String, Value> + Send + Sync),
+    runs: Vec<(run::Model, Map<String, Value>)>,
+    claim: Option<&Claim>,
+    mut slots: usize,
     now: Millis,
-) -> Result<()> {
+) -> Result<Vec<Created>> {
     if runs.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let thread_ids: Vec<String> = runs
         .iter()
-        .filter(|run| run.on_completion.is_none())
-        .map(|run| run.thread_id.clone())
+        .filter(|(run, _)| run.on_completion.is_none())
+        .map(|(run, _)| run.thread_id.clone())
         .collect();
     let existing: std::collections::HashMap<String, thread::Model> = if thread_ids.is_empty() {
         Default::default()
@@ -635,16 +619,30 @@ pub(super) async fn queue_runs_batched(
             .map(|thread| (thread.thread_id.clone(), thread))
             .collect()
     };
+    // Threads with a run ahead (active already, or claimed earlier in this batch).
+    let mut busy: std::collections::HashSet<String> = if claim.is_none() || existing.is_empty() {
+        Default::default()
+    } else {
+        Runs::find()
+            .select_only()
+            .column(Column::ThreadId)
+            .filter(Column::ThreadId.is_in(existing.keys().cloned()))
+            .filter(Column::Status.is_in([PENDING, RUNNING]))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut new_threads = Vec::new();
-    let mut models = Vec::with_capacity(runs.len());
-    for mut run in runs {
+    let mut created = Vec::with_capacity(runs.len());
+    for (mut run, mut metadata) in runs {
         let graph_id = run
             .kwargs
             .pointer("/config/configurable/graph_id")
             .cloned()
             .unwrap_or(Value::Null);
         let assistant_id = Value::String(run.assistant_id.clone());
-        let mut metadata = assistant_metadata(&run);
         match existing.get(&run.thread_id) {
             Some(thread) => {
                 let thread_metadata = object(&thread.metadata);
@@ -688,7 +686,22 @@ pub(super) async fn queue_runs_batched(
             config.insert("metadata".into(), Value::Object(metadata.clone()));
         }
         run.metadata = Value::Object(metadata);
-        models.push(run.into_active_model().reset_all());
+        let claimed = match claim {
+            Some(claim) if slots > 0 && run.available_at <= now => {
+                let first = busy.insert(run.thread_id.clone());
+                if first {
+                    claim.apply(&mut run, now);
+                    slots -= 1;
+                }
+                first
+            }
+            _ => false,
+        };
+        created.push(Created {
+            run,
+            flagged: Vec::new(),
+            claimed,
+        });
     }
     for chunk in crate::store::fires::chunked(new_threads, 500) {
         Threads::insert_many(chunk)
@@ -703,10 +716,14 @@ pub(super) async fn queue_runs_batched(
             .exec(txn)
             .await?;
     }
+    let models = created
+        .iter()
+        .map(|c| c.run.clone().into_active_model().reset_all())
+        .collect();
     for chunk in crate::store::fires::chunked(models, 500) {
         Runs::insert_many(chunk).exec_without_returning(txn).await?;
     }
-    Ok(())
+    Ok(created)
 }
 
 fn object(value: &Value) -> Map<String, Value> {
@@ -724,7 +741,7 @@ pub enum Lease {
     Lost,
 }
 
-async fn end_run(
+pub(super) async fn end_run(
     txn: &DatabaseTransaction,
     run: run::Model,
     outcome: Outcome,
@@ -746,23 +763,15 @@ async fn end_run(
     } else {
         outcome
     };
-    let status = outcome.status();
-    let (output, error) = match &outcome {
-        Outcome::Success { values } => (Some(values.clone()), None),
-        Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
-        Outcome::Interrupted => (None, None),
-    };
-    let mut ended = run.clone();
-    ended.status = status.into();
-    ended.output = output.clone();
-    ended.error = error;
-    ended.ended_at = Some(now);
-    ended.updated_at = now;
-    ended.lease_owner = None;
-    ended.lease_expires_at = None;
-
+    let ended = ended(&run, &outcome, now);
     let delivery = match completion(&ended) {
-        Some(done) => Some(insert_delivery(txn, &ended, done, now).await?),
+        Some(done) => {
+            let delivery = delivery_model(&ended, done, now);
+            delivery::Entity::insert(delivery.clone().into_active_model())
+                .exec_without_returning(txn)
+                .await?;
+            Some(delivery)
+        }
         None => None,
     };
 
@@ -783,22 +792,43 @@ async fn end_run(
     active.updated_at = Set(now);
     active.lease_owner = Set(None);
     active.lease_expires_at = Set(None);
-    let run = active.update(txn).await?;
+    Runs::update(active).exec_without_returning(txn).await?;
     let ended_status = match &outcome {
         Outcome::Success { .. } => "idle",
         Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
         Outcome::Interrupted => "interrupted",
     };
-    refresh_thread_status(txn, &thread_id, Some((ended_status, output)), now).await?;
+    refresh_thread_status(
+        txn,
+        &thread_id,
+        Some((ended_status, ended.output.clone())),
+        now,
+    )
+    .await?;
     Ok(Finished {
-        run: Some(run),
+        run: Some(ended),
         delivery,
     })
 }
 
-/// Writes the outbox row of a finished run's webhook.
-async fn insert_delivery(
-    txn: &DatabaseTransaction,
+/// The run as `outcome` ends it at `now`: status, output or error, and no lease.
+pub(super) fn ended(run: &run::Model, outcome: &Outcome, now: Millis) -> run::Model {
+    let mut ended = run.clone();
+    ended.status = outcome.status().into();
+    (ended.output, ended.error) = match outcome {
+        Outcome::Success { values } => (Some(values.clone()), None),
+        Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
+        Outcome::Interrupted => (None, None),
+    };
+    ended.ended_at = Some(now);
+    ended.updated_at = now;
+    ended.lease_owner = None;
+    ended.lease_expires_at = None;
+    ended
+}
+
+/// The outbox row of a finished run's webhook.
+pub(super) fn delivery_model(
     run: &run::Model,
     Completion {
         url,
@@ -806,28 +836,26 @@ async fn insert_delivery(
         lease,
     }: Completion,
     now: Millis,
-) -> Result<delivery::Model> {
+) -> delivery::Model {
     let (lease_owner, lease_expires_at) = lease.unzip();
-    Ok(delivery::ActiveModel {
-        delivery_id: Set(uuid::Uuid::now_v7().to_string()),
-        run_id: Set(run.run_id.clone()),
-        thread_id: Set(run.thread_id.clone()),
-        cron_id: Set(run.cron_id.clone()),
-        url: Set(url),
-        payload: Set(payload),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_owner: Set(lease_owner),
-        lease_expires_at: Set(lease_expires_at),
-        last_status_code: Set(None),
-        last_error: Set(None),
-        user_id: Set(run.user_id.clone()),
-        created_at: Set(now),
-        updated_at: Set(now),
+    delivery::Model {
+        delivery_id: uuid::Uuid::now_v7().to_string(),
+        run_id: run.run_id.clone(),
+        thread_id: run.thread_id.clone(),
+        cron_id: run.cron_id.clone(),
+        url,
+        payload,
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        lease_owner,
+        lease_expires_at,
+        last_status_code: None,
+        last_error: None,
+        user_id: run.user_id.clone(),
+        created_at: now,
+        updated_at: now,
     }
-    .insert(txn)
-    .await?)
 }
 
 /// Ends pending runs and flags running ones, for a new run's multitask strategy or a

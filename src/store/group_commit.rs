@@ -1,0 +1,381 @@
+//! Group commit for the run path. Every run is written twice (queued, then finished), and
+//! on SQLite each statement is a hand-off to the one writer connection's thread, so the
+//! writes of many runs are gathered and committed together: whatever has queued up while
+//! the previous batch was being written goes into the next transaction. A quiet daemon
+//! writes batches of one, with no added wait.
+//!
+//! Batches use multi-row statements where the runs allow it (stateless runs, whose threads
+//! are new and die with them); the rest are written one after the other in the same
+//! transaction. Refusals (unknown thread, busy thread under `reject`, a lost lease) happen
+//! before an operation writes anything, so they leave the batch usable. A database error
+//! rolls the whole batch back; each of its operations is then retried alone, so only the
+//! operation at fault sees the error.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, SqlErr, TransactionTrait,
+};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use entity::delivery;
+use entity::run::{self, Column, Entity as Runs};
+use entity::thread::{self, Entity as Threads};
+
+use super::runs::{
+    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, RUNNING,
+    delivery_model, end_run, ended, queue_run, queue_runs_batched,
+};
+use super::{Error, Result};
+use crate::time::now_ms;
+
+/// How many operations one transaction takes at most.
+const MAX_BATCH: usize = 512;
+
+/// Builds a finished run's outbox row (None: no webhook to call).
+pub type CompletionFn = Box<dyn Fn(&run::Model) -> Option<Completion> + Send + Sync>;
+
+/// The sending side: `Store` holds it; the writer task ends when every `Store` is gone.
+#[derive(Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+enum Job {
+    Create {
+        run: run::Model,
+        strategy: Multitask,
+        if_missing: IfThreadMissing,
+        assistant_metadata: Map<String, Value>,
+        claim: Option<Claim>,
+        reply: oneshot::Sender<Result<Created>>,
+    },
+    Finish {
+        run: run::Model,
+        worker: String,
+        outcome: Outcome,
+        completion: CompletionFn,
+        reply: oneshot::Sender<Result<Option<Finished>>>,
+    },
+}
+
+/// What one operation came to inside a batch (sent to its caller once the batch commits).
+/// Short-lived, one per job: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    Created(Result<Created>),
+    Finished(Option<Finished>),
+}
+
+impl Writer {
+    /// Starts the writer task on `db` (the store's write connection).
+    pub(super) fn spawn(db: DatabaseConnection) -> Writer {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(db, queue));
+        Writer { jobs }
+    }
+
+    pub(super) async fn create(
+        &self,
+        run: run::Model,
+        strategy: Multitask,
+        if_missing: IfThreadMissing,
+        assistant_metadata: Map<String, Value>,
+        claim: Option<Claim>,
+    ) -> Result<Created> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Create {
+            run,
+            strategy,
+            if_missing,
+            assistant_metadata,
+            claim,
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn finish(
+        &self,
+        run: run::Model,
+        worker: String,
+        outcome: Outcome,
+        completion: CompletionFn,
+    ) -> Result<Option<Finished>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Finish {
+            run,
+            worker,
+            outcome,
+            completion,
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.jobs.send(job).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> Error {
+    Error::Db(sea_orm::DbErr::Custom("the run writer has stopped".into()))
+}
+
+async fn write_loop(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch = std::mem::take(&mut jobs);
+        metrics::histogram!(crate::metrics::RUN_WRITE_BATCH).record(batch.len() as f64);
+        match write(&db, &batch).await {
+            Ok(answers) => reply_all(batch, answers.into_iter().map(Ok)),
+            Err(err) if batch.len() == 1 => reply_all(batch, [Err(err)]),
+            Err(err) => {
+                tracing::debug!(error = %err, jobs = batch.len(), "run batch rolled back; writing its jobs one by one");
+                for job in batch {
+                    let answer = write_alone(&db, &job).await;
+                    reply_all(vec![job], [answer]);
+                }
+            }
+        }
+    }
+}
+
+/// One job in its own transaction. A run claimed as it was queued may collide with a run
+/// another replica just started on the same thread (the unique index on running runs says
+/// so): it is then queued unclaimed, to wait its turn.
+async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<Answer> {
+    match write(db, std::slice::from_ref(job)).await {
+        Err(Error::Db(err))
+            if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                && matches!(job, Job::Create { claim: Some(_), .. }) =>
+        {
+            let Job::Create {
+                run,
+                strategy,
+                if_missing,
+                assistant_metadata,
+                ..
+            } = job
+            else {
+                return Err(Error::Db(err));
+            };
+            let txn = db.begin().await?;
+            let created = queue_run(
+                &txn,
+                run.clone(),
+                *strategy,
+                if_missing.clone(),
+                assistant_metadata.clone(),
+                None,
+            )
+            .await;
+            if created.is_ok() {
+                txn.commit().await?;
+            }
+            Ok(Answer::Created(created))
+        }
+        Err(err) => Err(err),
+        Ok(mut answers) => answers.pop().ok_or_else(stopped),
+    }
+}
+
+fn reply_all(jobs: Vec<Job>, answers: impl IntoIterator<Item = Result<Answer>>) {
+    for (job, answer) in jobs.into_iter().zip(answers) {
+        // A caller that went away (its request was dropped) no longer needs the answer.
+        match (job, answer) {
+            (Job::Create { reply, .. }, Ok(Answer::Created(created))) => {
+                let _ = reply.send(created);
+            }
+            (Job::Finish { reply, .. }, Ok(Answer::Finished(finished))) => {
+                let _ = reply.send(Ok(finished));
+            }
+            (Job::Create { reply, .. }, Err(err)) => {
+                let _ = reply.send(Err(err));
+            }
+            (Job::Finish { reply, .. }, Err(err)) => {
+                let _ = reply.send(Err(err));
+            }
+            (Job::Create { reply, .. }, Ok(Answer::Finished(_))) => {
+                let _ = reply.send(Err(stopped()));
+            }
+            (Job::Finish { reply, .. }, Ok(Answer::Created(_))) => {
+                let _ = reply.send(Err(stopped()));
+            }
+        }
+    }
+}
+
+/// Writes `jobs` in one transaction; an answer per job, in order. Only database errors
+/// fail the whole batch.
+async fn write(db: &DatabaseConnection, jobs: &[Job]) -> Result<Vec<Answer>> {
+    let txn = db.begin().await?;
+    let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
+    // Finishes first: a run queued in the same batch behind one that ends can then start.
+    finish_all(&txn, jobs, &mut answers).await?;
+    create_all(&txn, jobs, &mut answers).await?;
+    txn.commit().await?;
+    answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(stopped))
+        .collect()
+}
+
+async fn create_all(
+    txn: &DatabaseTransaction,
+    jobs: &[Job],
+    answers: &mut [Option<Answer>],
+) -> Result<()> {
+    let now = now_ms();
+    // Stateless runs (a new thread each) go in with multi-row statements.
+    let mut stateless = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        let Job::Create {
+            run,
+            strategy,
+            if_missing,
+            assistant_metadata,
+            claim,
+            ..
+        } = job
+        else {
+            continue;
+        };
+        if matches!(if_missing, IfThreadMissing::CreateNew) {
+            stateless.push((index, run, assistant_metadata, claim));
+            continue;
+        }
+        let created = queue_run(
+            txn,
+            run.clone(),
+            *strategy,
+            if_missing.clone(),
+            assistant_metadata.clone(),
+            claim.as_ref(),
+        )
+        .await;
+        if let Err(Error::Db(err)) = created {
+            return Err(Error::Db(err));
+        }
+        answers[index] = Some(Answer::Created(created));
+    }
+    // Claimed and unclaimed runs are batched apart: each batch has one claim (or none).
+    for claimed in [true, false] {
+        let group: Vec<_> = stateless
+            .iter()
+            .filter(|(_, _, _, claim)| claim.is_some() == claimed)
+            .collect();
+        let Some((_, _, _, claim)) = group.first() else {
+            continue;
+        };
+        let runs = group
+            .iter()
+            .map(|(_, run, metadata, _)| ((*run).clone(), (*metadata).clone()))
+            .collect();
+        let created = queue_runs_batched(txn, runs, claim.as_ref(), group.len(), now).await?;
+        for ((index, ..), created) in group.iter().zip(created) {
+            answers[*index] = Some(Answer::Created(Ok(created)));
+        }
+    }
+    Ok(())
+}
+
+async fn finish_all(
+    txn: &DatabaseTransaction,
+    jobs: &[Job],
+    answers: &mut [Option<Answer>],
+) -> Result<()> {
+    let now = now_ms();
+    let finishes: Vec<(usize, &run::Model, &str, &Outcome, &CompletionFn)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, job)| match job {
+            Job::Finish {
+                run,
+                worker,
+                outcome,
+                completion,
+                ..
+            } => Some((index, run, worker.as_str(), outcome, completion)),
+            Job::Create { .. } => None,
+        })
+        .collect();
+    if finishes.is_empty() {
+        return Ok(());
+    }
+
+    // The common end of a stateless run: its thread deleted (and the run with it) by one
+    // statement for all of them, where the run is still ours and no cancel came in.
+    let mut done: HashSet<usize> = HashSet::new();
+    let workers: HashSet<&str> = finishes.iter().map(|f| f.2).collect();
+    let mut deliveries = Vec::new();
+    for worker in workers {
+        let throwaway: Vec<_> = finishes
+            .iter()
+            .filter(|f| f.2 == worker && f.1.on_completion.as_deref() == Some("delete"))
+            .collect();
+        if throwaway.is_empty() {
+            continue;
+        }
+        let ours = Query::select()
+            .column(Column::ThreadId)
+            .from(Runs)
+            .and_where(Column::RunId.is_in(throwaway.iter().map(|f| f.1.run_id.clone())))
+            .and_where(Column::Status.eq(RUNNING))
+            .and_where(Column::LeaseOwner.eq(worker))
+            .and_where(Column::CancelAction.is_null())
+            .to_owned();
+        let deleted: HashSet<String> = Threads::delete_many()
+            .filter(Expr::col(thread::Column::ThreadId).in_subquery(ours))
+            .exec_with_returning(txn)
+            .await?
+            .into_iter()
+            .map(|thread| thread.thread_id)
+            .collect();
+        for (index, run, _, outcome, completion) in throwaway {
+            if !deleted.contains(&run.thread_id) {
+                continue;
+            }
+            let ended = ended(run, outcome, now);
+            let delivery = completion(&ended).map(|done| delivery_model(&ended, done, now));
+            deliveries.extend(delivery.clone());
+            done.insert(*index);
+            answers[*index] = Some(Answer::Finished(Some(Finished {
+                run: Some(ended),
+                delivery,
+            })));
+        }
+    }
+    for chunk in super::fires::chunked(deliveries, 200) {
+        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+            .exec_without_returning(txn)
+            .await?;
+    }
+
+    // Everything else, one by one: the runs read in one query, each checked to be still
+    // held by its worker, then ended (status, thread, outbox row).
+    let rest: Vec<_> = finishes.iter().filter(|f| !done.contains(&f.0)).collect();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let mut current: HashMap<String, run::Model> = Runs::find()
+        .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|run| (run.run_id.clone(), run))
+        .collect();
+    for (index, claimed, worker, outcome, completion) in rest {
+        let finished = match current.remove(&claimed.run_id) {
+            Some(run) if run.status == RUNNING && run.lease_owner.as_deref() == Some(*worker) => {
+                Some(end_run(txn, run, (*outcome).clone(), |run| completion(run)).await?)
+            }
+            _ => None,
+        };
+        answers[*index] = Some(Answer::Finished(finished));
+    }
+    Ok(())
+}

@@ -55,6 +55,10 @@ enum Bench {
         /// The daemon's database, to read the runs from.
         #[arg(long)]
         database_url: String,
+        /// `stateless`: crons made with POST /runs/crons (a new thread per fire);
+        /// `thread`: each cron on a thread of its own, whose state grows with every run.
+        #[arg(long, default_value = "stateless")]
+        kind: String,
     },
     /// Starts `rate` stateless runs/s for `seconds`, each with a webhook to a receiver in
     /// this process; reports run-end-to-arrival latency.
@@ -160,6 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             per_second,
             seconds,
             database_url,
+            kind,
         } => {
             fires(
                 &client,
@@ -168,6 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 per_second,
                 seconds,
                 &database_url,
+                kind == "thread",
             )
             .await?
         }
@@ -365,6 +371,7 @@ async fn fires(
     per_second: f64,
     seconds: u64,
     database_url: &str,
+    on_threads: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 
@@ -382,20 +389,30 @@ async fn fires(
                 if i >= crons {
                     return Ok::<_, String>(());
                 }
-                let thread: Value = client
-                    .post(format!("{url}/threads"))
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let thread_id = thread["thread_id"].as_str().unwrap_or_default().to_string();
                 let schedule = if i < every_second { "* * * * * *" } else { "* * * * *" };
+                // Stateless crons keep their runs' threads, so the runs can be read back.
+                let mut body = json!({"assistant_id": "agent", "schedule": schedule, "input": {"messages": [{"role": "user", "content": "tick"}]}});
+                if !on_threads {
+                    body["on_run_completed"] = json!("keep");
+                }
+                let endpoint = if on_threads {
+                    let thread: Value = client
+                        .post(format!("{url}/threads"))
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let thread_id = thread["thread_id"].as_str().unwrap_or_default().to_string();
+                    format!("{url}/threads/{thread_id}/runs/crons")
+                } else {
+                    format!("{url}/runs/crons")
+                };
                 let response = client
-                    .post(format!("{url}/threads/{thread_id}/runs/crons"))
-                    .json(&json!({"assistant_id": "agent", "schedule": schedule, "input": {"messages": [{"role": "user", "content": "tick"}]}}))
+                    .post(endpoint)
+                    .json(&body)
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
@@ -445,6 +462,7 @@ async fn fires(
         "{}",
         json!({
             "bench": "fires",
+            "kind": if on_threads { "thread" } else { "stateless" },
             "crons": crons,
             "every_second": every_second,
             "setup_s": setup.as_secs(),

@@ -16,9 +16,14 @@ const KEEP_AFTER_END: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// One SSE event: `id` counts from 0 per run.
-    Event { id: u64, event: String, data: Value },
+    /// Shared: every subscriber and the replay buffer hold the same data.
+    Event {
+        id: u64,
+        event: String,
+        data: Arc<Value>,
+    },
     /// The run ended: no more events.
-    End(RunEnd),
+    End(Arc<RunEnd>),
 }
 
 /// How a run ended, as waiters (`wait`, `join`) need it.
@@ -106,7 +111,7 @@ impl EventHub {
             let frame = Frame::Event {
                 id: channel.events.len() as u64,
                 event: event.to_string(),
-                data,
+                data: Arc::new(data),
             };
             channel.events.push(frame.clone());
             let _ = channel.sender.send(frame);
@@ -118,17 +123,18 @@ impl EventHub {
     /// subscribers already hold the end, and late joiners read the store. (Keeping every
     /// run's events for a minute cost 1.4 GB at 1,000 cron runs/s.)
     pub fn end(&self, run_id: &str, end: RunEnd, keep_for_resume: bool) {
-        self.with(|runs| {
+        let end = Arc::new(end);
+        let dropped = self.with(|runs| {
             let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
             if channel.ended_at.is_none() {
                 channel.ended_at = Some(Instant::now());
                 channel.events.push(Frame::End(end.clone()));
                 let _ = channel.sender.send(Frame::End(end));
             }
-            if !keep_for_resume {
-                runs.remove(run_id);
-            }
+            (!keep_for_resume).then(|| runs.remove(run_id))
         });
+        // The run's events are freed here, outside the lock every run's events go through.
+        drop(dropped);
     }
 
     /// Events after id `after` (all when None), then the live feed unless the run ended.
@@ -190,7 +196,10 @@ mod tests {
         hub.end("r", end.clone(), true);
         let mut live = sub.live.take().expect("still running");
         assert!(matches!(live.recv().await, Ok(Frame::Event { id: 1, .. })));
-        assert_eq!(live.recv().await.ok(), Some(Frame::End(end.clone())));
+        assert_eq!(
+            live.recv().await.ok(),
+            Some(Frame::End(Arc::new(end.clone())))
+        );
         assert_eq!(end.body(), json!({"b": 2}));
         let resumed = hub.subscribe("r", Some(0)).expect("kept after end");
         assert_eq!(resumed.replay.len(), 2, "event 1 and the end");

@@ -1,6 +1,7 @@
 //! Waiting for a run to end (`wait`, `join`, `cancel?wait=true`): the local event hub when
 //! the run executes here, the store when it executes on another replica.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::{Receiver, error::RecvError, error::TryRecvError};
@@ -32,7 +33,7 @@ pub async fn wait_with(
     let mut live: Option<Receiver<Frame>> = None;
     if let Some(subscription) = early.or_else(|| hub.subscribe(run_id, None)) {
         if let Some(Frame::End(end)) = subscription.replay.last() {
-            return Ok(Some(end.clone()));
+            return Ok(Some(RunEnd::clone(end)));
         }
         live = subscription.live;
     }
@@ -50,7 +51,7 @@ pub async fn wait_with(
                 tokio::time::sleep(POLL / 5).await;
                 if let Some(subscription) = hub.subscribe(run_id, None) {
                     if let Some(Frame::End(end)) = subscription.replay.last() {
-                        return Ok(Some(end.clone()));
+                        return Ok(Some(RunEnd::clone(end)));
                     }
                     live = subscription.live;
                 }
@@ -79,7 +80,7 @@ pub async fn wait_with(
 async fn next_end(receiver: &mut Receiver<Frame>) -> Option<RunEnd> {
     loop {
         match receiver.recv().await {
-            Ok(Frame::End(end)) => return Some(end),
+            Ok(Frame::End(end)) => return Some(Arc::unwrap_or_clone(end)),
             Ok(Frame::Event { .. }) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return None,
         }
@@ -90,7 +91,7 @@ async fn next_end(receiver: &mut Receiver<Frame>) -> Option<RunEnd> {
 fn buffered_end(receiver: &mut Receiver<Frame>) -> Option<RunEnd> {
     loop {
         match receiver.try_recv() {
-            Ok(Frame::End(end)) => return Some(end),
+            Ok(Frame::End(end)) => return Some(Arc::unwrap_or_clone(end)),
             Ok(Frame::Event { .. }) | Err(TryRecvError::Lagged(_)) => {}
             Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return None,
         }

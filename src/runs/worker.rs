@@ -52,6 +52,9 @@ pub struct Graph {
     pub executor: Executor,
 }
 
+/// Runs claimed by one statement at most.
+const MAX_CLAIM: usize = 256;
+
 pub struct Runner {
     store: Store,
     hub: EventHub,
@@ -128,8 +131,12 @@ impl Runner {
 
     async fn claim_loop(self: Arc<Self>, permits: &Arc<Semaphore>, stop: &CancellationToken) {
         while !stop.is_cancelled() {
-            let free = permits.available_permits() as u64;
-            if free == 0 {
+            // Slots first, so every run claimed has one to start in.
+            let slots: Vec<OwnedSemaphorePermit> =
+                std::iter::from_fn(|| permits.clone().try_acquire_owned().ok())
+                    .take(MAX_CLAIM)
+                    .collect();
+            if slots.is_empty() {
                 // Every slot is busy: claim again as soon as a run ends (not at the next
                 // wake-up or poll, which would cap throughput at a batch per poll).
                 tokio::select! {
@@ -138,29 +145,17 @@ impl Runner {
                 }
                 continue;
             }
-            let mut claimed_all = false;
-            {
-                let batch = free.min(64);
-                match self
-                    .store
-                    .claim_runs(
-                        &self.worker_id,
-                        batch,
-                        self.settings.lease.as_millis() as i64,
-                    )
-                    .await
-                {
-                    Ok(runs) => {
-                        claimed_all = runs.len() as u64 == batch;
-                        for run in runs {
-                            let Ok(permit) = permits.clone().acquire_owned().await else {
-                                return;
-                            };
-                            self.clone().launch(run, permit);
-                        }
-                    }
-                    Err(err) => tracing::error!(error = %err, "claiming runs failed"),
+            let wanted = slots.len();
+            let claimed = match self.store.claim_runs(self.claim(), wanted as u64).await {
+                Ok(runs) => runs,
+                Err(err) => {
+                    tracing::error!(error = %err, "claiming runs failed");
+                    Vec::new()
                 }
+            };
+            let claimed_all = claimed.len() == wanted;
+            for (run, slot) in claimed.into_iter().zip(slots) {
+                self.clone().launch(run, slot);
             }
             if claimed_all {
                 continue;

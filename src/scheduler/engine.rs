@@ -142,8 +142,10 @@ impl Scheduler {
         parsed: &mut HashMap<String, Parsed>,
         window: Millis,
     ) {
-        let now = now_ms();
         for chunk in due.chunks(self.settings.batch_size.max(1)) {
+            // Each batch is stamped with its own time: runs record when they were really
+            // queued and started, not when the first batch of a burst was.
+            let now = now_ms();
             let mut fires = Vec::with_capacity(chunk.len());
             for cron in chunk {
                 let Some(expected) = cron.next_run_at else {

@@ -3,7 +3,9 @@
 //! unique key (cron_id, scheduled_for), in the same transaction that queues its runs, so an
 //! instant fires exactly once whatever the number of replicas, restarts or races.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
@@ -14,7 +16,7 @@ use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
 
 use super::runs::{Claim, IfThreadMissing, Multitask, queue_run, queue_runs_batched};
-use super::{Error, Result, Store};
+use super::{CASE_ROWS, Error, Result, Store, expr_by_key, value_by_key};
 use crate::time::Millis;
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
@@ -110,22 +112,32 @@ impl Store {
         claim: Option<&Claim>,
         slots: usize,
     ) -> Result<Option<(Vec<Fired>, Vec<run::Model>)>> {
+        // The runs are built before the transaction: the writer is held for the writes only.
+        let planned: Vec<Vec<run::Model>> = fires
+            .iter()
+            .map(|fire| {
+                let cron = &fire.cron;
+                fire.instants
+                    .iter()
+                    .map(|&instant| make_run(cron, instant))
+                    .collect()
+            })
+            .collect();
         let txn = self.write.begin().await?;
+        if !claim_all(&txn, fires).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
         let mut results = Vec::with_capacity(fires.len());
         let mut log = Vec::new();
         let mut runs = Vec::new();
-        for fire in fires {
-            let cron = &fire.cron;
-            if !claim_cron(&txn, fire).await? {
-                results.push(Fired::Lost);
-                continue;
-            }
+        for (fire, planned) in fires.iter().zip(planned) {
             let mut fired = Vec::new();
-            for &instant in &fire.instants {
-                let run = make_run(cron, instant);
+            for run in planned {
+                let instant = run.scheduled_for.unwrap_or(now);
                 fired.push((instant, run.run_id.clone()));
                 log.push(cron_fire::ActiveModel {
-                    cron_id: Set(cron.cron_id.clone()),
+                    cron_id: Set(fire.cron.cron_id.clone()),
                     scheduled_for: Set(instant),
                     run_id: Set(Some(run.run_id.clone())),
                     outcome: Set("fired".into()),
@@ -187,9 +199,9 @@ impl Store {
         let txn = self.write.begin().await?;
         let mut results = Vec::with_capacity(fires.len());
         let mut claimed = Vec::new();
-        for fire in fires {
+        for (fire, ours) in fires.iter().zip(claim_crons(&txn, fires).await?) {
             let cron = &fire.cron;
-            if !claim_cron(&txn, fire).await? {
+            if !ours {
                 results.push(Fired::Lost);
                 continue;
             }
@@ -306,19 +318,88 @@ impl Store {
     }
 }
 
-/// Claims a cron for one fire: moves `next_run_at` on, provided the row is still exactly as
-/// the scheduler read it (enabled, same instant, not changed through the API since).
-async fn claim_cron(txn: &sea_orm::DatabaseTransaction, fire: &Fire) -> Result<bool> {
-    let cron = &fire.cron;
-    let claimed = Crons::update_many()
-        .col_expr(Column::NextRunAt, Expr::value(fire.new_next))
-        .filter(Column::CronId.eq(cron.cron_id.clone()))
-        .filter(Column::Enabled.eq(true))
-        .filter(Column::NextRunAt.eq(cron.next_run_at))
-        .filter(Column::UpdatedAt.eq(cron.updated_at))
-        .exec(txn)
-        .await?;
-    Ok(claimed.rows_affected == 1)
+/// The fast path's claim: moves every cron's `next_run_at` on with one UPDATE whose condition
+/// is, per cron, that its row is still exactly as the scheduler read it. True when all were
+/// claimed; otherwise (another replica or an API change got there first) the caller rolls
+/// back and takes the careful path, which sorts out which ones.
+async fn claim_all(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Result<bool> {
+    for chunk in fires.chunks(CASE_ROWS) {
+        let unchanged = chunk.iter().map(|fire| {
+            let seen = &fire.cron;
+            let same = Expr::col(Column::NextRunAt)
+                .eq(seen.next_run_at)
+                .and(Expr::col(Column::UpdatedAt).eq(seen.updated_at));
+            (seen.cron_id.clone(), same)
+        });
+        let moved = chunk
+            .iter()
+            .map(|fire| (fire.cron.cron_id.clone(), Expr::value(fire.new_next)));
+        let claimed = Crons::update_many()
+            .col_expr(
+                Column::NextRunAt,
+                expr_by_key(Column::CronId, moved, Expr::col(Column::NextRunAt)),
+            )
+            .filter(Column::CronId.is_in(chunk.iter().map(|fire| fire.cron.cron_id.clone())))
+            .filter(Column::Enabled.eq(true))
+            .filter(expr_by_key(Column::CronId, unchanged, Expr::val(false)))
+            .exec(txn)
+            .await?;
+        if claimed.rows_affected != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Claims crons for their fires: moves each one's `next_run_at` on, provided its row is
+/// still exactly as the scheduler read it (enabled, same instant, not changed through the
+/// API since). The rows are read locked (PostgreSQL: a replica claiming the same cron waits,
+/// then sees it moved on) and moved with one UPDATE. Whether each was claimed.
+async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Result<Vec<bool>> {
+    type Seen = (bool, Option<Millis>, Millis);
+    let mut current: HashMap<String, Seen> = Crons::find()
+        .select_only()
+        .columns([
+            Column::CronId,
+            Column::Enabled,
+            Column::NextRunAt,
+            Column::UpdatedAt,
+        ])
+        .filter(Column::CronId.is_in(fires.iter().map(|fire| fire.cron.cron_id.clone())))
+        .lock_exclusive()
+        .into_tuple::<(String, bool, Option<Millis>, Millis)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|(id, enabled, next, updated)| (id, (enabled, next, updated)))
+        .collect();
+    let mut claimed = Vec::with_capacity(fires.len());
+    let mut moved = Vec::new();
+    for fire in fires {
+        let seen = &fire.cron;
+        let row = current
+            .get_mut(&seen.cron_id)
+            .filter(|(enabled, next, updated)| {
+                *enabled && *next == seen.next_run_at && *updated == seen.updated_at
+            });
+        claimed.push(row.is_some());
+        if let Some((_, next, _)) = row {
+            *next = fire.new_next;
+            moved.push((seen.cron_id.clone(), fire.new_next));
+        }
+    }
+    for chunk in chunked(moved, CASE_ROWS) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        Crons::update_many()
+            .col_expr(
+                Column::NextRunAt,
+                value_by_key(Column::CronId, chunk, Expr::col(Column::NextRunAt)),
+            )
+            .filter(Column::CronId.is_in(ids))
+            .exec(txn)
+            .await?;
+    }
+    Ok(claimed)
 }
 
 /// Splits rows into groups small enough for one multi-row statement.

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, SqlErr, TransactionTrait,
+    QueryFilter, QuerySelect, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -26,8 +26,8 @@ use entity::run::{self, Column, Entity as Runs};
 use entity::thread::{self, Entity as Threads};
 
 use super::runs::{
-    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, RUNNING,
-    delivery_model, end_run, ended, queue_run, queue_runs_batched,
+    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, RUNNING, claim_due,
+    delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
 use crate::time::now_ms;
@@ -60,6 +60,11 @@ enum Job {
         completion: CompletionFn,
         reply: oneshot::Sender<Result<Option<Finished>>>,
     },
+    Claim {
+        claim: Claim,
+        limit: u64,
+        reply: oneshot::Sender<Result<Vec<run::Model>>>,
+    },
 }
 
 /// What one operation came to inside a batch (sent to its caller once the batch commits).
@@ -68,6 +73,7 @@ enum Job {
 enum Answer {
     Created(Result<Created>),
     Finished(Option<Finished>),
+    Claimed(Vec<run::Model>),
 }
 
 impl Writer {
@@ -111,6 +117,16 @@ impl Writer {
             worker,
             outcome,
             completion,
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn claim(&self, claim: Claim, limit: u64) -> Result<Vec<run::Model>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Claim {
+            claim,
+            limit,
             reply,
         })?;
         answer.await.map_err(|_| stopped())?
@@ -178,35 +194,48 @@ async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<Answer> {
             }
             Ok(Answer::Created(created))
         }
+        // Another replica started a run on one of the threads first: try again later.
+        Err(Error::Db(err))
+            if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                && matches!(job, Job::Claim { .. }) =>
+        {
+            Ok(Answer::Claimed(Vec::new()))
+        }
         Err(err) => Err(err),
         Ok(mut answers) => answers.pop().ok_or_else(stopped),
     }
 }
 
 fn reply_all(jobs: Vec<Job>, answers: impl IntoIterator<Item = Result<Answer>>) {
+    // A caller that went away (its request was dropped) no longer needs the answer.
     for (job, answer) in jobs.into_iter().zip(answers) {
-        // A caller that went away (its request was dropped) no longer needs the answer.
-        match (job, answer) {
-            (Job::Create { reply, .. }, Ok(Answer::Created(created))) => {
-                let _ = reply.send(created);
+        match job {
+            Job::Create { reply, .. } => {
+                let _ = reply.send(answer.and_then(|answer| match answer {
+                    Answer::Created(created) => created,
+                    _ => Err(mismatched()),
+                }));
             }
-            (Job::Finish { reply, .. }, Ok(Answer::Finished(finished))) => {
-                let _ = reply.send(Ok(finished));
+            Job::Finish { reply, .. } => {
+                let _ = reply.send(answer.and_then(|answer| match answer {
+                    Answer::Finished(finished) => Ok(finished),
+                    _ => Err(mismatched()),
+                }));
             }
-            (Job::Create { reply, .. }, Err(err)) => {
-                let _ = reply.send(Err(err));
-            }
-            (Job::Finish { reply, .. }, Err(err)) => {
-                let _ = reply.send(Err(err));
-            }
-            (Job::Create { reply, .. }, Ok(Answer::Finished(_))) => {
-                let _ = reply.send(Err(stopped()));
-            }
-            (Job::Finish { reply, .. }, Ok(Answer::Created(_))) => {
-                let _ = reply.send(Err(stopped()));
+            Job::Claim { reply, .. } => {
+                let _ = reply.send(answer.and_then(|answer| match answer {
+                    Answer::Claimed(runs) => Ok(runs),
+                    _ => Err(mismatched()),
+                }));
             }
         }
     }
+}
+
+fn mismatched() -> Error {
+    Error::Db(sea_orm::DbErr::Custom(
+        "run writer: an answer of the wrong kind".into(),
+    ))
 }
 
 /// Writes `jobs` in one transaction; an answer per job, in order. Only database errors
@@ -214,8 +243,13 @@ fn reply_all(jobs: Vec<Job>, answers: impl IntoIterator<Item = Result<Answer>>) 
 async fn write(db: &DatabaseConnection, jobs: &[Job]) -> Result<Vec<Answer>> {
     let txn = db.begin().await?;
     let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
-    // Finishes first: a run queued in the same batch behind one that ends can then start.
+    // Finishes first, so that claims (then creates) find the slots and threads they free.
     finish_all(&txn, jobs, &mut answers).await?;
+    for (index, job) in jobs.iter().enumerate() {
+        if let Job::Claim { claim, limit, .. } = job {
+            answers[index] = Some(Answer::Claimed(claim_due(&txn, claim, *limit).await?));
+        }
+    }
     create_all(&txn, jobs, &mut answers).await?;
     txn.commit().await?;
     answers
@@ -300,7 +334,7 @@ async fn finish_all(
                 completion,
                 ..
             } => Some((index, run, worker.as_str(), outcome, completion)),
-            Job::Create { .. } => None,
+            Job::Create { .. } | Job::Claim { .. } => None,
         })
         .collect();
     if finishes.is_empty() {
@@ -349,33 +383,61 @@ async fn finish_all(
             })));
         }
     }
-    for chunk in super::fires::chunked(deliveries, 200) {
-        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
-            .exec_without_returning(txn)
-            .await?;
-    }
 
-    // Everything else, one by one: the runs read in one query, each checked to be still
-    // held by its worker, then ended (status, thread, outbox row).
+    // The rest: the runs read in one query (locked on PostgreSQL, so a cancel from another
+    // replica cannot slip in between), each checked to be still held by its worker.
     let rest: Vec<_> = finishes.iter().filter(|f| !done.contains(&f.0)).collect();
-    if rest.is_empty() {
-        return Ok(());
-    }
-    let mut current: HashMap<String, run::Model> = Runs::find()
-        .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|run| (run.run_id.clone(), run))
-        .collect();
+    let mut current: HashMap<String, run::Model> = if rest.is_empty() {
+        HashMap::new()
+    } else {
+        Runs::find()
+            .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
+            .lock_exclusive()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|run| (run.run_id.clone(), run))
+            .collect()
+    };
+    // The common case, a run that simply ended on a thread that stays, is written with
+    // multi-row statements for the whole batch; cancels and rollbacks one by one.
+    let mut plain = Vec::new();
+    let mut threads = HashSet::new();
     for (index, claimed, worker, outcome, completion) in rest {
         let finished = match current.remove(&claimed.run_id) {
             Some(run) if run.status == RUNNING && run.lease_owner.as_deref() == Some(*worker) => {
+                if run.cancel_action.is_none()
+                    && run.on_completion.as_deref() != Some("delete")
+                    && threads.insert(run.thread_id.clone())
+                {
+                    let ended = ended(&run, outcome, now);
+                    let delivery = completion(&ended).map(|done| delivery_model(&ended, done, now));
+                    deliveries.extend(delivery.clone());
+                    plain.push((*index, ended, delivery, outcome.thread_status()));
+                    continue;
+                }
                 Some(end_run(txn, run, (*outcome).clone(), |run| completion(run)).await?)
             }
             _ => None,
         };
         answers[*index] = Some(Answer::Finished(finished));
+    }
+    end_runs_batched(
+        txn,
+        plain.iter().map(|(_, run, _, status)| (run, *status)),
+        now,
+    )
+    .await?;
+    for (index, run, delivery, _) in plain {
+        answers[index] = Some(Answer::Finished(Some(Finished {
+            run: Some(run),
+            delivery,
+        })));
+    }
+    for chunk in super::fires::chunked(deliveries, 200) {
+        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

@@ -287,6 +287,39 @@ fn sqlite_options(url: &str, max_connections: u32) -> ConnectOptions {
     options
 }
 
+/// Rows per UPDATE built with `value_by_key`: each row tries the CASE arms in turn, so the
+/// cost grows with the square of the rows; past this size two statements are cheaper.
+const CASE_ROWS: usize = 64;
+
+/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … ELSE otherwise END`: one UPDATE that
+/// gives each row of a batch its own value (standard SQL, the same on SQLite and PostgreSQL).
+fn value_by_key<V: Into<sea_orm::Value>>(
+    key: impl sea_orm::ColumnTrait,
+    values: impl IntoIterator<Item = (String, V)>,
+    otherwise: impl Into<Expr>,
+) -> Expr {
+    expr_by_key(
+        key,
+        values.into_iter().map(|(k, v)| (k, Expr::value(v))),
+        otherwise,
+    )
+}
+
+/// `value_by_key` with an expression per key (a value, or a condition on the row).
+fn expr_by_key(
+    key: impl sea_orm::ColumnTrait,
+    exprs: impl IntoIterator<Item = (String, Expr)>,
+    otherwise: impl Into<Expr>,
+) -> Expr {
+    exprs
+        .into_iter()
+        .fold(sea_orm::sea_query::CaseStatement::new(), |case, (k, v)| {
+            case.case(key.eq(k), v)
+        })
+        .finally(otherwise)
+        .into()
+}
+
 /// SQLite JSON path for one object key, quoted so any key text is literal.
 fn json_path(key: &str) -> String {
     format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))

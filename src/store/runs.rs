@@ -2,10 +2,12 @@
 //! workers under a lease, finished in one transaction that also updates the thread and
 //! writes the webhook outbox row.
 
+use std::collections::HashSet;
+
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -13,7 +15,7 @@ use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
 use entity::thread::{self, Entity as Threads};
 
-use super::{Error, Page, Result, Scope, Store};
+use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::time::{Millis, now_ms};
 
 pub const PENDING: &str = "pending";
@@ -69,6 +71,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The status a run ending this way leaves its thread in (when nothing else is queued).
+    pub(super) fn thread_status(&self) -> &'static str {
+        match self {
+            Outcome::Success { .. } => "idle",
+            Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
     pub(super) fn status(&self) -> &'static str {
         match self {
             Outcome::Success { .. } => "success",
@@ -275,66 +286,10 @@ impl Store {
             .collect())
     }
 
-    /// Claims up to `limit` runs for `worker`: pending, due, first in line on their thread,
-    /// and on a thread with no running run. Each claim is a conditional update, so any
-    /// number of workers and replicas may race; the unique index on running runs per
-    /// thread settles the rest.
-    pub async fn claim_runs(
-        &self,
-        worker: &str,
-        limit: u64,
-        lease_ms: i64,
-    ) -> Result<Vec<run::Model>> {
-        let now = now_ms();
-        let candidates = Runs::find()
-            .filter(Column::Status.eq(PENDING))
-            .filter(Column::AvailableAt.lte(now))
-            .order_by_asc(Column::AvailableAt)
-            .order_by_asc(Column::RunId)
-            .limit(limit * 4)
-            // Candidates only: each claim below re-checks them under the writer.
-            .all(&self.read)
-            .await?;
-        let mut claimed = Vec::new();
-        let mut threads = std::collections::HashSet::new();
-        for candidate in candidates {
-            if claimed.len() as u64 >= limit || !threads.insert(candidate.thread_id.clone()) {
-                continue;
-            }
-            let result = Runs::update_many()
-                .col_expr(Column::Status, Expr::value(RUNNING))
-                .col_expr(Column::LeaseOwner, Expr::value(worker))
-                .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
-                .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-                .col_expr(Column::StartedAt, Expr::value(now))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::RunId.eq(candidate.run_id.clone()))
-                .filter(Column::Status.eq(PENDING))
-                .filter(Expr::cust(
-                    "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
-                     AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
-                     OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
-                ))
-                .exec(&self.write)
-                .await;
-            match result {
-                Ok(done) if done.rows_affected == 1 => {
-                    let mut run = candidate;
-                    run.status = RUNNING.into();
-                    run.lease_owner = Some(worker.to_string());
-                    run.lease_expires_at = Some(now + lease_ms);
-                    run.attempt += 1;
-                    run.started_at = Some(now);
-                    run.updated_at = now;
-                    claimed.push(run);
-                }
-                Ok(_) => {}
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Ok(claimed)
+    /// Claims up to `limit` runs for `claim`'s worker: pending, due, first in line on their
+    /// thread, on a thread with no running run (see `group_commit`).
+    pub async fn claim_runs(&self, claim: Claim, limit: u64) -> Result<Vec<run::Model>> {
+        self.writer.claim(claim, limit).await
     }
 
     /// Extends `worker`'s leases and reports, per run, a cancel asked for since the claim
@@ -608,15 +563,18 @@ pub(super) async fn queue_runs_batched(
         .filter(|(run, _)| run.on_completion.is_none())
         .map(|(run, _)| run.thread_id.clone())
         .collect();
-    let existing: std::collections::HashMap<String, thread::Model> = if thread_ids.is_empty() {
+    // Existing threads' metadata (not their values, which may be large and are not needed).
+    let existing: std::collections::HashMap<String, Value> = if thread_ids.is_empty() {
         Default::default()
     } else {
         Threads::find()
+            .select_only()
+            .columns([thread::Column::ThreadId, thread::Column::Metadata])
             .filter(thread::Column::ThreadId.is_in(thread_ids.clone()))
+            .into_tuple::<(String, Value)>()
             .all(txn)
             .await?
             .into_iter()
-            .map(|thread| (thread.thread_id.clone(), thread))
             .collect()
     };
     // Threads with a run ahead (active already, or claimed earlier in this batch).
@@ -644,8 +602,8 @@ pub(super) async fn queue_runs_batched(
             .unwrap_or(Value::Null);
         let assistant_id = Value::String(run.assistant_id.clone());
         match existing.get(&run.thread_id) {
-            Some(thread) => {
-                let thread_metadata = object(&thread.metadata);
+            Some(thread_metadata) => {
+                let thread_metadata = object(thread_metadata);
                 let recorded = thread_metadata.get("graph_id") == Some(&graph_id)
                     && thread_metadata.get("assistant_id") == Some(&assistant_id);
                 metadata.extend(thread_metadata.clone());
@@ -659,7 +617,7 @@ pub(super) async fn queue_runs_batched(
                             thread::Column::Metadata,
                             Expr::value(Value::Object(thread_metadata)),
                         )
-                        .filter(thread::Column::ThreadId.eq(thread.thread_id.clone()))
+                        .filter(thread::Column::ThreadId.eq(run.thread_id.clone()))
                         .exec(txn)
                         .await?;
                 }
@@ -793,15 +751,10 @@ pub(super) async fn end_run(
     active.lease_owner = Set(None);
     active.lease_expires_at = Set(None);
     Runs::update(active).exec_without_returning(txn).await?;
-    let ended_status = match &outcome {
-        Outcome::Success { .. } => "idle",
-        Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
-        Outcome::Interrupted => "interrupted",
-    };
     refresh_thread_status(
         txn,
         &thread_id,
-        Some((ended_status, ended.output.clone())),
+        Some((outcome.thread_status(), ended.output.clone())),
         now,
     )
     .await?;
@@ -809,6 +762,145 @@ pub(super) async fn end_run(
         run: Some(ended),
         delivery,
     })
+}
+
+/// Claims up to `limit` due runs under `claim` with one conditional update: a run qualifies
+/// when it is pending, due, and first in line on a thread with no running run, so at most one
+/// run per thread is taken; the unique index on running runs per thread stops any replica
+/// racing this one.
+pub(super) async fn claim_due(
+    txn: &DatabaseTransaction,
+    claim: &Claim,
+    limit: u64,
+) -> Result<Vec<run::Model>> {
+    let now = now_ms();
+    let due = Query::select()
+        .column(Column::RunId)
+        .from(Runs)
+        .and_where(Column::Status.eq(PENDING))
+        .and_where(Column::AvailableAt.lte(now))
+        .and_where(Expr::cust(
+            "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
+             AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
+             OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
+        ))
+        .order_by(Column::AvailableAt, sea_orm::Order::Asc)
+        .order_by(Column::RunId, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    Ok(Runs::update_many()
+        .col_expr(Column::Status, Expr::value(RUNNING))
+        .col_expr(Column::LeaseOwner, Expr::value(claim.worker.clone()))
+        .col_expr(Column::LeaseExpiresAt, Expr::value(now + claim.lease_ms))
+        .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+        .col_expr(Column::StartedAt, Expr::value(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::RunId.in_subquery(due))
+        .filter(Column::Status.eq(PENDING))
+        .exec_with_returning(txn)
+        .await?)
+}
+
+/// Writes many ended runs (`ended`, each on a different thread that stays) with two
+/// UPDATEs for the whole batch: the runs' end, then their threads' status and values, as
+/// `refresh_thread_status` would leave them.
+pub(super) async fn end_runs_batched<'a>(
+    txn: &DatabaseTransaction,
+    ended: impl Iterator<Item = (&'a run::Model, &'static str)>,
+    now: Millis,
+) -> Result<()> {
+    let ended: Vec<_> = ended.collect();
+    for chunk in ended.chunks(CASE_ROWS) {
+        // Each CASE keeps the column as it is where no key matches (never: the WHERE is the
+        // same list), which also gives PostgreSQL the branch type.
+        let by_run = |column: Column, value: fn(&run::Model) -> sea_orm::Value| {
+            value_by_key(
+                Column::RunId,
+                chunk
+                    .iter()
+                    .map(|(run, _)| (run.run_id.clone(), value(run))),
+                Expr::col(column),
+            )
+        };
+        Runs::update_many()
+            .col_expr(
+                Column::Status,
+                by_run(Column::Status, |run| run.status.clone().into()),
+            )
+            .col_expr(
+                Column::Output,
+                by_run(Column::Output, |run| run.output.clone().into()),
+            )
+            .col_expr(
+                Column::Error,
+                by_run(Column::Error, |run| run.error.clone().into()),
+            )
+            .col_expr(Column::EndedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
+            .filter(Column::RunId.is_in(chunk.iter().map(|(run, _)| run.run_id.clone())))
+            .exec(txn)
+            .await?;
+        let thread_ids = || chunk.iter().map(|(run, _)| run.thread_id.clone());
+        let still_active: HashSet<String> = Runs::find()
+            .select_only()
+            .column(Column::ThreadId)
+            .filter(Column::ThreadId.is_in(thread_ids()))
+            .filter(Column::Status.is_in([PENDING, RUNNING]))
+            .into_tuple::<String>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        let status = chunk.iter().map(|(run, status)| {
+            let status = if still_active.contains(&run.thread_id) {
+                "busy"
+            } else {
+                status
+            };
+            (run.thread_id.clone(), status)
+        });
+        // On success the run's output becomes the thread's values.
+        let succeeded: Vec<_> = chunk
+            .iter()
+            .filter(|(run, _)| run.status == "success")
+            .map(|(run, _)| (run.thread_id.clone(), run.output.clone()))
+            .collect();
+        let mut update = Threads::update_many()
+            .col_expr(
+                thread::Column::Status,
+                value_by_key(
+                    thread::Column::ThreadId,
+                    status,
+                    Expr::col(thread::Column::Status),
+                ),
+            )
+            .col_expr(thread::Column::UpdatedAt, Expr::value(now));
+        if !succeeded.is_empty() {
+            let ids: Vec<String> = succeeded.iter().map(|(id, _)| id.clone()).collect();
+            update = update
+                .col_expr(
+                    thread::Column::Values,
+                    value_by_key(
+                        thread::Column::ThreadId,
+                        succeeded,
+                        Expr::col(thread::Column::Values),
+                    ),
+                )
+                .col_expr(
+                    thread::Column::StateUpdatedAt,
+                    Expr::case(thread::Column::ThreadId.is_in(ids), now)
+                        .finally(Expr::col(thread::Column::StateUpdatedAt))
+                        .into(),
+                );
+        }
+        update
+            .filter(thread::Column::ThreadId.is_in(thread_ids()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The run as `outcome` ends it at `now`: status, output or error, and no lease.

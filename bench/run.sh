@@ -39,11 +39,12 @@ until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
 SECTIONS="${SECTIONS:-api runs fires webhooks load}"
 
-# A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT; sets dpid, dport.
+# A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT [ARGS];
+# sets dpid, dport.
 start_daemon() {
   printf '%b' "$2" >"$1/cronhook.toml"
   dport="$(free_port)"
-  target/release/cronhook --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" 2>>"$1/log" &
+  target/release/cronhook --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" "${@:3}" 2>>"$1/log" &
   dpid=$!
   until curl -fsS -o /dev/null "http://127.0.0.1:$dport/ok"; do sleep 0.1; done
 }
@@ -104,18 +105,46 @@ if [[ $SECTIONS == *runs* ]]; then
   "$BENCH" --url "http://127.0.0.1:$ref_port" wait --count 1000 --concurrency 32 | label reference 0
 fi
 
+# A throw-away PostgreSQL for the fires section: pg_start; sets pg_url, pg_dir, pg_port.
+pg_start() {
+  command -v initdb >/dev/null || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1):$PATH"
+  pg_dir="$(mktemp -d)"; pg_port="$(free_port)"
+  local as=()
+  if [[ $(id -u) == 0 ]]; then chown postgres "$pg_dir"; as=(runuser -u postgres --); fi
+  "${as[@]}" initdb -D "$pg_dir/data" -U postgres -A trust >/dev/null
+  "${as[@]}" pg_ctl -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+  "${as[@]}" createdb -h 127.0.0.1 -p "$pg_port" -U postgres bench
+  pg_url="postgres://postgres@127.0.0.1:$pg_port/bench"
+}
+pg_stop() {
+  local as=(); [[ $(id -u) == 0 ]] && as=(runuser -u postgres --)
+  "${as[@]}" pg_ctl -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}
+
 if [[ $SECTIONS == *fires* ]]; then
-  # Issue 4: fire lateness and sustained fires/s, each size on a fresh daemon.
-  for spec in "1000 1.0" "4000 0.5" "10000 0.5"; do
+  # Issue 4: fire lateness (scheduled_for -> run started) and sustained fires/s, each size on
+  # a fresh daemon with 1,024 run slots, so a whole second's burst can start at once.
+  # Crons: "stateless" (POST /runs/crons, a new thread per fire) or "thread" (one thread per
+  # cron, whose state grows with every run). Spec: crons share-firing-every-second window kind db.
+  fire_conf='[runs]\nconcurrency = 1024\n'
+  for spec in "1000 1.0 20 stateless sqlite" "1000 1.0 20 thread sqlite" "4000 0.5 20 stateless sqlite" \
+              "10000 0.1 60 stateless sqlite" "100000 0.01 60 stateless sqlite" \
+              "1000 1.0 20 stateless postgres" "4000 0.5 20 stateless postgres"; do
     set -- $spec
-    fdir="$(mktemp -d)"; fport="$(free_port)"
-    target/release/cronhook --bind "127.0.0.1:$fport" --data-dir "$fdir" 2>"$fdir/log" &
-    fpid=$!
-    until curl -fsS -o /dev/null "http://127.0.0.1:$fport/ok"; do sleep 0.1; done
-    "$BENCH" --url "http://127.0.0.1:$fport" fires --crons "$1" --per-second "$2" --seconds 20 \
-      --database-url "sqlite://$fdir/cronhook.db?mode=ro" | label cronhook "$1"
-    echo "{\"server\":\"cronhook\",\"crons\":$1,\"rss_mb\":$(rss_mb "$fpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$fpid/stat")}"
-    kill "$fpid"; wait "$fpid" 2>/dev/null || true; rm -rf "$fdir"
+    fdir="$(mktemp -d)"
+    if [[ $5 == postgres ]]; then
+      pg_start; db="$pg_url"; extra=(--database-url "$pg_url")
+    else
+      db="sqlite://$fdir/cronhook.db?mode=ro"; extra=()
+    fi
+    start_daemon "$fdir" "$fire_conf" "${extra[@]}"
+    "$BENCH" --url "http://127.0.0.1:$dport" fires --crons "$1" --per-second "$2" --seconds "$3" \
+      --kind "$4" --database-url "$db" | sed "s/^{/{\"db\":\"$5\",/" | label cronhook "$1"
+    echo "{\"server\":\"cronhook\",\"db\":\"$5\",\"crons\":$1,\"rss_mb\":$(rss_mb "$dpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$dpid/stat")}"
+    kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$fdir"
+    [[ $5 == postgres ]] && pg_stop
   done
   tests/reference/.venv/bin/python bench/reference_fires.py "http://127.0.0.1:$ref_port" 200
 fi

@@ -227,8 +227,99 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
 
 on_both_backends!(
     runs_survive_kill_9,
-    a_run_whose_worker_dies_twice_ends_in_error
+    a_run_whose_worker_dies_twice_ends_in_error,
+    concurrent_runs_share_transactions_and_refusals_stay_their_own
 );
+
+/// Many run creates and finishes at once go through shared transactions (group commit): the
+/// refusals among them (409 on a busy thread under `reject`, 404 for a missing thread) reach
+/// only their own callers, and every accepted run completes.
+async fn concurrent_runs_share_transactions_and_refusals_stay_their_own(backend: Backend) {
+    use futures_util::future::join_all;
+    let storage = Storage::new(backend).await;
+    let daemon = daemon_with_graphs(&storage, "").await;
+    let busy = daemon.new_thread().await;
+    let (code, slow) = daemon
+        .post(
+            &format!("/threads/{busy}/runs"),
+            &json!({"assistant_id": "progress", "input": {"sleep": 3}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{slow}");
+    let slow_id = slow["run_id"].as_str().expect("id").to_string();
+    wait_status(&daemon, &busy, &slow_id, &["running"]).await;
+    let mut fresh = Vec::new();
+    for _ in 0..10 {
+        fresh.push(daemon.new_thread().await);
+    }
+    let missing = "00000000-0000-4000-8000-000000000000";
+    let message = |i: usize| json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": format!("m{i}")}]}});
+
+    let client = &daemon;
+    let post = |path: String, body: Value| async move { client.post(&path, &body).await };
+    let waits = join_all((0..40).map(|i| post("/runs/wait".into(), message(i))));
+    let rejected = join_all((0..10).map(|i| {
+        let mut body = message(i);
+        body["multitask_strategy"] = json!("reject");
+        post(format!("/threads/{busy}/runs"), body)
+    }));
+    let not_found = join_all((0..10).map(|i| post(format!("/threads/{missing}/runs"), message(i))));
+    let on_threads = join_all(
+        fresh
+            .iter()
+            .enumerate()
+            .map(|(i, thread)| post(format!("/threads/{thread}/runs/wait"), message(i))),
+    );
+    let (waits, rejected, not_found, on_threads) =
+        tokio::join!(waits, rejected, not_found, on_threads);
+
+    for (i, (code, values)) in waits.iter().enumerate() {
+        assert_eq!(*code, 200, "{values}");
+        assert_eq!(
+            values["messages"][1]["content"],
+            format!("m{i}"),
+            "{values}"
+        );
+    }
+    for (code, body) in &rejected {
+        assert_eq!(*code, 409, "{body}");
+    }
+    for (code, body) in &not_found {
+        assert_eq!(*code, 404, "{body}");
+    }
+    for (i, (code, values)) in on_threads.iter().enumerate() {
+        assert_eq!(*code, 200, "{values}");
+        assert_eq!(
+            values["messages"][1]["content"],
+            format!("m{i}"),
+            "{values}"
+        );
+    }
+    // Nothing of the refused requests was written: the busy thread holds its one run.
+    let (_, runs) = daemon.get(&format!("/threads/{busy}/runs")).await;
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    // And the writes were shared: some transaction carried more than one operation.
+    let metrics = daemon
+        .client
+        .get(format!("{}/metrics", daemon.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let read = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    };
+    let (jobs, batches) = (
+        read("cronhook_run_write_batch_size_sum"),
+        read("cronhook_run_write_batch_size_count"),
+    );
+    assert!(jobs > batches, "{jobs} jobs in {batches} transactions");
+}
 
 /// kill -9 with a run running and others pending: after a restart the pending ones run and
 /// the running one is re-queued (its lease expires) and completes.

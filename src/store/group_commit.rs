@@ -92,16 +92,15 @@ impl Writer {
         assistant_metadata: Map<String, Value>,
         claim: Option<Claim>,
     ) -> Result<Created> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Create {
+        self.ask(|reply| Job::Create {
             run,
             strategy,
             if_missing,
             assistant_metadata,
             claim,
             reply,
-        })?;
-        answer.await.map_err(|_| stopped())?
+        })
+        .await
     }
 
     pub(super) async fn finish(
@@ -111,29 +110,30 @@ impl Writer {
         outcome: Outcome,
         completion: CompletionFn,
     ) -> Result<Option<Finished>> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Finish {
+        self.ask(|reply| Job::Finish {
             run,
             worker,
             outcome,
             completion,
             reply,
-        })?;
-        answer.await.map_err(|_| stopped())?
+        })
+        .await
     }
 
     pub(super) async fn claim(&self, claim: Claim, limit: u64) -> Result<Vec<run::Model>> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Claim {
+        self.ask(|reply| Job::Claim {
             claim,
             limit,
             reply,
-        })?;
-        answer.await.map_err(|_| stopped())?
+        })
+        .await
     }
 
-    fn send(&self, job: Job) -> Result<()> {
-        self.jobs.send(job).map_err(|_| stopped())
+    /// Queues the job `make` builds around its reply channel, and waits for the answer.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(make(reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 

@@ -5,6 +5,7 @@
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
 #   SECTIONS="api runs fires webhooks load"   which parts to run (default: all five)
+#   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -129,9 +130,9 @@ if [[ $SECTIONS == *fires* ]]; then
   # Crons: "stateless" (POST /runs/crons, a new thread per fire) or "thread" (one thread per
   # cron, whose state grows with every run). Spec: crons share-firing-every-second window kind db.
   fire_conf='[runs]\nconcurrency = 1024\n'
-  for spec in "1000 1.0 20 stateless sqlite" "1000 1.0 20 thread sqlite" "4000 0.5 20 stateless sqlite" \
-              "10000 0.1 60 stateless sqlite" "100000 0.01 60 stateless sqlite" \
-              "1000 1.0 20 stateless postgres" "4000 0.5 20 stateless postgres"; do
+  # FIRE_SPECS (";"-separated) runs only some of them.
+  IFS=';' read -ra fire_specs <<< "${FIRE_SPECS:-1000 1.0 20 stateless sqlite;1000 1.0 20 thread sqlite;4000 0.5 20 stateless sqlite;10000 0.1 60 stateless sqlite;100000 0.01 60 stateless sqlite;1000 1.0 20 stateless postgres;4000 0.5 20 stateless postgres}"
+  for spec in "${fire_specs[@]}"; do
     set -- $spec
     fdir="$(mktemp -d)"
     if [[ $5 == postgres ]]; then

@@ -42,7 +42,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_histogram!(
         FIRE_LATENESS,
         metrics::Unit::Seconds,
-        "How late each scheduled instant was fired."
+        "How late each scheduled instant was fired (for runs fired ahead of their instant: how late their executor was launched)."
     );
     describe_counter!(
         MISSED_INSTANTS,

@@ -72,7 +72,129 @@ on_both_backends!(
     exactly_once_through_repeated_kill_9,
     each_misfire_policy_after_downtime,
     disable_enable_end_time_and_delete,
+    runs_fired_ahead_start_at_their_instant_and_give_way_to_changes,
 );
+
+/// Every run `cron_id` fired, straight from the database, by scheduled instant.
+async fn runs_of(database_url: &str, cron_id: &str) -> Vec<run::Model> {
+    let db = Database::connect(database_url).await.expect("connect");
+    let mut runs = run::Entity::find()
+        .filter(run::Column::CronId.eq(cron_id))
+        .all(&db)
+        .await
+        .expect("runs");
+    let _ = db.close().await;
+    runs.sort_by_key(|run| run.scheduled_for);
+    runs
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Stateless crons are fired ahead of their instant (here 1.5 s, so one run is always
+/// waiting): no run starts before its instant; an edit withdraws the runs fired ahead and
+/// fires those instants again from the edited cron; a delete withdraws them with their
+/// threads; a SIGKILL leaves them to be started at their instant by the next daemon.
+async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let config = "[scheduler]\nprefire = \"1500ms\"\n";
+    let daemon = Daemon::start_with_config(&storage, config).await;
+    let (status, cron) = daemon
+        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "* * * * * *", "on_run_completed": "keep", "metadata": {"v": 1}, "input": {"x": 1}}))
+        .await;
+    assert_eq!(status, 200, "{cron}");
+    let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    let (status, _) = daemon
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"metadata": {"v": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let patched_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (status, _) = daemon.delete(&format!("/runs/crons/{cron_id}")).await;
+    assert_eq!(status, 204);
+    let deleted_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    let runs = runs_of(&storage.database_url, &cron_id).await;
+    let instants: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
+    assert!(instants.len() >= 4, "fired {instants:?}");
+    assert_no_duplicates(&BTreeMap::from([(cron_id.clone(), instants.clone())]));
+    // The edit withdrew the run fired ahead, and its instant fired again: no gap.
+    assert_every_second(&cron_id, &instants);
+    let db = Database::connect(&storage.database_url)
+        .await
+        .expect("connect");
+    let log = entity::cron_fire::Entity::find()
+        .filter(entity::cron_fire::Column::CronId.eq(&cron_id))
+        .all(&db)
+        .await
+        .expect("fire log");
+    let _ = db.close().await;
+    assert!(
+        log.iter().any(|fire| fire.fired_at < fire.scheduled_for),
+        "no instant was fired ahead: {log:?}"
+    );
+    for run in &runs {
+        let at = run.scheduled_for.expect("scheduled_for");
+        let started = run.started_at.expect("every run fired started");
+        assert!(started >= at, "run for {at} started early, at {started}");
+        assert_eq!(run.status, "success", "{:?}", run.error);
+        if at > patched_at {
+            assert_eq!(
+                run.metadata["v"], 2,
+                "run for {at} was built from the old cron"
+            );
+        }
+        assert!(
+            at <= deleted_at,
+            "run for {at} fired after the delete at {deleted_at}"
+        );
+    }
+    let (_, threads) = daemon.post("/threads/count", &json!({})).await;
+    assert_eq!(
+        threads.as_u64(),
+        Some(runs.len() as u64),
+        "withdrawn runs' threads are gone; each kept run has its own"
+    );
+
+    // A SIGKILL with runs fired ahead: they start at their instant under the next daemon.
+    let (_, cron) = daemon
+        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "* * * * * *", "on_run_completed": "keep", "input": {"x": 1}}))
+        .await;
+    let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    daemon.kill9();
+    let killed_at = now_ms();
+    let waiting: Vec<run::Model> = runs_of(&storage.database_url, &cron_id)
+        .await
+        .into_iter()
+        .filter(|run| run.status == "pending" && run.scheduled_for > Some(killed_at))
+        .collect();
+    assert!(!waiting.is_empty(), "no run was waiting for its instant");
+    let daemon = Daemon::start_with_config(&storage, config).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let runs = runs_of(&storage.database_url, &cron_id).await;
+    for ahead in &waiting {
+        let run = runs
+            .iter()
+            .find(|run| run.run_id == ahead.run_id)
+            .expect("a run fired ahead survives the crash");
+        assert_eq!(run.status, "success");
+        assert!(
+            run.started_at >= run.scheduled_for,
+            "started early: {run:?}"
+        );
+    }
+    let instants: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
+    assert_no_duplicates(&BTreeMap::from([(cron_id, instants)]));
+    drop(daemon);
+}
 
 async fn per_second_crons_fire_on_time_with_their_payload(backend: Backend) {
     let storage = Storage::new(backend).await;

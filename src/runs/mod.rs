@@ -96,6 +96,20 @@ impl Control {
             .collect()
     }
 
+    /// Returns once a local worker slot is free (never, while the pool does not run here).
+    pub async fn slot_freed(&self) {
+        let permits = self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|(_, permits)| permits.clone());
+        match permits {
+            Some(permits) => drop(permits.acquire().await),
+            None => std::future::pending().await,
+        }
+    }
+
     /// The pool takes work (`Some`) or has stopped taking it (`None`).
     fn attach(&self, pool: Option<LocalPool>) {
         *self

@@ -36,7 +36,8 @@ pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Mill
                 .clone()
                 .unwrap_or_else(|| "delete".to_string())
         }),
-        available_at: now,
+        // Fired ahead of its instant (stateless crons), it waits for the instant.
+        available_at: now.max(instant),
         cron_id: Some(cron.cron_id.clone()),
         scheduled_for: Some(instant),
         user_id: cron.user_id.clone(),

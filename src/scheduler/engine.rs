@@ -1,12 +1,20 @@
 //! The scheduler loop: keeps the timer fed from the store, sleeps exactly until the earliest
 //! instant (or the next refresh), then plans and fires everything due in batches.
 //!
+//! Stateless crons are fired `prefire` ahead of their instant: their runs are written then,
+//! waiting for the instant, and at the instant the scheduler starts them itself in local
+//! worker slots with one claim by id. Writing a burst of fires takes tens of milliseconds;
+//! this moves that cost before the instant, so runs start within milliseconds of it. Thread
+//! crons fire at the instant, since a run queued early would hold up the thread's queue. A
+//! run fired ahead is durable like any other: if this process dies, any worker starts it
+//! when it is due; if its cron is changed or deleted first, the store withdraws it.
+//!
 //! Instants are wall-clock UTC milliseconds; sleeping uses tokio's monotonic clock, and the
 //! wait is recomputed from the wall clock on every turn, so a clock jump neither fires
 //! anything twice (the store's unique key and conditional claim forbid it) nor skips anything
 //! silently (late instants go through the misfire policy, which logs and counts them).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +22,7 @@ use chrono_tz::Tz;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use entity::cron;
+use entity::{cron, run};
 
 use super::policy::{MisfirePolicy, plan};
 use super::timer::Timer;
@@ -50,6 +58,9 @@ pub struct Scheduler {
     graphs: HashMap<String, String>,
 }
 
+/// Runs fired ahead of their instant, by (instant, run id), until the scheduler starts them.
+type Ahead = BTreeMap<(Millis, String), run::Model>;
+
 /// A cron's parsed schedule, cached while its expression and zone stay the same.
 struct Parsed {
     expression: String,
@@ -78,7 +89,8 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         let window = self.settings.window.as_millis() as Millis;
         let refresh = self.settings.refresh_interval.as_millis() as Millis;
-        let mut timer = Timer::default();
+        let mut timer = Timer::with_lead(self.settings.prefire.as_millis() as Millis);
+        let mut ahead = Ahead::new();
         let mut parsed: HashMap<String, Parsed> = HashMap::new();
         let mut next_reload: Millis = 0;
         let mut next_refresh: Millis = 0;
@@ -115,24 +127,83 @@ impl Scheduler {
                 next_refresh = now + refresh;
             }
 
-            let due = timer.pop_due(now_ms());
+            // Starting runs at their instant comes before firing the next ones ahead.
+            let now = now_ms();
+            let later = ahead.split_off(&(now + 1, String::new()));
+            let ready = std::mem::replace(&mut ahead, later);
+            if !ready.is_empty() {
+                // Those without a free slot wait here for one (they stay due in the store,
+                // so an idle worker may take them first).
+                ahead.extend(self.start(ready).await);
+                if ahead.first_key_value().is_none_or(|((at, _), _)| *at > now) {
+                    continue;
+                }
+            }
+
+            // One batch at a time, so runs fired ahead start on time during a long burst.
+            let due = timer.pop_due(now_ms(), self.settings.batch_size.max(1));
             if !due.is_empty() {
-                self.fire(due, &mut timer, &mut parsed, window).await;
+                self.fire(due, &mut timer, &mut parsed, window, &mut ahead)
+                    .await;
                 continue;
             }
 
-            let wake_at = [timer.next_instant(), Some(next_refresh), Some(next_reload)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + refresh);
+            // Runs due but without a slot wake the loop when one frees, not at an instant.
+            let next_start = ahead.first_key_value().map(|((at, _), _)| *at);
+            let slot_wanted = next_start.is_some_and(|at| at <= now_ms());
+            let next_start = next_start.filter(|_| !slot_wanted);
+            let wake_at = [
+                next_start,
+                timer.next_fire_at(),
+                Some(next_refresh),
+                Some(next_reload),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + refresh);
             let sleep = Duration::from_millis((wake_at - now_ms()).max(0) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
+                _ = self.runs.slot_freed(), if slot_wanted => {}
                 _ = self.handle.changed.notified() => next_refresh = 0,
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Starts runs fired ahead whose instant has come, in free local slots. Returns those
+    /// left without a slot, to be started when one frees. A run the claim leaves out
+    /// (withdrawn, or taken by a worker) is done with; after a failed claim they are all due
+    /// in the store, where the workers take them.
+    async fn start(&self, ready: Ahead) -> Ahead {
+        let mut slots = self.runs.reserve_many(ready.len());
+        let mut ready = ready.into_iter();
+        let runs: Vec<run::Model> = ready
+            .by_ref()
+            .take(slots.len())
+            .map(|(_, run)| run)
+            .collect();
+        if let Some(claim) = slots.first().map(Slot::claim) {
+            match self.store.start_ahead(runs, &claim).await {
+                Ok(claimed) => {
+                    // From the instant to the executor's launch (the claim included).
+                    let launched = now_ms();
+                    for run in claimed {
+                        let at = run.scheduled_for.unwrap_or(launched);
+                        metrics::histogram!(crate::metrics::FIRE_LATENESS)
+                            .record((launched - at).max(0) as f64 / 1000.0);
+                        if let Some(slot) = slots.pop() {
+                            slot.start(run);
+                        }
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "starting runs fired ahead failed"),
+            }
+        }
+        drop(slots);
+        self.runs.wake();
+        ready.collect()
     }
 
     async fn fire(
@@ -141,131 +212,142 @@ impl Scheduler {
         timer: &mut Timer,
         parsed: &mut HashMap<String, Parsed>,
         window: Millis,
+        ahead: &mut Ahead,
     ) {
-        for chunk in due.chunks(self.settings.batch_size.max(1)) {
-            // Each batch is stamped with its own time: runs record when they were really
-            // queued and started, not when the first batch of a burst was.
-            let now = now_ms();
-            let mut fires = Vec::with_capacity(chunk.len());
-            for cron in chunk {
-                let Some(expected) = cron.next_run_at else {
-                    continue;
-                };
-                let Some(entry) = self.parsed(parsed, cron) else {
-                    tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
-                    continue;
-                };
-                let mut instants = vec![expected];
-                let mut cursor = expected;
-                while instants.len() < MAX_INSTANTS {
-                    match entry.schedule.next_after(to_datetime(cursor), entry.zone) {
-                        Some(next) if next.timestamp_millis() <= now => {
-                            cursor = next.timestamp_millis();
-                            if cron.end_time.is_some_and(|end| cursor > end) {
-                                break;
-                            }
-                            instants.push(cursor);
-                        }
-                        _ => break,
-                    }
-                }
-                let policy = cron
-                    .misfire_policy
-                    .as_deref()
-                    .and_then(MisfirePolicy::parse)
-                    .unwrap_or(self.settings.misfire_policy);
-                let catchup = cron
-                    .catchup_window_seconds
-                    .map(|s| s * 1000)
-                    .unwrap_or(self.settings.catchup_window.as_millis() as Millis);
-                let planned = plan(
-                    policy,
-                    &instants,
-                    now,
-                    self.settings.misfire_grace.as_millis() as Millis,
-                    catchup,
-                );
-                if planned.missed > 0 {
-                    metrics::counter!(crate::metrics::MISSED_INSTANTS).increment(planned.missed);
-                    tracing::warn!(
-                        cron_id = %cron.cron_id,
-                        missed = planned.missed,
-                        policy = policy.as_str(),
-                        "scheduled instants missed and not fired"
-                    );
-                }
-                let after = now.max(cursor);
-                let new_next = entry
-                    .schedule
-                    .next_after(to_datetime(after), entry.zone)
-                    .map(|next| next.timestamp_millis())
-                    .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
-                fires.push(Fire {
-                    cron: cron.clone(),
-                    instants: planned.fire,
-                    new_next,
-                });
-            }
-            let make_run = |cron: &cron::Model, instant: Millis| {
-                let graph_id = self
-                    .graphs
-                    .get(&cron.assistant_id)
-                    .cloned()
-                    .unwrap_or_default();
-                cron_run(cron, graph_id, instant, now)
+        // A batch (see `pop_due`), stamped with its own time: runs record when they were
+        // really queued and started, not when the first batch of a burst was.
+        let now = now_ms();
+        let mut fires = Vec::with_capacity(due.len());
+        for cron in &due {
+            let Some(expected) = cron.next_run_at else {
+                continue;
             };
-            // Free local slots let fired runs start at once, in the fire's own transaction.
-            let instants = fires.iter().map(|fire| fire.instants.len()).sum();
-            let mut slots = self.runs.reserve_many(instants);
-            let claim = slots.first().map(Slot::claim);
-            let fired = self
-                .store
-                .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
-                .await;
-            match fired {
-                Ok((results, claimed)) => {
-                    for run in claimed {
-                        if let Some(slot) = slots.pop() {
-                            slot.start(run);
+            let Some(entry) = self.parsed(parsed, cron) else {
+                tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
+                continue;
+            };
+            // Up to the instant being fired ahead (stateless crons) or now.
+            let horizon = now + (expected - timer.fire_at(cron).unwrap_or(expected));
+            let mut instants = vec![expected];
+            let mut cursor = expected;
+            while instants.len() < MAX_INSTANTS {
+                match entry.schedule.next_after(to_datetime(cursor), entry.zone) {
+                    Some(next) if next.timestamp_millis() <= horizon => {
+                        cursor = next.timestamp_millis();
+                        if cron.end_time.is_some_and(|end| cursor > end) {
+                            break;
                         }
+                        instants.push(cursor);
                     }
-                    drop(slots);
-                    for (fire, result) in fires.into_iter().zip(results) {
-                        let mut cron = fire.cron;
-                        match result {
-                            Fired::Claimed { runs, rejected } => {
-                                metrics::counter!(crate::metrics::FIRES)
-                                    .increment(runs.len() as u64);
-                                if !rejected.is_empty() {
-                                    metrics::counter!(crate::metrics::REJECTED_FIRES)
-                                        .increment(rejected.len() as u64);
-                                    tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
-                                }
-                                for (instant, run_id) in runs {
-                                    metrics::histogram!(crate::metrics::FIRE_LATENESS)
-                                        .record((now - instant).max(0) as f64 / 1000.0);
-                                    tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
-                                }
-                                cron.next_run_at = fire.new_next;
-                                timer.upsert(cron, now + window);
-                            }
-                            Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
-                                Ok(Some(current)) => timer.upsert(current, now + window),
-                                Ok(None) => timer.remove(&cron.cron_id),
-                                Err(err) => {
-                                    tracing::error!(error = %err, "re-reading a cron failed")
-                                }
-                            },
-                        }
-                    }
-                    self.runs.wake();
+                    _ => break,
                 }
-                Err(err) => {
-                    tracing::error!(error = %err, crons = fires.len(), "firing crons failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    for cron in chunk {
-                        timer.upsert(cron.clone(), now + window);
+            }
+            let policy = cron
+                .misfire_policy
+                .as_deref()
+                .and_then(MisfirePolicy::parse)
+                .unwrap_or(self.settings.misfire_policy);
+            let catchup = cron
+                .catchup_window_seconds
+                .map(|s| s * 1000)
+                .unwrap_or(self.settings.catchup_window.as_millis() as Millis);
+            let planned = plan(
+                policy,
+                &instants,
+                now,
+                self.settings.misfire_grace.as_millis() as Millis,
+                catchup,
+            );
+            if planned.missed > 0 {
+                metrics::counter!(crate::metrics::MISSED_INSTANTS).increment(planned.missed);
+                tracing::warn!(
+                    cron_id = %cron.cron_id,
+                    missed = planned.missed,
+                    policy = policy.as_str(),
+                    "scheduled instants missed and not fired"
+                );
+            }
+            let after = now.max(cursor);
+            let new_next = entry
+                .schedule
+                .next_after(to_datetime(after), entry.zone)
+                .map(|next| next.timestamp_millis())
+                .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
+            fires.push(Fire {
+                cron: cron.clone(),
+                instants: planned.fire,
+                new_next,
+            });
+        }
+        let make_run = |cron: &cron::Model, instant: Millis| {
+            let graph_id = self
+                .graphs
+                .get(&cron.assistant_id)
+                .cloned()
+                .unwrap_or_default();
+            cron_run(cron, graph_id, instant, now)
+        };
+        // Free local slots let fired runs that are due start at once, in the fire's own
+        // transaction (runs fired ahead are started at their instant).
+        let due_now = fires
+            .iter()
+            .flat_map(|fire| &fire.instants)
+            .filter(|&&instant| instant <= now)
+            .count();
+        let mut slots = self.runs.reserve_many(due_now);
+        let claim = slots.first().map(Slot::claim);
+        let fired = self
+            .store
+            .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
+            .await;
+        match fired {
+            Ok((results, queued)) => {
+                for run in queued.claimed {
+                    if let Some(slot) = slots.pop() {
+                        slot.start(run);
                     }
+                }
+                drop(slots);
+                for run in queued.ahead {
+                    let at = run.scheduled_for.unwrap_or(run.available_at);
+                    ahead.insert((at, run.run_id.clone()), run);
+                }
+                for (fire, result) in fires.into_iter().zip(results) {
+                    let mut cron = fire.cron;
+                    match result {
+                        Fired::Claimed { runs, rejected } => {
+                            metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
+                            if !rejected.is_empty() {
+                                metrics::counter!(crate::metrics::REJECTED_FIRES)
+                                    .increment(rejected.len() as u64);
+                                tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
+                            }
+                            for (instant, run_id) in runs {
+                                tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
+                                if instant <= now {
+                                    metrics::histogram!(crate::metrics::FIRE_LATENESS)
+                                        .record((now - instant) as f64 / 1000.0);
+                                }
+                            }
+                            cron.next_run_at = fire.new_next;
+                            timer.upsert(cron, now + window);
+                        }
+                        Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
+                            Ok(Some(current)) => timer.upsert(current, now + window),
+                            Ok(None) => timer.remove(&cron.cron_id),
+                            Err(err) => {
+                                tracing::error!(error = %err, "re-reading a cron failed")
+                            }
+                        },
+                    }
+                }
+                self.runs.wake();
+            }
+            Err(err) => {
+                tracing::error!(error = %err, crons = fires.len(), "firing crons failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                for cron in due {
+                    timer.upsert(cron, now + window);
                 }
             }
         }

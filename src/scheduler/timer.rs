@@ -1,5 +1,7 @@
-//! The in-memory timer: upcoming instants of the crons due soon, earliest first. Entries are
-//! replaced or removed as crons change; a superseded heap entry is skipped when it surfaces.
+//! The in-memory timer: the crons due soon, earliest fire time first. A cron's fire time is
+//! its next instant, less the pre-fire lead for stateless crons (see `Scheduler`). Entries
+//! are replaced or removed as crons change; a superseded heap entry is skipped when it
+//! surfaces.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -13,9 +15,29 @@ pub struct Timer {
     heap: BinaryHeap<Reverse<(Millis, String)>>,
     /// The live entry of each cron: the row as last read.
     crons: HashMap<String, cron::Model>,
+    /// How long before its instant a stateless cron fires.
+    lead: Millis,
 }
 
 impl Timer {
+    pub fn with_lead(lead: Millis) -> Timer {
+        Timer {
+            lead,
+            ..Timer::default()
+        }
+    }
+
+    /// When the scheduler fires `cron`: stateless crons are written ahead of their instant,
+    /// thread crons at it (their run joins the thread's queue only when it is due).
+    pub fn fire_at(&self, cron: &cron::Model) -> Option<Millis> {
+        let lead = if cron.thread_id.is_none() {
+            self.lead
+        } else {
+            0
+        };
+        cron.next_run_at.map(|next| next - lead)
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.crons.len()
@@ -36,7 +58,8 @@ impl Timer {
                     .get(&cron.cron_id)
                     .is_some_and(|known| known.next_run_at == cron.next_run_at);
                 if !unchanged {
-                    self.heap.push(Reverse((next, cron.cron_id.clone())));
+                    let at = self.fire_at(&cron).unwrap_or(next);
+                    self.heap.push(Reverse((at, cron.cron_id.clone())));
                 }
                 self.crons.insert(cron.cron_id.clone(), cron);
             }
@@ -50,16 +73,16 @@ impl Timer {
         self.crons.remove(cron_id);
     }
 
-    /// The earliest live instant.
-    pub fn next_instant(&mut self) -> Option<Millis> {
+    /// The earliest live fire time.
+    pub fn next_fire_at(&mut self) -> Option<Millis> {
         self.skip_stale();
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Takes every cron whose instant is at or before `now`.
-    pub fn pop_due(&mut self, now: Millis) -> Vec<cron::Model> {
+    /// Takes up to `limit` crons whose fire time is at or before `now`, earliest first.
+    pub fn pop_due(&mut self, now: Millis, limit: usize) -> Vec<cron::Model> {
         let mut due = Vec::new();
-        loop {
+        while due.len() < limit {
             self.skip_stale();
             match self.heap.peek() {
                 Some(Reverse((at, _))) if *at <= now => {
@@ -69,9 +92,10 @@ impl Timer {
                         due.push(cron);
                     }
                 }
-                _ => return due,
+                _ => break,
             }
         }
+        due
     }
 
     /// Drops heap entries whose cron was removed or now has another instant.
@@ -80,7 +104,7 @@ impl Timer {
             let live = self
                 .crons
                 .get(cron_id)
-                .is_some_and(|cron| cron.next_run_at == Some(*at));
+                .is_some_and(|cron| self.fire_at(cron) == Some(*at));
             if live {
                 return;
             }
@@ -121,15 +145,40 @@ mod tests {
         timer.upsert(cron("b", Some(2_000), true), 10_000);
         timer.upsert(cron("a", Some(1_000), true), 10_000);
         timer.upsert(cron("c", Some(3_000), true), 10_000);
-        assert_eq!(timer.next_instant(), Some(1_000));
+        assert_eq!(timer.next_fire_at(), Some(1_000));
         let due: Vec<String> = timer
-            .pop_due(2_000)
+            .pop_due(2_000, 10)
             .into_iter()
             .map(|c| c.cron_id)
             .collect();
         assert_eq!(due, ["a", "b"]);
-        assert_eq!(timer.next_instant(), Some(3_000));
+        assert_eq!(timer.next_fire_at(), Some(3_000));
         assert_eq!(timer.len(), 1);
+        timer.upsert(cron("d", Some(3_000), true), 10_000);
+        assert_eq!(
+            timer.pop_due(5_000, 1).len(),
+            1,
+            "at most `limit` at a time"
+        );
+        assert_eq!(timer.pop_due(5_000, 10).len(), 1);
+    }
+
+    #[test]
+    fn stateless_crons_fire_ahead_by_the_lead_thread_crons_at_their_instant() {
+        let mut timer = Timer::with_lead(500);
+        let mut on_thread = cron("t", Some(2_000), true);
+        on_thread.thread_id = Some("thread".into());
+        timer.upsert(on_thread, 10_000);
+        timer.upsert(cron("s", Some(2_000), true), 10_000);
+        assert_eq!(timer.next_fire_at(), Some(1_500));
+        let due: Vec<String> = timer
+            .pop_due(1_500, 10)
+            .into_iter()
+            .map(|c| c.cron_id)
+            .collect();
+        assert_eq!(due, ["s"]);
+        assert_eq!(timer.next_fire_at(), Some(2_000));
+        assert_eq!(timer.pop_due(2_000, 10).len(), 1);
     }
 
     #[test]
@@ -138,17 +187,17 @@ mod tests {
         timer.upsert(cron("a", Some(1_000), true), 10_000);
         timer.upsert(cron("a", Some(5_000), true), 10_000);
         assert_eq!(
-            timer.next_instant(),
+            timer.next_fire_at(),
             Some(5_000),
             "the old instant is stale"
         );
-        assert!(timer.pop_due(4_000).is_empty());
+        assert!(timer.pop_due(4_000, 10).is_empty());
         timer.upsert(cron("a", Some(5_000), false), 10_000);
-        assert_eq!(timer.next_instant(), None, "disabled crons leave the timer");
+        assert_eq!(timer.next_fire_at(), None, "disabled crons leave the timer");
         timer.upsert(cron("b", Some(50_000), true), 10_000);
         assert!(timer.is_empty(), "beyond the horizon: loaded later");
         timer.upsert(cron("c", Some(1_000), true), 10_000);
         timer.remove("c");
-        assert!(timer.pop_due(99_000).is_empty());
+        assert!(timer.pop_due(99_000, 10).is_empty());
     }
 }

@@ -4,13 +4,15 @@ use sea_orm::SqlErr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
 use entity::cron::{self, Column, Entity as Crons};
 
+use super::fires::withdraw_prefired;
 use super::{Error, Page, Result, Scope, SortOrder, Store};
+use crate::time::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CronSort {
@@ -67,26 +69,41 @@ impl Store {
         change: impl FnOnce(&mut cron::Model) + Send,
     ) -> Result<cron::Model> {
         let txn = self.write.begin().await?;
+        // Locked (PostgreSQL) so no fire of the old row commits between the withdrawal of
+        // its runs fired ahead and the update.
         let current = Crons::find_by_id(cron_id.to_string())
             .filter(scope.condition(Column::UserId))
+            .lock_exclusive()
             .one(&txn)
             .await?
             .ok_or_else(|| not_found(cron_id))?;
-        let mut edited = current;
+        let mut edited = current.clone();
         change(&mut edited);
+        // Runs fired ahead were built from the old row: they give way to the edited one. An
+        // edit that leaves the schedule alone fires the first withdrawn instant again.
+        let withdrawn = withdraw_prefired(&txn, cron_id, now_ms()).await?;
+        if let Some(&first) = withdrawn.first()
+            && edited.next_run_at == current.next_run_at
+        {
+            edited.next_run_at = Some(first);
+        }
         let model = edited.into_active_model().reset_all().update(&txn).await?;
         txn.commit().await?;
         Ok(model)
     }
 
+    /// Deletes the cron and the runs it fired ahead of instants still to come.
     pub async fn delete_cron(&self, cron_id: &str, scope: &Scope) -> Result<()> {
-        let result = Crons::delete_by_id(cron_id.to_string())
+        let txn = self.write.begin().await?;
+        Crons::find_by_id(cron_id.to_string())
             .filter(scope.condition(Column::UserId))
-            .exec(&self.write)
-            .await?;
-        if result.rows_affected == 0 {
-            return Err(not_found(cron_id));
-        }
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+            .ok_or_else(|| not_found(cron_id))?;
+        withdraw_prefired(&txn, cron_id, now_ms()).await?;
+        Crons::delete_by_id(cron_id.to_string()).exec(&txn).await?;
+        txn.commit().await?;
         Ok(())
     }
 

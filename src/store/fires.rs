@@ -44,6 +44,25 @@ pub enum Fired {
     Lost,
 }
 
+/// The runs a fire queued that this process starts itself.
+#[derive(Debug, Default)]
+pub struct Queued {
+    /// Claimed as they were queued: to start now.
+    pub claimed: Vec<run::Model>,
+    /// Fired ahead of their instant: to start then (`Store::start_ahead`).
+    pub ahead: Vec<run::Model>,
+}
+
+impl Queued {
+    fn add(&mut self, run: run::Model, claimed: bool, now: Millis) {
+        if claimed {
+            self.claimed.push(run);
+        } else if run.available_at > now {
+            self.ahead.push(run);
+        }
+    }
+}
+
 /// Builds the run for one instant of a cron (the scheduler knows how).
 pub type MakeRun<'a> = dyn Fn(&cron::Model, Millis) -> run::Model + Send + Sync + 'a;
 
@@ -77,8 +96,9 @@ impl Store {
     /// queue their runs under `enqueue` take the fast path (a handful of multi-row statements
     /// for the whole batch); the rest, and any batch the fast path refuses, fire one by one.
     ///
-    /// With a `claim`, up to `slots` of the runs that are first in line on their thread are
-    /// queued already claimed for this process's workers; they are returned to be started.
+    /// With a `claim`, up to `slots` of the runs that are due and first in line on their
+    /// thread are queued already claimed for this process's workers; they are returned to be
+    /// started, with the runs fired ahead of their instant.
     pub async fn fire(
         &self,
         fires: &[Fire],
@@ -86,7 +106,7 @@ impl Store {
         make_run: &MakeRun<'_>,
         claim: Option<&Claim>,
         slots: usize,
-    ) -> Result<(Vec<Fired>, Vec<run::Model>)> {
+    ) -> Result<(Vec<Fired>, Queued)> {
         let all_enqueue = fires
             .iter()
             .all(|fire| Multitask::from_payload(&fire.cron.payload) == Multitask::Enqueue);
@@ -111,7 +131,7 @@ impl Store {
         make_run: &MakeRun<'_>,
         claim: Option<&Claim>,
         slots: usize,
-    ) -> Result<Option<(Vec<Fired>, Vec<run::Model>)>> {
+    ) -> Result<Option<(Vec<Fired>, Queued)>> {
         // The runs are built before the transaction: the writer is held for the writes only.
         let planned: Vec<Vec<run::Model>> = fires
             .iter()
@@ -178,12 +198,11 @@ impl Store {
             .collect();
         let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
         txn.commit().await?;
-        let claimed = queued
-            .into_iter()
-            .filter(|created| created.claimed)
-            .map(|created| created.run)
-            .collect();
-        Ok(Some((results, claimed)))
+        let mut started = Queued::default();
+        for created in queued {
+            started.add(created.run, created.claimed, now);
+        }
+        Ok(Some((results, started)))
     }
 
     /// The careful path: each cron claimed and each instant queued on its own, under the
@@ -195,10 +214,10 @@ impl Store {
         make_run: &MakeRun<'_>,
         claim: Option<&Claim>,
         mut slots: usize,
-    ) -> Result<(Vec<Fired>, Vec<run::Model>)> {
+    ) -> Result<(Vec<Fired>, Queued)> {
         let txn = self.write.begin().await?;
         let mut results = Vec::with_capacity(fires.len());
-        let mut claimed = Vec::new();
+        let mut started = Queued::default();
         for (fire, ours) in fires.iter().zip(claim_crons(&txn, fires).await?) {
             let cron = &fire.cron;
             if !ours {
@@ -242,8 +261,8 @@ impl Store {
                         runs.push((instant, run_id));
                         if created.claimed {
                             slots -= 1;
-                            claimed.push(created.run);
                         }
+                        started.add(created.run, created.claimed, now);
                     }
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
                         cron_fire::ActiveModel {
@@ -263,7 +282,7 @@ impl Store {
             results.push(Fired::Claimed { runs, rejected });
         }
         txn.commit().await?;
-        Ok((results, claimed))
+        Ok((results, started))
     }
 
     /// Deletes fire-log rows and finished webhook deliveries older than `before`.
@@ -316,6 +335,56 @@ impl Store {
         txn.commit().await?;
         Ok(created.run)
     }
+}
+
+/// Takes back the runs of `cron_id` fired ahead of an instant still to come (see the
+/// scheduler's pre-fire) and not started: their threads (made for them alone), the runs and
+/// their fire-log rows go, so a changed cron fires those instants afresh and a deleted one
+/// not at all. The instants withdrawn, earliest first.
+pub(super) async fn withdraw_prefired(
+    txn: &sea_orm::DatabaseTransaction,
+    cron_id: &str,
+    now: Millis,
+) -> Result<Vec<Millis>> {
+    let ahead: Vec<(Millis, Option<String>)> = CronFires::find()
+        .select_only()
+        .columns([cron_fire::Column::ScheduledFor, cron_fire::Column::RunId])
+        .filter(cron_fire::Column::CronId.eq(cron_id))
+        .filter(cron_fire::Column::ScheduledFor.gt(now))
+        .filter(cron_fire::Column::Outcome.eq("fired"))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if ahead.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unstarted: Vec<(String, Option<Millis>)> = entity::run::Entity::find()
+        .select_only()
+        .columns([run::Column::ThreadId, run::Column::ScheduledFor])
+        .filter(run::Column::RunId.is_in(ahead.iter().filter_map(|(_, id)| id.clone())))
+        .filter(run::Column::Status.eq("pending"))
+        .filter(run::Column::OnCompletion.is_not_null())
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut instants: Vec<Millis> = unstarted.iter().filter_map(|(_, at)| *at).collect();
+    instants.sort_unstable();
+    if instants.is_empty() {
+        return Ok(instants);
+    }
+    // The runs go with their threads (the foreign key cascades).
+    entity::thread::Entity::delete_many()
+        .filter(
+            entity::thread::Column::ThreadId.is_in(unstarted.into_iter().map(|(thread, _)| thread)),
+        )
+        .exec(txn)
+        .await?;
+    CronFires::delete_many()
+        .filter(cron_fire::Column::CronId.eq(cron_id))
+        .filter(cron_fire::Column::ScheduledFor.is_in(instants.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(instants)
 }
 
 /// The fast path's claim: moves every cron's `next_run_at` on with one UPDATE whose condition

@@ -292,6 +292,63 @@ impl Store {
         self.writer.claim(claim, limit).await
     }
 
+    /// Starts runs fired ahead of their instant (the scheduler's, at the instant): claims
+    /// those still pending for `claim`'s worker and returns them as claimed. They are alone
+    /// on new threads, so the queue order needs no check, and the scheduler holds their rows,
+    /// so the claim reads nothing back: one UPDATE, checked by its row count. When some were
+    /// withdrawn or taken by a worker meanwhile, the careful path finds which are left.
+    pub async fn start_ahead(
+        &self,
+        mut runs: Vec<run::Model>,
+        claim: &Claim,
+    ) -> Result<Vec<run::Model>> {
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+        let now = now_ms();
+        let claim_these = |ids: Vec<String>| {
+            Runs::update_many()
+                .col_expr(Column::Status, Expr::value(RUNNING))
+                .col_expr(Column::LeaseOwner, Expr::value(claim.worker.clone()))
+                .col_expr(Column::LeaseExpiresAt, Expr::value(now + claim.lease_ms))
+                .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+                .col_expr(Column::StartedAt, Expr::value(now))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::RunId.is_in(ids))
+                .filter(Column::Status.eq(PENDING))
+        };
+        let ids: Vec<String> = runs.iter().map(|run| run.run_id.clone()).collect();
+        let txn = self.write.begin().await?;
+        let claimed = claim_these(ids.clone()).exec(&txn).await?.rows_affected;
+        if claimed != ids.len() as u64 {
+            txn.rollback().await?;
+            let txn = self.write.begin().await?;
+            let pending: HashSet<String> = Runs::find()
+                .select_only()
+                .column(Column::RunId)
+                .filter(Column::RunId.is_in(ids))
+                .filter(Column::Status.eq(PENDING))
+                .lock_exclusive()
+                .into_tuple()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
+            runs.retain(|run| pending.contains(&run.run_id));
+            claim_these(pending.into_iter().collect())
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+        } else {
+            txn.commit().await?;
+        }
+        for run in &mut runs {
+            claim.apply(run, now);
+            run.updated_at = now;
+        }
+        Ok(runs)
+    }
+
     /// Extends `worker`'s leases and reports, per run, a cancel asked for since the claim
     /// (or that the run is no longer ours).
     pub async fn renew_leases(

@@ -54,6 +54,12 @@ impl Slot {
     pub fn start(self, run: run::Model) {
         self.runner.launch(run, self.permit);
     }
+
+    /// Executes a run the store claimed for this slot ahead of its instant `at`, at `at`
+    /// (and records how late that was as the fire's lateness).
+    pub fn start_at(self, run: run::Model, at: crate::time::Millis) {
+        self.runner.launch_at(run, self.permit, at);
+    }
 }
 
 impl Control {

@@ -184,6 +184,25 @@ impl Runner {
         });
     }
 
+    /// Executes a run claimed ahead of its instant `at` (wall-clock ms) when `at` comes.
+    pub(super) fn launch_at(
+        self: Arc<Self>,
+        run: run::Model,
+        permit: OwnedSemaphorePermit,
+        at: crate::time::Millis,
+    ) {
+        tokio::spawn(async move {
+            let wait = at - crate::time::now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let lateness = (crate::time::now_ms() - at).max(0);
+            metrics::histogram!(crate::metrics::FIRE_LATENESS).record(lateness as f64 / 1000.0);
+            self.execute(run).await;
+            drop(permit);
+        });
+    }
+
     async fn lease_loop(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             tokio::select! {

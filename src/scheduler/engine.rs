@@ -34,6 +34,10 @@ use crate::store::Store;
 use crate::store::fires::{Fire, Fired};
 use crate::time::{Millis, now_ms, to_datetime};
 
+/// Bounds of how long before their instant runs fired ahead are claimed (see `run`).
+const MIN_CLAIM_LEAD: Millis = 5;
+const MAX_CLAIM_LEAD: Millis = 100;
+
 /// At most this many missed instants are enumerated for one cron in one fire.
 const MAX_INSTANTS: usize = 100_000;
 
@@ -91,6 +95,9 @@ impl Scheduler {
         let refresh = self.settings.refresh_interval.as_millis() as Millis;
         let mut timer = Timer::with_lead(self.settings.prefire.as_millis() as Millis);
         let mut ahead = Ahead::new();
+        // How long before their instant runs fired ahead are claimed: about twice what the
+        // last claim took, so they are running in the store when the instant comes.
+        let mut claim_lead: Millis = MIN_CLAIM_LEAD;
         let mut parsed: HashMap<String, Parsed> = HashMap::new();
         let mut next_reload: Millis = 0;
         let mut next_refresh: Millis = 0;
@@ -129,12 +136,15 @@ impl Scheduler {
 
             // Starting runs at their instant comes before firing the next ones ahead.
             let now = now_ms();
-            let later = ahead.split_off(&(now + 1, String::new()));
+            let later = ahead.split_off(&(now + claim_lead + 1, String::new()));
             let ready = std::mem::replace(&mut ahead, later);
             if !ready.is_empty() {
                 // Those without a free slot wait here for one (they stay due in the store,
                 // so an idle worker may take them first).
+                let claiming = std::time::Instant::now();
                 ahead.extend(self.start(ready).await);
+                let took = claiming.elapsed().as_millis() as Millis;
+                claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
                 if ahead.first_key_value().is_none_or(|((at, _), _)| *at > now) {
                     continue;
                 }
@@ -149,7 +159,7 @@ impl Scheduler {
             }
 
             // Runs due but without a slot wake the loop when one frees, not at an instant.
-            let next_start = ahead.first_key_value().map(|((at, _), _)| *at);
+            let next_start = ahead.first_key_value().map(|((at, _), _)| *at - claim_lead);
             let slot_wanted = next_start.is_some_and(|at| at <= now_ms());
             let next_start = next_start.filter(|_| !slot_wanted);
             let wake_at = [
@@ -172,10 +182,10 @@ impl Scheduler {
         }
     }
 
-    /// Starts runs fired ahead whose instant has come, in free local slots. Returns those
-    /// left without a slot, to be started when one frees. A run the claim leaves out
-    /// (withdrawn, or taken by a worker) is done with; after a failed claim they are all due
-    /// in the store, where the workers take them.
+    /// Claims runs fired ahead whose instant is (all but) here for free local slots, where
+    /// they start at their instant. Returns those left without a slot, to be started when
+    /// one frees. A run the claim leaves out (withdrawn, or taken by a worker) is done with;
+    /// after a failed claim they are all due in the store, where the workers take them.
     async fn start(&self, ready: Ahead) -> Ahead {
         let mut slots = self.runs.reserve_many(ready.len());
         let mut ready = ready.into_iter();
@@ -185,16 +195,12 @@ impl Scheduler {
             .map(|(_, run)| run)
             .collect();
         if let Some(claim) = slots.first().map(Slot::claim) {
-            match self.store.start_ahead(runs, &claim).await {
+            match self.store.claim_ahead(runs, &claim).await {
                 Ok(claimed) => {
-                    // From the instant to the executor's launch (the claim included).
-                    let launched = now_ms();
                     for run in claimed {
-                        let at = run.scheduled_for.unwrap_or(launched);
-                        metrics::histogram!(crate::metrics::FIRE_LATENESS)
-                            .record((launched - at).max(0) as f64 / 1000.0);
+                        let at = run.scheduled_for.unwrap_or(run.available_at);
                         if let Some(slot) = slots.pop() {
-                            slot.start(run);
+                            slot.start_at(run, at);
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //! workers under a lease, finished in one transaction that also updates the thread and
 //! writes the webhook outbox row.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -292,41 +292,54 @@ impl Store {
         self.writer.claim(claim, limit).await
     }
 
-    /// Starts runs fired ahead of their instant (the scheduler's, at the instant): claims
-    /// those still pending for `claim`'s worker and returns them as claimed. They are alone
-    /// on new threads, so the queue order needs no check, and the scheduler holds their rows,
-    /// so the claim reads nothing back: one UPDATE, checked by its row count. When some were
-    /// withdrawn or taken by a worker meanwhile, the careful path finds which are left.
-    pub async fn start_ahead(
+    /// Claims runs fired ahead of their instant for `claim`'s worker, just before the
+    /// instant (the scheduler's): those still pending become running with `started_at` = their
+    /// instant, and are returned as claimed. They are alone on new threads, so the queue
+    /// order needs no check, and the scheduler holds their rows, so nothing is read back: one
+    /// UPDATE per instant, checked by its row count. When some were withdrawn or taken by a
+    /// worker meanwhile, the careful path finds which are left.
+    pub async fn claim_ahead(
         &self,
         mut runs: Vec<run::Model>,
         claim: &Claim,
     ) -> Result<Vec<run::Model>> {
-        if runs.is_empty() {
-            return Ok(runs);
-        }
         let now = now_ms();
-        let claim_these = |ids: Vec<String>| {
+        let starts_at = |run: &run::Model| Ord::max(run.scheduled_for.unwrap_or(now), now);
+        let mut by_instant: BTreeMap<Millis, Vec<String>> = BTreeMap::new();
+        for run in &runs {
+            by_instant
+                .entry(starts_at(run))
+                .or_default()
+                .push(run.run_id.clone());
+        }
+        let claim_these = |ids: Vec<String>, started: Millis| {
             Runs::update_many()
                 .col_expr(Column::Status, Expr::value(RUNNING))
                 .col_expr(Column::LeaseOwner, Expr::value(claim.worker.clone()))
                 .col_expr(Column::LeaseExpiresAt, Expr::value(now + claim.lease_ms))
                 .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-                .col_expr(Column::StartedAt, Expr::value(now))
+                .col_expr(Column::StartedAt, Expr::value(started))
                 .col_expr(Column::UpdatedAt, Expr::value(now))
                 .filter(Column::RunId.is_in(ids))
                 .filter(Column::Status.eq(PENDING))
         };
-        let ids: Vec<String> = runs.iter().map(|run| run.run_id.clone()).collect();
         let txn = self.write.begin().await?;
-        let claimed = claim_these(ids.clone()).exec(&txn).await?.rows_affected;
-        if claimed != ids.len() as u64 {
+        let mut claimed = 0;
+        for (&started, ids) in &by_instant {
+            claimed += claim_these(ids.clone(), started)
+                .exec(&txn)
+                .await?
+                .rows_affected;
+        }
+        if claimed == runs.len() as u64 {
+            txn.commit().await?;
+        } else {
             txn.rollback().await?;
             let txn = self.write.begin().await?;
             let pending: HashSet<String> = Runs::find()
                 .select_only()
                 .column(Column::RunId)
-                .filter(Column::RunId.is_in(ids))
+                .filter(Column::RunId.is_in(runs.iter().map(|run| run.run_id.clone())))
                 .filter(Column::Status.eq(PENDING))
                 .lock_exclusive()
                 .into_tuple()
@@ -334,16 +347,23 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
+            for (&started, ids) in &by_instant {
+                let left: Vec<String> = ids
+                    .iter()
+                    .filter(|id| pending.contains(*id))
+                    .cloned()
+                    .collect();
+                if !left.is_empty() {
+                    claim_these(left, started).exec(&txn).await?;
+                }
+            }
+            txn.commit().await?;
             runs.retain(|run| pending.contains(&run.run_id));
-            claim_these(pending.into_iter().collect())
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
-        } else {
-            txn.commit().await?;
         }
         for run in &mut runs {
+            let started = starts_at(run);
             claim.apply(run, now);
+            run.started_at = Some(started);
             run.updated_at = now;
         }
         Ok(runs)

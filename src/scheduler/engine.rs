@@ -2,12 +2,13 @@
 //! instant (or the next refresh), then plans and fires everything due in batches.
 //!
 //! Stateless crons are fired `prefire` ahead of their instant: their runs are written then,
-//! waiting for the instant, and at the instant the scheduler starts them itself in local
-//! worker slots with one claim by id. Writing a burst of fires takes tens of milliseconds;
-//! this moves that cost before the instant, so runs start within milliseconds of it. Thread
-//! crons fire at the instant, since a run queued early would hold up the thread's queue. A
-//! run fired ahead is durable like any other: if this process dies, any worker starts it
-//! when it is due; if its cron is changed or deleted first, the store withdraws it.
+//! waiting for the instant. Just before the instant the scheduler claims them for local
+//! worker slots (one UPDATE by id), and each is launched at the instant by a timer. Writing
+//! a burst of fires, and claiming it, take tens of milliseconds; doing both ahead keeps that
+//! cost out of the runs' start. Thread crons fire at the instant, since a run queued early
+//! would hold up the thread's queue. A run fired ahead is durable like any other: if this
+//! process dies, any worker starts it when it is due; if its cron is changed or deleted
+//! before the claim, the store withdraws it.
 //!
 //! Instants are wall-clock UTC milliseconds; sleeping uses tokio's monotonic clock, and the
 //! wait is recomputed from the wall clock on every turn, so a clock jump neither fires
@@ -142,12 +143,13 @@ impl Scheduler {
                 // Those without a free slot wait here for one (they stay due in the store,
                 // so an idle worker may take them first).
                 let claiming = std::time::Instant::now();
-                ahead.extend(self.start(ready).await);
+                let waiting = self.start(ready).await;
                 let took = claiming.elapsed().as_millis() as Millis;
                 claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
-                if ahead.first_key_value().is_none_or(|((at, _), _)| *at > now) {
+                if waiting.is_empty() {
                     continue;
                 }
+                ahead.extend(waiting);
             }
 
             // One batch at a time, so runs fired ahead start on time during a long burst.

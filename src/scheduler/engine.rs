@@ -39,6 +39,11 @@ use crate::time::{Millis, now_ms, to_datetime};
 const MIN_CLAIM_LEAD: Millis = 5;
 const MAX_CLAIM_LEAD: Millis = 100;
 
+/// Runs fired ahead claimed by one statement at most.
+const MAX_CLAIM_AHEAD: usize = 1024;
+/// Runs fired ahead held in memory (with their rows) at most.
+const MAX_HELD_AHEAD: usize = 10_000;
+
 /// At most this many missed instants are enumerated for one cron in one fire.
 const MAX_INSTANTS: usize = 100_000;
 
@@ -136,20 +141,31 @@ impl Scheduler {
             }
 
             // Starting runs at their instant comes before firing the next ones ahead.
-            let now = now_ms();
-            let later = ahead.split_off(&(now + claim_lead + 1, String::new()));
-            let ready = std::mem::replace(&mut ahead, later);
-            if !ready.is_empty() {
-                // Those without a free slot wait here for one (they stay due in the store,
-                // so an idle worker may take them first).
-                let claiming = std::time::Instant::now();
-                let waiting = self.start(ready).await;
-                let took = claiming.elapsed().as_millis() as Millis;
-                claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
-                if waiting.is_empty() {
+            // Those without a free slot wait in `ahead` for one (they are due in the store
+            // too, so an idle worker may take them first).
+            let claim_before = now_ms() + claim_lead;
+            let ready = |ahead: &Ahead| {
+                ahead
+                    .first_key_value()
+                    .is_some_and(|((at, _), _)| *at <= claim_before)
+            };
+            if ready(&ahead) {
+                let mut slots = self.runs.reserve_many(MAX_CLAIM_AHEAD);
+                let mut runs = Vec::with_capacity(slots.len());
+                while runs.len() < slots.len()
+                    && ready(&ahead)
+                    && let Some((_, run)) = ahead.pop_first()
+                {
+                    runs.push(run);
+                }
+                slots.truncate(runs.len());
+                if !runs.is_empty() {
+                    let claiming = std::time::Instant::now();
+                    self.start(runs, slots).await;
+                    let took = claiming.elapsed().as_millis() as Millis;
+                    claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
                     continue;
                 }
-                ahead.extend(waiting);
             }
 
             // One batch at a time, so runs fired ahead start on time during a long burst.
@@ -184,18 +200,11 @@ impl Scheduler {
         }
     }
 
-    /// Claims runs fired ahead whose instant is (all but) here for free local slots, where
-    /// they start at their instant. Returns those left without a slot, to be started when
-    /// one frees. A run the claim leaves out (withdrawn, or taken by a worker) is done with;
-    /// after a failed claim they are all due in the store, where the workers take them.
-    async fn start(&self, ready: Ahead) -> Ahead {
-        let mut slots = self.runs.reserve_many(ready.len());
-        let mut ready = ready.into_iter();
-        let runs: Vec<run::Model> = ready
-            .by_ref()
-            .take(slots.len())
-            .map(|(_, run)| run)
-            .collect();
+    /// Claims runs fired ahead whose instant is (all but) here for the local `slots` (one
+    /// each), where they start at their instant. A run the claim leaves out (withdrawn, or
+    /// taken by a worker) is done with; after a failed claim they are all due in the store,
+    /// where the workers take them.
+    async fn start(&self, runs: Vec<run::Model>, mut slots: Vec<Slot>) {
         if let Some(claim) = slots.first().map(Slot::claim) {
             match self.store.claim_ahead(runs, &claim).await {
                 Ok(claimed) => {
@@ -211,7 +220,6 @@ impl Scheduler {
         }
         drop(slots);
         self.runs.wake();
-        ready.collect()
     }
 
     async fn fire(
@@ -316,7 +324,13 @@ impl Scheduler {
                     }
                 }
                 drop(slots);
-                for run in queued.ahead {
+                // Beyond what the scheduler holds, runs fired ahead are left to the workers
+                // (due in the store at their instant; found at their next poll).
+                for run in queued
+                    .ahead
+                    .into_iter()
+                    .take(MAX_HELD_AHEAD.saturating_sub(ahead.len()))
+                {
                     let at = run.scheduled_for.unwrap_or(run.available_at);
                     ahead.insert((at, run.run_id.clone()), run);
                 }

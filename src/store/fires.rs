@@ -49,7 +49,7 @@ pub enum Fired {
 pub struct Queued {
     /// Claimed as they were queued: to start now.
     pub claimed: Vec<run::Model>,
-    /// Fired ahead of their instant: to start then (`Store::start_ahead`).
+    /// Fired ahead of their instant: to start then (`Store::claim_ahead`).
     pub ahead: Vec<run::Model>,
 }
 

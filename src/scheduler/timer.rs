@@ -139,6 +139,10 @@ mod tests {
         }
     }
 
+    fn ids(due: Vec<cron::Model>) -> Vec<String> {
+        due.into_iter().map(|c| c.cron_id).collect()
+    }
+
     #[test]
     fn pops_in_instant_order_up_to_now() {
         let mut timer = Timer::default();
@@ -146,12 +150,7 @@ mod tests {
         timer.upsert(cron("a", Some(1_000), true), 10_000);
         timer.upsert(cron("c", Some(3_000), true), 10_000);
         assert_eq!(timer.next_fire_at(), Some(1_000));
-        let due: Vec<String> = timer
-            .pop_due(2_000, 10)
-            .into_iter()
-            .map(|c| c.cron_id)
-            .collect();
-        assert_eq!(due, ["a", "b"]);
+        assert_eq!(ids(timer.pop_due(2_000, 10)), ["a", "b"]);
         assert_eq!(timer.next_fire_at(), Some(3_000));
         assert_eq!(timer.len(), 1);
         timer.upsert(cron("d", Some(3_000), true), 10_000);
@@ -171,12 +170,7 @@ mod tests {
         timer.upsert(on_thread, 10_000);
         timer.upsert(cron("s", Some(2_000), true), 10_000);
         assert_eq!(timer.next_fire_at(), Some(1_500));
-        let due: Vec<String> = timer
-            .pop_due(1_500, 10)
-            .into_iter()
-            .map(|c| c.cron_id)
-            .collect();
-        assert_eq!(due, ["s"]);
+        assert_eq!(ids(timer.pop_due(1_500, 10)), ["s"]);
         assert_eq!(timer.next_fire_at(), Some(2_000));
         assert_eq!(timer.pop_due(2_000, 10).len(), 1);
     }

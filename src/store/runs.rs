@@ -123,6 +123,18 @@ impl Claim {
         run.attempt += 1;
         run.started_at = Some(now);
     }
+
+    /// The UPDATE that claims pending runs under this lease; the caller says which.
+    fn update(&self, now: Millis, started: Millis) -> sea_orm::UpdateMany<Runs> {
+        Runs::update_many()
+            .col_expr(Column::Status, Expr::value(RUNNING))
+            .col_expr(Column::LeaseOwner, Expr::value(self.worker.clone()))
+            .col_expr(Column::LeaseExpiresAt, Expr::value(now + self.lease_ms))
+            .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+            .col_expr(Column::StartedAt, Expr::value(started))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Status.eq(PENDING))
+    }
 }
 
 /// A queued run, the running runs its strategy flagged for cancelling (their workers must
@@ -313,15 +325,7 @@ impl Store {
                 .push(run.run_id.clone());
         }
         let claim_these = |ids: Vec<String>, started: Millis| {
-            Runs::update_many()
-                .col_expr(Column::Status, Expr::value(RUNNING))
-                .col_expr(Column::LeaseOwner, Expr::value(claim.worker.clone()))
-                .col_expr(Column::LeaseExpiresAt, Expr::value(now + claim.lease_ms))
-                .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-                .col_expr(Column::StartedAt, Expr::value(started))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::RunId.is_in(ids))
-                .filter(Column::Status.eq(PENDING))
+            claim.update(now, started).filter(Column::RunId.is_in(ids))
         };
         let txn = self.write.begin().await?;
         let mut claimed = 0;
@@ -865,15 +869,9 @@ pub(super) async fn claim_due(
         .order_by(Column::RunId, sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
-    Ok(Runs::update_many()
-        .col_expr(Column::Status, Expr::value(RUNNING))
-        .col_expr(Column::LeaseOwner, Expr::value(claim.worker.clone()))
-        .col_expr(Column::LeaseExpiresAt, Expr::value(now + claim.lease_ms))
-        .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-        .col_expr(Column::StartedAt, Expr::value(now))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
+    Ok(claim
+        .update(now, now)
         .filter(Column::RunId.in_subquery(due))
-        .filter(Column::Status.eq(PENDING))
         .exec_with_returning(txn)
         .await?)
 }

@@ -229,9 +229,9 @@ pub struct SchedulerConfig {
     /// Fires committed in one transaction at most.
     pub batch_size: usize,
     /// Stateless crons are fired this long ahead of their instant: the run (and its thread)
-    /// is written waiting for the instant, and the scheduler starts it at the instant itself,
-    /// so a burst of fires costs one claim at the instant instead of a burst of inserts.
-    /// `0s` fires at the instant.
+    /// is written waiting for the instant, claimed just before it and launched at it, so a
+    /// burst's writes are done before the instant instead of delaying its runs. `0s` fires
+    /// at the instant.
     #[serde(with = "humantime_serde")]
     pub prefire: Duration,
 }

@@ -203,7 +203,7 @@ impl Scheduler {
     /// Claims runs fired ahead whose instant is (all but) here for the local `slots` (one
     /// each), where they start at their instant. A run the claim leaves out (withdrawn, or
     /// taken by a worker) is done with; after a failed claim they are all due in the store,
-    /// where the workers take them.
+    /// where the workers take them. Slots left unused are freed when `slots` drops.
     async fn start(&self, runs: Vec<run::Model>, mut slots: Vec<Slot>) {
         if let Some(claim) = slots.first().map(Slot::claim) {
             match self.store.claim_ahead(runs, &claim).await {
@@ -215,11 +215,13 @@ impl Scheduler {
                         }
                     }
                 }
-                Err(err) => tracing::error!(error = %err, "starting runs fired ahead failed"),
+                Err(err) => {
+                    tracing::error!(error = %err, "starting runs fired ahead failed");
+                    // They are due in the store: let the workers take them.
+                    self.runs.wake();
+                }
             }
         }
-        drop(slots);
-        self.runs.wake();
     }
 
     async fn fire(
@@ -243,7 +245,7 @@ impl Scheduler {
                 continue;
             };
             // Up to the instant being fired ahead (stateless crons) or now.
-            let horizon = now + (expected - timer.fire_at(cron).unwrap_or(expected));
+            let horizon = now + timer.lead(cron);
             let mut instants = vec![expected];
             let mut cursor = expected;
             while instants.len() < MAX_INSTANTS {

@@ -27,15 +27,18 @@ impl Timer {
         }
     }
 
-    /// When the scheduler fires `cron`: stateless crons are written ahead of their instant,
-    /// thread crons at it (their run joins the thread's queue only when it is due).
-    pub fn fire_at(&self, cron: &cron::Model) -> Option<Millis> {
-        let lead = if cron.thread_id.is_none() {
+    /// How long before its instant `cron` is fired: stateless crons are written ahead,
+    /// thread crons at the instant (their run joins the thread's queue only when it is due).
+    pub fn lead(&self, cron: &cron::Model) -> Millis {
+        if cron.thread_id.is_none() {
             self.lead
         } else {
             0
-        };
-        cron.next_run_at.map(|next| next - lead)
+        }
+    }
+
+    fn fire_at(&self, cron: &cron::Model) -> Option<Millis> {
+        cron.next_run_at.map(|next| next - self.lead(cron))
     }
 
     #[cfg(test)]

@@ -176,3 +176,8 @@ target/release/cronhook --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>>"$work
 ch_pid=$!
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok" 2>/dev/null; do sleep 0.01; done
 echo "{\"server\":\"cronhook\",\"stored\":$stored,\"restart_to_ok_ms\":$(( ($(date +%s%N) - started) / 1000000 )),\"rss_mb\":$(rss_mb "$ch_pid")}"
+# Two minutes of the stored crons firing (about 700 a minute: their schedules are daily, spread
+# over the day's minutes): RSS then, and the fires counted by the daemon.
+sleep 120
+fires=$(curl -fsS "http://127.0.0.1:$ch_port/metrics" | awk '/^cronhook_fires_total/ {s += $2} END {print s + 0}')
+echo "{\"server\":\"cronhook\",\"stored\":$stored,\"after_restart_s\":120,\"fires\":$fires,\"rss_mb\":$(rss_mb "$ch_pid")}"

@@ -7,6 +7,11 @@ use cronhook::cli::{Cli, Command, LogFormat};
 use cronhook::config::Config;
 use cronhook::{daemon, ops};
 
+// mimalloc: a fired run costs about a third less CPU than with glibc's malloc, which
+// a burst of short runs spends mostly allocating and freeing JSON (README, Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

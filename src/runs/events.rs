@@ -47,7 +47,9 @@ impl RunEnd {
 
 struct Channel {
     events: Vec<Frame>,
-    sender: broadcast::Sender<Frame>,
+    /// Made on the first live subscriber: most runs (cron fires) never have one, and a
+    /// channel's 64 slots cost more than the rest of a short run's start.
+    sender: Option<broadcast::Sender<Frame>>,
     ended_at: Option<Instant>,
 }
 
@@ -55,9 +57,21 @@ impl Channel {
     fn new() -> Channel {
         Channel {
             events: Vec::new(),
-            sender: broadcast::channel(64).0,
+            sender: None,
             ended_at: None,
         }
+    }
+
+    fn send(&self, frame: Frame) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(frame);
+        }
+    }
+
+    fn subscribe(&mut self) -> broadcast::Receiver<Frame> {
+        self.sender
+            .get_or_insert_with(|| broadcast::channel(64).0)
+            .subscribe()
     }
 }
 
@@ -107,14 +121,19 @@ impl EventHub {
 
     pub fn publish(&self, run_id: &str, event: &str, data: Value) {
         self.with(|runs| {
-            let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
+            if !runs.contains_key(run_id) {
+                runs.insert(run_id.to_string(), Channel::new());
+            }
+            let Some(channel) = runs.get_mut(run_id) else {
+                return;
+            };
             let frame = Frame::Event {
                 id: channel.events.len() as u64,
                 event: event.to_string(),
                 data: Arc::new(data),
             };
             channel.events.push(frame.clone());
-            let _ = channel.sender.send(frame);
+            channel.send(frame);
         });
     }
 
@@ -129,7 +148,7 @@ impl EventHub {
             if channel.ended_at.is_none() {
                 channel.ended_at = Some(Instant::now());
                 channel.events.push(Frame::End(end.clone()));
-                let _ = channel.sender.send(Frame::End(end));
+                channel.send(Frame::End(end));
             }
             (!keep_for_resume).then(|| runs.remove(run_id))
         });
@@ -141,7 +160,7 @@ impl EventHub {
     /// None when this process knows nothing of the run.
     pub fn subscribe(&self, run_id: &str, after: Option<u64>) -> Option<Subscription> {
         self.with(|runs| {
-            let channel = runs.get(run_id)?;
+            let channel = runs.get_mut(run_id)?;
             let replay = channel
                 .events
                 .iter()
@@ -151,10 +170,7 @@ impl EventHub {
                 })
                 .cloned()
                 .collect();
-            let live = channel
-                .ended_at
-                .is_none()
-                .then(|| channel.sender.subscribe());
+            let live = channel.ended_at.is_none().then(|| channel.subscribe());
             Some(Subscription {
                 replay,
                 live,

@@ -275,9 +275,15 @@ impl Runner {
         let mut end = RunEnd::from(&outcome);
         let outbox = self.outbox.clone();
         let completion = move |run: &run::Model| completion(&outbox, run, true);
+        let started_at = run.started_at;
+        let resumable = run
+            .kwargs
+            .get("resumable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         match self
             .store
-            .finish_run(run.clone(), &self.worker_id, outcome, completion)
+            .finish_run(run, &self.worker_id, outcome, completion)
             .await
         {
             Ok(Some(finished)) => {
@@ -297,16 +303,11 @@ impl Runner {
         }
         metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.clone())
             .increment(1);
-        if let Some(started) = run.started_at {
+        if let Some(started) = started_at {
             let seconds = (crate::time::now_ms() - started).max(0) as f64 / 1000.0;
             metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.clone())
                 .record(seconds);
         }
-        let resumable = run
-            .kwargs
-            .get("resumable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         self.hub.end(&run_id, end, resumable);
         self.control.untrack(&run_id);
     }
@@ -392,8 +393,9 @@ fn completion(outbox: &Outbox, run: &run::Model, attempt_here: bool) -> Option<C
     })
 }
 
-fn run_input(run: &run::Model, graph: &Graph, values: Value) -> RunInput {
-    let kwarg = |key: &str| run.kwargs.get(key).cloned().unwrap_or(Value::Null);
+fn run_input<'a>(run: &'a run::Model, graph: &'a Graph, values: Value) -> RunInput<'a> {
+    static NULL: Value = Value::Null;
+    let kwarg = |key: &str| run.kwargs.get(key).unwrap_or(&NULL);
     let stream_modes = match run.kwargs.get("stream_mode") {
         Some(Value::Array(modes)) => modes
             .iter()
@@ -403,14 +405,14 @@ fn run_input(run: &run::Model, graph: &Graph, values: Value) -> RunInput {
         _ => vec!["values".to_string()],
     };
     RunInput {
-        run_id: run.run_id.clone(),
-        thread_id: run.thread_id.clone(),
-        assistant_id: run.assistant_id.clone(),
-        graph_id: graph.graph_id.clone(),
+        run_id: &run.run_id,
+        thread_id: &run.thread_id,
+        assistant_id: &run.assistant_id,
+        graph_id: &graph.graph_id,
         input: kwarg("input"),
         config: kwarg("config"),
         context: kwarg("context"),
-        metadata: run.metadata.clone(),
+        metadata: &run.metadata,
         stream_modes,
         values,
     }

@@ -8,6 +8,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use entity::cron;
 
+use crate::store::fires::CronVersion;
 use crate::time::Millis;
 
 #[derive(Default)]
@@ -70,6 +71,18 @@ impl Timer {
                 self.crons.remove(&cron.cron_id);
             }
         }
+    }
+
+    /// Whether the timer holds this version of a cron (same next instant, same last change).
+    pub fn holds(&self, (cron_id, next_run_at, updated_at): &CronVersion) -> bool {
+        self.crons
+            .get(cron_id)
+            .is_some_and(|cron| cron.next_run_at == *next_run_at && cron.updated_at == *updated_at)
+    }
+
+    /// The crons held, as last read.
+    pub fn crons(&self) -> impl Iterator<Item = &cron::Model> {
+        self.crons.values()
     }
 
     pub fn remove(&mut self, cron_id: &str) {

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 
 use entity::cron::{self, Column, Entity as Crons};
@@ -68,14 +67,31 @@ pub type MakeRun<'a> = dyn Fn(&cron::Model, Millis) -> run::Model + Send + Sync 
 
 impl Store {
     /// Enabled crons whose next instant is at or before `horizon`, soonest first.
-    pub async fn due_crons(&self, horizon: Millis, limit: u64) -> Result<Vec<cron::Model>> {
+    /// Which enabled crons are due before `horizon`, and in which version: id, next instant
+    /// and last change. The scheduler reads whole rows only for what it does not hold yet.
+    pub async fn due_cron_versions(&self, horizon: Millis) -> Result<Vec<CronVersion>> {
         Ok(Crons::find()
+            .select_only()
+            .columns([Column::CronId, Column::NextRunAt, Column::UpdatedAt])
             .filter(Column::Enabled.eq(true))
             .filter(Column::NextRunAt.lte(horizon))
-            .order_by_asc(Column::NextRunAt)
-            .limit(limit)
+            .into_tuple::<CronVersion>()
             .all(&self.read)
             .await?)
+    }
+
+    /// The crons with these ids (those that still exist).
+    pub async fn crons_by_id(&self, ids: Vec<String>) -> Result<Vec<cron::Model>> {
+        let mut crons = Vec::with_capacity(ids.len());
+        for chunk in chunked(ids, 500) {
+            crons.extend(
+                Crons::find()
+                    .filter(Column::CronId.is_in(chunk))
+                    .all(&self.read)
+                    .await?,
+            );
+        }
+        Ok(crons)
     }
 
     /// Crons changed through the API at or after `since` (enabled or not).
@@ -472,6 +488,9 @@ async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Resu
 }
 
 /// Splits rows into groups small enough for one multi-row statement.
+/// A cron's id, next instant and last change (`updated_at`).
+pub type CronVersion = (String, Option<Millis>, Millis);
+
 pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     let mut items = items.into_iter().peekable();

@@ -317,6 +317,9 @@ async fn create_all(
     Ok(())
 }
 
+/// What decides how a finished run ends: run id, status, lease owner, cancel action.
+type RunState = (String, String, Option<String>, Option<String>);
+
 async fn finish_all(
     txn: &DatabaseTransaction,
     jobs: &[Job],
@@ -384,19 +387,29 @@ async fn finish_all(
         }
     }
 
-    // The rest: the runs read in one query (locked on PostgreSQL, so a cancel from another
-    // replica cannot slip in between), each checked to be still held by its worker.
+    // The rest: the state that decides each run's end read in one query (locked on
+    // PostgreSQL, so a cancel from another replica cannot slip in between). A run still
+    // held by its worker, not cancelled, ends from the worker's own copy (nothing else of
+    // a running run changes); only cancels and rollbacks read the whole row.
     let rest: Vec<_> = finishes.iter().filter(|f| !done.contains(&f.0)).collect();
-    let mut current: HashMap<String, run::Model> = if rest.is_empty() {
+    let mut current: HashMap<String, RunState> = if rest.is_empty() {
         HashMap::new()
     } else {
         Runs::find()
+            .select_only()
+            .columns([
+                Column::RunId,
+                Column::Status,
+                Column::LeaseOwner,
+                Column::CancelAction,
+            ])
             .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
             .lock_exclusive()
+            .into_tuple::<RunState>()
             .all(txn)
             .await?
             .into_iter()
-            .map(|run| (run.run_id.clone(), run))
+            .map(|state| (state.0.clone(), state))
             .collect()
     };
     // The common case, a run that simply ended on a thread that stays, is written with
@@ -405,18 +418,25 @@ async fn finish_all(
     let mut threads = HashSet::new();
     for (index, claimed, worker, outcome, completion) in rest {
         let finished = match current.remove(&claimed.run_id) {
-            Some(run) if run.status == RUNNING && run.lease_owner.as_deref() == Some(*worker) => {
-                if run.cancel_action.is_none()
-                    && run.on_completion.as_deref() != Some("delete")
-                    && threads.insert(run.thread_id.clone())
+            Some((_, status, owner, cancel))
+                if status == RUNNING && owner.as_deref() == Some(*worker) =>
+            {
+                if cancel.is_none()
+                    && claimed.on_completion.as_deref() != Some("delete")
+                    && threads.insert(claimed.thread_id.clone())
                 {
-                    let ended = ended(&run, outcome, now);
+                    let ended = ended(claimed, outcome, now);
                     let delivery = completion(&ended).map(|done| delivery_model(&ended, done, now));
                     deliveries.extend(delivery.clone());
                     plain.push((*index, ended, delivery, outcome.thread_status()));
                     continue;
                 }
-                Some(end_run(txn, run, (*outcome).clone(), |run| completion(run)).await?)
+                match Runs::find_by_id(claimed.run_id.clone()).one(txn).await? {
+                    Some(run) => {
+                        Some(end_run(txn, run, (*outcome).clone(), |run| completion(run)).await?)
+                    }
+                    None => None,
+                }
             }
             _ => None,
         };

@@ -40,7 +40,7 @@ impl Drop for GroupGuard {
 }
 
 impl CommandGraph {
-    pub async fn run(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+    pub async fn run(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(Failure::error("CommandError", "the graph has no command"));
         };

@@ -6,12 +6,12 @@ use serde_json::{Map, Value, json};
 
 use super::{Emitter, Failure, RunInput};
 
-pub fn run(run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+pub fn run(run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
     let mut state = match &run.values {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
-    match &run.input {
+    match run.input {
         Value::Object(input) => {
             for (key, value) in input {
                 if key == "messages" {
@@ -88,16 +88,18 @@ mod tests {
     use super::*;
     use crate::runs::events::{EventHub, Frame};
 
-    fn input(input: Value, values: Value) -> RunInput {
+    static EMPTY: Value = Value::Null;
+
+    fn input(input: &Value, values: Value) -> RunInput<'_> {
         RunInput {
-            run_id: "r".into(),
-            thread_id: "t".into(),
-            assistant_id: "a".into(),
-            graph_id: "agent".into(),
+            run_id: "r",
+            thread_id: "t",
+            assistant_id: "a",
+            graph_id: "agent",
             input,
-            config: json!({}),
-            context: json!({}),
-            metadata: json!({}),
+            config: &EMPTY,
+            context: &EMPTY,
+            metadata: &EMPTY,
             stream_modes: vec![],
             values,
         }
@@ -114,7 +116,7 @@ mod tests {
         let prior = json!({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "a"}]});
         let out = run(
             &input(
-                json!({"messages": [{"role": "user", "content": "hi"}]}),
+                &json!({"messages": [{"role": "user", "content": "hi"}]}),
                 prior,
             ),
             &events,
@@ -139,7 +141,7 @@ mod tests {
     fn other_input_is_the_values() {
         let hub = EventHub::new();
         let events = Emitter::new(hub, "r".into(), vec![]);
-        let out = run(&input(json!({"x": 1}), Value::Null), &events).expect("ok");
+        let out = run(&input(&json!({"x": 1}), Value::Null), &events).expect("ok");
         assert_eq!(out, json!({"x": 1}));
     }
 }

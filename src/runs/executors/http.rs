@@ -16,7 +16,7 @@ pub struct HttpGraph {
 }
 
 impl HttpGraph {
-    pub async fn run(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+    pub async fn run(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let mut request = self.client.post(&self.url).json(&run.as_json());
         for (name, value) in &self.headers {
             request = request.header(name, value);

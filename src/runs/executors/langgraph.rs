@@ -28,7 +28,7 @@ impl LanggraphGraph {
         request
     }
 
-    pub async fn run(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+    pub async fn run(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let work = self.relay(run, events);
         match self.timeout {
             Some(limit) => tokio::time::timeout(limit, work)
@@ -38,7 +38,7 @@ impl LanggraphGraph {
         }
     }
 
-    async fn relay(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+    async fn relay(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let response = self
             .request(reqwest::Method::POST, "/threads")
             .json(&json!({"thread_id": run.thread_id, "if_exists": "do_nothing"}))
@@ -61,9 +61,9 @@ impl LanggraphGraph {
         body.insert("input".into(), run.input.clone());
         body.insert("stream_mode".into(), json!(modes));
         for (key, value) in [
-            ("config", &run.config),
-            ("context", &run.context),
-            ("metadata", &run.metadata),
+            ("config", run.config),
+            ("context", run.context),
+            ("metadata", run.metadata),
         ] {
             if value.as_object().is_some_and(|m| !m.is_empty()) {
                 body.insert(key.into(), value.clone());
@@ -120,7 +120,7 @@ impl LanggraphGraph {
             (Some(values), _) => Ok(values),
             // The stream ended without values or an error: ask the upstream how the run ended
             // rather than take an empty answer for a success.
-            (None, Some(run_id)) => self.join(&run.thread_id, &run_id).await,
+            (None, Some(run_id)) => self.join(run.thread_id, &run_id).await,
             (None, None) => Err(upstream(
                 "the stream ended before the run started".to_string(),
             )),

@@ -14,23 +14,24 @@ use serde_json::{Value, json};
 use super::events::EventHub;
 use crate::config::GraphConfig;
 
-/// Everything an executor sees of a run.
+/// Everything an executor sees of a run, borrowed from the run: a cron's run starts at its
+/// instant, and copying its JSON there (cold in the cache by then) cost more than the rest.
 #[derive(Debug, Clone)]
-pub struct RunInput {
-    pub run_id: String,
-    pub thread_id: String,
-    pub assistant_id: String,
-    pub graph_id: String,
-    pub input: Value,
-    pub config: Value,
-    pub context: Value,
-    pub metadata: Value,
+pub struct RunInput<'a> {
+    pub run_id: &'a str,
+    pub thread_id: &'a str,
+    pub assistant_id: &'a str,
+    pub graph_id: &'a str,
+    pub input: &'a Value,
+    pub config: &'a Value,
+    pub context: &'a Value,
+    pub metadata: &'a Value,
     pub stream_modes: Vec<String>,
     /// The thread's values before this run (null before its first successful run).
     pub values: Value,
 }
 
-impl RunInput {
+impl RunInput<'_> {
     /// The JSON that `command` and `http` graphs receive.
     pub fn as_json(&self) -> Value {
         json!({
@@ -165,7 +166,7 @@ impl Executor {
     }
 
     /// Runs the graph to its final values. Cancellation is the caller's (drop the future).
-    pub async fn execute(&self, run: &RunInput, events: &Emitter) -> Result<Value, Failure> {
+    pub async fn execute(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         match self {
             Executor::Echo => echo::run(run, events),
             Executor::Command(graph) => graph.run(run, events).await,

@@ -7,8 +7,8 @@ use cronhook::cli::{Cli, Command, LogFormat};
 use cronhook::config::Config;
 use cronhook::{daemon, ops};
 
-// mimalloc: a fired run costs about a third less CPU than with glibc's malloc, which
-// a burst of short runs spends mostly allocating and freeing JSON (README, Benchmarks).
+// mimalloc: perf showed a third of a cron burst's CPU in glibc's malloc and free, mostly
+// under JSON clones (README, Benchmarks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -210,4 +210,20 @@ mod tests {
         timer.remove("c");
         assert!(timer.pop_due(99_000, 10).is_empty());
     }
+
+    #[test]
+    fn holds_only_the_version_it_was_given() {
+        let mut timer = Timer::default();
+        timer.upsert(cron("a", Some(1_000), true), 10_000);
+        assert!(timer.holds(&("a".into(), Some(1_000), 0)));
+        assert!(
+            !timer.holds(&("a".into(), Some(2_000), 0)),
+            "moved on by another replica's fire"
+        );
+        assert!(
+            !timer.holds(&("a".into(), Some(1_000), 5)),
+            "changed through the API"
+        );
+        assert!(!timer.holds(&("b".into(), Some(1_000), 0)), "never loaded");
+    }
 }

@@ -66,7 +66,6 @@ impl Queued {
 pub type MakeRun<'a> = dyn Fn(&cron::Model, Millis) -> run::Model + Send + Sync + 'a;
 
 impl Store {
-    /// Enabled crons whose next instant is at or before `horizon`, soonest first.
     /// Which enabled crons are due before `horizon`, and in which version: id, next instant
     /// and last change. The scheduler reads whole rows only for what it does not hold yet.
     pub async fn due_cron_versions(&self, horizon: Millis) -> Result<Vec<CronVersion>> {
@@ -487,10 +486,10 @@ async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Resu
     Ok(claimed)
 }
 
-/// Splits rows into groups small enough for one multi-row statement.
 /// A cron's id, next instant and last change (`updated_at`).
 pub type CronVersion = (String, Option<Millis>, Millis);
 
+/// Splits rows into groups small enough for one multi-row statement.
 pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     let mut items = items.into_iter().peekable();

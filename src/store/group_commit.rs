@@ -390,7 +390,8 @@ async fn finish_all(
     // The rest: the state that decides each run's end read in one query (locked on
     // PostgreSQL, so a cancel from another replica cannot slip in between). A run still
     // held by its worker, not cancelled, ends from the worker's own copy (nothing else of
-    // a running run changes); only cancels and rollbacks read the whole row.
+    // a running run changes); the others (cancels, a second run of a thread in the batch)
+    // read the whole row.
     let rest: Vec<_> = finishes.iter().filter(|f| !done.contains(&f.0)).collect();
     let mut current: HashMap<String, RunState> = if rest.is_empty() {
         HashMap::new()

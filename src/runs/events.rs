@@ -94,6 +94,16 @@ impl Subscription {
     }
 }
 
+/// The run's channel, made if it does not exist yet (its id is copied only then, not on
+/// every event). Always `Some`; an Option only because the map cannot hand out the entry
+/// it may have just made without a second lookup.
+fn channel<'a>(runs: &'a mut HashMap<String, Channel>, run_id: &str) -> Option<&'a mut Channel> {
+    if !runs.contains_key(run_id) {
+        runs.insert(run_id.to_string(), Channel::new());
+    }
+    runs.get_mut(run_id)
+}
+
 #[derive(Clone, Default)]
 pub struct EventHub {
     runs: Arc<Mutex<HashMap<String, Channel>>>,
@@ -115,16 +125,13 @@ impl EventHub {
     /// Makes the run's channel exist (so events are kept from the first one on).
     pub fn open(&self, run_id: &str) {
         self.with(|runs| {
-            runs.entry(run_id.to_string()).or_insert_with(Channel::new);
+            channel(runs, run_id);
         });
     }
 
     pub fn publish(&self, run_id: &str, event: &str, data: Value) {
         self.with(|runs| {
-            if !runs.contains_key(run_id) {
-                runs.insert(run_id.to_string(), Channel::new());
-            }
-            let Some(channel) = runs.get_mut(run_id) else {
+            let Some(channel) = channel(runs, run_id) else {
                 return;
             };
             let frame = Frame::Event {
@@ -144,8 +151,9 @@ impl EventHub {
     pub fn end(&self, run_id: &str, end: RunEnd, keep_for_resume: bool) {
         let end = Arc::new(end);
         let dropped = self.with(|runs| {
-            let channel = runs.entry(run_id.to_string()).or_insert_with(Channel::new);
-            if channel.ended_at.is_none() {
+            if let Some(channel) = channel(runs, run_id)
+                && channel.ended_at.is_none()
+            {
                 channel.ended_at = Some(Instant::now());
                 channel.events.push(Frame::End(end.clone()));
                 channel.send(Frame::End(end));

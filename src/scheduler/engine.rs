@@ -79,7 +79,39 @@ struct Parsed {
 
 /// Parsed schedules by time zone, then expression: crons with the same schedule share one
 /// (a parsed schedule takes about 7 KB: one per cron was 68 MB of heap at 10,000 crons).
-type ParsedSchedules = HashMap<Option<String>, HashMap<String, Parsed>>;
+#[derive(Default)]
+struct ParsedSchedules(HashMap<Option<String>, HashMap<String, Parsed>>);
+
+impl ParsedSchedules {
+    /// The cron's schedule, parsed on first use; None if it does not parse.
+    fn of(&mut self, cron: &cron::Model) -> Option<&Parsed> {
+        let known = self
+            .0
+            .get(&cron.timezone)
+            .is_some_and(|by_expression| by_expression.contains_key(&cron.schedule));
+        if !known {
+            let schedule = Schedule::parse(&cron.schedule).ok()?;
+            let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
+            self.0
+                .entry(cron.timezone.clone())
+                .or_default()
+                .insert(cron.schedule.clone(), Parsed { schedule, zone });
+        }
+        self.0.get(&cron.timezone)?.get(&cron.schedule)
+    }
+
+    /// Drops the schedules no cron in the timer uses; they are parsed again when one is due.
+    fn forget_unused(&mut self, timer: &Timer) {
+        let used: HashSet<(&Option<String>, &String)> = timer
+            .crons()
+            .map(|cron| (&cron.timezone, &cron.schedule))
+            .collect();
+        for (zone, by_expression) in self.0.iter_mut() {
+            by_expression.retain(|expression, _| used.contains(&(zone, expression)));
+        }
+        self.0.retain(|_, by_expression| !by_expression.is_empty());
+    }
+}
 
 impl Scheduler {
     pub fn new(
@@ -106,7 +138,7 @@ impl Scheduler {
         // How long before their instant runs fired ahead are claimed: about twice what the
         // last claim took, so they are running in the store when the instant comes.
         let mut claim_lead: Millis = MIN_CLAIM_LEAD;
-        let mut parsed = ParsedSchedules::new();
+        let mut parsed = ParsedSchedules::default();
         let mut next_reload: Millis = 0;
         let mut next_refresh: Millis = 0;
         let mut changes_since: Millis = now_ms();
@@ -118,7 +150,7 @@ impl Scheduler {
                         for cron in crons {
                             timer.upsert(cron, now + window);
                         }
-                        forget_unused(&mut parsed, &timer);
+                        parsed.forget_unused(&timer);
                         next_reload = now + window / 2;
                         changes_since = now;
                         next_refresh = now + refresh;
@@ -243,7 +275,7 @@ impl Scheduler {
             let Some(expected) = cron.next_run_at else {
                 continue;
             };
-            let Some(entry) = self.parsed(parsed, cron) else {
+            let Some(entry) = parsed.of(cron) else {
                 tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
                 continue;
             };
@@ -395,31 +427,4 @@ impl Scheduler {
             .collect();
         self.store.crons_by_id(missing).await
     }
-
-    fn parsed<'a>(&self, cache: &'a mut ParsedSchedules, cron: &cron::Model) -> Option<&'a Parsed> {
-        let known = cache
-            .get(&cron.timezone)
-            .is_some_and(|by_expression| by_expression.contains_key(&cron.schedule));
-        if !known {
-            let schedule = Schedule::parse(&cron.schedule).ok()?;
-            let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
-            cache
-                .entry(cron.timezone.clone())
-                .or_default()
-                .insert(cron.schedule.clone(), Parsed { schedule, zone });
-        }
-        cache.get(&cron.timezone)?.get(&cron.schedule)
-    }
-}
-
-/// Drops the schedules no cron in the timer uses; they are parsed again when one comes due.
-fn forget_unused(parsed: &mut ParsedSchedules, timer: &Timer) {
-    let used: HashSet<(&Option<String>, &String)> = timer
-        .crons()
-        .map(|cron| (&cron.timezone, &cron.schedule))
-        .collect();
-    for (zone, by_expression) in parsed.iter_mut() {
-        by_expression.retain(|expression, _| used.contains(&(zone, expression)));
-    }
-    parsed.retain(|_, by_expression| !by_expression.is_empty());
 }

@@ -317,8 +317,8 @@ async fn create_all(
     Ok(())
 }
 
-/// What decides how a finished run ends: run id, status, lease owner, cancel action.
-type RunState = (String, String, Option<String>, Option<String>);
+/// What decides how a finished run ends: status, lease owner, cancel action.
+type RunState = (String, Option<String>, Option<String>);
 
 async fn finish_all(
     txn: &DatabaseTransaction,
@@ -406,11 +406,11 @@ async fn finish_all(
             ])
             .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
             .lock_exclusive()
-            .into_tuple::<RunState>()
+            .into_tuple::<(String, String, Option<String>, Option<String>)>()
             .all(txn)
             .await?
             .into_iter()
-            .map(|state| (state.0.clone(), state))
+            .map(|(run_id, status, owner, cancel)| (run_id, (status, owner, cancel)))
             .collect()
     };
     // The common case, a run that simply ended on a thread that stays, is written with
@@ -419,7 +419,7 @@ async fn finish_all(
     let mut threads = HashSet::new();
     for (index, claimed, worker, outcome, completion) in rest {
         let finished = match current.remove(&claimed.run_id) {
-            Some((_, status, owner, cancel))
+            Some((status, owner, cancel))
                 if status == RUNNING && owner.as_deref() == Some(*worker) =>
             {
                 if cancel.is_none()

@@ -18,6 +18,10 @@ CONC="${CONC:-2000}"
 source "$ROOT/scripts/lib.sh"
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 label() { sed "s/^{/{\"server\":\"$1\",\"stored\":$2,/"; }
+# The machine's CPU time since boot (/proc/stat, all cores): "total steal" in ticks. Steal is
+# time the hypervisor gave this VM's cores to others: lateness figures mean little without it.
+cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 11; i++) t += $i; print t, $9}' /proc/stat; }
+steal_pct() { awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" 'BEGIN {printf "%.1f", 100 * (d - b) / (c - a)}'; }
 
 cargo build --release --quiet -p cronhook -p cronhook-bench
 BENCH="$ROOT/target/release/cronhook-bench"
@@ -141,9 +145,11 @@ if [[ $SECTIONS == *fires* ]]; then
       db="sqlite://$fdir/cronhook.db?mode=ro"; extra=()
     fi
     start_daemon "$fdir" "$fire_conf" "${extra[@]}"
+    read -r t0 s0 < <(cpu_ticks)
     "$BENCH" --url "http://127.0.0.1:$dport" fires --crons "$1" --per-second "$2" --seconds "$3" \
       --kind "$4" --database-url "$db" | sed "s/^{/{\"db\":\"$5\",/" | label cronhook "$1"
-    echo "{\"server\":\"cronhook\",\"db\":\"$5\",\"crons\":$1,\"rss_mb\":$(rss_mb "$dpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$dpid/stat")}"
+    read -r t1 s1 < <(cpu_ticks)
+    echo "{\"server\":\"cronhook\",\"db\":\"$5\",\"crons\":$1,\"rss_mb\":$(rss_mb "$dpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$dpid/stat"),\"steal_pct\":$(steal_pct "$t0" "$s0" "$t1" "$s1")}"
     kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$fdir"
     [[ $5 == postgres ]] && pg_stop
   done

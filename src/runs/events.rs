@@ -164,6 +164,13 @@ impl EventHub {
         drop(dropped);
     }
 
+    /// Drops the run's events without an end: its end was not recorded here (the lease was
+    /// lost, or the store failed), so live subscribers see the feed close and read the store.
+    pub fn forget(&self, run_id: &str) {
+        let dropped = self.with(|runs| runs.remove(run_id));
+        drop(dropped);
+    }
+
     /// Events after id `after` (all when None), then the live feed unless the run ended.
     /// None when this process knows nothing of the run.
     pub fn subscribe(&self, run_id: &str, after: Option<u64>) -> Option<Subscription> {
@@ -235,5 +242,23 @@ mod tests {
             hub.subscribe("gone", None).is_none(),
             "not kept unless resumable"
         );
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_run_closes_its_live_feed_without_an_end() {
+        let hub = EventHub::new();
+        hub.open("lost");
+        hub.publish("lost", "values", json!({"a": 1}));
+        let mut live = hub
+            .subscribe("lost", None)
+            .and_then(|sub| sub.live)
+            .expect("running");
+        hub.forget("lost");
+        assert!(matches!(live.recv().await, Ok(Frame::Event { id: 0, .. })));
+        assert!(matches!(
+            live.recv().await,
+            Err(broadcast::error::RecvError::Closed)
+        ));
+        assert!(hub.subscribe("lost", None).is_none());
     }
 }

@@ -65,6 +65,8 @@ pub struct Runner {
     worker_id: String,
     /// Where finished runs' webhook deliveries go.
     outbox: Outbox,
+    /// Fire lateness of runs started at their instant (a handle: looked up once, not per run).
+    fire_lateness: metrics::Histogram,
     /// Cancelled when a shutdown's grace period is over: runs still executing stop and go
     /// back to the queue instead of ending.
     handback: CancellationToken,
@@ -87,6 +89,7 @@ impl Runner {
             settings,
             worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
             outbox,
+            fire_lateness: metrics::histogram!(crate::metrics::FIRE_LATENESS),
             handback: CancellationToken::new(),
         })
     }
@@ -179,7 +182,8 @@ impl Runner {
     /// Executes a claimed run in one of this process's slots (`permit`).
     pub(super) fn launch(self: Arc<Self>, run: run::Model, permit: OwnedSemaphorePermit) {
         tokio::spawn(async move {
-            self.execute(run).await;
+            let cancel = self.begin(&run.run_id);
+            self.execute(run, cancel).await;
             drop(permit);
         });
     }
@@ -192,15 +196,25 @@ impl Runner {
         at: crate::time::Millis,
     ) {
         tokio::spawn(async move {
+            // Known here before the instant, which then only has to start the graph.
+            let cancel = self.begin(&run.run_id);
             let wait = at - crate::time::now_ms();
             if wait > 0 {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
             let lateness = (crate::time::now_ms() - at).max(0);
-            metrics::histogram!(crate::metrics::FIRE_LATENESS).record(lateness as f64 / 1000.0);
-            self.execute(run).await;
+            self.fire_lateness.record(lateness as f64 / 1000.0);
+            self.execute(run, cancel).await;
             drop(permit);
         });
+    }
+
+    /// Makes a claimed run known to this process: tracked (for cancels and lease renewals)
+    /// and with its event channel open. Returns the token that cancels it.
+    fn begin(&self, run_id: &str) -> CancellationToken {
+        let cancel = self.control.track(run_id);
+        self.hub.open(run_id);
+        cancel
     }
 
     async fn lease_loop(self: Arc<Self>, shutdown: CancellationToken) {
@@ -251,10 +265,8 @@ impl Runner {
         }
     }
 
-    async fn execute(self: Arc<Self>, run: run::Model) {
+    async fn execute(self: Arc<Self>, run: run::Model, cancel: CancellationToken) {
         let run_id = run.run_id.clone();
-        let cancel = self.control.track(&run_id);
-        self.hub.open(&run_id);
         self.hub.publish(
             &run_id,
             "metadata",
@@ -269,10 +281,10 @@ impl Runner {
                 Ok(_) => tracing::info!(%run_id, "run handed back to the queue"),
                 Err(err) => tracing::error!(%run_id, error = %err, "handing a run back failed"),
             }
+            self.hub.forget(&run_id);
             self.control.untrack(&run_id);
             return;
         };
-        let mut end = RunEnd::from(&outcome);
         let outbox = self.outbox.clone();
         let completion = move |run: &run::Model| completion(&outbox, run, true);
         let started_at = run.started_at;
@@ -281,7 +293,9 @@ impl Runner {
             .get("resumable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        match self
+        // Waiters get the end as the store recorded it (a cancel that came while the run
+        // ran wins over the graph's own end); one that was not recorded is not announced.
+        let end = match self
             .store
             .finish_run(run, &self.worker_id, outcome, completion)
             .await
@@ -292,23 +306,43 @@ impl Runner {
                 {
                     self.outbox.submit(delivery);
                 }
-                if let Some(run) = finished.run {
-                    end.status = run.status;
-                } else {
-                    end.status = "interrupted".into();
-                }
+                Some(match finished.run {
+                    Some(run) => RunEnd {
+                        status: run.status,
+                        values: run.output,
+                        error: run.error,
+                    },
+                    // Rolled back: the run is gone.
+                    None => RunEnd {
+                        status: "interrupted".into(),
+                        values: None,
+                        error: None,
+                    },
+                })
             }
-            Ok(None) => tracing::warn!(%run_id, "run lease lost before it finished"),
-            Err(err) => tracing::error!(%run_id, error = %err, "finishing run failed"),
+            Ok(None) => {
+                tracing::warn!(%run_id, "run lease lost before it finished");
+                None
+            }
+            Err(err) => {
+                tracing::error!(%run_id, error = %err, "finishing run failed");
+                None
+            }
+        };
+        match end {
+            Some(end) => {
+                metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.clone())
+                    .increment(1);
+                if let Some(started) = started_at {
+                    let seconds = (crate::time::now_ms() - started).max(0) as f64 / 1000.0;
+                    metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.clone())
+                        .record(seconds);
+                }
+                self.hub.end(&run_id, end, resumable);
+            }
+            // Its waiters read the store, where another worker ends it.
+            None => self.hub.forget(&run_id),
         }
-        metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.clone())
-            .increment(1);
-        if let Some(started) = started_at {
-            let seconds = (crate::time::now_ms() - started).max(0) as f64 / 1000.0;
-            metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.clone())
-                .record(seconds);
-        }
-        self.hub.end(&run_id, end, resumable);
         self.control.untrack(&run_id);
     }
 
@@ -415,32 +449,5 @@ fn run_input<'a>(run: &'a run::Model, graph: &'a Graph, values: Value) -> RunInp
         metadata: &run.metadata,
         stream_modes,
         values,
-    }
-}
-
-impl From<&Outcome> for RunEnd {
-    fn from(outcome: &Outcome) -> RunEnd {
-        match outcome {
-            Outcome::Success { values } => RunEnd {
-                status: "success".into(),
-                values: Some(values.clone()),
-                error: None,
-            },
-            Outcome::Error { error } => RunEnd {
-                status: "error".into(),
-                values: None,
-                error: Some(error.clone()),
-            },
-            Outcome::Timeout { error } => RunEnd {
-                status: "timeout".into(),
-                values: None,
-                error: Some(error.clone()),
-            },
-            Outcome::Interrupted => RunEnd {
-                status: "interrupted".into(),
-                values: None,
-                error: None,
-            },
-        }
     }
 }

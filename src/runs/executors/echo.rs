@@ -29,29 +29,44 @@ pub fn run(run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         }
         other => return Ok(other.clone()),
     }
-    events.emit("values", Value::Object(state.clone()));
+    // Events are built only in the modes streamed (a cron's run streams `values` alone): at
+    // a burst's instant, every JSON value built here delays the start of the runs after it.
+    if events.wants("values") {
+        events.emit("values", Value::Object(state.clone()));
+    }
 
     let reply = state
         .get("messages")
         .and_then(Value::as_array)
         .and_then(|messages| messages.iter().rev().find(|m| is_user(m)))
         .map(|last| json!({"role": "assistant", "content": content(last)}));
-    match reply {
-        Some(reply) => {
-            events.emit("updates", json!({"echo": {"messages": [reply.clone()]}}));
-            append_messages(&mut state, &json!([reply]));
-            let values = Value::Object(state);
-            events.emit("values", values.clone());
-            Ok(values)
-        }
-        None => {
+    let Some(reply) = reply else {
+        if events.wants("updates") {
             events.emit("updates", json!({"echo": null}));
-            Ok(Value::Object(state))
         }
+        return Ok(Value::Object(state));
+    };
+    if events.wants("updates") {
+        events.emit("updates", json!({"echo": {"messages": [reply.clone()]}}));
     }
+    with_messages(&mut state, |list| list.push(reply));
+    let values = Value::Object(state);
+    if events.wants("values") {
+        events.emit("values", values.clone());
+    }
+    Ok(values)
 }
 
 fn append_messages(state: &mut Map<String, Value>, new: &Value) {
+    with_messages(state, |list| match new {
+        Value::Array(items) => list.extend(items.iter().cloned()),
+        Value::Null => {}
+        one => list.push(one.clone()),
+    });
+}
+
+/// Calls `f` on the state's `messages` list, made (or reset, if it is not a list) first.
+fn with_messages(state: &mut Map<String, Value>, f: impl FnOnce(&mut Vec<Value>)) {
     let list = state
         .entry("messages")
         .or_insert_with(|| Value::Array(Vec::new()));
@@ -59,11 +74,7 @@ fn append_messages(state: &mut Map<String, Value>, new: &Value) {
         *list = Value::Array(Vec::new());
     }
     if let Value::Array(list) = list {
-        match new {
-            Value::Array(items) => list.extend(items.iter().cloned()),
-            Value::Null => {}
-            one => list.push(one.clone()),
-        }
+        f(list);
     }
 }
 

@@ -85,8 +85,13 @@ impl Emitter {
         Emitter { hub, run_id, modes }
     }
 
+    /// Whether events of `mode` are published: executors skip building the others.
+    pub fn wants(&self, mode: &str) -> bool {
+        self.modes.iter().any(|m| m == mode)
+    }
+
     pub fn emit(&self, mode: &str, data: Value) {
-        if self.modes.iter().any(|m| m == mode) {
+        if self.wants(mode) {
             self.hub.publish(&self.run_id, mode, data);
         }
     }

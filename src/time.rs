@@ -10,6 +10,18 @@ pub fn now_ms() -> Millis {
     Utc::now().timestamp_millis()
 }
 
+/// How far the wall clock is past instant `at`, to the microsecond (zero before it).
+pub fn since(at: Millis) -> std::time::Duration {
+    let micros = Utc::now().timestamp_micros() - at.saturating_mul(1000);
+    std::time::Duration::from_micros(micros.max(0) as u64)
+}
+
+/// How long until instant `at` by the wall clock, to the microsecond (zero once it is past).
+pub fn until(at: Millis) -> std::time::Duration {
+    let micros = at.saturating_mul(1000) - Utc::now().timestamp_micros();
+    std::time::Duration::from_micros(micros.max(0) as u64)
+}
+
 pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -56,6 +68,23 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_and_since_count_microseconds_from_the_wall_clock() {
+        let now = now_ms();
+        let ahead = until(now + 60_000);
+        assert!(
+            ahead > std::time::Duration::from_secs(59)
+                && ahead <= std::time::Duration::from_secs(60)
+        );
+        assert_eq!(until(now - 1_000), std::time::Duration::ZERO);
+        let behind = since(now - 2_000);
+        assert!(
+            behind >= std::time::Duration::from_secs(2)
+                && behind < std::time::Duration::from_secs(3)
+        );
+        assert_eq!(since(now + 60_000), std::time::Duration::ZERO);
+    }
 
     #[test]
     fn iso_matches_python_isoformat() {

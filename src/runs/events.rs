@@ -248,11 +248,11 @@ mod tests {
     async fn forgetting_a_run_closes_its_live_feed_without_an_end() {
         let hub = EventHub::new();
         hub.open("lost");
-        hub.publish("lost", "values", json!({"a": 1}));
         let mut live = hub
             .subscribe("lost", None)
             .and_then(|sub| sub.live)
             .expect("running");
+        hub.publish("lost", "values", json!({"a": 1}));
         hub.forget("lost");
         assert!(matches!(live.recv().await, Ok(Frame::Event { id: 0, .. })));
         assert!(matches!(

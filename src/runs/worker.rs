@@ -198,12 +198,11 @@ impl Runner {
         tokio::spawn(async move {
             // Known here before the instant, which then only has to start the graph.
             let cancel = self.begin(&run.run_id);
-            let wait = at - crate::time::now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
-            let lateness = (crate::time::now_ms() - at).max(0);
-            self.fire_lateness.record(lateness as f64 / 1000.0);
+            // To the microsecond: whole milliseconds woke runs up to a millisecond late, and
+            // recorded their lateness up to a millisecond short.
+            tokio::time::sleep(crate::time::until(at)).await;
+            self.fire_lateness
+                .record(crate::time::since(at).as_secs_f64());
             self.execute(run, cancel).await;
             drop(permit);
         });

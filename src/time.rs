@@ -12,14 +12,21 @@ pub fn now_ms() -> Millis {
 
 /// How far the wall clock is past instant `at`, to the microsecond (zero before it).
 pub fn since(at: Millis) -> std::time::Duration {
-    let micros = Utc::now().timestamp_micros() - at.saturating_mul(1000);
-    std::time::Duration::from_micros(micros.max(0) as u64)
+    micros(micros_past(at))
 }
 
 /// How long until instant `at` by the wall clock, to the microsecond (zero once it is past).
 pub fn until(at: Millis) -> std::time::Duration {
-    let micros = at.saturating_mul(1000) - Utc::now().timestamp_micros();
-    std::time::Duration::from_micros(micros.max(0) as u64)
+    micros(-micros_past(at))
+}
+
+/// Microseconds from instant `at` to now (negative before it).
+fn micros_past(at: Millis) -> i64 {
+    Utc::now().timestamp_micros() - at.saturating_mul(1000)
+}
+
+fn micros(count: i64) -> std::time::Duration {
+    std::time::Duration::from_micros(count.max(0) as u64)
 }
 
 pub fn to_datetime(ms: Millis) -> DateTime<Utc> {

@@ -31,9 +31,7 @@ pub fn run(run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
     }
     // Events are built only in the modes streamed (a cron's run streams `values` alone): at
     // a burst's instant, every JSON value built here delays the start of the runs after it.
-    if events.wants("values") {
-        events.emit("values", Value::Object(state.clone()));
-    }
+    events.emit_with("values", || Value::Object(state.clone()));
 
     let reply = state
         .get("messages")
@@ -41,19 +39,13 @@ pub fn run(run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         .and_then(|messages| messages.iter().rev().find(|m| is_user(m)))
         .map(|last| json!({"role": "assistant", "content": content(last)}));
     let Some(reply) = reply else {
-        if events.wants("updates") {
-            events.emit("updates", json!({"echo": null}));
-        }
+        events.emit_with("updates", || json!({"echo": null}));
         return Ok(Value::Object(state));
     };
-    if events.wants("updates") {
-        events.emit("updates", json!({"echo": {"messages": [reply.clone()]}}));
-    }
+    events.emit_with("updates", || json!({"echo": {"messages": [reply.clone()]}}));
     with_messages(&mut state, |list| list.push(reply));
     let values = Value::Object(state);
-    if events.wants("values") {
-        events.emit("values", values.clone());
-    }
+    events.emit_with("values", || values.clone());
     Ok(values)
 }
 

@@ -85,14 +85,14 @@ impl Emitter {
         Emitter { hub, run_id, modes }
     }
 
-    /// Whether events of `mode` are published: executors skip building the others.
-    pub fn wants(&self, mode: &str) -> bool {
-        self.modes.iter().any(|m| m == mode)
+    pub fn emit(&self, mode: &str, data: Value) {
+        self.emit_with(mode, || data);
     }
 
-    pub fn emit(&self, mode: &str, data: Value) {
-        if self.wants(mode) {
-            self.hub.publish(&self.run_id, mode, data);
+    /// Like `emit`, building the event only when its mode is streamed.
+    pub fn emit_with(&self, mode: &str, data: impl FnOnce() -> Value) {
+        if self.modes.iter().any(|m| m == mode) {
+            self.hub.publish(&self.run_id, mode, data());
         }
     }
 

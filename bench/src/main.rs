@@ -428,10 +428,16 @@ async fn fires(
     }
     let setup = created.elapsed();
     let from = now_ms() + 1_000;
-    tokio::time::sleep(Duration::from_secs(seconds + 1)).await;
+    // The daemon's histogram is read at both ends of the window: before it, the crons were
+    // still being created, and the first fires of a cron created for the coming second are
+    // written at its instant, not ahead (a different workload: creation, not steady firing).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fire_lateness(client, url).await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
     let until = now_ms() - 1_000;
     // Let the last fires' runs start.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = fire_lateness(client, url).await?;
 
     let db = Database::connect(database_url).await?;
     let runs = entity::run::Entity::find()
@@ -457,32 +463,27 @@ async fn fires(
         .filter_map(|r| Some(r.started_at? - r.scheduled_for?))
         .collect();
     let not_started = runs.iter().filter(|r| r.started_at.is_none()).count();
-    // The daemon's own histogram, over its whole life: for runs fired ahead, from the instant
-    // to the executor's launch (after the claim commits), which `started_at` precedes.
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let sample = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    let count = sample("cronhook_fire_lateness_seconds_count");
-    let launched_within: serde_json::Map<String, Value> =
+    // The daemon's own histogram: for runs fired ahead, from the instant to the executor's
+    // launch (after the claim commits), which `started_at` precedes. Over the window, and
+    // over the daemon's whole life (creation included) for comparison.
+    let shares = |histogram: &[(String, f64)], base: Option<&[(String, f64)]>| {
+        let count_of = |h: &[(String, f64)], le: &str| {
+            h.iter()
+                .find(|(bound, _)| bound == le)
+                .map_or(f64::NAN, |(_, n)| *n)
+        };
+        let delta = |le: &str| count_of(histogram, le) - base.map_or(0.0, |b| count_of(b, le));
+        let count = delta("+Inf");
         ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25"]
             .iter()
             .map(|le| {
-                let within = sample(&format!(
-                    "cronhook_fire_lateness_seconds_bucket{{le=\"{le}\"}}"
-                ));
-                let share = (within / count * 1000.0).round() / 1000.0;
+                let share = (delta(le) / count * 1000.0).round() / 1000.0;
                 (format!("{le}s"), json!(share))
             })
-            .collect();
+            .collect::<serde_json::Map<String, Value>>()
+    };
+    let launched_within = shares(&after, Some(&before));
+    let launched_within_whole_life = shares(&after, None);
     fire.sort();
     start.sort();
     let pct = |v: &Vec<i64>, q: f64| -> i64 {
@@ -507,9 +508,31 @@ async fn fires(
             "start_lateness_ms": {"p50": pct(&start, 0.5), "p99": pct(&start, 0.99), "max": pct(&start, 1.0)},
             "not_started": not_started,
             "metric_share_launched_within": launched_within,
+            "metric_share_launched_within_whole_life": launched_within_whole_life,
         })
     );
     Ok(())
+}
+
+/// The daemon's fire-lateness histogram: (bucket bound, count) pairs, "+Inf" last.
+async fn fire_lateness(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<Vec<(String, f64)>, Box<dyn std::error::Error>> {
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cronhook_fire_lateness_seconds_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"}")?;
+            Some((bound.to_string(), count.trim().parse().ok()?))
+        })
+        .collect())
 }
 
 fn now_ms() -> i64 {

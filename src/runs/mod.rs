@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod executors;
+mod instants;
 pub mod payload;
 pub mod spec;
 mod waiter;

@@ -13,6 +13,7 @@ use entity::run;
 use super::Control;
 use super::events::{EventHub, RunEnd};
 use super::executors::{Emitter, Executor, Failure, RunInput};
+use super::instants::{Burst, Instants};
 use super::payload::webhook_payload;
 use crate::config::RunsConfig;
 use crate::store::Store;
@@ -65,6 +66,8 @@ pub struct Runner {
     worker_id: String,
     /// Where finished runs' webhook deliveries go.
     outbox: Outbox,
+    /// Where runs claimed ahead wait for their instant.
+    instants: Instants,
     /// Fire lateness of runs started at their instant (a handle: looked up once, not per run).
     fire_lateness: metrics::Histogram,
     /// Cancelled when a shutdown's grace period is over: runs still executing stop and go
@@ -89,6 +92,7 @@ impl Runner {
             settings,
             worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
             outbox,
+            instants: Instants::new(),
             fire_lateness: metrics::histogram!(crate::metrics::FIRE_LATENESS),
             handback: CancellationToken::new(),
         })
@@ -183,7 +187,7 @@ impl Runner {
     pub(super) fn launch(self: Arc<Self>, run: run::Model, permit: OwnedSemaphorePermit) {
         tokio::spawn(async move {
             let cancel = self.begin(&run.run_id);
-            self.execute(run, cancel).await;
+            self.execute(run, cancel, None).await;
             drop(permit);
         });
     }
@@ -195,15 +199,16 @@ impl Runner {
         permit: OwnedSemaphorePermit,
         at: crate::time::Millis,
     ) {
+        let ticket = self.instants.join(at);
         tokio::spawn(async move {
             // Known here before the instant, which then only has to start the graph.
             let cancel = self.begin(&run.run_id);
-            // To the microsecond: whole milliseconds woke runs up to a millisecond late, and
-            // recorded their lateness up to a millisecond short.
-            tokio::time::sleep(crate::time::until(at)).await;
+            ticket.arrival().await;
+            // To the microsecond: whole milliseconds recorded lateness up to a millisecond
+            // short.
             self.fire_lateness
                 .record(crate::time::since(at).as_secs_f64());
-            self.execute(run, cancel).await;
+            self.execute(run, cancel, Some(ticket.started())).await;
             drop(permit);
         });
     }
@@ -264,7 +269,14 @@ impl Runner {
         }
     }
 
-    async fn execute(self: Arc<Self>, run: run::Model, cancel: CancellationToken) {
+    /// Executes a run and records its end; a run of a `burst` records it once the whole
+    /// burst has started.
+    async fn execute(
+        self: Arc<Self>,
+        run: run::Model,
+        cancel: CancellationToken,
+        burst: Option<Burst>,
+    ) {
         let run_id = run.run_id.clone();
         self.hub.publish(
             &run_id,
@@ -284,6 +296,9 @@ impl Runner {
             self.control.untrack(&run_id);
             return;
         };
+        if let Some(burst) = burst {
+            burst.all_started().await;
+        }
         let outbox = self.outbox.clone();
         let completion = move |run: &run::Model| completion(&outbox, run, true);
         let started_at = run.started_at;

@@ -298,6 +298,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Connections open at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Pins each runtime worker thread to its own CPU (see `runtime`).
+    pub pin_workers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,6 +374,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
+            pin_workers: true,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod runs;
+pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
 pub mod server;

@@ -12,12 +12,16 @@ use cronhook::{daemon, ops};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // The ops commands only talk to a daemon's API: no config, no logging set-up.
     let command = match cli.command {
-        Some(Command::Ops(command)) => return ops::run(&cli.client, command).await,
+        Some(Command::Ops(command)) => {
+            return match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(ops::run(&cli.client, command)),
+                Err(err) => fail(&err.to_string()),
+            };
+        }
         other => other.unwrap_or(Command::Serve),
     };
     init_logging(cli.global.log_format);
@@ -29,27 +33,36 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-
-    let result = match command {
-        Command::Serve => daemon::serve(config).await,
-        Command::Migrate => daemon::open_store(&config).await.map(|store| {
-            println!("migrations applied");
-            drop(store);
-        }),
-        Command::CheckConfig => {
-            println!("config ok: {} graph(s)", config.graphs.len());
-            Ok(())
-        }
-        Command::Ops(_) => unreachable!("handled above"),
+    // Built from the config: whether its workers are pinned is a setting.
+    let runtime = match cronhook::runtime::build(config.server.pin_workers) {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&format!("starting the runtime: {err}")),
     };
+
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve => daemon::serve(config).await,
+            Command::Migrate => daemon::open_store(&config).await.map(|store| {
+                println!("migrations applied");
+                drop(store);
+            }),
+            Command::CheckConfig => {
+                println!("config ok: {} graph(s)", config.graphs.len());
+                Ok(())
+            }
+            Command::Ops(_) => unreachable!("handled above"),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("cronhook: {err}");
-            ExitCode::FAILURE
-        }
+        Err(err) => fail(&err.to_string()),
     }
+}
+
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("cronhook: {message}");
+    ExitCode::FAILURE
 }
 
 fn init_logging(format: LogFormat) {

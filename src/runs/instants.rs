@@ -6,8 +6,8 @@
 //! ended up to a millisecond after its instant, and the first run of a burst started
 //! 1.1–2 ms late. One thread here sleeps until the earliest instant with the system's
 //! sub-millisecond timer (`Condvar::wait_timeout`) and wakes that instant's runs at once,
-//! through one task on the runtime: a thousand wake-ups sent from outside it took the
-//! thread 3.8 ms, and one of the two cores with it.
+//! through one task on the runtime: one wake-up crosses from this thread, and the runs'
+//! wake-ups go to that worker's own queue, where the other workers steal them.
 //!
 //! Why ends wait: two cores start a burst of a thousand runs in a few milliseconds. A run
 //! that ended early sent its end to the store at once, and the group commit then built its

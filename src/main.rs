@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     // The ops commands only talk to a daemon's API: no config, no logging set-up.
     let command = match cli.command {
         Some(Command::Ops(command)) => {
-            return match tokio::runtime::Runtime::new() {
+            return match cronhook::runtime::build(false) {
                 Ok(runtime) => runtime.block_on(ops::run(&cli.client, command)),
                 Err(err) => fail(&err.to_string()),
             };

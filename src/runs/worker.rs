@@ -13,7 +13,7 @@ use entity::run;
 use super::Control;
 use super::events::{EventHub, RunEnd};
 use super::executors::{Emitter, Executor, Failure, RunInput};
-use super::instants::{Burst, Instants};
+use super::instants::{Burst, Instants, Ticket};
 use super::payload::webhook_payload;
 use crate::config::RunsConfig;
 use crate::store::Store;
@@ -185,11 +185,7 @@ impl Runner {
 
     /// Executes a claimed run in one of this process's slots (`permit`).
     pub(super) fn launch(self: Arc<Self>, run: run::Model, permit: OwnedSemaphorePermit) {
-        tokio::spawn(async move {
-            let cancel = self.begin(&run.run_id);
-            self.execute(run, cancel, None).await;
-            drop(permit);
-        });
+        self.spawn(run, permit, None);
     }
 
     /// Executes a run claimed ahead of its instant `at` (wall-clock ms) when `at` comes.
@@ -200,25 +196,35 @@ impl Runner {
         at: crate::time::Millis,
     ) {
         let ticket = self.instants.join(at);
-        tokio::spawn(async move {
-            // Known here before the instant, which then only has to start the graph.
-            let cancel = self.begin(&run.run_id);
-            ticket.arrival().await;
-            // To the microsecond: whole milliseconds recorded lateness up to a millisecond
-            // short.
-            self.fire_lateness
-                .record(crate::time::since(at).as_secs_f64());
-            self.execute(run, cancel, Some(ticket.started())).await;
-            drop(permit);
-        });
+        self.spawn(run, permit, Some((at, ticket)));
     }
 
-    /// Makes a claimed run known to this process: tracked (for cancels and lease renewals)
-    /// and with its event channel open. Returns the token that cancels it.
-    fn begin(&self, run_id: &str) -> CancellationToken {
-        let cancel = self.control.track(run_id);
-        self.hub.open(run_id);
-        cancel
+    /// The run's task: tracked (for cancels and lease renewals) and with its event channel
+    /// open at once, so a run claimed ahead is known here before its instant, which then
+    /// only has to start the graph.
+    fn spawn(
+        self: Arc<Self>,
+        run: run::Model,
+        permit: OwnedSemaphorePermit,
+        instant: Option<(crate::time::Millis, Ticket)>,
+    ) {
+        tokio::spawn(async move {
+            let cancel = self.control.track(&run.run_id);
+            self.hub.open(&run.run_id);
+            let burst = match instant {
+                Some((at, ticket)) => {
+                    ticket.arrival().await;
+                    // To the microsecond: whole milliseconds recorded lateness up to a
+                    // millisecond short.
+                    self.fire_lateness
+                        .record(crate::time::since(at).as_secs_f64());
+                    Some(ticket.started())
+                }
+                None => None,
+            };
+            self.execute(run, cancel, burst).await;
+            drop(permit);
+        });
     }
 
     async fn lease_loop(self: Arc<Self>, shutdown: CancellationToken) {

@@ -2,10 +2,15 @@
 //! environment variable) and matched in constant time. A key is never logged: only its
 //! identity is.
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{ApiKeyConfig, AuthConfig};
+use crate::config::{ApiKeyConfig, AuthConfig, LimitsConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -17,12 +22,15 @@ pub enum AuthError {
     },
 }
 
-/// Who is calling: the identity of the key presented, and whether it may see everything.
+/// Who is calling: the identity of the key presented, whether it may see everything, and
+/// how many crons it may own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// `None` when no keys are configured (anyone on the bound address is trusted).
     pub identity: Option<String>,
     pub admin: bool,
+    /// Crons this identity may own; `None`: no cap.
+    pub max_crons: Option<u64>,
 }
 
 impl Caller {
@@ -31,6 +39,7 @@ impl Caller {
         Caller {
             identity: None,
             admin: true,
+            max_crons: None,
         }
     }
 
@@ -52,6 +61,17 @@ struct Key {
     /// SHA-256 of the key: every comparison is of 32 bytes, whatever the key's length.
     digest: [u8; 32],
     caller: Caller,
+    /// The key's request rate, when it has one.
+    rate: Option<DefaultDirectRateLimiter>,
+}
+
+/// Why a presented key is not let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No configured key matches.
+    Unknown,
+    /// The key is over its request rate; it may try again after this long.
+    RateLimited(Duration),
 }
 
 /// The configured keys.
@@ -75,6 +95,7 @@ impl ApiKeys {
     /// Reads every key (files and variables resolved now, so a missing one stops start-up).
     pub fn from_config(
         config: &AuthConfig,
+        limits: &LimitsConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ApiKeys, AuthError> {
         let mut keys: Vec<Key> = Vec::with_capacity(config.api_keys.len());
@@ -97,12 +118,23 @@ impl ApiKeys {
             if keys.iter().any(|k| k.digest == digest) {
                 return Err(problem("the same key is configured twice".into()));
             }
+            let rate = quota(
+                entry.requests_per_second.or(limits.requests_per_second),
+                entry.burst.or(limits.burst),
+            )
+            .map_err(problem)?;
             keys.push(Key {
                 digest,
                 caller: Caller {
                     identity: Some(entry.identity.clone()),
                     admin: entry.admin,
+                    max_crons: entry.max_crons.or(if entry.admin {
+                        None
+                    } else {
+                        limits.max_crons
+                    }),
                 },
+                rate: rate.map(RateLimiter::direct),
             });
         }
         Ok(ApiKeys { keys })
@@ -112,18 +144,52 @@ impl ApiKeys {
         self.keys.is_empty()
     }
 
-    /// The caller a presented key belongs to. Every configured key is compared, in
-    /// constant time, so timing tells nothing about which (or how much of one) matched.
+    /// The caller a presented key belongs to, if the key is within its request rate.
+    pub fn admit(&self, presented: &str) -> Result<Caller, Refusal> {
+        let key = self.find(presented).ok_or(Refusal::Unknown)?;
+        if let Some(rate) = &key.rate
+            && let Err(not_until) = rate.check()
+        {
+            return Err(Refusal::RateLimited(
+                not_until.wait_time_from(DefaultClock::default().now()),
+            ));
+        }
+        Ok(key.caller.clone())
+    }
+
+    /// The caller a presented key belongs to.
     pub fn authenticate(&self, presented: &str) -> Option<Caller> {
+        self.find(presented).map(|key| key.caller.clone())
+    }
+
+    /// Every configured key is compared, in constant time, so timing tells nothing about
+    /// which (or how much of one) matched.
+    fn find(&self, presented: &str) -> Option<&Key> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for key in &self.keys {
             if bool::from(key.digest.ct_eq(&digest)) {
-                found = Some(&key.caller);
+                found = Some(key);
             }
         }
-        found.cloned()
+        found
     }
+}
+
+/// A key's quota from its rate and burst (burst defaults to the rate); none without a rate.
+fn quota(per_second: Option<u32>, burst: Option<u32>) -> Result<Option<Quota>, String> {
+    let Some(per_second) = per_second else {
+        return Ok(None);
+    };
+    let per_second = NonZeroU32::new(per_second)
+        .ok_or_else(|| "`requests_per_second` must be at least 1".to_string())?;
+    let burst = match burst {
+        Some(burst) => {
+            NonZeroU32::new(burst).ok_or_else(|| "`burst` must be at least 1".to_string())?
+        }
+        None => per_second,
+    };
+    Ok(Some(Quota::per_second(per_second).allow_burst(burst)))
 }
 
 fn read_key(entry: &ApiKeyConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -159,13 +225,75 @@ mod tests {
             key_file: None,
             key_env: None,
             admin,
+            max_crons: None,
+            requests_per_second: None,
+            burst: None,
         }
     }
 
     fn keys(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, AuthError> {
-        ApiKeys::from_config(&AuthConfig { api_keys: entries }, &|name| {
+        keys_with(entries, &LimitsConfig::default())
+    }
+
+    fn keys_with(entries: Vec<ApiKeyConfig>, limits: &LimitsConfig) -> Result<ApiKeys, AuthError> {
+        ApiKeys::from_config(&AuthConfig { api_keys: entries }, limits, &|name| {
             (name == "KEY_FROM_ENV").then(|| "env-key-0123456789".to_string())
         })
+    }
+
+    #[test]
+    fn cron_caps_default_for_non_admins_and_keys_override_them() {
+        let limits = LimitsConfig {
+            max_crons: Some(5),
+            ..LimitsConfig::default()
+        };
+        let keys = keys_with(
+            vec![
+                entry("alice", "alice-key-0123456789", false),
+                entry("ops", "ops-key-0123456789ab", true),
+                ApiKeyConfig {
+                    max_crons: Some(2),
+                    ..entry("bob", "bob-key-0123456789ab", false)
+                },
+            ],
+            &limits,
+        )
+        .expect("valid keys");
+        let cap = |key: &str| keys.authenticate(key).expect("known").max_crons;
+        assert_eq!(cap("alice-key-0123456789"), Some(5));
+        assert_eq!(cap("ops-key-0123456789ab"), None);
+        assert_eq!(cap("bob-key-0123456789ab"), Some(2));
+    }
+
+    #[test]
+    fn a_key_over_its_rate_is_refused_with_the_wait() {
+        let keys = keys(vec![ApiKeyConfig {
+            requests_per_second: Some(1),
+            burst: Some(2),
+            ..entry("alice", "alice-key-0123456789", false)
+        }])
+        .expect("valid keys");
+        assert!(keys.admit("alice-key-0123456789").is_ok());
+        assert!(keys.admit("alice-key-0123456789").is_ok());
+        match keys.admit("alice-key-0123456789") {
+            Err(Refusal::RateLimited(wait)) => {
+                assert!(
+                    wait > Duration::ZERO && wait <= Duration::from_secs(1),
+                    "{wait:?}"
+                )
+            }
+            other => panic!("expected a rate refusal, got {other:?}"),
+        }
+        assert_eq!(keys.admit("not-a-key-0123456789"), Err(Refusal::Unknown));
+        let err = keys_with(
+            vec![ApiKeyConfig {
+                requests_per_second: Some(0),
+                ..entry("a", "0123456789abcdefgh", false)
+            }],
+            &LimitsConfig::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("requests_per_second"), "{err}");
     }
 
     #[test]

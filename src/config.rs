@@ -40,7 +40,42 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub limits: LimitsConfig,
 }
+
+/// `[limits]`: bounds on what one request or one identity may ask for, so no caller can
+/// exhaust the daemon for the others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Keys in one `metadata` (or `values`) filter of a search or count.
+    pub max_filter_keys: usize,
+    /// Items in one request's list: runs in `POST /runs/batch`, ids in a thread search,
+    /// `run_ids` in `POST /runs/cancel`.
+    pub max_batch: usize,
+    /// Crons one non-admin identity may own (a key's own `max_crons` wins). Admin keys and
+    /// a daemon without keys have no cap unless their key sets one.
+    pub max_crons: Option<u64>,
+    /// Requests per second one API key may make (a key's own setting wins); unset: no limit.
+    pub requests_per_second: Option<u32>,
+    /// Requests a key may make at once above its rate; default: `requests_per_second`.
+    pub burst: Option<u32>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_filter_keys: 64,
+            max_batch: 1000,
+            max_crons: Some(10_000),
+            requests_per_second: None,
+            burst: None,
+        }
+    }
+}
+
+/// Filters are one SQL condition per key; SQLite refuses expressions deeper than 1,000.
+pub const MAX_FILTER_KEYS_CEILING: usize = 500;
 
 /// `[auth]`: API keys. With none, every caller is trusted (and the daemon refuses a
 /// non-loopback address unless `allow_unauthenticated`).
@@ -61,6 +96,12 @@ pub struct ApiKeyConfig {
     pub key_env: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// Crons this identity may own (overrides `[limits] max_crons`).
+    pub max_crons: Option<u64>,
+    /// Requests per second this key may make (overrides `[limits] requests_per_second`).
+    pub requests_per_second: Option<u32>,
+    /// Requests this key may make at once above its rate (overrides `[limits] burst`).
+    pub burst: Option<u32>,
 }
 
 /// Keys stay out of logs and `{:?}` output.
@@ -72,6 +113,9 @@ impl std::fmt::Debug for ApiKeyConfig {
             .field("key_file", &self.key_file)
             .field("key_env", &self.key_env)
             .field("admin", &self.admin)
+            .field("max_crons", &self.max_crons)
+            .field("requests_per_second", &self.requests_per_second)
+            .field("burst", &self.burst)
             .finish()
     }
 }
@@ -300,6 +344,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Pins each runtime worker thread to its own CPU (see `runtime`).
     pub pin_workers: bool,
+    /// Also serve cleartext HTTP/2 (prior knowledge); HTTP/1.1 only when false.
+    pub http2: bool,
+    /// An HTTP/2 connection with no request in flight for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,12 +366,17 @@ pub struct DatabaseConfig {
 pub enum GraphConfig {
     /// Built in: deterministic, no network.
     Echo {},
-    /// A local program: run JSON on stdin, output values as the last JSON object on stdout.
+    /// A local program: run JSON on stdin; its last line of output, a JSON object, is the
+    /// output values.
     Command {
         command: Vec<String>,
         cwd: Option<PathBuf>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// Pass the daemon's whole environment (API keys and webhook secrets included);
+        /// by default the program gets `PATH`, `LANG`, `LC_*`, `TZ`, `HOME` and `env` only.
+        #[serde(default)]
+        inherit_env: bool,
         #[serde(default, with = "humantime_serde")]
         timeout: Option<Duration>,
     },
@@ -358,6 +412,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -375,6 +430,8 @@ impl Default for ServerConfig {
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
             pin_workers: true,
+            http2: false,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -483,8 +540,10 @@ impl Config {
         }
         crate::webhooks::Settings::from_config(self, &|name| std::env::var(name).ok())
             .map_err(|err| ConfigError::Invalid(format!("webhooks: {err}")))?;
-        crate::auth::ApiKeys::from_config(&self.auth, &|name| std::env::var(name).ok())
-            .map_err(|err| ConfigError::Invalid(err.to_string()))?;
+        crate::auth::ApiKeys::from_config(&self.auth, &self.limits, &|name| {
+            std::env::var(name).ok()
+        })
+        .map_err(|err| ConfigError::Invalid(err.to_string()))?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "server.max_connections must be at least 1".into(),
@@ -493,6 +552,27 @@ impl Config {
         if self.server.max_header_bytes < 8192 {
             return Err(ConfigError::Invalid(
                 "server.max_header_bytes must be at least 8192".into(),
+            ));
+        }
+        if self.server.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "server.idle_timeout must be at least 1s".into(),
+            ));
+        }
+        let limits = &self.limits;
+        if !(1..=MAX_FILTER_KEYS_CEILING).contains(&limits.max_filter_keys) {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_filter_keys must be between 1 and {MAX_FILTER_KEYS_CEILING}"
+            )));
+        }
+        if limits.max_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_batch must be at least 1".into(),
+            ));
+        }
+        if limits.requests_per_second == Some(0) || limits.burst == Some(0) {
+            return Err(ConfigError::Invalid(
+                "limits.requests_per_second and limits.burst must be at least 1".into(),
             ));
         }
         if self.database.max_connections == 0 {

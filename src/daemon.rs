@@ -59,9 +59,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     config
         .check_exposure()
         .map_err(|err| DaemonError::Startup(err.to_string()))?;
-    let api_keys =
-        crate::auth::ApiKeys::from_config(&config.auth, &|name| std::env::var(name).ok())
-            .map_err(|err| DaemonError::Startup(err.to_string()))?;
+    let api_keys = crate::auth::ApiKeys::from_config(&config.auth, &config.limits, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|err| DaemonError::Startup(err.to_string()))?;
     let config = Arc::new(config);
     let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
     let store = open_store(&config).await?;

@@ -265,7 +265,7 @@ fn filter(
         )));
     }
     Ok(AssistantFilter {
-        metadata,
+        metadata: state.filter("metadata", metadata)?,
         graph_id,
         name,
     })

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
-use crate::auth::{ApiKeys, Caller};
+use crate::auth::{ApiKeys, Caller, Refusal};
 
 /// What the middleware needs: the keys, and which paths are open.
 #[derive(Clone)]
@@ -32,14 +32,32 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
     let Some(presented) = presented_key(request.headers()) else {
         return unauthorized("Missing API key: send it in the x-api-key header");
     };
-    match gate.keys.authenticate(presented) {
-        Some(caller) => {
+    match gate.keys.admit(presented) {
+        Ok(caller) => {
             tracing::Span::current().record("identity", caller.identity.as_deref());
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        None => unauthorized("Invalid API key"),
+        Err(Refusal::Unknown) => unauthorized("Invalid API key"),
+        Err(Refusal::RateLimited(wait)) => too_many_requests(wait),
     }
+}
+
+/// 429 with the whole seconds to wait (at least one) in `Retry-After`.
+fn too_many_requests(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "Too many requests for this API key: retry in {seconds} s ([limits] requests_per_second)"
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    response
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {

@@ -438,7 +438,7 @@ async fn create(
         catchup_window_seconds: request.catchup_window_seconds.map(i64::from),
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
-    let cron = state.store.create_cron(cron).await?;
+    let cron = state.store.create_cron(cron, caller.max_crons).await?;
     state.scheduler.cron_changed();
     Ok(Json(render(cron)))
 }
@@ -631,7 +631,7 @@ async fn search(
         assistant_id: parse_optional_uuid(request.assistant_id, "assistant")?,
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: request.enabled,
-        metadata: request.metadata,
+        metadata: state.filter("metadata", request.metadata)?,
         scope: caller.scope(),
     };
     // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
@@ -671,7 +671,7 @@ async fn count(
         assistant_id: parse_optional_uuid(request.assistant_id, "assistant")?,
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: None,
-        metadata: request.metadata,
+        metadata: state.filter("metadata", request.metadata)?,
         scope: caller.scope(),
     };
     Ok(Json(state.store.count_crons(&filter).await?))

@@ -52,6 +52,14 @@ impl From<store::Error> for ApiError {
         match err {
             store::Error::NotFound(detail) => ApiError::not_found(detail),
             store::Error::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, detail),
+            store::Error::LimitReached(detail) => ApiError::invalid(detail),
+            err if err.is_unavailable() => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable; retry shortly",
+                )
+            }
             store::Error::Db(db) => {
                 tracing::error!(error = %db, "database error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal database error")

@@ -54,9 +54,45 @@ pub fn reject_nulls(value: &serde_json::Value, allowed: &[&str]) -> Result<(), A
     Ok(())
 }
 
-/// Parses a JSON body into a value; bad syntax (or no body) is "Invalid JSON".
+/// Parses a JSON body into a value; bad syntax (or no body) is "Invalid JSON". Nesting
+/// deeper than serde_json's limit (128) is bad syntax too, so no body reaches recursion
+/// deeper than that. A NUL character is refused here, once for every body: PostgreSQL
+/// cannot store it in text or jsonb, and SQLite's JSON paths refuse it.
 pub fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|_| ApiError::invalid("Invalid JSON in request body"))
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::invalid("Invalid JSON in request body"))?;
+    if let Some(path) = nul_at(&value) {
+        return Err(ApiError::invalid(format!(
+            "{path}: the NUL character (\\u0000) is not allowed in strings or keys"
+        )));
+    }
+    Ok(value)
+}
+
+/// Where the first NUL character is in `value`'s strings and keys (`.` for the top level).
+fn nul_at(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(".".into()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            nul_at(item).map(|inner| join_path(&format!("[{index}]"), &inner))
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(key.escape_default().to_string());
+            }
+            nul_at(item).map(|inner| join_path(key, &inner))
+        }),
+        _ => None,
+    }
+}
+
+fn join_path(outer: &str, inner: &str) -> String {
+    match inner {
+        "." => outer.to_string(),
+        _ if inner.starts_with('[') => format!("{outer}{inner}"),
+        _ => format!("{outer}.{inner}"),
+    }
 }
 
 /// Deserializes an already-parsed JSON value into `T`, naming the field that is wrong.
@@ -142,6 +178,33 @@ mod tests {
         let err = parse(br#"{"limit": null}"#).unwrap_err();
         assert_eq!(err.detail, "limit: null is not allowed");
         assert_eq!(parse(b"{}").expect("empty object").limit, None);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_place() {
+        let err = parse_value(br#"{"metadata": {"\u0000": 1}}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            err.detail.starts_with("metadata.\\u{0}: "),
+            "{}",
+            err.detail
+        );
+        let err = parse_value(br#"{"input": {"a": [1, "x\u0000"]}}"#).unwrap_err();
+        assert!(err.detail.starts_with("input.a[1]: "), "{}", err.detail);
+        let err = parse_value(br#""\u0000""#).unwrap_err();
+        assert!(err.detail.starts_with(".: "), "{}", err.detail);
+        parse_value(br#"{"input": {"a": "\u0001 fine"}}"#).expect("other control characters pass");
+    }
+
+    #[test]
+    fn nesting_beyond_the_parser_limit_is_invalid_json() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            parse_value(deep.as_bytes()).unwrap_err().detail,
+            "Invalid JSON in request body"
+        );
+        let fine = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        parse_value(fine.as_bytes()).expect("100 levels parse");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -130,10 +131,22 @@ pub fn router(state: AppState) -> Router {
             state.draining.clone(),
             refuse_when_draining,
         ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 and is logged; the daemon and its other requests go on.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error").into_response()
 }
 
 /// Answers 408 when a request takes longer than `server.request_timeout`. Streams, waits
@@ -252,6 +265,36 @@ impl From<SortOrderParam> for SortOrder {
             SortOrderParam::Asc => SortOrder::Asc,
             SortOrderParam::Desc => SortOrder::Desc,
         }
+    }
+}
+
+impl AppState {
+    /// A `metadata` (or `values`) filter with at most `[limits] max_filter_keys` keys: each
+    /// key is one condition of the query.
+    pub fn filter(
+        &self,
+        field: &str,
+        filter: Option<Map<String, Value>>,
+    ) -> ApiResult<Option<Map<String, Value>>> {
+        let cap = self.config.limits.max_filter_keys;
+        match filter {
+            Some(map) if map.len() > cap => Err(ApiError::invalid(format!(
+                "{field}: filters on {} keys; at most {cap} are allowed ([limits] max_filter_keys)",
+                map.len()
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// Refuses a list of more than `[limits] max_batch` items.
+    pub fn check_batch(&self, field: &str, len: usize) -> ApiResult<()> {
+        let cap = self.config.limits.max_batch;
+        if len > cap {
+            return Err(ApiError::invalid(format!(
+                "{field}: {len} items; at most {cap} are allowed in one request ([limits] max_batch)"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -409,6 +409,7 @@ async fn batch(
     if items.is_empty() {
         return Err(ApiError::invalid("The body must hold at least one run"));
     }
+    state.check_batch("runs", items.len())?;
     // Validate everything before queueing anything, so a bad item queues nothing.
     for item in &items {
         reject_nulls(item, &[])?;
@@ -1012,6 +1013,7 @@ async fn cancel_many(
                 state.store.active_runs(statuses, &caller.scope()).await?
             }
             (None, Some(thread_id), Some(run_ids)) => {
+                state.check_batch("run_ids", run_ids.len())?;
                 let thread_id = parse_uuid(thread_id, "thread")?;
                 state
                     .store

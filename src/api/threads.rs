@@ -185,8 +185,8 @@ fn refuse_unsupported(field: &str, value: &Option<Value>) -> ApiResult<()> {
     request_body = CreateRequest,
     responses(
         (status = 200, description = "The new thread (or the existing one, with `if_exists: do_nothing`)", body = Thread),
-        (status = 404, description = "`do_nothing` on a thread of another identity", body = ErrorBody),
-        (status = 409, description = "A thread with this id exists", body = ErrorBody),
+        (status = 404, description = "The id belongs to a thread of another identity (whatever `if_exists` says: as every other call on that thread answers)", body = ErrorBody),
+        (status = 409, description = "A thread of the caller's with this id exists (`if_exists: raise`)", body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
         (status = 500, description = "Database error", body = ErrorBody),
     )
@@ -204,14 +204,7 @@ async fn create(
     };
     let if_exists = match request.if_exists {
         IfExistsParam::Raise => IfExists::Raise,
-        IfExistsParam::DoNothing => {
-            // `do_nothing` answers the existing thread: only when it is the caller's.
-            state
-                .store
-                .check_thread_scope(&thread_id, &caller.scope())
-                .await?;
-            IfExists::DoNothing
-        }
+        IfExistsParam::DoNothing => IfExists::DoNothing,
     };
     let thread = state
         .store
@@ -219,6 +212,7 @@ async fn create(
             thread_id,
             request.metadata.unwrap_or_default(),
             if_exists,
+            &caller.scope(),
             caller.user_id(),
         )
         .await?;
@@ -350,6 +344,9 @@ async fn search(
     if request.extract.as_ref().is_some_and(|e| !e.is_empty()) {
         return Err(ApiError::invalid("extract: not supported by cronhook"));
     }
+    if let Some(ids) = &request.ids {
+        state.check_batch("ids", ids.len())?;
+    }
     let ids = request
         .ids
         .map(|ids| {
@@ -360,8 +357,8 @@ async fn search(
         .transpose()?;
     let filter = ThreadFilter {
         ids,
-        metadata: request.metadata,
-        values: request.values,
+        metadata: state.filter("metadata", request.metadata)?,
+        values: state.filter("values", request.values)?,
         status: request.status.map(|s| s.as_str().to_string()),
         scope: caller.scope(),
     };
@@ -396,8 +393,8 @@ async fn count(
 ) -> ApiResult<Json<u64>> {
     let filter = ThreadFilter {
         ids: None,
-        metadata: request.metadata,
-        values: request.values,
+        metadata: state.filter("metadata", request.metadata)?,
+        values: state.filter("values", request.values)?,
         status: request.status.map(|s| s.as_str().to_string()),
         scope: caller.scope(),
     };

@@ -131,7 +131,10 @@ async fn read(
         .await?;
     let mut body = render_delivery(&delivery);
     body["payload"] = delivery.payload.clone();
-    body["attempt_log"] = attempts.iter().map(render_attempt).collect();
+    body["attempt_log"] = attempts
+        .iter()
+        .map(|attempt| render_attempt(attempt, caller.admin))
+        .collect();
     Ok(Json(body))
 }
 
@@ -223,7 +226,8 @@ struct Attempt {
     status_code: Option<i32>,
     latency_ms: f64,
     error: Option<String>,
-    /// The first KiB of the answer's body.
+    /// The first KiB of the answer's body; shown to admin identities only (a receiver's
+    /// answer may come from a service only the daemon can reach), null for others.
     response_body: Option<String>,
 }
 
@@ -245,13 +249,14 @@ fn render_delivery(delivery: &delivery::Model) -> Value {
     })
 }
 
-fn render_attempt(attempt: &attempt::Model) -> Value {
+/// One attempt; the receiver's answer only for an admin (see `Attempt::response_body`).
+fn render_attempt(attempt: &attempt::Model, show_response: bool) -> Value {
     json!({
         "attempt": attempt.attempt,
         "attempted_at": iso(attempt.attempted_at),
         "status_code": attempt.status_code,
         "latency_ms": attempt.latency_us as f64 / 1000.0,
         "error": attempt.error,
-        "response_body": attempt.response_body,
+        "response_body": attempt.response_body.as_ref().filter(|_| show_response),
     })
 }

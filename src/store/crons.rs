@@ -3,15 +3,16 @@
 use sea_orm::SqlErr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
 use serde_json::{Map, Value};
 
 use entity::cron::{self, Column, Entity as Crons};
 
 use super::fires::withdraw_prefired;
-use super::{Error, Page, Result, Scope, SortOrder, Store};
+use super::{Backend, Error, Page, Result, Scope, SortOrder, Store};
 use crate::time::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,21 +37,49 @@ pub struct CronFilter {
 
 impl Store {
     /// Stores a new cron. A thread cron's thread must exist (the foreign key checks it, so
-    /// the insert is one statement, not a read-then-write transaction).
-    pub async fn create_cron(&self, cron: cron::Model) -> Result<cron::Model> {
+    /// the insert is one statement, not a read-then-write transaction). With `max_owned`,
+    /// the cron's owner may own at most that many: counted and inserted in one transaction,
+    /// which on PostgreSQL holds a lock per owner so concurrent creates cannot overshoot.
+    pub async fn create_cron(
+        &self,
+        cron: cron::Model,
+        max_owned: Option<u64>,
+    ) -> Result<cron::Model> {
         let thread_id = cron.thread_id.clone();
-        cron.into_active_model()
+        let (Some(max), Some(owner)) = (max_owned, cron.user_id.clone()) else {
+            let inserted = cron
+                .into_active_model()
+                .reset_all()
+                .insert(&self.write)
+                .await;
+            return inserted.map_err(|err| insert_error(err, thread_id));
+        };
+        let txn = self.write.begin().await?;
+        if self.backend == Backend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended('cronhook.crons.' || $1, 0))",
+                [owner.clone().into()],
+            ))
+            .await?;
+        }
+        let owned = Crons::find()
+            .filter(Column::UserId.eq(owner))
+            .count(&txn)
+            .await?;
+        if owned >= max {
+            return Err(Error::LimitReached(format!(
+                "This identity owns {owned} crons, its limit (max_crons): delete one or ask for a higher limit"
+            )));
+        }
+        let model = cron
+            .into_active_model()
             .reset_all()
-            .insert(&self.write)
+            .insert(&txn)
             .await
-            .map_err(|err| match (err.sql_err(), thread_id) {
-                (Some(SqlErr::ForeignKeyConstraintViolation(_)), Some(thread_id)) => {
-                    Error::NotFound(format!(
-                        "Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread hasn't been deleted or expired."
-                    ))
-                }
-                _ => Error::Db(err),
-            })
+            .map_err(|err| insert_error(err, thread_id))?;
+        txn.commit().await?;
+        Ok(model)
     }
 
     pub async fn get_cron(&self, cron_id: &str, scope: &Scope) -> Result<cron::Model> {
@@ -157,6 +186,18 @@ impl Store {
             condition = condition.add(self.json_contains("metadata", metadata));
         }
         condition
+    }
+}
+
+/// A thread cron whose thread is gone is not found, in LangGraph's words.
+fn insert_error(err: sea_orm::DbErr, thread_id: Option<String>) -> Error {
+    match (err.sql_err(), thread_id) {
+        (Some(SqlErr::ForeignKeyConstraintViolation(_)), Some(thread_id)) => {
+            Error::NotFound(format!(
+                "Thread with ID '{thread_id}' not found. Please verify the ID is correct and the thread hasn't been deleted or expired."
+            ))
+        }
+        _ => Error::from(err),
     }
 }
 

@@ -11,7 +11,7 @@ pub mod threads;
 
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use serde_json::{Map, Value};
@@ -25,8 +25,22 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A configured limit (`[limits]`, a key's `max_crons`) refuses the write.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("database error: {0}")]
     Db(DbErr),
+}
+
+impl Error {
+    /// The database cannot be reached (down, restarting, out of connections), as opposed
+    /// to a statement that failed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Db(DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+        )
+    }
 }
 
 /// Every database failure passes here, so the metric counts them all.
@@ -252,22 +266,25 @@ impl Store {
         }
     }
 
-    /// Every top-level key of `filter` equals the same key of the JSON column `column`.
-    fn json_contains(&self, column: &str, filter: &Map<String, Value>) -> SimpleExpr {
+    /// Every top-level key of `filter` equals the same key of the JSON column `column`:
+    /// one containment test on PostgreSQL, one flat `AND` of equalities on SQLite (its
+    /// depth is the key count, which the API caps well below SQLite's limit of 1,000).
+    fn json_contains(&self, column: &str, filter: &Map<String, Value>) -> sea_orm::Condition {
         match self.backend {
-            Backend::Postgres => Expr::cust_with_values(
+            Backend::Postgres => sea_orm::Condition::all().add(Expr::cust_with_values(
                 format!("\"{column}\" @> $1::jsonb"),
                 [Value::Object(filter.clone()).to_string()],
-            ),
-            Backend::Sqlite => filter
-                .iter()
-                .map(|(key, value)| {
-                    Expr::cust_with_values(
-                        format!("(\"{column}\" -> ?) = json(?)"),
-                        [json_path(key), value.to_string()],
-                    )
-                })
-                .fold(Expr::cust("1 = 1"), |all, one| all.and(one)),
+            )),
+            Backend::Sqlite => {
+                filter
+                    .iter()
+                    .fold(sea_orm::Condition::all(), |all, (key, value)| {
+                        all.add(Expr::cust_with_values(
+                            format!("(\"{column}\" -> ?) = json(?)"),
+                            [json_path(key), value.to_string()],
+                        ))
+                    })
+            }
         }
     }
 }

@@ -37,15 +37,21 @@ pub struct ThreadFilter {
 
 impl Store {
     /// Creates a thread; an existing id is a conflict or, with `DoNothing`, returned as is.
+    /// An existing thread outside `scope` is not found, whatever `if_exists` says, as on
+    /// every other call on it: a conflict would tell the caller that the id exists.
     pub async fn create_thread(
         &self,
         thread_id: String,
         metadata: Map<String, Value>,
         if_exists: IfExists,
+        scope: &Scope,
         user_id: Option<String>,
     ) -> Result<thread::Model> {
         let txn = self.write.begin().await?;
         if let Some(existing) = Threads::find_by_id(thread_id.clone()).one(&txn).await? {
+            if !scope.allows(existing.user_id.as_deref()) {
+                return Err(thread_not_found(&thread_id));
+            }
             return match if_exists {
                 IfExists::DoNothing => Ok(existing),
                 IfExists::Raise => Err(Error::Conflict(format!(

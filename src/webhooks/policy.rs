@@ -183,7 +183,9 @@ impl UrlPolicy {
             return Err(PolicyError::DomainNotAllowed);
         }
         if self.disable_loopback && LOCALHOST_NAMES.contains(&host) {
-            return Err(PolicyError::Blocked("localhost address"));
+            return Err(PolicyError::Blocked(
+                "localhost address (set [webhooks.url] disable_loopback = false to allow it)",
+            ));
         }
         if METADATA_NAMES.contains(&host) {
             return Err(PolicyError::Blocked("cloud metadata endpoint"));
@@ -194,8 +196,9 @@ impl UrlPolicy {
         Ok(())
     }
 
-    /// Whether an address may be connected to. IPv4 embedded in IPv6 (mapped, NAT64) is
-    /// judged as the IPv4 address it carries.
+    /// Whether an address may be connected to. An IPv6 address that carries an IPv4
+    /// address (mapped, translated, compatible, NAT64, 6to4, Teredo) is judged by every
+    /// IPv4 address it carries, so no IPv6 spelling reaches an IPv4 range that is refused.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), PolicyError> {
         if METADATA_IPS.contains(&ip) {
             return Err(PolicyError::Blocked("cloud metadata endpoint"));
@@ -203,24 +206,34 @@ impl UrlPolicy {
         match ip {
             IpAddr::V4(v4) => self.check_v4(v4),
             IpAddr::V6(v6) => {
-                if let Some(v4) = embedded_v4(v6) {
-                    if METADATA_IPS.contains(&IpAddr::V4(v4)) {
-                        return Err(PolicyError::Blocked("cloud metadata endpoint"));
+                let carried = embedded_v4(v6);
+                if !carried.is_empty() {
+                    for v4 in carried {
+                        if METADATA_IPS.contains(&IpAddr::V4(v4)) {
+                            return Err(PolicyError::Blocked("cloud metadata endpoint"));
+                        }
+                        self.check_v4(v4)?;
                     }
-                    return self.check_v4(v4);
+                    return Ok(());
                 }
                 let segments = v6.segments();
                 if v6.is_unspecified()
                     || v6.is_multicast()
-                    || (segments[0] & 0xffc0) == 0xfe80
+                    || (segments[0] & 0xffc0) == 0xfe80            // link-local
+                    || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+                    || (segments[0] == 0x0100 && segments[1..4] == [0, 0, 0]) // discard
                     || (segments[0] == 0x64 && segments[1] == 0xff9b)
                 {
                     return Err(PolicyError::Blocked("blocked IP range"));
                 }
                 if v6.is_loopback() && self.disable_loopback {
-                    return Err(PolicyError::Blocked("loopback IP range"));
+                    return Err(PolicyError::Blocked(
+                        "loopback IP range (set [webhooks.url] disable_loopback = false to allow it)",
+                    ));
                 }
-                if (segments[0] & 0xfe00) == 0xfc00 && self.disable_private_ips {
+                let unique_local = (segments[0] & 0xfe00) == 0xfc00;
+                let site_local = (segments[0] & 0xffc0) == 0xfec0; // deprecated, still routed privately
+                if (unique_local || site_local) && self.disable_private_ips {
                     return Err(PolicyError::Blocked("private IP range"));
                 }
                 Ok(())
@@ -241,7 +254,9 @@ impl UrlPolicy {
             return Err(PolicyError::Blocked("blocked IP range"));
         }
         if ip.is_loopback() && self.disable_loopback {
-            return Err(PolicyError::Blocked("loopback IP range"));
+            return Err(PolicyError::Blocked(
+                "loopback IP range (set [webhooks.url] disable_loopback = false to allow it)",
+            ));
         }
         let private = ip.is_private() || (a == 100 && (b & 0xc0) == 64);
         if private && self.disable_private_ips {
@@ -275,17 +290,35 @@ impl UrlPolicy {
     }
 }
 
-/// IPv4 carried in an IPv6 address: mapped (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`,
-/// deprecated) or NAT64 (`64:ff9b::a.b.c.d`).
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
-    }
+/// The IPv4 addresses an IPv6 address carries: mapped (`::ffff:a.b.c.d`), translated
+/// (`::ffff:0:a.b.c.d`), compatible (`::a.b.c.d`, deprecated), NAT64 (`64:ff9b::/96` and
+/// the local-use `64:ff9b:1::/48`), 6to4 (`2002:AABB:CCDD::/16`) and Teredo (`2001::/32`:
+/// its server, and its client stored inverted).
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     let s = ip.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    let compatible = s[..6].iter().all(|&x| x == 0) && !ip.is_loopback() && !ip.is_unspecified();
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
-    (compatible || nat64).then_some(tail)
+    let v4 = |high: u16, low: u16| {
+        Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+    };
+    let tail = v4(s[6], s[7]);
+    if s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff {
+        return vec![tail]; // mapped
+    }
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return vec![tail]; // translated
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return vec![tail]; // compatible
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+        return vec![tail]; // NAT64
+    }
+    if s[0] == 0x2002 {
+        return vec![v4(s[1], s[2])]; // 6to4
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        return vec![v4(s[2], s[3]), v4(!s[6], !s[7])]; // Teredo: server, client
+    }
+    Vec::new()
 }
 
 /// Name resolution, injectable so the policy's tests never touch real DNS.
@@ -420,6 +453,56 @@ mod tests {
         ] {
             assert!(vet(&policy, url).is_err(), "{url} was allowed");
         }
+    }
+
+    #[test]
+    fn ipv6_forms_carrying_a_refused_ipv4_address_are_judged_by_it() {
+        let blocking = policy(|c| c.disable_private_ips = true);
+        for url in [
+            "http://[::ffff:0:7f00:1]/",             // IPv4-translated 127.0.0.1
+            "http://[2002:7f00:1::]/",               // 6to4 of 127.0.0.1
+            "http://[2002:a00:1::1]/",               // 6to4 of 10.0.0.1
+            "http://[2001::7f00:1]/",                // Teredo, server 0.0.0.0
+            "http://[2001:0:a00:1::1]/",             // Teredo, server 10.0.0.1
+            "http://[2001:0:5db8:d70e::80ff:fffe]/", // Teredo, client 127.0.0.1
+            "http://[64:ff9b:1::7f00:1]/",           // local-use NAT64 of 127.0.0.1
+            "http://[2002:a9fe:a9fe::]/",            // 6to4 of the metadata address
+            "http://[fec0::1]/",                     // site-local
+            "http://[2001:db8::1]/",                 // documentation
+        ] {
+            let err = vet(&blocking, url).expect_err(url);
+            assert!(matches!(err, PolicyError::Blocked(_)), "{url}: {err}");
+        }
+        // The same forms carrying a public address pass.
+        for url in [
+            "http://[2002:5db8:d70e::1]/",           // 6to4 of 93.184.215.14
+            "http://[2001:0:5db8:d70e::a247:28f1]/", // Teredo, public server and client
+            "http://[::ffff:0:5db8:d70e]/",
+        ] {
+            assert!(vet(&blocking, url).is_ok(), "{url} refused");
+        }
+    }
+
+    #[test]
+    fn site_local_follows_the_private_switch() {
+        assert!(vet(&UrlPolicy::default(), "http://[fec0::1]/").is_ok());
+        assert_eq!(
+            vet(
+                &policy(|c| c.disable_private_ips = true),
+                "http://[fec0::1]/"
+            )
+            .expect_err("site-local"),
+            PolicyError::Blocked("private IP range")
+        );
+    }
+
+    #[test]
+    fn a_refused_loopback_names_the_setting_that_allows_it() {
+        let err = vet(&UrlPolicy::default(), "http://127.0.0.1:9/").expect_err("loopback");
+        assert!(
+            err.to_string().contains("disable_loopback = false"),
+            "{err}"
+        );
     }
 
     #[test]

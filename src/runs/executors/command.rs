@@ -21,8 +21,36 @@ const STDERR_TAIL: usize = 4096;
 pub struct CommandGraph {
     pub argv: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// The program's environment: with `inherit_env` added to the daemon's, otherwise all
+    /// of it (see `clean_env`).
     pub env: BTreeMap<String, String>,
+    pub inherit_env: bool,
     pub timeout: Option<Duration>,
+}
+
+/// Variables a program started from a clean environment still gets from the daemon's:
+/// what locates programs and sets the locale, time zone and home. Secrets the daemon holds
+/// (API keys, webhook header values, database passwords) are not among them.
+fn passed_through(name: &str) -> bool {
+    matches!(name, "PATH" | "LANG" | "LANGUAGE" | "TZ" | "HOME") || name.starts_with("LC_")
+}
+
+/// The environment of a graph's program: the daemon's pass-through variables (all of its
+/// variables with `inherit_env`), then the graph's own `env`, which wins.
+fn program_env(
+    daemon: impl IntoIterator<Item = (String, String)>,
+    graph: &BTreeMap<String, String>,
+    inherit_env: bool,
+) -> BTreeMap<String, String> {
+    if inherit_env {
+        return graph.clone();
+    }
+    let mut env: BTreeMap<String, String> = daemon
+        .into_iter()
+        .filter(|(name, _)| passed_through(name))
+        .collect();
+    env.extend(graph.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 /// Kills the whole process group when the run ends or is abandoned (timeout, cancel).
@@ -40,11 +68,30 @@ impl Drop for GroupGuard {
 }
 
 impl CommandGraph {
+    pub fn new(
+        argv: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: &BTreeMap<String, String>,
+        inherit_env: bool,
+        timeout: Option<Duration>,
+    ) -> CommandGraph {
+        CommandGraph {
+            argv,
+            cwd,
+            env: program_env(std::env::vars(), env, inherit_env),
+            inherit_env,
+            timeout,
+        }
+    }
+
     pub async fn run(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(Failure::error("CommandError", "the graph has no command"));
         };
         let mut command = Command::new(program);
+        if !self.inherit_env {
+            command.env_clear();
+        }
         command
             .args(args)
             .envs(&self.env)
@@ -144,4 +191,42 @@ impl CommandGraph {
 
 fn as_event(line: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_environment_keeps_only_the_pass_through_variables_and_the_graphs() {
+        let daemon = vars(&[
+            ("PATH", "/usr/bin"),
+            ("LC_ALL", "C.UTF-8"),
+            ("HOME", "/var/lib/cronhook"),
+            ("CRONHOOK_KEY_OPS", "secret"),
+            ("LG_WEBHOOK_TOKEN", "secret"),
+            ("MODE", "daemon"),
+        ]);
+        let graph = BTreeMap::from([("MODE".to_string(), "nightly".to_string())]);
+        let env = program_env(daemon, &graph, false);
+        assert_eq!(
+            env.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["HOME", "LC_ALL", "MODE", "PATH"]
+        );
+        assert_eq!(env["MODE"], "nightly", "the graph's value wins");
+    }
+
+    #[test]
+    fn inherit_env_adds_only_the_graphs_variables_to_the_daemons() {
+        let graph = BTreeMap::from([("MODE".to_string(), "nightly".to_string())]);
+        let env = program_env(vars(&[("CRONHOOK_KEY_OPS", "secret")]), &graph, true);
+        assert_eq!(env, graph);
+    }
 }

@@ -118,13 +118,15 @@ impl Executor {
                 command,
                 cwd,
                 env,
+                inherit_env,
                 timeout,
-            } => Executor::Command(command::CommandGraph {
-                argv: command.clone(),
-                cwd: cwd.clone(),
-                env: env.clone(),
-                timeout: *timeout,
-            }),
+            } => Executor::Command(command::CommandGraph::new(
+                command.clone(),
+                cwd.clone(),
+                env,
+                *inherit_env,
+                *timeout,
+            )),
             GraphConfig::Http {
                 url,
                 headers,

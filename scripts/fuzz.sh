@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs a cargo fuzz target for a bounded time (not part of CI):
-#   scripts/fuzz.sh [schedule|config] [seconds] [libFuzzer flags…]     defaults: schedule 60
+#   scripts/fuzz.sh [schedule|config|filter] [seconds] [libFuzzer flags…]     defaults: schedule 60
 # Targets (fuzz/fuzz_targets/): `schedule` = cron expressions through Schedule::parse and the
 # next-instant search in a time zone; `config` = TOML text through Config::from_toml and
-# validate(). New interesting inputs go to fuzz/corpus/TARGET (kept, not committed); a crash
+# validate(); `filter` = a search body through the API's parsing and filter cap, then the
+# thread, cron and assistant filters run against an in-memory SQLite store. New interesting inputs go to fuzz/corpus/TARGET (kept, not committed); a crash
 # is written to fuzz/artifacts/TARGET/ and the script exits non-zero; so is an input that takes
 # longer than 10 s (timeout-…; `-timeout=N` after the seconds changes that). Replay one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-…
@@ -14,9 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${1:-schedule}"
 secs="${2:-60}"
 case "$target" in
-  schedule | config) ;;
+  schedule | config | filter) ;;
   *)
-    echo "usage: scripts/fuzz.sh [schedule|config] [seconds] [libFuzzer flags…]" >&2
+    echo "usage: scripts/fuzz.sh [schedule|config|filter] [seconds] [libFuzzer flags…]" >&2
     exit 2
     ;;
 esac

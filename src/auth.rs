@@ -128,11 +128,12 @@ impl ApiKeys {
                 caller: Caller {
                     identity: Some(entry.identity.clone()),
                     admin: entry.admin,
-                    max_crons: entry.max_crons.or(if entry.admin {
-                        None
-                    } else {
-                        limits.max_crons
-                    }),
+                    max_crons: match (entry.max_crons, entry.admin) {
+                        (Some(max), _) => Some(max),
+                        (None, false) => Some(limits.max_crons),
+                        (None, true) => None,
+                    }
+                    .filter(|max| *max > 0),
                 },
                 rate: rate.map(RateLimiter::direct),
             });
@@ -244,7 +245,7 @@ mod tests {
     #[test]
     fn cron_caps_default_for_non_admins_and_keys_override_them() {
         let limits = LimitsConfig {
-            max_crons: Some(5),
+            max_crons: 5,
             ..LimitsConfig::default()
         };
         let keys = keys_with(
@@ -255,6 +256,10 @@ mod tests {
                     max_crons: Some(2),
                     ..entry("bob", "bob-key-0123456789ab", false)
                 },
+                ApiKeyConfig {
+                    max_crons: Some(0),
+                    ..entry("carol", "carol-key-0123456789", false)
+                },
             ],
             &limits,
         )
@@ -263,6 +268,7 @@ mod tests {
         assert_eq!(cap("alice-key-0123456789"), Some(5));
         assert_eq!(cap("ops-key-0123456789ab"), None);
         assert_eq!(cap("bob-key-0123456789ab"), Some(2));
+        assert_eq!(cap("carol-key-0123456789"), None, "0 lifts the cap");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::Overrides;
 
-/// The exit codes of the ops commands, shown by `--help` (and in the README).
+/// The exit codes of the ops commands, shown by `--help` (and in docs/operations.md).
 pub const EXIT_CODES: &str = "\
 Exit codes of the ops commands (crons, runs, deliveries):
   0  success
@@ -47,7 +47,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Daemon options")]
 pub struct GlobalArgs {
-    /// TOML config file (schema in README). Without one, built-in defaults apply.
+    /// TOML config file (keys in docs/configuration.md). Without one, built-in defaults apply.
     #[arg(long, env = "CRONHOOK_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address the API listens on [default: 127.0.0.1:8123].

@@ -53,9 +53,9 @@ pub struct LimitsConfig {
     /// Items in one request's list: runs in `POST /runs/batch`, ids in a thread search,
     /// `run_ids` in `POST /runs/cancel`.
     pub max_batch: usize,
-    /// Crons one non-admin identity may own (a key's own `max_crons` wins). Admin keys and
-    /// a daemon without keys have no cap unless their key sets one.
-    pub max_crons: Option<u64>,
+    /// Crons one non-admin identity may own (a key's own `max_crons` wins); 0: no cap.
+    /// Admin keys and a daemon without keys have no cap unless their key sets one.
+    pub max_crons: u64,
     /// Requests per second one API key may make (a key's own setting wins); unset: no limit.
     pub requests_per_second: Option<u32>,
     /// Requests a key may make at once above its rate; default: `requests_per_second`.
@@ -67,7 +67,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_filter_keys: 64,
             max_batch: 1000,
-            max_crons: Some(10_000),
+            max_crons: 10_000,
             requests_per_second: None,
             burst: None,
         }
@@ -96,7 +96,7 @@ pub struct ApiKeyConfig {
     pub key_env: Option<String>,
     #[serde(default)]
     pub admin: bool,
-    /// Crons this identity may own (overrides `[limits] max_crons`).
+    /// Crons this identity may own (overrides `[limits] max_crons`); 0: no cap.
     pub max_crons: Option<u64>,
     /// Requests per second this key may make (overrides `[limits] requests_per_second`).
     pub requests_per_second: Option<u32>,

@@ -2,7 +2,7 @@
 //! webhook deliveries are deleted after the retention period.
 //!
 //! This is where `tokio-cron-scheduler` serves: a handful of jobs whose exact timing does not
-//! matter. It is not the scheduler of user crons (see README: its 500 ms tick, unbounded
+//! matter. It is not the scheduler of user crons (docs/architecture.md: its 500 ms tick, unbounded
 //! channel behaviour and Postgres store without row locking do not meet that job).
 
 use std::time::Duration;

@@ -8,7 +8,7 @@ use cronhook::config::Config;
 use cronhook::{daemon, ops};
 
 // mimalloc: perf showed a third of a cron burst's CPU in glibc's malloc and free, mostly
-// under JSON clones (README, Benchmarks).
+// under JSON clones (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -5,7 +5,7 @@
 //! most of a cron burst while the other CPU idled; one worker seemed to wait out the other's
 //! time slice (it started runs 3.8 ms into the burst, burst after burst). The last run of a
 //! burst of 1,000 started about 7 ms after the instant at the median, about 5 ms pinned
-//! (README, Benchmarks). Threads that are not workers (the blocking pool, SQLite's threads)
+//! (docs/benchmarks.md). Threads that are not workers (the blocking pool, SQLite's threads)
 //! are left to the kernel.
 
 use std::cell::Cell;

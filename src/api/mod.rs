@@ -276,14 +276,7 @@ impl AppState {
         field: &str,
         filter: Option<Map<String, Value>>,
     ) -> ApiResult<Option<Map<String, Value>>> {
-        let cap = self.config.limits.max_filter_keys;
-        match filter {
-            Some(map) if map.len() > cap => Err(ApiError::invalid(format!(
-                "{field}: filters on {} keys; at most {cap} are allowed ([limits] max_filter_keys)",
-                map.len()
-            ))),
-            other => Ok(other),
-        }
+        check_filter(field, filter, self.config.limits.max_filter_keys)
     }
 
     /// Refuses a list of more than `[limits] max_batch` items.
@@ -295,6 +288,21 @@ impl AppState {
             )));
         }
         Ok(())
+    }
+}
+
+/// Refuses a filter of more than `cap` keys, naming the setting that sets the cap.
+pub fn check_filter(
+    field: &str,
+    filter: Option<Map<String, Value>>,
+    cap: usize,
+) -> ApiResult<Option<Map<String, Value>>> {
+    match filter {
+        Some(map) if map.len() > cap => Err(ApiError::invalid(format!(
+            "{field}: filters on {} keys; at most {cap} are allowed ([limits] max_filter_keys)",
+            map.len()
+        ))),
+        other => Ok(other),
     }
 }
 

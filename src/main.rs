@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -65,11 +66,23 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Dependencies whose `info` lines say nothing an operator needs (connection chatter, the
+/// housekeeping scheduler's start-up): warnings only, unless `CRONHOOK_LOG` names them.
+const QUIET_DEPENDENCIES: [&str; 3] = ["sqlx", "sea_orm", "tokio_cron_scheduler"];
+
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("CRONHOOK_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let spec = std::env::var("CRONHOOK_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    for dependency in QUIET_DEPENDENCIES {
+        if !spec.contains(dependency)
+            && let Ok(directive) = format!("{dependency}=warn").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

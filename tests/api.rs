@@ -18,6 +18,40 @@ on_both_backends!(
     everything_survives_a_restart,
 );
 
+/// `/thread/…` (singular) creates the same thread cron as `/threads/…`; the addresses a
+/// person types lead to the documentation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn singular_thread_alias_and_the_root_redirect() {
+    let (_storage, daemon) = started(Backend::Sqlite).await;
+    let thread = daemon.new_thread().await;
+    let body = json!({"assistant_id": "agent", "schedule": "0 9 * * 1-5", "input": {"x": 1}});
+    let (status, cron) = daemon
+        .post(&format!("/thread/{thread}/runs/crons"), &body)
+        .await;
+    assert_eq!(status, 200, "{cron}");
+    assert_eq!(cron["thread_id"], thread.as_str());
+    let (status, _) = daemon
+        .post(&format!("/thread/{UNKNOWN_THREAD}/runs/crons"), &body)
+        .await;
+    assert_eq!(status, 404, "an unknown thread, as under /threads/");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for path in ["/", "/docs/"] {
+        let response = client
+            .get(format!("{}{path}", daemon.url))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 307, "{path}");
+        assert_eq!(response.headers()["location"], "/docs", "{path}");
+    }
+}
+
+const UNKNOWN_THREAD: &str = "3f2b8c1e-6a47-4d0e-9b1c-2e5f7a9d4c61";
+
 async fn started(backend: Backend) -> (Storage, Daemon) {
     common::started_with_loopback_hooks(backend).await
 }

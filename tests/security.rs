@@ -78,6 +78,22 @@ async fn large_filters_are_refused_and_the_daemon_keeps_serving(backend: Backend
             "{path}: {answer}"
         );
     }
+    // A select list longer than the resource's fields (each would be looked for in every
+    // item of the answer).
+    let select = vec!["cron_id"; 10_000];
+    let (status, answer) = daemon
+        .post(
+            "/runs/crons/search",
+            &json!({"select": select, "limit": 1000}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("select: 10000 columns given")),
+        "{answer}"
+    );
     // NUL characters, in a filter key or anywhere else in a body.
     for (path, body) in [
         ("/threads/search", json!({"metadata": {"\u{0}": 1}})),

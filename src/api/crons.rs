@@ -62,6 +62,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_stateless))
         .routes(routes!(create_for_thread))
+        .routes(routes!(create_for_thread_alias))
         .routes(routes!(search))
         .routes(routes!(count))
         .routes(routes!(get_one, patch, delete))
@@ -382,6 +383,34 @@ async fn create_for_thread(
         .check_thread_scope(&thread_id, &caller.scope())
         .await?;
     create(state, caller, Some(thread_id), body).await
+}
+
+/// Create a cron on a thread (alias).
+///
+/// An alias of `POST /threads/{thread_id}/runs/crons` under the singular `/thread/`, the
+/// spelling many callers use; it behaves the same in every respect.
+#[utoipa::path(
+    post,
+    path = "/thread/{thread_id}/runs/crons",
+    tag = "crons",
+    operation_id = "create_thread_cron_alias",
+    params(("thread_id" = String, Path, format = Uuid, description = "The thread's id")),
+    request_body = CreateRequest,
+    responses(
+        (status = 200, description = "The new cron", body = Cron),
+        (status = 404, description = "Unknown thread or assistant", body = ErrorBody),
+        (status = 422, description = "Invalid id or body (schedule, timezone, end_time, webhook URL, …)", body = ErrorBody),
+        (status = 500, description = "Database error", body = ErrorBody),
+    ),
+    extensions(("x-alias-of" = json!("/threads/{thread_id}/runs/crons")))
+)]
+async fn create_for_thread_alias(
+    state: State<AppState>,
+    caller: Caller,
+    thread_id: Path<String>,
+    body: RawJson,
+) -> ApiResult<Json<Value>> {
+    create_for_thread(state, caller, thread_id, body).await
 }
 
 async fn create(

@@ -12,7 +12,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{ArrayItems, Schema, SchemaType, Type};
@@ -34,6 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(openapi_json))
         .routes(routes!(docs_page))
+        .routes(routes!(site_root))
+        .routes(routes!(docs_slash))
         .routes(routes!(docs_file))
 }
 
@@ -314,6 +316,30 @@ async fn docs_page() -> ApiResult<Html<String>> {
     let html = String::from_utf8_lossy(&index)
         .replace("<title>Swagger UI</title>", "<title>cronhook API</title>");
     Ok(Html(anchor_relative_urls(&html, "/docs/")))
+}
+
+/// The daemon's root: leads a person typing the address to the documentation.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "docs",
+    operation_id = "root",
+    responses((status = 307, description = "To `/docs`", headers(("location" = String, description = "`/docs`"))))
+)]
+async fn site_root() -> Redirect {
+    Redirect::temporary("/docs")
+}
+
+/// The documentation page's address with a trailing slash.
+#[utoipa::path(
+    get,
+    path = "/docs/",
+    tag = "docs",
+    operation_id = "docs_slash",
+    responses((status = 307, description = "To `/docs`", headers(("location" = String, description = "`/docs`"))))
+)]
+async fn docs_slash() -> Redirect {
+    Redirect::temporary("/docs")
 }
 
 /// A file of Swagger UI (script, style sheet, icon).

@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ErrorBody;
-use super::{ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,11 +37,18 @@ struct Readiness {
     security(()),
     responses(
         (status = 200, description = "Ready", body = Readiness, example = json!({"ok": true})),
-        (status = 500, description = "The database does not answer", body = ErrorBody),
+        (status = 503, description = "The database does not answer (or a shutdown is under way)", body = ErrorBody),
     )
 )]
 async fn ok(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.store.ping().await?;
+    // Whatever the failure, a probe's answer is the same: not ready, because of the database.
+    state.store.ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness: the database does not answer");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The database is unavailable; retry shortly",
+        )
+    })?;
     Ok(Json(json!({ "ok": true })))
 }
 

@@ -309,6 +309,15 @@ pub fn check_filter(
 /// Checks a `select` list against the resource's fields.
 pub fn validate_select(select: &Option<Vec<String>>, allowed: &[&str]) -> ApiResult<()> {
     if let Some(columns) = select {
+        // Each selected key is looked for in every item of the answer: a list longer than
+        // the fields would only repeat them, at a cost that grows with its length.
+        if columns.len() > allowed.len() {
+            return Err(ApiError::invalid(format!(
+                "select: {} columns given; at most {} (each field once)",
+                columns.len(),
+                allowed.len()
+            )));
+        }
         let invalid: Vec<&String> = columns
             .iter()
             .filter(|c| !allowed.contains(&c.as_str()))

@@ -538,12 +538,6 @@ impl Config {
                 "runs.lease must be at least 1s".into(),
             ));
         }
-        crate::webhooks::Settings::from_config(self, &|name| std::env::var(name).ok())
-            .map_err(|err| ConfigError::Invalid(format!("webhooks: {err}")))?;
-        crate::auth::ApiKeys::from_config(&self.auth, &self.limits, &|name| {
-            std::env::var(name).ok()
-        })
-        .map_err(|err| ConfigError::Invalid(err.to_string()))?;
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "server.max_connections must be at least 1".into(),

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -12,13 +10,12 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::housekeeping;
 use crate::notify;
+use crate::parts::Parts;
 use crate::runs::events::EventHub;
-use crate::runs::executors::Executor;
-use crate::runs::{Control, Graph, Runner, RunnerSettings};
+use crate::runs::{Control, Runner, RunnerSettings};
 use crate::scheduler::{Scheduler, SchedulerHandle};
-use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{self, Store};
-use crate::webhooks::{self, Dispatcher};
+use crate::webhooks::Dispatcher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -36,7 +33,9 @@ pub enum DaemonError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
-    /// A configured part (graph, housekeeping) could not start.
+    #[error(transparent)]
+    Parts(#[from] crate::parts::PartsError),
+    /// A configured part (housekeeping, metrics, webhook delivery) could not start.
     #[error("{0}")]
     Startup(String),
 }
@@ -56,13 +55,15 @@ pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
 
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut signals = StopSignals::listen().map_err(DaemonError::Serve)?;
-    config
-        .check_exposure()
-        .map_err(|err| DaemonError::Startup(err.to_string()))?;
-    let api_keys = crate::auth::ApiKeys::from_config(&config.auth, &config.limits, &|name| {
-        std::env::var(name).ok()
-    })
-    .map_err(|err| DaemonError::Startup(err.to_string()))?;
+    let parts = Parts::build(&config, &|name| std::env::var(name).ok())?;
+    for warning in parts.graphs.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let Parts {
+        api_keys,
+        webhooks: webhook_settings,
+        graphs,
+    } = parts;
     let config = Arc::new(config);
     let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
     let store = open_store(&config).await?;
@@ -87,29 +88,22 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let draining = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let server_stop = CancellationToken::new();
-    let webhook_settings =
-        webhooks::Settings::from_config(&config, &|name| std::env::var(name).ok())
-            .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
     let webhook_policy = webhook_settings.policy.clone();
     let self_url = self_url(addr);
     let (dispatcher, outbox) = Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
         .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
     let deliveries = tokio::spawn(dispatcher.run(delivery_stop.clone()));
+    let graph_names = graphs.names();
     let runner = Runner::new(
         store.clone(),
         hub.clone(),
         control.clone(),
-        graphs(&config)?,
+        graphs.into_map(),
         RunnerSettings::from(&config.runs),
         outbox.clone(),
     );
     let workers = tokio::spawn(runner.run(draining.clone(), config.server.shutdown_grace));
     let scheduler_handle = SchedulerHandle::default();
-    let graph_names = config
-        .graphs
-        .keys()
-        .map(|name| (assistant_id_for_graph(name).to_string(), name.clone()))
-        .collect();
     let scheduler = Scheduler::new(
         store.clone(),
         control.clone(),
@@ -202,29 +196,6 @@ fn self_url(addr: std::net::SocketAddr) -> url::Url {
     };
     let addr = std::net::SocketAddr::new(ip, addr.port());
     url::Url::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL")
-}
-
-/// The configured graphs by assistant id, with their executors.
-fn graphs(config: &Config) -> Result<HashMap<String, Graph>, DaemonError> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|err| DaemonError::Startup(err.to_string()))?;
-    config
-        .graphs
-        .iter()
-        .map(|(name, graph)| {
-            let executor = Executor::from_config(graph, &client)
-                .map_err(|err| DaemonError::Startup(format!("graphs.{name}: {err}")))?;
-            Ok((
-                assistant_id_for_graph(name).to_string(),
-                Graph {
-                    graph_id: name.clone(),
-                    executor,
-                },
-            ))
-        })
-        .collect()
 }
 
 /// Where in each second SQLite's log is checkpointed. Cron instants fall on whole seconds,

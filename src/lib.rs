@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod notify;
 pub mod ops;
+pub mod parts;
 pub mod runs;
 pub mod runtime;
 pub mod schedule;

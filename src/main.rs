@@ -6,6 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 use cronhook::cli::{Cli, Command, LogFormat};
 use cronhook::config::Config;
+use cronhook::parts::Parts;
 use cronhook::{daemon, ops};
 
 // mimalloc: perf showed a third of a cron burst's CPU in glibc's malloc and free, mostly
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::CheckConfig = command {
+        return check_config(&config);
+    }
     // Built from the config: whether its workers are pinned is a setting.
     let runtime = match cronhook::runtime::build(config.server.pin_workers) {
         Ok(runtime) => runtime,
@@ -47,16 +51,29 @@ fn main() -> ExitCode {
                 println!("migrations applied");
                 drop(store);
             }),
-            Command::CheckConfig => {
-                println!("config ok: {} graph(s)", config.graphs.len());
-                Ok(())
-            }
-            Command::Ops(_) => unreachable!("handled above"),
+            Command::CheckConfig | Command::Ops(_) => unreachable!("handled above"),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err.to_string()),
+    }
+}
+
+/// Builds every runtime part `serve` builds, then stops: exit 2 when one cannot be built.
+fn check_config(config: &Config) -> ExitCode {
+    match Parts::build(config, &|name| std::env::var(name).ok()) {
+        Ok(parts) => {
+            for warning in parts.graphs.warnings() {
+                println!("warning: {warning}");
+            }
+            println!("config ok: {} graph(s)", config.graphs.len());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cronhook: invalid config: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -84,6 +84,38 @@ impl CommandGraph {
         }
     }
 
+    /// Which of the working directory and the program is missing, if one is: a program
+    /// named with a `/` is looked for from the working directory, any other on the `PATH`
+    /// the program gets.
+    pub fn cannot_start(&self) -> Option<String> {
+        if let Some(cwd) = &self.cwd
+            && !cwd.is_dir()
+        {
+            return Some(format!(
+                "the working directory {} does not exist",
+                cwd.display()
+            ));
+        }
+        let program = self.argv.first()?;
+        let found = if program.contains('/') {
+            let path = std::path::Path::new(program);
+            match &self.cwd {
+                Some(cwd) if path.is_relative() => cwd.join(path).is_file(),
+                _ => path.is_file(),
+            }
+        } else {
+            let path = match (self.inherit_env, self.env.get("PATH")) {
+                (_, Some(path)) => Some(path.clone()),
+                (true, None) => std::env::var("PATH").ok(),
+                (false, None) => None,
+            };
+            path.is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+            })
+        };
+        (!found).then(|| format!("the program `{program}` was not found"))
+    }
+
     pub async fn run(&self, run: &RunInput<'_>, events: &Emitter) -> Result<Value, Failure> {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(Failure::error("CommandError", "the graph has no command"));
@@ -104,7 +136,8 @@ impl CommandGraph {
             command.current_dir(cwd);
         }
         let mut child = command.spawn().map_err(|err| {
-            Failure::error("CommandError", format!("cannot start `{program}`: {err}"))
+            let why = self.cannot_start().unwrap_or_else(|| err.to_string());
+            Failure::error("CommandError", format!("cannot start `{program}`: {why}"))
         })?;
         let _group = GroupGuard(child.id().map(|pid| pid as i32));
 
@@ -221,6 +254,37 @@ mod tests {
             ["HOME", "LC_ALL", "MODE", "PATH"]
         );
         assert_eq!(env["MODE"], "nightly", "the graph's value wins");
+    }
+
+    #[test]
+    fn a_missing_program_or_working_directory_is_named() {
+        let graph = |argv: &[&str], cwd: Option<&str>| {
+            CommandGraph::new(
+                argv.iter().map(|a| a.to_string()).collect(),
+                cwd.map(PathBuf::from),
+                &BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
+                false,
+                None,
+            )
+        };
+        assert_eq!(graph(&["sh", "-c", "true"], None).cannot_start(), None);
+        assert_eq!(graph(&["/bin/sh"], Some("/")).cannot_start(), None);
+        assert_eq!(
+            graph(&["sh"], Some("/nonexistent/dir"))
+                .cannot_start()
+                .as_deref(),
+            Some("the working directory /nonexistent/dir does not exist")
+        );
+        assert_eq!(
+            graph(&["no-such-program-here"], None)
+                .cannot_start()
+                .as_deref(),
+            Some("the program `no-such-program-here` was not found")
+        );
+        assert_eq!(
+            graph(&["./report.py"], Some("/")).cannot_start().as_deref(),
+            Some("the program `./report.py` was not found")
+        );
     }
 
     #[test]

@@ -102,6 +102,13 @@ impl Emitter {
     }
 }
 
+/// Why a configured graph cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("environment variable {0} (api_key_env) is not set")]
+    ApiKeyEnvUnset(String),
+}
+
 #[derive(Debug, Clone)]
 pub enum Executor {
     Echo,
@@ -111,7 +118,12 @@ pub enum Executor {
 }
 
 impl Executor {
-    pub fn from_config(config: &GraphConfig, client: &reqwest::Client) -> Result<Executor, String> {
+    /// Builds the executor of a graph; `env` gives the variables it reads now.
+    pub fn from_config(
+        config: &GraphConfig,
+        client: &reqwest::Client,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Executor, GraphError> {
         Ok(match config {
             GraphConfig::Echo {} => Executor::Echo,
             GraphConfig::Command {
@@ -146,9 +158,9 @@ impl Executor {
             } => {
                 let api_key = match (api_key, api_key_env) {
                     (Some(key), _) => Some(key.clone()),
-                    (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
-                        format!("environment variable {var} (api_key_env) is not set")
-                    })?),
+                    (None, Some(var)) => {
+                        Some(env(var).ok_or_else(|| GraphError::ApiKeyEnvUnset(var.clone()))?)
+                    }
                     (None, None) => None,
                 };
                 Executor::Langgraph(langgraph::LanggraphGraph {
@@ -160,6 +172,15 @@ impl Executor {
                 })
             }
         })
+    }
+
+    /// Why this graph's runs cannot start on this machine, when that can be told before a
+    /// run (a `command` graph's program or working directory is missing).
+    pub fn cannot_start(&self) -> Option<String> {
+        match self {
+            Executor::Command(graph) => graph.cannot_start(),
+            _ => None,
+        }
     }
 
     /// The graph's own timeout, if it has one.

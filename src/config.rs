@@ -236,8 +236,9 @@ impl Default for RetryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HousekeepingConfig {
-    /// When it runs: six fields, seconds first (tokio-cron-scheduler's format).
-    pub schedule: String,
+    /// How often it runs (the first time this long after start).
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
     /// History older than this is deleted.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -246,7 +247,7 @@ pub struct HousekeepingConfig {
 impl Default for HousekeepingConfig {
     fn default() -> Self {
         HousekeepingConfig {
-            schedule: "0 17 * * * *".into(),
+            every: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -526,8 +527,11 @@ impl Config {
                 return Err(invalid("give `api_key` or `api_key_env`, not both"));
             }
         }
-        crate::housekeeping::validate_schedule(&self.housekeeping.schedule)
-            .map_err(ConfigError::Invalid)?;
+        if self.housekeeping.every < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "housekeeping.every must be at least 1s".into(),
+            ));
+        }
         if self.runs.concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "runs.concurrency must be at least 1".into(),

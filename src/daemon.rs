@@ -115,7 +115,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let maintenance = tokio::spawn(checkpoint_loop(store.clone(), draining.clone()));
     let mut housekeeping = housekeeping::start(
         store.clone(),
-        &config.housekeeping.schedule,
+        config.housekeeping.every,
         config.housekeeping.retention,
     )
     .await

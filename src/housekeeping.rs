@@ -1,4 +1,4 @@
-//! Periodic housekeeping on a configurable cron schedule: old fire-log rows and finished
+//! Periodic housekeeping every `[housekeeping] every`: old fire-log rows and finished
 //! webhook deliveries are deleted after the retention period.
 //!
 //! This is where `tokio-cron-scheduler` serves: a handful of jobs whose exact timing does not
@@ -12,14 +12,15 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use crate::store::Store;
 use crate::time::now_ms;
 
-/// Starts the housekeeping jobs; the returned scheduler must be kept (and shut down).
+/// Starts the housekeeping job, first run `every` after start; the returned scheduler must
+/// be kept (and shut down).
 pub async fn start(
     store: Store,
-    schedule: &str,
+    every: Duration,
     retention: Duration,
 ) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
-    let job = Job::new_async(schedule, move |_, _| {
+    let job = Job::new_repeated_async(every, move |_, _| {
         let store = store.clone();
         Box::pin(async move {
             let before = now_ms() - retention.as_millis() as i64;
@@ -34,22 +35,4 @@ pub async fn start(
     scheduler.add(job).await?;
     scheduler.start().await?;
     Ok(scheduler)
-}
-
-/// Checks a housekeeping schedule (6 fields, seconds first, as tokio-cron-scheduler reads it).
-pub fn validate_schedule(schedule: &str) -> Result<(), String> {
-    Job::new_async(schedule, |_, _| Box::pin(async {}))
-        .map(|_| ())
-        .map_err(|err| format!("housekeeping.schedule '{schedule}': {err:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_are_checked() {
-        assert!(validate_schedule("0 17 * * * *").is_ok());
-        assert!(validate_schedule("every hour").is_err());
-    }
 }

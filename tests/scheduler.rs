@@ -524,7 +524,7 @@ async fn housekeeping_sweeps_the_old_fire_log() {
     let path = storage.dir.path().join("cronhook.toml");
     std::fs::write(
         &path,
-        "[housekeeping]\nschedule = \"*/2 * * * * *\"\nretention = \"2s\"\n",
+        "[housekeeping]\nevery = \"2s\"\nretention = \"2s\"\n",
     )
     .expect("config");
     let daemon = Daemon::start_with(&storage, &["--config", &path.display().to_string()]).await;

@@ -880,3 +880,32 @@ async fn api_keys_against_a_real_daemon() {
     let out = cli(url, &["--api-key", BOB, "crons", "get", &cron_id]).await;
     assert_eq!(out.code, 3, "bob cannot see alice's cron: {out:?}");
 }
+
+/// A PostgreSQL that cannot be reached stops start-up with where and why, at once.
+#[test]
+fn an_unreachable_database_is_named_with_its_cause() {
+    let port = common::free_port(); // bound and released: nothing listens there
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronhook"))
+        .args(["--bind", &format!("127.0.0.1:{}", common::free_port())])
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args([
+            "--database-url",
+            &format!("postgres://cronhook@127.0.0.1:{port}/cronhook"),
+        ])
+        .output()
+        .expect("run cronhook");
+    assert!(!output.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}"))
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+}

@@ -60,8 +60,8 @@ impl From<store::Error> for ApiError {
                     "The database is unavailable; retry shortly",
                 )
             }
-            store::Error::Db(db) => {
-                tracing::error!(error = %db, "database error");
+            err @ (store::Error::Unreachable(_) | store::Error::Db(_)) => {
+                tracing::error!(error = %err, "database error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal database error")
             }
         }

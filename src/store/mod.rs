@@ -28,6 +28,9 @@ pub enum Error {
     /// A configured limit (`[limits]`, a key's `max_crons`) refuses the write.
     #[error("{0}")]
     LimitReached(String),
+    /// The database server cannot be reached or refuses us; says where and why.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("database error: {0}")]
     Db(DbErr),
 }
@@ -208,6 +211,7 @@ impl Store {
                 assistant_metadata: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            probe_postgres(url).await?;
             let mut options = ConnectOptions::new(url);
             options
                 .max_connections(max_connections)
@@ -286,6 +290,42 @@ impl Store {
                     })
             }
         }
+    }
+}
+
+/// How long the first connection to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection to PostgreSQL before the pool is built: the pool retries until its
+/// timeout and then reports only that, while a single attempt tells why it failed
+/// (refused, no answer, authentication, unknown database).
+async fn probe_postgres(url: &str) -> Result<()> {
+    use sea_orm::sqlx::Connection;
+    let server = url::Url::parse(url)
+        .ok()
+        .map(|parsed| {
+            let host = parsed.host_str().unwrap_or("localhost").to_string();
+            format!("{host}:{}", parsed.port().unwrap_or(5432))
+        })
+        .unwrap_or_else(|| redact(url));
+    let unreachable = |why: String| {
+        Error::Unreachable(format!("cannot connect to PostgreSQL at {server}: {why}"))
+    };
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        sea_orm::sqlx::postgres::PgConnection::connect(url),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(unreachable(err.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 

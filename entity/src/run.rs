@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::states::{OnCompletion, RunStatus};
+use crate::states::{CancelAction, OnCompletion, RunStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
@@ -30,8 +30,8 @@ pub struct Model {
     pub attempt: i32,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
-    /// interrupt | rollback, when a cancel was asked for while it ran.
-    pub cancel_action: Option<String>,
+    /// Set when a cancel was asked for while it ran.
+    pub cancel_action: Option<CancelAction>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub output: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]

@@ -132,6 +132,41 @@ impl OnCompletion {
     }
 }
 
+/// How a run is cancelled.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+#[schema(as = CancelActionParam)]
+pub enum CancelAction {
+    /// The run ends as `interrupted`; the thread keeps its values.
+    #[sea_orm(string_value = "interrupt")]
+    Interrupt,
+    /// The run is deleted as well.
+    #[sea_orm(string_value = "rollback")]
+    Rollback,
+}
+
+impl CancelAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelAction::Interrupt => "interrupt",
+            CancelAction::Rollback => "rollback",
+        }
+    }
+}
+
 /// What the fire log records for one instant of a cron.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
@@ -194,11 +229,6 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "failed",
         }
     }
-
-    /// The status named `text`, if any.
-    pub fn parse(text: &str) -> Option<DeliveryStatus> {
-        Self::iter().find(|status| status.as_str() == text)
-    }
 }
 
 #[cfg(test)]
@@ -235,6 +265,7 @@ mod tests {
         agree(ThreadStatus::as_str, true);
         agree(OnCompletion::as_str, true);
         agree(DeliveryStatus::as_str, true);
+        agree(CancelAction::as_str, true);
         for outcome in FireOutcome::iter() {
             assert_eq!(outcome.to_value(), outcome.as_str());
         }
@@ -245,11 +276,8 @@ mod tests {
         for status in RunStatus::iter() {
             assert_eq!(RunStatus::parse(status.as_str()), Some(status));
         }
-        for status in DeliveryStatus::iter() {
-            assert_eq!(DeliveryStatus::parse(status.as_str()), Some(status));
-        }
         assert_eq!(RunStatus::parse("Pending"), None);
-        assert_eq!(DeliveryStatus::parse(""), None);
+        assert_eq!(RunStatus::parse(""), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use sea_orm::Iterable;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -18,10 +19,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::run;
-use entity::states::RunStatus;
+use entity::states::{CancelAction, RunStatus};
 
 use super::error::ErrorBody;
-use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
+use super::extract::{JsonBody, QueryParams, RawJson, one_of, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
     ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
@@ -33,7 +34,7 @@ use crate::runs::payload::render_run;
 use crate::runs::spec::RunSpec;
 use crate::runs::{Slot, wait_for_end, wait_with};
 use crate::store::Page;
-use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
+use crate::store::runs::{IfThreadMissing, Multitask};
 use crate::time::now_ms;
 
 const FIELDS: &[&str] = &[
@@ -870,28 +871,18 @@ struct CancelQuery {
     wait: Option<String>,
     /// `interrupt` (default) keeps the thread's values; `rollback` also deletes the run.
     #[serde(default)]
-    #[param(value_type = Option<CancelActionParam>, inline)]
+    #[param(value_type = Option<CancelAction>, inline)]
     action: Option<String>,
-}
-
-/// How a run is cancelled.
-// What `CancelAction::parse` takes; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum CancelActionParam {
-    Interrupt,
-    Rollback,
 }
 
 fn parse_action(action: Option<&str>) -> ApiResult<CancelAction> {
     match action {
         None | Some("") => Ok(CancelAction::Interrupt),
-        Some(text) => CancelAction::parse(text).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "action: '{text}' is not one of 'interrupt', 'rollback'"
-            ))
-        }),
+        Some(text) => one_of(
+            "action",
+            text,
+            CancelAction::iter().map(|action| (action, action.as_str())),
+        ),
     }
 }
 
@@ -992,7 +983,7 @@ enum CancelStatus {
     path = "/runs/cancel",
     tag = "runs",
     operation_id = "cancel_runs",
-    params(("action" = inline(Option<CancelActionParam>), Query, description = "`interrupt` (default) or `rollback`")),
+    params(("action" = inline(Option<CancelAction>), Query, description = "`interrupt` (default) or `rollback`")),
     request_body = CancelManyRequest,
     responses(
         (status = 204, description = "Cancellation requested"),

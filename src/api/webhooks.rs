@@ -15,8 +15,8 @@ use entity::states::DeliveryStatus;
 use entity::{attempt, delivery};
 
 use super::error::ErrorBody;
-use super::extract::{QueryParams, parse_uuid};
-use super::{ApiError, ApiResult, AppState, Paging, page_response};
+use super::extract::{QueryParams, one_of, parse_uuid};
+use super::{ApiResult, AppState, Paging, page_response};
 use crate::auth::Caller;
 use crate::store::deliveries::DeliveryFilter;
 use crate::time::iso;
@@ -49,17 +49,6 @@ struct ListQuery {
     offset: i64,
 }
 
-/// A status filter naming no status (a 422 that lists the ones there are).
-fn unknown_status(text: &str) -> ApiError {
-    let known: Vec<String> = DeliveryStatus::iter()
-        .map(|status| format!("'{}'", status.as_str()))
-        .collect();
-    ApiError::invalid(format!(
-        "status: '{text}' is not one of {}",
-        known.join(", ")
-    ))
-}
-
 fn default_limit() -> i64 {
     10
 }
@@ -88,7 +77,10 @@ async fn list(
     let (limit, offset) = Paging::validate(query.limit, query.offset)?;
     let status = query
         .status
-        .map(|text| DeliveryStatus::parse(&text).ok_or_else(|| unknown_status(&text)))
+        .map(|text| {
+            let statuses = DeliveryStatus::iter().map(|status| (status, status.as_str()));
+            one_of("status", &text, statuses)
+        })
         .transpose()?;
     let filter = DeliveryFilter {
         run_id: query.run_id.map(|id| parse_uuid(&id, "run")).transpose()?,

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{OnCompletion, RunStatus};
+use entity::states::{CancelAction, OnCompletion, RunStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::runs::{
@@ -319,7 +319,7 @@ async fn create_all(
 }
 
 /// What decides how a finished run ends: status, lease owner, cancel action.
-type RunState = (RunStatus, Option<String>, Option<String>);
+type RunState = (RunStatus, Option<String>, Option<CancelAction>);
 
 async fn finish_all(
     txn: &DatabaseTransaction,
@@ -407,7 +407,7 @@ async fn finish_all(
             ])
             .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
             .lock_exclusive()
-            .into_tuple::<(String, RunStatus, Option<String>, Option<String>)>()
+            .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
             .all(txn)
             .await?
             .into_iter()

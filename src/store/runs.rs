@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{DeliveryStatus, OnCompletion, RunStatus, ThreadStatus};
+use entity::states::{CancelAction, DeliveryStatus, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
@@ -142,29 +142,6 @@ pub struct Created {
     pub run: run::Model,
     pub flagged: Vec<String>,
     pub claimed: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelAction {
-    Interrupt,
-    Rollback,
-}
-
-impl CancelAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelAction::Interrupt => "interrupt",
-            CancelAction::Rollback => "rollback",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<CancelAction> {
-        match text {
-            "interrupt" => Some(CancelAction::Interrupt),
-            "rollback" => Some(CancelAction::Rollback),
-            _ => None,
-        }
-    }
 }
 
 impl Store {
@@ -398,7 +375,7 @@ impl Store {
                         if r.status == RunStatus::Running
                             && r.lease_owner.as_deref() == Some(worker) =>
                     {
-                        match r.cancel_action.as_deref().and_then(CancelAction::parse) {
+                        match r.cancel_action {
                             Some(action) => Lease::Cancel(action),
                             None => Lease::Held,
                         }
@@ -785,7 +762,7 @@ pub(super) async fn end_run(
 ) -> Result<Finished> {
     let now = now_ms();
     let thread_id = run.thread_id.clone();
-    if run.cancel_action.as_deref() == Some("rollback") {
+    if run.cancel_action == Some(CancelAction::Rollback) {
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
         return Ok(Finished {
@@ -1048,7 +1025,7 @@ async fn cancel_active(
         } else {
             flagged.push(run.run_id.clone());
             let mut active = run.into_active_model();
-            active.cancel_action = Set(Some(action.as_str().into()));
+            active.cancel_action = Set(Some(action));
             active.updated_at = Set(now);
             active.update(txn).await?;
         }

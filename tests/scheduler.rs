@@ -12,6 +12,7 @@ use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use entity::run;
+use entity::states::RunStatus;
 
 async fn thread_cron(daemon: &Daemon, thread_id: &str, body: Value) -> String {
     let mut body = body;
@@ -144,7 +145,7 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
         let at = run.scheduled_for.expect("scheduled_for");
         let started = run.started_at.expect("every run fired started");
         assert!(started >= at, "run for {at} started early, at {started}");
-        assert_eq!(run.status, "success", "{:?}", run.error);
+        assert_eq!(run.status, RunStatus::Success, "{:?}", run.error);
         if at > patched_at {
             assert_eq!(
                 run.metadata["v"], 2,
@@ -174,7 +175,7 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
     let waiting: Vec<run::Model> = runs_of(&storage.database_url, &cron_id)
         .await
         .into_iter()
-        .filter(|run| run.status == "pending" && run.scheduled_for > Some(killed_at))
+        .filter(|run| run.status == RunStatus::Pending && run.scheduled_for > Some(killed_at))
         .collect();
     assert!(!waiting.is_empty(), "no run was waiting for its instant");
     let daemon = Daemon::start_with_config(&storage, config).await;
@@ -185,7 +186,7 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
             .iter()
             .find(|run| run.run_id == ahead.run_id)
             .expect("a run fired ahead survives the crash");
-        assert_eq!(run.status, "success");
+        assert_eq!(run.status, RunStatus::Success);
         assert!(
             run.started_at >= run.scheduled_for,
             "started early: {run:?}"

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::states::OnCompletion;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "crons")]
 pub struct Model {
@@ -21,8 +23,8 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub metadata: Json,
     pub enabled: bool,
-    /// delete | keep (stateless crons only).
-    pub on_run_completed: Option<String>,
+    /// Stateless crons only.
+    pub on_run_completed: Option<OnCompletion>,
     /// Next scheduled instant; null when disabled-past-end or never firing again.
     pub next_run_at: Option<i64>,
     pub created_at: i64,

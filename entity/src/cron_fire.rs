@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::states::FireOutcome;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "cron_fires")]
 pub struct Model {
@@ -10,8 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub scheduled_for: i64,
     pub run_id: Option<String>,
-    /// fired | rejected
-    pub outcome: String,
+    pub outcome: FireOutcome,
     pub fired_at: i64,
 }
 

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::states::DeliveryStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
 pub struct Model {
@@ -15,8 +17,7 @@ pub struct Model {
     /// The run as it ended: the webhook body (minus `webhook_sent_at`, set per attempt).
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
-    /// pending | delivered | failed
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: i64,
     pub lease_owner: Option<String>,

@@ -8,4 +8,5 @@ pub mod cron;
 pub mod cron_fire;
 pub mod delivery;
 pub mod run;
+pub mod states;
 pub mod thread;

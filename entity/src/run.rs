@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::states::{CancelAction, OnCompletion, RunStatus};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
 pub struct Model {
@@ -9,8 +11,7 @@ pub struct Model {
     pub run_id: String,
     pub thread_id: String,
     pub assistant_id: String,
-    /// pending | running | success | error | timeout | interrupted
-    pub status: String,
+    pub status: RunStatus,
     #[sea_orm(column_type = "JsonBinary")]
     pub metadata: Json,
     /// input, config, context, stream_mode, webhook, interrupt_before/after, …
@@ -21,16 +22,16 @@ pub struct Model {
     /// Set on runs a cron fired, with the instant it was scheduled for.
     pub cron_id: Option<String>,
     pub scheduled_for: Option<i64>,
-    /// Stateless runs: what happens to their thread afterwards (delete | keep).
-    pub on_completion: Option<String>,
+    /// Stateless runs: what happens to their thread afterwards.
+    pub on_completion: Option<OnCompletion>,
     /// Not claimable before this instant (`after_seconds`).
     pub available_at: i64,
     /// Claims so far; a run whose worker died is re-queued once.
     pub attempt: i32,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
-    /// interrupt | rollback, when a cancel was asked for while it ran.
-    pub cancel_action: Option<String>,
+    /// Set when a cancel was asked for while it ran.
+    pub cancel_action: Option<CancelAction>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub output: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]

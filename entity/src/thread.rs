@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::states::ThreadStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "threads")]
 pub struct Model {
@@ -9,8 +11,7 @@ pub struct Model {
     pub thread_id: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub metadata: Json,
-    /// idle | busy | interrupted | error
-    pub status: String,
+    pub status: ThreadStatus,
     /// Values of the last successful run; null before any.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub values: Option<Json>,

@@ -453,13 +453,8 @@ async fn create(
         payload,
         metadata: Value::Object(request.metadata.unwrap_or_default()),
         enabled: request.enabled.unwrap_or(true),
-        on_run_completed: stateless.then(|| {
-            request
-                .on_run_completed
-                .unwrap_or(OnCompletion::Delete)
-                .as_str()
-                .to_string()
-        }),
+        on_run_completed: stateless
+            .then(|| request.on_run_completed.unwrap_or(OnCompletion::Delete)),
         next_run_at: None,
         created_at: now,
         updated_at: now,
@@ -577,7 +572,7 @@ async fn patch(
             if cron.thread_id.is_none()
                 && let Some(on_completed) = request.on_run_completed
             {
-                cron.on_run_completed = Some(on_completed.as_str().to_string());
+                cron.on_run_completed = Some(on_completed);
             }
             if let Some(metadata) = &request.metadata {
                 let mut merged = match &cron.metadata {

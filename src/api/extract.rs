@@ -137,6 +137,25 @@ pub fn parse_uuid(value: &str, what: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::invalid(format!("Invalid {what} ID: must be a UUID")))
 }
 
+/// Parses a query value that must name one of `names`, answering which ones it may be.
+pub fn one_of<T>(
+    field: &str,
+    text: &str,
+    names: impl IntoIterator<Item = (T, &'static str)>,
+) -> Result<T, ApiError> {
+    let mut known = Vec::new();
+    for (value, name) in names {
+        if name == text {
+            return Ok(value);
+        }
+        known.push(format!("'{name}'"));
+    }
+    Err(ApiError::invalid(format!(
+        "{field}: '{text}' is not one of {}",
+        known.join(", ")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

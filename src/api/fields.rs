@@ -20,22 +20,7 @@ pub enum MultitaskStrategy {
     Enqueue,
 }
 
-/// What happens to a stateless run's thread once the run ends.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnCompletion {
-    Delete,
-    Keep,
-}
-
-impl OnCompletion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnCompletion::Delete => "delete",
-            OnCompletion::Keep => "keep",
-        }
-    }
-}
+pub use entity::states::OnCompletion;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]

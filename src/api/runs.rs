@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use sea_orm::Iterable;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -18,9 +19,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::run;
+use entity::states::{CancelAction, RunStatus};
 
 use super::error::ErrorBody;
-use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
+use super::extract::{JsonBody, QueryParams, RawJson, one_of, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
     ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
@@ -31,7 +33,8 @@ use crate::runs::events::Subscription;
 use crate::runs::payload::render_run;
 use crate::runs::spec::RunSpec;
 use crate::runs::{Slot, wait_for_end, wait_with};
-use crate::store::runs::{CancelAction, IfThreadMissing, Multitask};
+use crate::store::Page;
+use crate::store::runs::{IfThreadMissing, Multitask};
 use crate::time::now_ms;
 
 const FIELDS: &[&str] = &[
@@ -233,13 +236,7 @@ async fn queue(
         .find(|g| crate::store::assistants::assistant_id_for_graph(g).to_string() == assistant_id)
         .cloned()
         .unwrap_or_default();
-    let on_completion = stateless.then(|| {
-        request
-            .on_completion
-            .unwrap_or(OnCompletion::Delete)
-            .as_str()
-            .to_string()
-    });
+    let on_completion = stateless.then(|| request.on_completion.unwrap_or(OnCompletion::Delete));
     let now = now_ms();
     let run = RunSpec {
         run_id: run_id.clone(),
@@ -276,7 +273,7 @@ async fn queue(
             state.hub.end(
                 &run_id,
                 RunEnd {
-                    status: "error".into(),
+                    status: RunStatus::Error,
                     values: None,
                     error: None,
                 },
@@ -294,7 +291,7 @@ async fn queue(
         _ => state.control.wake(),
     }
     // The answer shows the run as accepted, as LangGraph's does, even if it started already.
-    run.status = crate::store::runs::PENDING.into();
+    run.status = RunStatus::Pending;
     Ok(Queued {
         run,
         resumable: request.stream_resumable.unwrap_or(false),
@@ -641,10 +638,20 @@ async fn list(
     let select = (!query.select.is_empty()).then_some(query.select);
     validate_select(&select, FIELDS)?;
     state.store.get_thread(&thread_id, &caller.scope()).await?;
-    let page = state
-        .store
-        .list_runs(&thread_id, query.status.as_deref(), limit, offset)
-        .await?;
+    let page = match query.status.as_deref().map(RunStatus::parse) {
+        // No run is in a status that does not exist: the page a filter on it would give.
+        Some(None) => Page {
+            items: Vec::new(),
+            offset,
+            has_more: false,
+        },
+        status => {
+            state
+                .store
+                .list_runs(&thread_id, status.flatten(), limit, offset)
+                .await?
+        }
+    };
     Ok(page_response(page, |run| render_run(&run), &select))
 }
 
@@ -758,7 +765,7 @@ async fn join(
         .check_thread_scope(&thread_id, &caller.scope())
         .await?;
     let run = state.store.get_run(&thread_id, &run_id).await?;
-    if matches!(run.status.as_str(), "pending" | "running") {
+    if run.status.is_active() {
         return Ok(wait_response(state, run, None));
     }
     let body = match &run.error {
@@ -833,7 +840,7 @@ async fn join_stream(
         Some(text) if text.starts_with('[') => serde_json::from_str(text).ok(),
         Some(mode) => Some(vec![mode.to_string()]),
     };
-    let finished = !matches!(run.status.as_str(), "pending" | "running");
+    let finished = !run.status.is_active();
     let mut subscription = match state.hub.subscribe(&run_id, after) {
         Some(subscription) if !finished || resumable => subscription,
         // Ended and not resumable (LangGraph replays nothing then), or elsewhere.
@@ -864,28 +871,18 @@ struct CancelQuery {
     wait: Option<String>,
     /// `interrupt` (default) keeps the thread's values; `rollback` also deletes the run.
     #[serde(default)]
-    #[param(value_type = Option<CancelActionParam>, inline)]
+    #[param(value_type = Option<CancelAction>, inline)]
     action: Option<String>,
-}
-
-/// How a run is cancelled.
-// What `CancelAction::parse` takes; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum CancelActionParam {
-    Interrupt,
-    Rollback,
 }
 
 fn parse_action(action: Option<&str>) -> ApiResult<CancelAction> {
     match action {
         None | Some("") => Ok(CancelAction::Interrupt),
-        Some(text) => CancelAction::parse(text).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "action: '{text}' is not one of 'interrupt', 'rollback'"
-            ))
-        }),
+        Some(text) => one_of(
+            "action",
+            text,
+            CancelAction::iter().map(|action| (action, action.as_str())),
+        ),
     }
 }
 
@@ -986,7 +983,7 @@ enum CancelStatus {
     path = "/runs/cancel",
     tag = "runs",
     operation_id = "cancel_runs",
-    params(("action" = inline(Option<CancelActionParam>), Query, description = "`interrupt` (default) or `rollback`")),
+    params(("action" = inline(Option<CancelAction>), Query, description = "`interrupt` (default) or `rollback`")),
     request_body = CancelManyRequest,
     responses(
         (status = 204, description = "Cancellation requested"),
@@ -1005,10 +1002,10 @@ async fn cancel_many(
     let targets: Vec<(String, String)> =
         match (&request.status, &request.thread_id, &request.run_ids) {
             (Some(status), None, None) => {
-                let statuses: &[&str] = match status {
-                    CancelStatus::Pending => &["pending"],
-                    CancelStatus::Running => &["running"],
-                    CancelStatus::All => &["pending", "running"],
+                let statuses: &[RunStatus] = match status {
+                    CancelStatus::Pending => &[RunStatus::Pending],
+                    CancelStatus::Running => &[RunStatus::Running],
+                    CancelStatus::All => &RunStatus::ACTIVE,
                 };
                 state.store.active_runs(statuses, &caller.scope()).await?
             }
@@ -1040,20 +1037,6 @@ async fn cancel_many(
 
 fn ids(thread_id: &str, run_id: &str) -> ApiResult<(String, String)> {
     Ok((parse_uuid(thread_id, "thread")?, parse_uuid(run_id, "run")?))
-}
-
-/// A run's status.
-// The strings `crate::store::runs` writes; only documents them.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum RunStatus {
-    Pending,
-    Running,
-    Success,
-    Error,
-    Timeout,
-    Interrupted,
 }
 
 /// A run.

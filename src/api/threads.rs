@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use entity::states::ThreadStatus;
 use entity::thread;
 
 use super::error::ErrorBody;
@@ -59,27 +60,6 @@ enum IfExistsParam {
     DoNothing,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = ThreadStatus)]
-enum Status {
-    Idle,
-    Busy,
-    Interrupted,
-    Error,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Idle => "idle",
-            Status::Busy => "busy",
-            Status::Interrupted => "interrupted",
-            Status::Error => "error",
-        }
-    }
-}
-
 /// A new thread.
 // `ttl` and `supersteps` are read only to be refused (LangGraph's checkpointer features),
 // so the schema leaves them out.
@@ -117,7 +97,7 @@ struct SearchRequest {
     ids: Option<Vec<String>>,
     metadata: Option<Map<String, Value>>,
     values: Option<Map<String, Value>>,
-    status: Option<Status>,
+    status: Option<ThreadStatus>,
     /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
     #[schema(minimum = 1, maximum = 1000, default = 10)]
@@ -140,7 +120,7 @@ struct SearchRequest {
 struct CountRequest {
     metadata: Option<Map<String, Value>>,
     values: Option<Map<String, Value>>,
-    status: Option<Status>,
+    status: Option<ThreadStatus>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -359,7 +339,7 @@ async fn search(
         ids,
         metadata: state.filter("metadata", request.metadata)?,
         values: state.filter("values", request.values)?,
-        status: request.status.map(|s| s.as_str().to_string()),
+        status: request.status,
         scope: caller.scope(),
     };
     let sort = request.sort_by.map(|by| {
@@ -395,7 +375,7 @@ async fn count(
         ids: None,
         metadata: state.filter("metadata", request.metadata)?,
         values: state.filter("values", request.values)?,
-        status: request.status.map(|s| s.as_str().to_string()),
+        status: request.status,
         scope: caller.scope(),
     };
     Ok(Json(state.store.count_threads(&filter).await?))
@@ -468,7 +448,7 @@ struct Thread {
     #[schema(format = DateTime)]
     state_updated_at: String,
     metadata: Map<String, Value>,
-    status: Status,
+    status: ThreadStatus,
     /// Always empty.
     config: Map<String, Value>,
     /// The values of the last successful run; null before any.

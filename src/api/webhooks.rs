@@ -4,19 +4,21 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use sea_orm::Iterable;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use entity::states::DeliveryStatus;
 use entity::{attempt, delivery};
 
 use super::error::ErrorBody;
-use super::extract::{QueryParams, parse_uuid};
-use super::{ApiError, ApiResult, AppState, Paging, page_response};
+use super::extract::{QueryParams, one_of, parse_uuid};
+use super::{ApiResult, AppState, Paging, page_response};
 use crate::auth::Caller;
-use crate::store::deliveries::{DELIVERED, DeliveryFilter, FAILED, PENDING};
+use crate::store::deliveries::DeliveryFilter;
 use crate::time::iso;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,18 +49,6 @@ struct ListQuery {
     offset: i64,
 }
 
-/// Where a delivery stands: `pending` (queued or retrying), `delivered`, or `failed` (out of
-/// attempts).
-// The strings `crate::store::deliveries` writes; only documents them.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum DeliveryStatus {
-    Pending,
-    Delivered,
-    Failed,
-}
-
 fn default_limit() -> i64 {
     10
 }
@@ -85,20 +75,20 @@ async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
     let (limit, offset) = Paging::validate(query.limit, query.offset)?;
-    if let Some(status) = &query.status
-        && ![PENDING, DELIVERED, FAILED].contains(&status.as_str())
-    {
-        return Err(ApiError::invalid(format!(
-            "status: '{status}' is not one of 'pending', 'delivered', 'failed'"
-        )));
-    }
+    let status = query
+        .status
+        .map(|text| {
+            let statuses = DeliveryStatus::iter().map(|status| (status, status.as_str()));
+            one_of("status", &text, statuses)
+        })
+        .transpose()?;
     let filter = DeliveryFilter {
         run_id: query.run_id.map(|id| parse_uuid(&id, "run")).transpose()?,
         cron_id: query
             .cron_id
             .map(|id| parse_uuid(&id, "cron"))
             .transpose()?,
-        status: query.status,
+        status,
         scope: caller.scope(),
     };
     let page = state.store.list_deliveries(&filter, limit, offset).await?;
@@ -240,7 +230,7 @@ fn render_delivery(delivery: &delivery::Model) -> Value {
         "url": delivery.url,
         "status": delivery.status,
         "attempts": delivery.attempts,
-        "next_attempt_at": (delivery.status == PENDING).then(|| iso(delivery.next_attempt_at)),
+        "next_attempt_at": (delivery.status == DeliveryStatus::Pending).then(|| iso(delivery.next_attempt_at)),
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
         "user_id": delivery.user_id.clone().unwrap_or_default(),

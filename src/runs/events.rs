@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use entity::states::RunStatus;
+
 /// How long a finished run's events stay available for joins and resumes.
 const KEEP_AFTER_END: Duration = Duration::from_secs(60);
 
@@ -29,7 +31,7 @@ pub enum Frame {
 /// How a run ended, as waiters (`wait`, `join`) need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
-    pub status: String,
+    pub status: RunStatus,
     pub values: Option<Value>,
     pub error: Option<Value>,
 }
@@ -220,7 +222,7 @@ mod tests {
         assert_eq!(sub.replay.len(), 1);
         hub.publish("r", "updates", json!({"b": 2}));
         let end = RunEnd {
-            status: "success".into(),
+            status: RunStatus::Success,
             values: Some(json!({"b": 2})),
             error: None,
         };

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use entity::states::{OnCompletion, RunStatus};
 use entity::{cron, run};
 use uuid::Uuid;
 
@@ -31,11 +32,10 @@ pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Mill
         body: &cron.payload,
         metadata,
         strategy: Multitask::from_payload(&cron.payload),
-        on_completion: cron.thread_id.is_none().then(|| {
-            cron.on_run_completed
-                .clone()
-                .unwrap_or_else(|| "delete".to_string())
-        }),
+        on_completion: cron
+            .thread_id
+            .is_none()
+            .then(|| cron.on_run_completed.unwrap_or(OnCompletion::Delete)),
         // Fired ahead of its instant (stateless crons), it waits for the instant.
         available_at: now.max(instant),
         cron_id: Some(cron.cron_id.clone()),
@@ -56,8 +56,8 @@ pub struct RunSpec<'a> {
     pub body: &'a Value,
     pub metadata: Map<String, Value>,
     pub strategy: Multitask,
-    /// Stateless runs: `delete` or `keep` their throw-away thread afterwards.
-    pub on_completion: Option<String>,
+    /// Stateless runs: what becomes of their throw-away thread afterwards.
+    pub on_completion: Option<OnCompletion>,
     pub available_at: Millis,
     pub cron_id: Option<String>,
     pub scheduled_for: Option<Millis>,
@@ -73,7 +73,7 @@ impl RunSpec<'_> {
             run_id: self.run_id,
             thread_id: self.thread_id,
             assistant_id: self.assistant_id,
-            status: "pending".into(),
+            status: RunStatus::Pending,
             metadata: Value::Object(self.metadata),
             kwargs,
             multitask_strategy: self.strategy.as_str().into(),
@@ -150,7 +150,7 @@ impl RunSpec<'_> {
             "interrupt_after": field("interrupt_after"),
             "webhook": field("webhook"),
             "feedback_keys": field("feedback_keys"),
-            "temporary": self.on_completion.as_deref() == Some("delete"),
+            "temporary": self.on_completion == Some(OnCompletion::Delete),
             "subgraphs": flag("stream_subgraphs", false),
             "resumable": flag("stream_resumable", false),
             "checkpoint_during": flag("checkpoint_during", true),
@@ -174,7 +174,7 @@ mod tests {
             body: &body,
             metadata: Map::new(),
             strategy: Multitask::Enqueue,
-            on_completion: Some("delete".into()),
+            on_completion: Some(OnCompletion::Delete),
             available_at: 0,
             cron_id: Some("c".into()),
             scheduled_for: Some(1000),

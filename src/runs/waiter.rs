@@ -58,10 +58,7 @@ pub async fn wait_with(
             }
         }
         let run = store.find_run(run_id).await?;
-        if run
-            .as_ref()
-            .is_some_and(|r| matches!(r.status.as_str(), "pending" | "running"))
-        {
+        if run.as_ref().is_some_and(|r| r.status.is_active()) {
             continue;
         }
         // Ended (or gone): the hub's end, if it already arrived, carries what the store may

@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use entity::run;
+use entity::states::RunStatus;
 
 use super::Control;
 use super::events::{EventHub, RunEnd};
@@ -334,7 +335,7 @@ impl Runner {
                     },
                     // Rolled back: the run is gone.
                     None => RunEnd {
-                        status: "interrupted".into(),
+                        status: RunStatus::Interrupted,
                         values: None,
                         error: None,
                     },
@@ -351,11 +352,11 @@ impl Runner {
         };
         match end {
             Some(end) => {
-                metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.clone())
+                metrics::counter!(crate::metrics::RUNS_FINISHED, "status" => end.status.as_str())
                     .increment(1);
                 if let Some(started) = started_at {
                     let seconds = (crate::time::now_ms() - started).max(0) as f64 / 1000.0;
-                    metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.clone())
+                    metrics::histogram!(crate::metrics::RUN_DURATION, "status" => end.status.as_str())
                         .record(seconds);
                 }
                 self.hub.end(&run_id, end, resumable);

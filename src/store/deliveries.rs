@@ -12,13 +12,10 @@ use sea_orm::{
 
 use entity::attempt::{self, Entity as Attempts};
 use entity::delivery::{self, Column, Entity as Deliveries};
+use entity::states::DeliveryStatus;
 
 use super::{Backend, Error, Page, Result, Scope, Store};
 use crate::time::{Millis, now_ms};
-
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
 
 /// What comes after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +43,7 @@ pub struct AttemptRecord {
 pub struct DeliveryFilter {
     pub run_id: Option<String>,
     pub cron_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub scope: Scope,
 }
 
@@ -62,7 +59,7 @@ impl Store {
         let mut due = Query::select();
         due.column(Column::DeliveryId)
             .from(Deliveries)
-            .and_where(Column::Status.eq(PENDING))
+            .and_where(Column::Status.eq(DeliveryStatus::Pending))
             .and_where(Column::NextAttemptAt.lte(now))
             .cond_where(
                 Condition::any()
@@ -94,9 +91,9 @@ impl Store {
         let txn = self.write.begin().await?;
         for record in records {
             let (status, next_attempt_at) = match record.next {
-                NextStep::Delivered => (DELIVERED, None),
-                NextStep::RetryAt(at) => (PENDING, Some(at)),
-                NextStep::Failed => (FAILED, None),
+                NextStep::Delivered => (DeliveryStatus::Delivered, None),
+                NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+                NextStep::Failed => (DeliveryStatus::Failed, None),
             };
             let mut update = Deliveries::update_many()
                 .col_expr(Column::Status, Expr::value(status))
@@ -161,8 +158,8 @@ impl Store {
         if let Some(cron_id) = &filter.cron_id {
             query = query.filter(Column::CronId.eq(cron_id.clone()));
         }
-        if let Some(status) = &filter.status {
-            query = query.filter(Column::Status.eq(status.clone()));
+        if let Some(status) = filter.status {
+            query = query.filter(Column::Status.eq(status));
         }
         let query = query
             .order_by_desc(Column::CreatedAt)
@@ -171,10 +168,10 @@ impl Store {
     }
 
     /// How many deliveries have `status`.
-    pub async fn count_deliveries(&self, status: &str) -> Result<u64> {
+    pub async fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64> {
         use sea_orm::PaginatorTrait;
         Ok(Deliveries::find()
-            .filter(Column::Status.eq(status.to_string()))
+            .filter(Column::Status.eq(status))
             .count(&self.read)
             .await?)
     }
@@ -209,7 +206,7 @@ impl Store {
     ) -> Result<delivery::Model> {
         let now = now_ms();
         let updated = Deliveries::update_many()
-            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::Status, Expr::value(DeliveryStatus::Pending))
             .col_expr(Column::NextAttemptAt, Expr::value(now))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::DeliveryId.eq(delivery_id.to_string()))

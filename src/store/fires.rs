@@ -13,6 +13,7 @@ use sea_orm::{
 use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
+use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
 
 use super::runs::{Claim, IfThreadMissing, Multitask, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, expr_by_key, value_by_key};
@@ -175,7 +176,7 @@ impl Store {
                     cron_id: Set(fire.cron.cron_id.clone()),
                     scheduled_for: Set(instant),
                     run_id: Set(Some(run.run_id.clone())),
-                    outcome: Set("fired".into()),
+                    outcome: Set(FireOutcome::Fired),
                     fired_at: Set(now),
                 });
                 runs.push(run);
@@ -247,7 +248,7 @@ impl Store {
                     cron_id: Set(cron.cron_id.clone()),
                     scheduled_for: Set(instant),
                     run_id: Set(Some(run.run_id.clone())),
-                    outcome: Set("fired".into()),
+                    outcome: Set(FireOutcome::Fired),
                     fired_at: Set(now),
                 })
                 .on_conflict(
@@ -284,7 +285,7 @@ impl Store {
                             cron_id: Set(cron.cron_id.clone()),
                             scheduled_for: Set(instant),
                             run_id: Set(None),
-                            outcome: Set("rejected".into()),
+                            outcome: Set(FireOutcome::Rejected),
                             fired_at: Set(now),
                         }
                         .update(&txn)
@@ -308,7 +309,7 @@ impl Store {
             .await?
             .rows_affected;
         let deliveries = entity::delivery::Entity::delete_many()
-            .filter(entity::delivery::Column::Status.is_in(["delivered", "failed"]))
+            .filter(entity::delivery::Column::Status.is_in(DeliveryStatus::FINISHED))
             .filter(entity::delivery::Column::UpdatedAt.lt(before))
             .exec(&self.write)
             .await?
@@ -328,7 +329,7 @@ impl Store {
             cron_id: Set(cron.cron_id.clone()),
             scheduled_for: Set(now),
             run_id: Set(Some(run.run_id.clone())),
-            outcome: Set("manual".into()),
+            outcome: Set(FireOutcome::Manual),
             fired_at: Set(now),
         })
         .exec_without_returning(&txn)
@@ -366,7 +367,7 @@ pub(super) async fn withdraw_prefired(
         .columns([cron_fire::Column::ScheduledFor, cron_fire::Column::RunId])
         .filter(cron_fire::Column::CronId.eq(cron_id))
         .filter(cron_fire::Column::ScheduledFor.gt(now))
-        .filter(cron_fire::Column::Outcome.eq("fired"))
+        .filter(cron_fire::Column::Outcome.eq(FireOutcome::Fired))
         .into_tuple()
         .all(txn)
         .await?;
@@ -377,7 +378,7 @@ pub(super) async fn withdraw_prefired(
         .select_only()
         .columns([run::Column::ThreadId, run::Column::ScheduledFor])
         .filter(run::Column::RunId.is_in(ahead.iter().filter_map(|(_, id)| id.clone())))
-        .filter(run::Column::Status.eq("pending"))
+        .filter(run::Column::Status.eq(RunStatus::Pending))
         .filter(run::Column::OnCompletion.is_not_null())
         .into_tuple()
         .all(txn)

@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
+use entity::states::{CancelAction, OnCompletion, RunStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::runs::{
-    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, RUNNING, claim_due,
+    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, claim_due,
     delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
@@ -318,7 +319,7 @@ async fn create_all(
 }
 
 /// What decides how a finished run ends: status, lease owner, cancel action.
-type RunState = (String, Option<String>, Option<String>);
+type RunState = (RunStatus, Option<String>, Option<CancelAction>);
 
 async fn finish_all(
     txn: &DatabaseTransaction,
@@ -352,7 +353,7 @@ async fn finish_all(
     for worker in workers {
         let throwaway: Vec<_> = finishes
             .iter()
-            .filter(|f| f.2 == worker && f.1.on_completion.as_deref() == Some("delete"))
+            .filter(|f| f.2 == worker && f.1.on_completion == Some(OnCompletion::Delete))
             .collect();
         if throwaway.is_empty() {
             continue;
@@ -361,7 +362,7 @@ async fn finish_all(
             .column(Column::ThreadId)
             .from(Runs)
             .and_where(Column::RunId.is_in(throwaway.iter().map(|f| f.1.run_id.clone())))
-            .and_where(Column::Status.eq(RUNNING))
+            .and_where(Column::Status.eq(RunStatus::Running))
             .and_where(Column::LeaseOwner.eq(worker))
             .and_where(Column::CancelAction.is_null())
             .to_owned();
@@ -406,7 +407,7 @@ async fn finish_all(
             ])
             .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
             .lock_exclusive()
-            .into_tuple::<(String, String, Option<String>, Option<String>)>()
+            .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
             .all(txn)
             .await?
             .into_iter()
@@ -420,10 +421,10 @@ async fn finish_all(
     for (index, claimed, worker, outcome, completion) in rest {
         let finished = match current.remove(&claimed.run_id) {
             Some((status, owner, cancel))
-                if status == RUNNING && owner.as_deref() == Some(*worker) =>
+                if status == RunStatus::Running && owner.as_deref() == Some(*worker) =>
             {
                 if cancel.is_none()
-                    && claimed.on_completion.as_deref() != Some("delete")
+                    && claimed.on_completion != Some(OnCompletion::Delete)
                     && threads.insert(claimed.thread_id.clone())
                 {
                     let ended = ended(claimed, outcome, now);

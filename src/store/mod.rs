@@ -16,6 +16,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use serde_json::{Map, Value};
 
+use entity::states::{DeliveryStatus, RunStatus};
 use migration::{Migrator, MigratorTrait};
 
 #[derive(Debug, thiserror::Error)]
@@ -147,9 +148,9 @@ impl Store {
         };
         let (crons_enabled, runs_queued, runs_running, webhooks_pending) = tokio::try_join!(
             self.count_crons(&enabled),
-            self.count_runs(runs::PENDING),
-            self.count_runs(runs::RUNNING),
-            self.count_deliveries(deliveries::PENDING),
+            self.count_runs(RunStatus::Pending),
+            self.count_runs(RunStatus::Running),
+            self.count_deliveries(DeliveryStatus::Pending),
         )?;
         Ok(QueueDepths {
             crons_enabled,

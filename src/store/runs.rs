@@ -13,13 +13,11 @@ use serde_json::{Map, Value};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
+use entity::states::{CancelAction, DeliveryStatus, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::time::{Millis, now_ms};
-
-pub const PENDING: &str = "pending";
-pub const RUNNING: &str = "running";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Multitask {
@@ -72,20 +70,20 @@ pub enum Outcome {
 
 impl Outcome {
     /// The status a run ending this way leaves its thread in (when nothing else is queued).
-    pub(super) fn thread_status(&self) -> &'static str {
+    pub(super) fn thread_status(&self) -> ThreadStatus {
         match self {
-            Outcome::Success { .. } => "idle",
-            Outcome::Error { .. } | Outcome::Timeout { .. } => "error",
-            Outcome::Interrupted => "interrupted",
+            Outcome::Success { .. } => ThreadStatus::Idle,
+            Outcome::Error { .. } | Outcome::Timeout { .. } => ThreadStatus::Error,
+            Outcome::Interrupted => ThreadStatus::Interrupted,
         }
     }
 
-    pub(super) fn status(&self) -> &'static str {
+    pub(super) fn status(&self) -> RunStatus {
         match self {
-            Outcome::Success { .. } => "success",
-            Outcome::Error { .. } => "error",
-            Outcome::Timeout { .. } => "timeout",
-            Outcome::Interrupted => "interrupted",
+            Outcome::Success { .. } => RunStatus::Success,
+            Outcome::Error { .. } => RunStatus::Error,
+            Outcome::Timeout { .. } => RunStatus::Timeout,
+            Outcome::Interrupted => RunStatus::Interrupted,
         }
     }
 }
@@ -117,7 +115,7 @@ pub struct Claim {
 
 impl Claim {
     fn apply(&self, run: &mut run::Model, now: Millis) {
-        run.status = RUNNING.into();
+        run.status = RunStatus::Running;
         run.lease_owner = Some(self.worker.clone());
         run.lease_expires_at = Some(now + self.lease_ms);
         run.attempt += 1;
@@ -127,13 +125,13 @@ impl Claim {
     /// The UPDATE that claims pending runs under this lease; the caller says which.
     fn update(&self, now: Millis, started: Millis) -> sea_orm::UpdateMany<Runs> {
         Runs::update_many()
-            .col_expr(Column::Status, Expr::value(RUNNING))
+            .col_expr(Column::Status, Expr::value(RunStatus::Running))
             .col_expr(Column::LeaseOwner, Expr::value(self.worker.clone()))
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + self.lease_ms))
             .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
             .col_expr(Column::StartedAt, Expr::value(started))
             .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Status.eq(PENDING))
+            .filter(Column::Status.eq(RunStatus::Pending))
     }
 }
 
@@ -144,33 +142,6 @@ pub struct Created {
     pub run: run::Model,
     pub flagged: Vec<String>,
     pub claimed: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelAction {
-    Interrupt,
-    Rollback,
-}
-
-impl CancelAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelAction::Interrupt => "interrupt",
-            CancelAction::Rollback => "rollback",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<CancelAction> {
-        match text {
-            "interrupt" => Some(CancelAction::Interrupt),
-            "rollback" => Some(CancelAction::Rollback),
-            _ => None,
-        }
-    }
-}
-
-fn is_active(status: &str) -> bool {
-    status == PENDING || status == RUNNING
 }
 
 impl Store {
@@ -221,13 +192,13 @@ impl Store {
     pub async fn list_runs(
         &self,
         thread_id: &str,
-        status: Option<&str>,
+        status: Option<RunStatus>,
         limit: u64,
         offset: u64,
     ) -> Result<Page<run::Model>> {
         let mut query = Runs::find().filter(Column::ThreadId.eq(thread_id.to_string()));
         if let Some(status) = status {
-            query = query.filter(Column::Status.eq(status.to_string()));
+            query = query.filter(Column::Status.eq(status));
         }
         let query = query
             .order_by_desc(Column::CreatedAt)
@@ -243,7 +214,7 @@ impl Store {
             .one(&txn)
             .await?
             .ok_or_else(run_not_found)?;
-        if run.status == RUNNING {
+        if run.status == RunStatus::Running {
             return Err(Error::Conflict(format!(
                 "Run {run_id} is running; cancel it before deleting it"
             )));
@@ -275,7 +246,7 @@ impl Store {
             }
         }
         let count = found.len();
-        let active: Vec<run::Model> = found.into_iter().filter(|r| is_active(&r.status)).collect();
+        let active: Vec<run::Model> = found.into_iter().filter(|r| r.status.is_active()).collect();
         let cancelled = active.len();
         cancel_active(&txn, active, action, now).await?;
         txn.commit().await?;
@@ -285,7 +256,7 @@ impl Store {
     /// Active runs matching a status filter (`pending`, `running`, or both).
     pub async fn active_runs(
         &self,
-        statuses: &[&str],
+        statuses: &[RunStatus],
         scope: &Scope,
     ) -> Result<Vec<(String, String)>> {
         Ok(Runs::find()
@@ -344,7 +315,7 @@ impl Store {
                 .select_only()
                 .column(Column::RunId)
                 .filter(Column::RunId.is_in(runs.iter().map(|run| run.run_id.clone())))
-                .filter(Column::Status.eq(PENDING))
+                .filter(Column::Status.eq(RunStatus::Pending))
                 .lock_exclusive()
                 .into_tuple()
                 .all(&txn)
@@ -389,7 +360,7 @@ impl Store {
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
             .filter(Column::RunId.is_in(run_ids.iter().cloned()))
             .filter(Column::LeaseOwner.eq(worker))
-            .filter(Column::Status.eq(RUNNING))
+            .filter(Column::Status.eq(RunStatus::Running))
             .exec(&self.write)
             .await?;
         let rows = Runs::find()
@@ -400,8 +371,11 @@ impl Store {
             .iter()
             .map(|id| {
                 let lease = match rows.iter().find(|r| &r.run_id == id) {
-                    Some(r) if r.status == RUNNING && r.lease_owner.as_deref() == Some(worker) => {
-                        match r.cancel_action.as_deref().and_then(CancelAction::parse) {
+                    Some(r)
+                        if r.status == RunStatus::Running
+                            && r.lease_owner.as_deref() == Some(worker) =>
+                    {
+                        match r.cancel_action {
                             Some(action) => Lease::Cancel(action),
                             None => Lease::Held,
                         }
@@ -437,7 +411,7 @@ impl Store {
     ) -> Result<usize> {
         let now = now_ms();
         let expired = Runs::find()
-            .filter(Column::Status.eq(RUNNING))
+            .filter(Column::Status.eq(RunStatus::Running))
             .filter(Column::LeaseExpiresAt.lt(now))
             .limit(100)
             .all(&self.write)
@@ -447,7 +421,7 @@ impl Store {
             let txn = self.write.begin().await?;
             // Re-read under the transaction: another replica may have handled it.
             let Some(run) = Runs::find_by_id(run.run_id.clone())
-                .filter(Column::Status.eq(RUNNING))
+                .filter(Column::Status.eq(RunStatus::Running))
                 .filter(Column::LeaseExpiresAt.lt(now))
                 .one(&txn)
                 .await?
@@ -457,7 +431,7 @@ impl Store {
             if run.attempt < 2 && run.cancel_action.is_none() {
                 tracing::warn!(run_id = %run.run_id, attempt = run.attempt, "worker lost; run re-queued");
                 let mut active = run.into_active_model();
-                active.status = Set(PENDING.into());
+                active.status = Set(RunStatus::Pending);
                 active.lease_owner = Set(None);
                 active.lease_expires_at = Set(None);
                 active.updated_at = Set(now);
@@ -479,7 +453,7 @@ impl Store {
             return Ok(0);
         }
         Ok(Runs::update_many()
-            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::Status, Expr::value(RunStatus::Pending))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
             .col_expr(Column::Attempt, Expr::col(Column::Attempt).sub(1))
@@ -487,15 +461,15 @@ impl Store {
             .col_expr(Column::UpdatedAt, Expr::value(now_ms()))
             .filter(Column::RunId.is_in(run_ids.iter().cloned()))
             .filter(Column::LeaseOwner.eq(worker))
-            .filter(Column::Status.eq(RUNNING))
+            .filter(Column::Status.eq(RunStatus::Running))
             .exec(&self.write)
             .await?
             .rows_affected)
     }
 
-    pub async fn count_runs(&self, status: &str) -> Result<u64> {
+    pub async fn count_runs(&self, status: RunStatus) -> Result<u64> {
         Ok(Runs::find()
-            .filter(Column::Status.eq(status.to_string()))
+            .filter(Column::Status.eq(status))
             .count(&self.read)
             .await?)
     }
@@ -543,7 +517,7 @@ pub(super) async fn queue_run(
             thread::ActiveModel {
                 thread_id: Set(run.thread_id.clone()),
                 metadata: Set(Value::Object(thread_metadata)),
-                status: Set("busy".into()),
+                status: Set(ThreadStatus::Busy),
                 values: Set(None),
                 user_id: Set(run.user_id.clone()),
                 created_at: Set(now),
@@ -562,7 +536,7 @@ pub(super) async fn queue_run(
             let active = || {
                 Runs::find()
                     .filter(run::Column::ThreadId.eq(run.thread_id.clone()))
-                    .filter(run::Column::Status.is_in([PENDING, RUNNING]))
+                    .filter(run::Column::Status.is_in(RunStatus::ACTIVE))
             };
             match strategy {
                 Multitask::Enqueue => {
@@ -596,7 +570,7 @@ pub(super) async fn queue_run(
             // One write: the thread is busy now, and records its graph and assistant.
             let mut thread = thread.into_active_model();
             thread.metadata = Set(Value::Object(thread_metadata));
-            thread.status = Set("busy".into());
+            thread.status = Set(ThreadStatus::Busy);
             thread.updated_at = Set(now);
             thread.update(txn).await?;
         }
@@ -666,7 +640,7 @@ pub(super) async fn queue_runs_batched(
             .select_only()
             .column(Column::ThreadId)
             .filter(Column::ThreadId.is_in(existing.keys().cloned()))
-            .filter(Column::Status.is_in([PENDING, RUNNING]))
+            .filter(Column::Status.is_in(RunStatus::ACTIVE))
             .into_tuple::<String>()
             .all(txn)
             .await?
@@ -710,7 +684,7 @@ pub(super) async fn queue_runs_batched(
                 new_threads.push(thread::ActiveModel {
                     thread_id: Set(run.thread_id.clone()),
                     metadata: Set(Value::Object(thread_metadata)),
-                    status: Set("busy".into()),
+                    status: Set(ThreadStatus::Busy),
                     values: Set(None),
                     user_id: Set(run.user_id.clone()),
                     created_at: Set(now),
@@ -749,7 +723,7 @@ pub(super) async fn queue_runs_batched(
     }
     if !existing.is_empty() {
         Threads::update_many()
-            .col_expr(thread::Column::Status, Expr::value("busy"))
+            .col_expr(thread::Column::Status, Expr::value(ThreadStatus::Busy))
             .col_expr(thread::Column::UpdatedAt, Expr::value(now))
             .filter(thread::Column::ThreadId.is_in(existing.keys().cloned()))
             .exec(txn)
@@ -788,7 +762,7 @@ pub(super) async fn end_run(
 ) -> Result<Finished> {
     let now = now_ms();
     let thread_id = run.thread_id.clone();
-    if run.cancel_action.as_deref() == Some("rollback") {
+    if run.cancel_action == Some(CancelAction::Rollback) {
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
         return Ok(Finished {
@@ -816,7 +790,7 @@ pub(super) async fn end_run(
 
     // A stateless run's throw-away thread goes, and the run with it (the thread holds
     // nothing else), unless the caller asked to keep it.
-    if ended.on_completion.as_deref() == Some("delete") {
+    if ended.on_completion == Some(OnCompletion::Delete) {
         Threads::delete_by_id(thread_id).exec(txn).await?;
         return Ok(Finished {
             run: Some(ended),
@@ -824,7 +798,7 @@ pub(super) async fn end_run(
         });
     }
     let mut active = run.into_active_model();
-    active.status = Set(ended.status.clone());
+    active.status = Set(ended.status);
     active.output = Set(ended.output.clone());
     active.error = Set(ended.error.clone());
     active.ended_at = Set(ended.ended_at);
@@ -858,13 +832,15 @@ pub(super) async fn claim_due(
     let due = Query::select()
         .column(Column::RunId)
         .from(Runs)
-        .and_where(Column::Status.eq(PENDING))
+        .and_where(Column::Status.eq(RunStatus::Pending))
         .and_where(Column::AvailableAt.lte(now))
-        .and_where(Expr::cust(
+        .and_where(Expr::cust(format!(
             "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
-             AND (other.status = 'running' OR (other.status = 'pending' AND (other.created_at < runs.created_at \
+             AND (other.status = '{running}' OR (other.status = '{pending}' AND (other.created_at < runs.created_at \
              OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
-        ))
+            running = RunStatus::Running.as_str(),
+            pending = RunStatus::Pending.as_str(),
+        )))
         .order_by(Column::AvailableAt, sea_orm::Order::Asc)
         .order_by(Column::RunId, sea_orm::Order::Asc)
         .limit(limit)
@@ -881,7 +857,7 @@ pub(super) async fn claim_due(
 /// `refresh_thread_status` would leave them.
 pub(super) async fn end_runs_batched<'a>(
     txn: &DatabaseTransaction,
-    ended: impl Iterator<Item = (&'a run::Model, &'static str)>,
+    ended: impl Iterator<Item = (&'a run::Model, ThreadStatus)>,
     now: Millis,
 ) -> Result<()> {
     let ended: Vec<_> = ended.collect();
@@ -900,7 +876,7 @@ pub(super) async fn end_runs_batched<'a>(
         Runs::update_many()
             .col_expr(
                 Column::Status,
-                by_run(Column::Status, |run| run.status.clone().into()),
+                by_run(Column::Status, |run| run.status.into()),
             )
             .col_expr(
                 Column::Output,
@@ -922,7 +898,7 @@ pub(super) async fn end_runs_batched<'a>(
             .select_only()
             .column(Column::ThreadId)
             .filter(Column::ThreadId.is_in(thread_ids()))
-            .filter(Column::Status.is_in([PENDING, RUNNING]))
+            .filter(Column::Status.is_in(RunStatus::ACTIVE))
             .into_tuple::<String>()
             .all(txn)
             .await?
@@ -930,16 +906,16 @@ pub(super) async fn end_runs_batched<'a>(
             .collect();
         let status = chunk.iter().map(|(run, status)| {
             let status = if still_active.contains(&run.thread_id) {
-                "busy"
+                ThreadStatus::Busy
             } else {
-                status
+                *status
             };
             (run.thread_id.clone(), status)
         });
         // On success the run's output becomes the thread's values.
         let succeeded: Vec<_> = chunk
             .iter()
-            .filter(|(run, _)| run.status == "success")
+            .filter(|(run, _)| run.status == RunStatus::Success)
             .map(|(run, _)| (run.thread_id.clone(), run.output.clone()))
             .collect();
         let mut update = Threads::update_many()
@@ -981,7 +957,7 @@ pub(super) async fn end_runs_batched<'a>(
 /// The run as `outcome` ends it at `now`: status, output or error, and no lease.
 pub(super) fn ended(run: &run::Model, outcome: &Outcome, now: Millis) -> run::Model {
     let mut ended = run.clone();
-    ended.status = outcome.status().into();
+    ended.status = outcome.status();
     (ended.output, ended.error) = match outcome {
         Outcome::Success { values } => (Some(values.clone()), None),
         Outcome::Error { error } | Outcome::Timeout { error } => (None, Some(error.clone())),
@@ -1012,7 +988,7 @@ pub(super) fn delivery_model(
         cron_id: run.cron_id.clone(),
         url,
         payload,
-        status: "pending".into(),
+        status: DeliveryStatus::Pending,
         attempts: 0,
         next_attempt_at: now,
         lease_owner,
@@ -1036,12 +1012,12 @@ async fn cancel_active(
     let mut flagged = Vec::new();
     for run in active {
         let thread_id = run.thread_id.clone();
-        if run.status == PENDING {
+        if run.status == RunStatus::Pending {
             if action == CancelAction::Rollback {
                 Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
             } else {
                 let mut active = run.into_active_model();
-                active.status = Set("interrupted".into());
+                active.status = Set(RunStatus::Interrupted);
                 active.ended_at = Set(Some(now));
                 active.updated_at = Set(now);
                 active.update(txn).await?;
@@ -1049,7 +1025,7 @@ async fn cancel_active(
         } else {
             flagged.push(run.run_id.clone());
             let mut active = run.into_active_model();
-            active.cancel_action = Set(Some(action.as_str().into()));
+            active.cancel_action = Set(Some(action));
             active.updated_at = Set(now);
             active.update(txn).await?;
         }
@@ -1063,7 +1039,7 @@ async fn cancel_active(
 async fn refresh_thread_status(
     txn: &DatabaseTransaction,
     thread_id: &str,
-    ended: Option<(&str, Option<Value>)>,
+    ended: Option<(ThreadStatus, Option<Value>)>,
     now: Millis,
 ) -> Result<()> {
     // One statement: busy while an active run remains, else what the run left (or idle).
@@ -1071,18 +1047,18 @@ async fn refresh_thread_status(
         .expr(Expr::val(1))
         .from(Runs)
         .and_where(Expr::col((Runs, Column::ThreadId)).equals((Threads, thread::Column::ThreadId)))
-        .and_where(Column::Status.is_in([PENDING, RUNNING]))
+        .and_where(Column::Status.is_in(RunStatus::ACTIVE))
         .to_owned();
     let otherwise: Expr = match &ended {
         Some((status, _)) => Expr::val(*status),
         None => Expr::case(
-            Expr::col((Threads, thread::Column::Status)).eq("busy"),
-            "idle",
+            Expr::col((Threads, thread::Column::Status)).eq(ThreadStatus::Busy),
+            ThreadStatus::Idle,
         )
         .finally(Expr::col((Threads, thread::Column::Status)))
         .into(),
     };
-    let status: Expr = Expr::case(Expr::exists(active), "busy")
+    let status: Expr = Expr::case(Expr::exists(active), ThreadStatus::Busy)
         .finally(otherwise)
         .into();
     let mut update = Threads::update_many()

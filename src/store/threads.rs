@@ -6,6 +6,7 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
+use entity::states::ThreadStatus;
 use entity::thread::{self, Column, Entity as Threads};
 
 use super::{Error, Page, Result, Scope, SortOrder, Store};
@@ -31,7 +32,7 @@ pub struct ThreadFilter {
     pub ids: Option<Vec<String>>,
     pub metadata: Option<Map<String, Value>>,
     pub values: Option<Map<String, Value>>,
-    pub status: Option<String>,
+    pub status: Option<ThreadStatus>,
     pub scope: Scope,
 }
 
@@ -63,7 +64,7 @@ impl Store {
         let model = thread::ActiveModel {
             thread_id: Set(thread_id),
             metadata: Set(Value::Object(metadata)),
-            status: Set("idle".into()),
+            status: Set(ThreadStatus::Idle),
             values: Set(None),
             user_id: Set(user_id),
             created_at: Set(now),
@@ -169,8 +170,8 @@ impl Store {
         if let Some(ids) = &filter.ids {
             condition = condition.add(Column::ThreadId.is_in(ids.clone()));
         }
-        if let Some(status) = &filter.status {
-            condition = condition.add(Column::Status.eq(status.clone()));
+        if let Some(status) = filter.status {
+            condition = condition.add(Column::Status.eq(status));
         }
         if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
             condition = condition.add(self.json_contains("metadata", metadata));

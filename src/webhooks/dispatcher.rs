@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use entity::delivery;
+use entity::states::DeliveryStatus;
 
 use super::Settings;
 use super::retry::Verdict;
@@ -281,10 +282,11 @@ async fn record_loop(
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while done.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         for record in &batch {
+            // The status the attempt left its delivery in, or `retried` while it stays pending.
             let outcome = match record.next {
-                NextStep::Delivered => "delivered",
+                NextStep::Delivered => DeliveryStatus::Delivered.as_str(),
                 NextStep::RetryAt(_) => "retried",
-                NextStep::Failed => "failed",
+                NextStep::Failed => DeliveryStatus::Failed.as_str(),
             };
             metrics::counter!(crate::metrics::WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
             metrics::histogram!(crate::metrics::WEBHOOK_LATENCY)

@@ -1,0 +1,288 @@
+//! The states a row can be in, as Rust enums. Each is stored as its string value in a plain
+//! string column (no database enum type), and the same string is its JSON form; `as_str`
+//! gives it without an allocation (metrics labels, messages).
+
+use sea_orm::Iterable;
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A run's status.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "success")]
+    Success,
+    #[sea_orm(string_value = "error")]
+    Error,
+    #[sea_orm(string_value = "timeout")]
+    Timeout,
+    #[sea_orm(string_value = "interrupted")]
+    Interrupted,
+}
+
+impl RunStatus {
+    /// Not ended yet: queued or executing. A thread with such a run is busy.
+    pub const ACTIVE: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Error => "error",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        Self::ACTIVE.contains(&self)
+    }
+
+    /// The status named `text`, if any.
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        Self::iter().find(|status| status.as_str() == text)
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    #[sea_orm(string_value = "idle")]
+    Idle,
+    #[sea_orm(string_value = "busy")]
+    Busy,
+    #[sea_orm(string_value = "interrupted")]
+    Interrupted,
+    #[sea_orm(string_value = "error")]
+    Error,
+}
+
+impl ThreadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadStatus::Idle => "idle",
+            ThreadStatus::Busy => "busy",
+            ThreadStatus::Interrupted => "interrupted",
+            ThreadStatus::Error => "error",
+        }
+    }
+}
+
+/// What happens to a stateless run's thread once the run ends.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum OnCompletion {
+    #[sea_orm(string_value = "delete")]
+    Delete,
+    #[sea_orm(string_value = "keep")]
+    Keep,
+}
+
+impl OnCompletion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnCompletion::Delete => "delete",
+            OnCompletion::Keep => "keep",
+        }
+    }
+}
+
+/// How a run is cancelled.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+#[schema(as = CancelActionParam)]
+pub enum CancelAction {
+    /// The run ends as `interrupted`; the thread keeps its values.
+    #[sea_orm(string_value = "interrupt")]
+    Interrupt,
+    /// The run is deleted as well.
+    #[sea_orm(string_value = "rollback")]
+    Rollback,
+}
+
+impl CancelAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelAction::Interrupt => "interrupt",
+            CancelAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// What the fire log records for one instant of a cron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum FireOutcome {
+    /// Its run was queued by the scheduler.
+    #[sea_orm(string_value = "fired")]
+    Fired,
+    /// Its run was refused (the thread was busy under `reject`, or is gone).
+    #[sea_orm(string_value = "rejected")]
+    Rejected,
+    /// A manual trigger through the API (the schedule did not move).
+    #[sea_orm(string_value = "manual")]
+    Manual,
+}
+
+impl FireOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FireOutcome::Fired => "fired",
+            FireOutcome::Rejected => "rejected",
+            FireOutcome::Manual => "manual",
+        }
+    }
+}
+
+/// Where a delivery stands: `pending` (queued or retrying), `delivered`, or `failed` (out of
+/// attempts).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Done with: no attempt is due (until one is asked for again).
+    pub const FINISHED: [DeliveryStatus; 2] = [DeliveryStatus::Delivered, DeliveryStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ActiveEnum;
+    use serde::de::DeserializeOwned;
+
+    /// The stored string, `as_str` and (where the API shows it) the JSON form are one.
+    fn agree<T>(as_str: fn(T) -> &'static str, json: bool)
+    where
+        T: ActiveEnum<Value = String> + Iterable + Copy + PartialEq + std::fmt::Debug,
+        T: Serialize + DeserializeOwned,
+    {
+        for state in T::iter() {
+            assert_eq!(state.to_value(), as_str(state), "{state:?}");
+            assert_eq!(
+                T::try_from_value(&as_str(state).to_string()).ok(),
+                Some(state)
+            );
+            if json {
+                assert_eq!(serde_json::to_value(state).ok(), Some(as_str(state).into()));
+                assert_eq!(
+                    serde_json::from_value::<T>(as_str(state).into()).ok(),
+                    Some(state)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stored_and_wire_strings_agree() {
+        agree(RunStatus::as_str, true);
+        agree(ThreadStatus::as_str, true);
+        agree(OnCompletion::as_str, true);
+        agree(DeliveryStatus::as_str, true);
+        agree(CancelAction::as_str, true);
+        for outcome in FireOutcome::iter() {
+            assert_eq!(outcome.to_value(), outcome.as_str());
+        }
+    }
+
+    #[test]
+    fn parse_knows_every_name_and_no_other() {
+        for status in RunStatus::iter() {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RunStatus::parse("Pending"), None);
+        assert_eq!(RunStatus::parse(""), None);
+    }
+
+    #[test]
+    fn active_runs_are_pending_and_running() {
+        let active: Vec<_> = RunStatus::iter().filter(|s| s.is_active()).collect();
+        assert_eq!(active, [RunStatus::Pending, RunStatus::Running]);
+    }
+}

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::states::{CancelAction, OnCompletion, RunStatus};
+use crate::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
@@ -17,7 +17,7 @@ pub struct Model {
     /// input, config, context, stream_mode, webhook, interrupt_before/after, …
     #[sea_orm(column_type = "JsonBinary")]
     pub kwargs: Json,
-    pub multitask_strategy: String,
+    pub multitask_strategy: MultitaskStrategy,
     pub user_id: Option<String>,
     /// Set on runs a cron fired, with the instant it was scheduled for.
     pub cron_id: Option<String>,

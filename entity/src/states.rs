@@ -286,3 +286,53 @@ mod tests {
         assert_eq!(active, [RunStatus::Pending, RunStatus::Running]);
     }
 }
+
+/// What a new run does when its thread already has an active run (LangGraph's
+/// `multitask_strategy`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum MultitaskStrategy {
+    #[sea_orm(string_value = "reject")]
+    Reject,
+    #[sea_orm(string_value = "rollback")]
+    Rollback,
+    #[sea_orm(string_value = "interrupt")]
+    Interrupt,
+    #[default]
+    #[sea_orm(string_value = "enqueue")]
+    Enqueue,
+}
+
+impl MultitaskStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MultitaskStrategy::Reject => "reject",
+            MultitaskStrategy::Rollback => "rollback",
+            MultitaskStrategy::Interrupt => "interrupt",
+            MultitaskStrategy::Enqueue => "enqueue",
+        }
+    }
+
+    /// A cron payload's (or run body's) `multitask_strategy`; enqueue when absent.
+    pub fn of_payload(payload: &serde_json::Value) -> MultitaskStrategy {
+        payload
+            .get("multitask_strategy")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| Self::iter().find(|strategy| strategy.as_str() == text))
+            .unwrap_or_default()
+    }
+}

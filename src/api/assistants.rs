@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,8 +14,7 @@ use entity::assistant;
 use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
-    validate_select,
+    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
 };
 use crate::store::SortOrder;
 use crate::store::assistants::{AssistantFilter, AssistantSort};
@@ -146,7 +145,7 @@ async fn search(
         .store
         .search_assistants(&filter, sort, limit, offset)
         .await?;
-    Ok(page_response(page, render, &request.select))
+    Ok(page_response(page, Assistant::from, &request.select))
 }
 
 /// Count assistants.
@@ -188,14 +187,14 @@ async fn count(
 async fn get_one(
     State(state): State<AppState>,
     Path(assistant_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Assistant>> {
     let assistant_id = parse_uuid(&assistant_id, "assistant")?;
     let assistant = state
         .store
         .get_assistant(&assistant_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Assistant '{assistant_id}' not found")))?;
-    Ok(Json(render(assistant)))
+    Ok(Json(Assistant::from(assistant)))
 }
 
 /// An assistant's versions.
@@ -219,7 +218,7 @@ async fn versions(
     State(state): State<AppState>,
     Path(assistant_id): Path<String>,
     JsonBody(request): JsonBody<VersionsRequest>,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<AssistantVersion>>> {
     let (limit, offset) = Paging::validate(request.limit, request.offset)?;
     let assistant_id = parse_uuid(&assistant_id, "assistant")?;
     let assistant = state
@@ -234,11 +233,7 @@ async fn versions(
     });
     let mut versions = Vec::new();
     if matches && offset == 0 && limit > 0 {
-        let mut version = render(assistant);
-        if let Value::Object(map) = &mut version {
-            map.remove("updated_at");
-        }
-        versions.push(version);
+        versions.push(AssistantVersion::from(assistant));
     }
     Ok(Json(versions))
 }
@@ -272,9 +267,7 @@ fn filter(
 }
 
 /// An assistant: one configured graph.
-// `render`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct Assistant {
     #[schema(format = Uuid)]
     assistant_id: String,
@@ -292,9 +285,7 @@ struct Assistant {
 }
 
 /// One version of an assistant: the assistant without `updated_at`.
-// `versions`' JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct AssistantVersion {
     #[schema(format = Uuid)]
     assistant_id: String,
@@ -309,17 +300,35 @@ struct AssistantVersion {
     description: Option<String>,
 }
 
-pub fn render(assistant: assistant::Model) -> Value {
-    json!({
-        "assistant_id": assistant.assistant_id,
-        "graph_id": assistant.graph_id,
-        "config": object_or_empty(&assistant.config),
-        "context": object_or_empty(&assistant.context),
-        "created_at": iso(assistant.created_at),
-        "updated_at": iso(assistant.updated_at),
-        "metadata": object_or_empty(&assistant.metadata),
-        "version": assistant.version,
-        "name": assistant.name,
-        "description": assistant.description,
-    })
+impl From<assistant::Model> for Assistant {
+    fn from(assistant: assistant::Model) -> Assistant {
+        Assistant {
+            assistant_id: assistant.assistant_id,
+            graph_id: assistant.graph_id,
+            config: object(&assistant.config),
+            context: object(&assistant.context),
+            created_at: iso(assistant.created_at),
+            updated_at: iso(assistant.updated_at),
+            metadata: object(&assistant.metadata),
+            version: assistant.version,
+            name: assistant.name,
+            description: assistant.description,
+        }
+    }
+}
+
+impl From<assistant::Model> for AssistantVersion {
+    fn from(assistant: assistant::Model) -> AssistantVersion {
+        AssistantVersion {
+            assistant_id: assistant.assistant_id,
+            graph_id: assistant.graph_id,
+            config: object(&assistant.config),
+            context: object(&assistant.context),
+            created_at: iso(assistant.created_at),
+            metadata: object(&assistant.metadata),
+            version: assistant.version,
+            name: assistant.name,
+            description: assistant.description,
+        }
+    }
 }

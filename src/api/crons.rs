@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -20,13 +20,11 @@ use entity::cron;
 use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
-use super::runs::Run;
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
-    validate_select,
+    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
 };
 use crate::auth::Caller;
-use crate::runs::payload::render_run;
+use crate::runs::payload::Run;
 use crate::runs::spec::cron_run;
 use crate::schedule::{Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
@@ -91,7 +89,7 @@ async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Run>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
     let cron = state.store.get_cron(&cron_id, &caller.scope()).await?;
     let now = now_ms();
@@ -106,7 +104,7 @@ async fn trigger(
     state.hub.open(&run.run_id);
     let run = state.store.trigger(&cron, run, now).await?;
     state.control.wake();
-    Ok(Json(render_run(&run)))
+    Ok(Json(Run::from(&run)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -142,7 +140,7 @@ async fn next(
     caller: Caller,
     Path(cron_id): Path<String>,
     QueryParams(query): QueryParams<NextQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CronNext>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
     let count = match query.count.as_deref() {
         None => 10,
@@ -168,13 +166,14 @@ async fn next(
         .into_iter()
         .map(|instant| iso(instant.timestamp_millis()))
         .collect();
-    Ok(Json(json!({"cron_id": cron_id, "next": instants})))
+    Ok(Json(CronNext {
+        cron_id,
+        next: instants,
+    }))
 }
 
 /// A cron's next fire times.
-// `next`'s JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct CronNext {
     #[schema(format = Uuid)]
     cron_id: String,
@@ -350,7 +349,7 @@ async fn create_stateless(
     State(state): State<AppState>,
     caller: Caller,
     RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     create(state, caller, None, body).await
 }
 
@@ -376,7 +375,7 @@ async fn create_for_thread(
     caller: Caller,
     Path(thread_id): Path<String>,
     RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     state
         .store
@@ -409,7 +408,7 @@ async fn create_for_thread_alias(
     caller: Caller,
     thread_id: Path<String>,
     body: RawJson,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     create_for_thread(state, caller, thread_id, body).await
 }
 
@@ -418,7 +417,7 @@ async fn create(
     caller: Caller,
     thread_id: Option<String>,
     body: Value,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     reject_nulls(&body, &[])?;
     let request: CreateRequest = typed(&body)?;
     let schedule = Schedule::parse(&request.schedule)?;
@@ -464,7 +463,7 @@ async fn create(
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron, caller.max_crons).await?;
     state.scheduler.cron_changed();
-    Ok(Json(render(cron)))
+    Ok(Json(Cron::from(cron)))
 }
 
 /// Get a cron.
@@ -485,9 +484,9 @@ async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
-    Ok(Json(render(
+    Ok(Json(Cron::from(
         state.store.get_cron(&cron_id, &caller.scope()).await?,
     )))
 }
@@ -516,7 +515,7 @@ async fn patch(
     caller: Caller,
     Path(cron_id): Path<String>,
     RawJson(body): RawJson,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cron>> {
     let cron_id = parse_uuid(&cron_id, "cron")?;
     let changes = match body {
         Value::Object(map) if !map.is_empty() => map,
@@ -599,7 +598,7 @@ async fn patch(
         })
         .await?;
     state.scheduler.cron_changed();
-    Ok(Json(render(cron)))
+    Ok(Json(Cron::from(cron)))
 }
 
 /// Delete a cron.
@@ -670,7 +669,7 @@ async fn search(
         .store
         .search_crons(&filter, sort, limit, offset)
         .await?;
-    Ok(page_response(page, render, &request.select))
+    Ok(page_response(page, Cron::from, &request.select))
 }
 
 /// Count crons.
@@ -767,10 +766,8 @@ fn merge_payload(
 }
 
 /// A cron: a schedule, and the run each fire creates.
-// `render`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-struct Cron {
+#[derive(Serialize, ToSchema)]
+pub struct Cron {
     #[schema(format = Uuid)]
     cron_id: String,
     #[schema(format = Uuid)]
@@ -805,25 +802,30 @@ struct Cron {
     catchup_window_seconds: Option<i64>,
 }
 
-pub fn render(cron: cron::Model) -> Value {
-    json!({
-        "cron_id": cron.cron_id,
-        "assistant_id": cron.assistant_id,
-        "thread_id": cron.thread_id,
-        "on_run_completed": cron.on_run_completed,
-        "end_time": cron.end_time.map(iso),
-        "schedule": cron.schedule,
-        "timezone": cron.timezone,
-        "created_at": iso(cron.created_at),
-        "updated_at": iso(cron.updated_at),
-        "user_id": cron.user_id.unwrap_or_default(),
-        "payload": object_or_empty(&cron.payload),
-        "next_run_date": cron.next_run_at.map(iso),
-        "metadata": object_or_empty(&cron.metadata),
-        "enabled": cron.enabled,
-        "misfire_policy": cron.misfire_policy,
-        "catchup_window_seconds": cron.catchup_window_seconds,
-    })
+impl From<cron::Model> for Cron {
+    fn from(cron: cron::Model) -> Cron {
+        Cron {
+            cron_id: cron.cron_id,
+            assistant_id: cron.assistant_id,
+            thread_id: cron.thread_id,
+            on_run_completed: cron.on_run_completed,
+            end_time: cron.end_time.map(iso),
+            schedule: cron.schedule,
+            timezone: cron.timezone,
+            created_at: iso(cron.created_at),
+            updated_at: iso(cron.updated_at),
+            user_id: cron.user_id.unwrap_or_default(),
+            payload: object(&cron.payload),
+            next_run_date: cron.next_run_at.map(iso),
+            metadata: object(&cron.metadata),
+            enabled: cron.enabled,
+            misfire_policy: cron
+                .misfire_policy
+                .as_deref()
+                .and_then(MisfirePolicy::parse),
+            catchup_window_seconds: cron.catchup_window_seconds,
+        }
+    }
 }
 
 #[cfg(test)]

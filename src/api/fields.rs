@@ -9,18 +9,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-/// What a new run does when its thread already has an active run.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MultitaskStrategy {
-    Reject,
-    Rollback,
-    Interrupt,
-    #[default]
-    Enqueue,
-}
-
-pub use entity::states::OnCompletion;
+pub use entity::states::{MultitaskStrategy, OnCompletion};
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]

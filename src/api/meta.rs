@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,9 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Ready.
-// `ok`'s JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct Readiness {
     ok: bool,
 }
@@ -40,7 +38,7 @@ struct Readiness {
         (status = 503, description = "The database does not answer (or a shutdown is under way)", body = ErrorBody),
     )
 )]
-async fn ok(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+async fn ok(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     // Whatever the failure, a probe's answer is the same: not ready, because of the database.
     state.store.ping().await.map_err(|err| {
         tracing::warn!(error = %err, "readiness: the database does not answer");
@@ -49,13 +47,11 @@ async fn ok(State(state): State<AppState>) -> ApiResult<Json<Value>> {
             "The database is unavailable; retry shortly",
         )
     })?;
-    Ok(Json(json!({ "ok": true })))
+    Ok(Json(Readiness { ok: true }))
 }
 
 /// About this daemon.
-// `info`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct Info {
     /// Always `cronhook`.
     name: String,
@@ -70,8 +66,7 @@ struct Info {
 }
 
 /// LangGraph's capability flags, as the SDKs read them.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct InfoFlags {
     assistants: bool,
     crons: bool,
@@ -80,8 +75,7 @@ struct InfoFlags {
 }
 
 /// What this daemon's configuration turns on.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct InfoFeatures {
     /// API keys are configured (every route but `/ok` needs one).
     auth: bool,
@@ -101,22 +95,25 @@ struct InfoFeatures {
     operation_id = "info",
     responses((status = 200, description = "About this daemon", body = Info))
 )]
-async fn info(State(state): State<AppState>) -> Json<Value> {
+async fn info(State(state): State<AppState>) -> Json<Info> {
     let config = &state.config;
-    Json(json!({
-        "name": "cronhook",
-        "version": env!("CARGO_PKG_VERSION"),
-        "backend": state.store.backend().name(),
-        "graphs": config.graphs.keys().collect::<Vec<_>>(),
-        // LangGraph's flags, as the SDKs read them.
-        "flags": {"assistants": true, "crons": true, "langsmith": false},
-        "features": {
-            "auth": !state.api_keys.is_empty(),
-            "webhooks": !config.http.disable_webhooks,
-            "webhook_signing": !config.webhooks.signing.secrets.is_empty(),
-            "metrics_public": config.metrics.public,
+    Json(Info {
+        name: "cronhook".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        backend: state.store.backend().name().into(),
+        graphs: config.graphs.keys().cloned().collect(),
+        flags: InfoFlags {
+            assistants: true,
+            crons: true,
+            langsmith: false,
         },
-    }))
+        features: InfoFeatures {
+            auth: !state.api_keys.is_empty(),
+            webhooks: !config.http.disable_webhooks,
+            webhook_signing: !config.webhooks.signing.secrets.is_empty(),
+            metrics_public: config.metrics.public,
+        },
+    })
 }
 
 /// Prometheus metrics (text exposition format).

@@ -366,10 +366,11 @@ pub fn project(object: Map<String, Value>, select: &Option<Vec<String>>) -> Valu
     }
 }
 
-/// A search answer: the JSON list plus LangGraph's pagination headers.
-pub fn page_response<T>(
+/// A search answer: the JSON list of the API objects `render` makes of the rows, plus
+/// LangGraph's pagination headers.
+pub fn page_response<T, O: serde::Serialize>(
     page: Page<T>,
-    render: impl Fn(T) -> Value,
+    render: impl Fn(T) -> O,
     select: &Option<Vec<String>>,
 ) -> Response {
     let count = page.items.len() as u64;
@@ -384,7 +385,7 @@ pub fn page_response<T>(
     let items: Vec<Value> = page
         .items
         .into_iter()
-        .map(|item| match render(item) {
+        .map(|item| match to_json(&render(item)) {
             Value::Object(map) => project(map, select),
             other => other,
         })
@@ -405,10 +406,4 @@ pub fn locations(location: Option<&str>, content_location: &str) -> HeaderMap {
     headers
 }
 
-/// A JSON object from an optional map (LangGraph shows absent objects as `{}`).
-pub fn object_or_empty(value: &Value) -> Value {
-    match value {
-        Value::Object(_) => value.clone(),
-        _ => Value::Object(Map::new()),
-    }
-}
+pub use crate::runs::payload::{object, to_json};

@@ -30,11 +30,11 @@ use super::{
 use crate::auth::Caller;
 use crate::runs::events::RunEnd;
 use crate::runs::events::Subscription;
-use crate::runs::payload::render_run;
+use crate::runs::payload::Run;
 use crate::runs::spec::RunSpec;
 use crate::runs::{Slot, wait_for_end, wait_with};
 use crate::store::Page;
-use crate::store::runs::{IfThreadMissing, Multitask};
+use crate::store::runs::IfThreadMissing;
 use crate::time::now_ms;
 
 const FIELDS: &[&str] = &[
@@ -223,12 +223,7 @@ async fn queue(
         }
         Target::Stateless => (Uuid::now_v7().to_string(), IfThreadMissing::CreateNew),
     };
-    let strategy = match request.multitask_strategy.unwrap_or_default() {
-        MultitaskStrategy::Reject => Multitask::Reject,
-        MultitaskStrategy::Rollback => Multitask::Rollback,
-        MultitaskStrategy::Interrupt => Multitask::Interrupt,
-        MultitaskStrategy::Enqueue => Multitask::Enqueue,
-    };
+    let strategy = request.multitask_strategy.unwrap_or_default();
     let graph_id = state
         .config
         .graphs
@@ -315,7 +310,7 @@ fn run_metadata(request: &RunRequest) -> Map<String, Value> {
 
 fn run_response(queued: &Queued, stateless: bool) -> Response {
     let headers = locations(None, &queued.content_location(stateless));
-    (headers, Json(render_run(&queued.run))).into_response()
+    (headers, Json(Run::from(&queued.run))).into_response()
 }
 
 /// Create a run on a thread.
@@ -399,7 +394,7 @@ async fn batch(
     State(state): State<AppState>,
     caller: Caller,
     RawJson(body): RawJson,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<Run>>> {
     let Value::Array(items) = body else {
         return Err(ApiError::invalid("The body must be a list of runs"));
     };
@@ -414,7 +409,7 @@ async fn batch(
     }
     let mut runs = Vec::with_capacity(items.len());
     for item in items {
-        runs.push(render_run(
+        runs.push(Run::from(
             &queue(&state, &caller, Target::Stateless, item).await?.run,
         ));
     }
@@ -652,7 +647,7 @@ async fn list(
                 .await?
         }
     };
-    Ok(page_response(page, |run| render_run(&run), &select))
+    Ok(page_response(page, |run| Run::from(&run), &select))
 }
 
 /// Query pairs, where `select` may repeat.
@@ -697,13 +692,13 @@ async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path((thread_id, run_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Run>> {
     let (thread_id, run_id) = ids(&thread_id, &run_id)?;
     state
         .store
         .check_thread_scope(&thread_id, &caller.scope())
         .await?;
-    Ok(Json(render_run(
+    Ok(Json(Run::from(
         &state.store.get_run(&thread_id, &run_id).await?,
     )))
 }
@@ -1037,34 +1032,4 @@ async fn cancel_many(
 
 fn ids(thread_id: &str, run_id: &str) -> ApiResult<(String, String)> {
     Ok((parse_uuid(thread_id, "thread")?, parse_uuid(run_id, "run")?))
-}
-
-/// A run.
-// `render_run`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-pub(super) struct Run {
-    #[schema(format = Uuid)]
-    run_id: String,
-    #[schema(format = Uuid)]
-    thread_id: String,
-    #[schema(format = Uuid)]
-    assistant_id: String,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
-    status: RunStatus,
-    metadata: Map<String, Value>,
-    /// The create body's run settings (input, config, context, stream_mode, webhook, …).
-    kwargs: Map<String, Value>,
-    multitask_strategy: MultitaskStrategy,
-    /// Always null.
-    langsmith_session_name: Option<String>,
-    /// The cron that fired it, if one did.
-    #[schema(format = Uuid)]
-    cron_id: Option<String>,
-    /// The instant its cron fired for.
-    #[schema(format = DateTime)]
-    scheduled_for: Option<String>,
 }

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,8 +17,7 @@ use entity::thread;
 use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object_or_empty, page_response,
-    validate_select,
+    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
 };
 use crate::auth::Caller;
 use crate::store::SortOrder;
@@ -175,7 +174,7 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(request): JsonBody<CreateRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Thread>> {
     refuse_unsupported("ttl", &request.ttl)?;
     refuse_unsupported("supersteps", &request.supersteps)?;
     let thread_id = match &request.thread_id {
@@ -196,7 +195,7 @@ async fn create(
             caller.user_id(),
         )
         .await?;
-    Ok(Json(render(thread)))
+    Ok(Json(Thread::from(thread)))
 }
 
 /// Get a thread.
@@ -217,9 +216,9 @@ async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     Path(thread_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Thread>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
-    Ok(Json(render(
+    Ok(Json(Thread::from(
         state.store.get_thread(&thread_id, &caller.scope()).await?,
     )))
 }
@@ -267,7 +266,7 @@ async fn patch(
     if minimal {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Ok(Json(render(thread)).into_response())
+    Ok(Json(Thread::from(thread)).into_response())
 }
 
 /// Delete a thread, with its runs.
@@ -350,7 +349,7 @@ async fn search(
         .store
         .search_threads(&filter, sort, limit, offset)
         .await?;
-    Ok(page_response(page, render, &request.select))
+    Ok(page_response(page, Thread::from, &request.select))
 }
 
 /// Count threads.
@@ -401,43 +400,15 @@ async fn state(
     State(state): State<AppState>,
     caller: Caller,
     Path(thread_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ThreadState>> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let thread = state.store.get_thread(&thread_id, &caller.scope()).await?;
-    let snapshot = match thread.values {
-        None => json!({
-            "values": {},
-            "next": [],
-            "tasks": [],
-            "metadata": null,
-            "created_at": null,
-            "checkpoint": null,
-            "parent_checkpoint": null,
-            "interrupts": [],
-            "checkpoint_id": null,
-            "parent_checkpoint_id": null,
-        }),
-        Some(values) => json!({
-            "values": values,
-            "next": [],
-            "tasks": [],
-            "metadata": {},
-            "created_at": iso(thread.state_updated_at),
-            "checkpoint": {"thread_id": thread.thread_id, "checkpoint_ns": "", "checkpoint_id": null},
-            "parent_checkpoint": null,
-            "interrupts": [],
-            "checkpoint_id": null,
-            "parent_checkpoint_id": null,
-        }),
-    };
-    Ok(Json(snapshot))
+    Ok(Json(ThreadState::from(thread)))
 }
 
 /// A thread.
-// `render`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-struct Thread {
+#[derive(Serialize, ToSchema)]
+pub struct Thread {
     #[schema(format = Uuid)]
     thread_id: String,
     #[schema(format = DateTime)]
@@ -456,9 +427,7 @@ struct Thread {
 }
 
 /// A thread's state snapshot (LangGraph's shape; cronhook keeps no checkpoints).
-// `state`'s JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct ThreadState {
     values: Value,
     /// Always empty.
@@ -476,15 +445,50 @@ struct ThreadState {
     parent_checkpoint_id: Option<String>,
 }
 
-pub fn render(thread: thread::Model) -> Value {
-    json!({
-        "thread_id": thread.thread_id,
-        "created_at": iso(thread.created_at),
-        "updated_at": iso(thread.updated_at),
-        "state_updated_at": iso(thread.state_updated_at),
-        "metadata": object_or_empty(&thread.metadata),
-        "status": thread.status,
-        "config": {},
-        "values": thread.values,
-    })
+impl From<thread::Model> for Thread {
+    fn from(thread: thread::Model) -> Thread {
+        Thread {
+            thread_id: thread.thread_id,
+            created_at: iso(thread.created_at),
+            updated_at: iso(thread.updated_at),
+            state_updated_at: iso(thread.state_updated_at),
+            metadata: object(&thread.metadata),
+            status: thread.status,
+            config: Map::new(),
+            values: thread.values,
+        }
+    }
+}
+
+impl From<thread::Model> for ThreadState {
+    /// Before any successful run: LangGraph's empty snapshot. After: the last run's values,
+    /// with a checkpoint that names the thread.
+    fn from(thread: thread::Model) -> ThreadState {
+        let empty = ThreadState {
+            values: Value::Object(Map::new()),
+            next: Vec::new(),
+            tasks: Vec::new(),
+            metadata: None,
+            created_at: None,
+            checkpoint: None,
+            parent_checkpoint: None,
+            interrupts: Vec::new(),
+            checkpoint_id: None,
+            parent_checkpoint_id: None,
+        };
+        match thread.values {
+            None => empty,
+            Some(values) => ThreadState {
+                values,
+                metadata: Some(Map::new()),
+                created_at: Some(iso(thread.state_updated_at)),
+                checkpoint: Some(Map::from_iter([
+                    ("thread_id".to_string(), Value::String(thread.thread_id)),
+                    ("checkpoint_ns".to_string(), Value::String(String::new())),
+                    ("checkpoint_id".to_string(), Value::Null),
+                ])),
+                ..empty
+            },
+        }
+    }
 }

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use sea_orm::Iterable;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -92,7 +92,7 @@ async fn list(
         scope: caller.scope(),
     };
     let page = state.store.list_deliveries(&filter, limit, offset).await?;
-    Ok(page_response(page, |d| render_delivery(&d), &None))
+    Ok(page_response(page, Delivery::from, &None))
 }
 
 /// Get a delivery, with its payload and every attempt.
@@ -113,19 +113,21 @@ async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(delivery_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeliveryDetail>> {
     let delivery_id = parse_uuid(&delivery_id, "delivery")?;
     let (delivery, attempts) = state
         .store
         .get_delivery(&delivery_id, &caller.scope())
         .await?;
-    let mut body = render_delivery(&delivery);
-    body["payload"] = delivery.payload.clone();
-    body["attempt_log"] = attempts
-        .iter()
-        .map(|attempt| render_attempt(attempt, caller.admin))
+    let attempt_log = attempts
+        .into_iter()
+        .map(|attempt| Attempt::seen_by(attempt, caller.admin))
         .collect();
-    Ok(Json(body))
+    Ok(Json(DeliveryDetail {
+        payload: delivery.payload.clone(),
+        delivery: Delivery::from(delivery),
+        attempt_log,
+    }))
 }
 
 /// Send a delivery again.
@@ -155,13 +157,11 @@ async fn retry(
         .retry_delivery(&delivery_id, &caller.scope())
         .await?;
     state.outbox.wake();
-    Ok(Json(render_delivery(&delivery)))
+    Ok(Json(Delivery::from(delivery)))
 }
 
 /// A webhook delivery: a run's end, sent to its webhook URL.
-// `render_delivery`'s JSON, field for field; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct Delivery {
     #[schema(format = Uuid)]
     delivery_id: String,
@@ -191,9 +191,7 @@ struct Delivery {
 }
 
 /// A delivery with the body it sends and every attempt.
-// `read`'s JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct DeliveryDetail {
     #[serde(flatten)]
     delivery: Delivery,
@@ -203,9 +201,7 @@ struct DeliveryDetail {
 }
 
 /// One attempt of a delivery.
-// `render_attempt`'s JSON; only documents it.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = DeliveryAttempt)]
 struct Attempt {
     /// 1 for the first.
@@ -221,32 +217,38 @@ struct Attempt {
     response_body: Option<String>,
 }
 
-fn render_delivery(delivery: &delivery::Model) -> Value {
-    json!({
-        "delivery_id": delivery.delivery_id,
-        "run_id": delivery.run_id,
-        "thread_id": delivery.thread_id,
-        "cron_id": delivery.cron_id,
-        "url": delivery.url,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "next_attempt_at": (delivery.status == DeliveryStatus::Pending).then(|| iso(delivery.next_attempt_at)),
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "user_id": delivery.user_id.clone().unwrap_or_default(),
-        "created_at": iso(delivery.created_at),
-        "updated_at": iso(delivery.updated_at),
-    })
+impl From<delivery::Model> for Delivery {
+    fn from(delivery: delivery::Model) -> Delivery {
+        Delivery {
+            next_attempt_at: (delivery.status == DeliveryStatus::Pending)
+                .then(|| iso(delivery.next_attempt_at)),
+            delivery_id: delivery.delivery_id,
+            run_id: delivery.run_id,
+            thread_id: delivery.thread_id,
+            cron_id: delivery.cron_id,
+            url: delivery.url,
+            status: delivery.status,
+            attempts: delivery.attempts,
+            last_status_code: delivery.last_status_code,
+            last_error: delivery.last_error,
+            user_id: delivery.user_id.unwrap_or_default(),
+            created_at: iso(delivery.created_at),
+            updated_at: iso(delivery.updated_at),
+        }
+    }
 }
 
-/// One attempt; the receiver's answer only for an admin (see `Attempt::response_body`).
-fn render_attempt(attempt: &attempt::Model, show_response: bool) -> Value {
-    json!({
-        "attempt": attempt.attempt,
-        "attempted_at": iso(attempt.attempted_at),
-        "status_code": attempt.status_code,
-        "latency_ms": attempt.latency_us as f64 / 1000.0,
-        "error": attempt.error,
-        "response_body": attempt.response_body.as_ref().filter(|_| show_response),
-    })
+impl Attempt {
+    /// The attempt as `admin` or not sees it: the receiver's answer only for an admin (see
+    /// `response_body`).
+    fn seen_by(attempt: attempt::Model, admin: bool) -> Attempt {
+        Attempt {
+            attempt: attempt.attempt,
+            attempted_at: iso(attempt.attempted_at),
+            status_code: attempt.status_code,
+            latency_ms: attempt.latency_us as f64 / 1000.0,
+            error: attempt.error,
+            response_body: attempt.response_body.filter(|_| admin),
+        }
+    }
 }

@@ -7,8 +7,8 @@ use entity::states::{OnCompletion, RunStatus};
 use entity::{cron, run};
 use uuid::Uuid;
 
-use crate::store::runs::Multitask;
 use crate::time::Millis;
+use entity::states::MultitaskStrategy;
 
 /// The run one instant of `cron` queues (a scheduled fire or a manual trigger): its payload,
 /// on its thread (or a new one), with the cron's metadata under the payload's, as LangGraph
@@ -31,7 +31,7 @@ pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Mill
         graph_id,
         body: &cron.payload,
         metadata,
-        strategy: Multitask::from_payload(&cron.payload),
+        strategy: MultitaskStrategy::of_payload(&cron.payload),
         on_completion: cron
             .thread_id
             .is_none()
@@ -55,7 +55,7 @@ pub struct RunSpec<'a> {
     /// The run-create body (input, config, context, webhook, stream_mode, …).
     pub body: &'a Value,
     pub metadata: Map<String, Value>,
-    pub strategy: Multitask,
+    pub strategy: MultitaskStrategy,
     /// Stateless runs: what becomes of their throw-away thread afterwards.
     pub on_completion: Option<OnCompletion>,
     pub available_at: Millis,
@@ -76,7 +76,7 @@ impl RunSpec<'_> {
             status: RunStatus::Pending,
             metadata: Value::Object(self.metadata),
             kwargs,
-            multitask_strategy: self.strategy.as_str().into(),
+            multitask_strategy: self.strategy,
             user_id: self.user_id,
             cron_id: self.cron_id,
             scheduled_for: self.scheduled_for,
@@ -173,7 +173,7 @@ mod tests {
             graph_id: "agent".into(),
             body: &body,
             metadata: Map::new(),
-            strategy: Multitask::Enqueue,
+            strategy: MultitaskStrategy::Enqueue,
             on_completion: Some(OnCompletion::Delete),
             available_at: 0,
             cron_id: Some("c".into()),
@@ -190,6 +190,6 @@ mod tests {
         assert_eq!(kwargs["stream_mode"], json!(["updates"]));
         assert_eq!(kwargs["temporary"], true);
         assert_eq!(run.cron_id.as_deref(), Some("c"));
-        assert_eq!(run.multitask_strategy, "enqueue");
+        assert_eq!(run.multitask_strategy, MultitaskStrategy::Enqueue);
     }
 }

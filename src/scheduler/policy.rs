@@ -1,12 +1,12 @@
 //! What happens to scheduled instants that could not fire on time (the daemon was down or
 //! overloaded): the misfire policy, and the plan it gives for one cron at one moment.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
 /// cronhook's addition to LangGraph's crons (which always behave like `FireOnce`).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[schema(
     description = "What happens to scheduled instants that could not fire on time: `fire_once` (the latest fires once), `skip` (none fires), `fire_all` (each within the catch-up window fires, in order). cronhook's addition to LangGraph's crons."
 )]

@@ -13,9 +13,9 @@ use sea_orm::{
 use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
-use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
+use entity::states::{DeliveryStatus, FireOutcome, MultitaskStrategy, RunStatus};
 
-use super::runs::{Claim, IfThreadMissing, Multitask, queue_run, queue_runs_batched};
+use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, expr_by_key, value_by_key};
 use crate::time::Millis;
 
@@ -123,9 +123,9 @@ impl Store {
         claim: Option<&Claim>,
         slots: usize,
     ) -> Result<(Vec<Fired>, Queued)> {
-        let all_enqueue = fires
-            .iter()
-            .all(|fire| Multitask::from_payload(&fire.cron.payload) == Multitask::Enqueue);
+        let all_enqueue = fires.iter().all(|fire| {
+            MultitaskStrategy::of_payload(&fire.cron.payload) == MultitaskStrategy::Enqueue
+        });
         if all_enqueue
             && let Some(fired) = self
                 .fire_batched(fires, now, make_run, claim, slots)
@@ -264,7 +264,7 @@ impl Store {
                 if recorded == 0 {
                     continue; // this instant already fired
                 }
-                let strategy = Multitask::from_payload(&cron.payload);
+                let strategy = MultitaskStrategy::of_payload(&cron.payload);
                 let if_missing = match cron.thread_id {
                     Some(_) => IfThreadMissing::Reject,
                     None => IfThreadMissing::CreateNew,
@@ -342,7 +342,7 @@ impl Store {
         let created = queue_run(
             &txn,
             run,
-            Multitask::from_payload(&cron.payload),
+            MultitaskStrategy::of_payload(&cron.payload),
             if_missing,
             metadata,
             None,

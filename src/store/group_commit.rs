@@ -23,12 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{CancelAction, OnCompletion, RunStatus};
+use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::runs::{
-    Claim, Completion, Created, Finished, IfThreadMissing, Multitask, Outcome, claim_due,
-    delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
+    Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
+    end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
 use crate::time::now_ms;
@@ -48,7 +48,7 @@ pub(super) struct Writer {
 enum Job {
     Create {
         run: run::Model,
-        strategy: Multitask,
+        strategy: MultitaskStrategy,
         if_missing: IfThreadMissing,
         assistant_metadata: Map<String, Value>,
         claim: Option<Claim>,
@@ -88,7 +88,7 @@ impl Writer {
     pub(super) async fn create(
         &self,
         run: run::Model,
-        strategy: Multitask,
+        strategy: MultitaskStrategy,
         if_missing: IfThreadMissing,
         assistant_metadata: Map<String, Value>,
         claim: Option<Claim>,

@@ -13,40 +13,13 @@ use serde_json::{Map, Value};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{CancelAction, DeliveryStatus, OnCompletion, RunStatus, ThreadStatus};
+use entity::states::{
+    CancelAction, DeliveryStatus, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus,
+};
 use entity::thread::{self, Entity as Threads};
 
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::time::{Millis, now_ms};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Multitask {
-    Reject,
-    Rollback,
-    Interrupt,
-    Enqueue,
-}
-
-impl Multitask {
-    /// A cron payload's (or run body's) `multitask_strategy`; enqueue when absent.
-    pub fn from_payload(payload: &Value) -> Multitask {
-        match payload.get("multitask_strategy").and_then(Value::as_str) {
-            Some("reject") => Multitask::Reject,
-            Some("rollback") => Multitask::Rollback,
-            Some("interrupt") => Multitask::Interrupt,
-            _ => Multitask::Enqueue,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Multitask::Reject => "reject",
-            Multitask::Rollback => "rollback",
-            Multitask::Interrupt => "interrupt",
-            Multitask::Enqueue => "enqueue",
-        }
-    }
-}
 
 /// What to do when the run's thread does not exist.
 #[derive(Debug, Clone)]
@@ -152,7 +125,7 @@ impl Store {
     pub async fn create_run(
         &self,
         run: run::Model,
-        strategy: Multitask,
+        strategy: MultitaskStrategy,
         if_missing: IfThreadMissing,
         claim: Option<Claim>,
     ) -> Result<Created> {
@@ -480,7 +453,7 @@ impl Store {
 pub(super) async fn queue_run(
     txn: &DatabaseTransaction,
     mut run: run::Model,
-    strategy: Multitask,
+    strategy: MultitaskStrategy,
     if_missing: IfThreadMissing,
     assistant_metadata: Map<String, Value>,
     claim: Option<&Claim>,
@@ -539,23 +512,23 @@ pub(super) async fn queue_run(
                     .filter(run::Column::Status.is_in(RunStatus::ACTIVE))
             };
             match strategy {
-                Multitask::Enqueue => {
+                MultitaskStrategy::Enqueue => {
                     if claim.is_some() {
                         first_in_line = active().one(txn).await?.is_none();
                     }
                 }
-                Multitask::Reject => {
+                MultitaskStrategy::Reject => {
                     if active().one(txn).await?.is_some() {
                         return Err(Error::Conflict(
                             "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.".into(),
                         ));
                     }
                 }
-                Multitask::Interrupt => {
+                MultitaskStrategy::Interrupt => {
                     let runs = active().all(txn).await?;
                     flagged = cancel_active(txn, runs, CancelAction::Interrupt, now).await?;
                 }
-                Multitask::Rollback => {
+                MultitaskStrategy::Rollback => {
                     let runs = active().all(txn).await?;
                     flagged = cancel_active(txn, runs, CancelAction::Rollback, now).await?;
                 }

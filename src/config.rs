@@ -258,7 +258,7 @@ impl Default for HousekeepingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
     /// What happens to instants missed while down or overloaded, unless a cron says otherwise.
-    pub misfire_policy: crate::scheduler::MisfirePolicy,
+    pub misfire_policy: entity::states::MisfirePolicy,
     /// How far back `fire_all` catches up, unless a cron says otherwise.
     #[serde(with = "humantime_serde")]
     pub catchup_window: Duration,
@@ -284,7 +284,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
-            misfire_policy: crate::scheduler::MisfirePolicy::FireOnce,
+            misfire_policy: entity::states::MisfirePolicy::FireOnce,
             catchup_window: Duration::from_secs(3600),
             misfire_grace: Duration::from_secs(1),
             window: Duration::from_secs(60),

@@ -1,11 +1,10 @@
 //! Prometheus metrics: the names, installed once per process, rendered by `GET /metrics`.
 //! Events are counted where they happen (`metrics::counter!` with these names); queue depths
-//! are read from the store at each scrape, so every replica reports the shared queue.
+//! are read from the store at each scrape (by the caller of `render`), so every replica
+//! reports the shared queue.
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::store::Store;
 
 pub const FIRES: &str = "cronhook_fires_total";
 pub const FIRE_LATENESS: &str = "cronhook_fire_lateness_seconds";
@@ -82,16 +81,23 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
-/// The scrape: queue depths read now, then everything in Prometheus' text format.
-pub async fn render(handle: &PrometheusHandle, store: &Store) -> String {
-    match store.queue_depths().await {
-        Ok(depths) => {
-            gauge!(RUNS_QUEUED).set(depths.runs_queued as f64);
-            gauge!(RUNS_RUNNING).set(depths.runs_running as f64);
-            gauge!(WEBHOOKS_PENDING).set(depths.webhooks_pending as f64);
-            gauge!(CRONS_ENABLED).set(depths.crons_enabled as f64);
-        }
-        Err(err) => tracing::warn!(error = %err, "queue depths unavailable for /metrics"),
+/// How much work there is, across every replica (for `/metrics` and systemd's status line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub crons_enabled: u64,
+    pub runs_queued: u64,
+    pub runs_running: u64,
+    pub webhooks_pending: u64,
+}
+
+/// The scrape: the queue depths just read (the last ones stand when none could be), then
+/// everything in Prometheus' text format.
+pub fn render(handle: &PrometheusHandle, depths: Option<QueueDepths>) -> String {
+    if let Some(depths) = depths {
+        gauge!(RUNS_QUEUED).set(depths.runs_queued as f64);
+        gauge!(RUNS_RUNNING).set(depths.runs_running as f64);
+        gauge!(WEBHOOKS_PENDING).set(depths.webhooks_pending as f64);
+        gauge!(CRONS_ENABLED).set(depths.crons_enabled as f64);
     }
     handle.run_upkeep();
     handle.render()

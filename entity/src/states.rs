@@ -336,3 +336,36 @@ impl MultitaskStrategy {
             .unwrap_or_default()
     }
 }
+
+/// cronhook's addition to LangGraph's crons (which always behave like `FireOnce`).
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, EnumIter, ToSchema,
+)]
+#[schema(
+    description = "What happens to scheduled instants that could not fire on time: `fire_once` (the latest fires once), `skip` (none fires), `fire_all` (each within the catch-up window fires, in order). cronhook's addition to LangGraph's crons."
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfirePolicy {
+    /// The most recent missed instant fires once; older ones are skipped.
+    #[default]
+    FireOnce,
+    /// Missed instants are skipped; the schedule resumes at the next future instant.
+    Skip,
+    /// Every missed instant within the catch-up window fires, in order.
+    FireAll,
+}
+
+impl MisfirePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisfirePolicy::FireOnce => "fire_once",
+            MisfirePolicy::Skip => "skip",
+            MisfirePolicy::FireAll => "fire_all",
+        }
+    }
+
+    /// The policy named `text`, if any.
+    pub fn parse(text: &str) -> Option<MisfirePolicy> {
+        Self::iter().find(|policy| policy.as_str() == text)
+    }
+}

@@ -137,6 +137,17 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics::render(&state.metrics, &state.store).await,
+        crate::metrics::render(&state.metrics, queue_depths(&state).await),
     )
+}
+
+/// The queue depths for a scrape; a scrape still answers (with the last depths) when the
+/// database does not.
+async fn queue_depths(state: &AppState) -> Option<crate::metrics::QueueDepths> {
+    state
+        .store
+        .queue_depths()
+        .await
+        .inspect_err(|err| tracing::warn!(error = %err, "queue depths unavailable for /metrics"))
+        .ok()
 }

@@ -1,44 +1,9 @@
 //! What happens to scheduled instants that could not fire on time (the daemon was down or
 //! overloaded): the misfire policy, and the plan it gives for one cron at one moment.
 
-use serde::{Deserialize, Serialize};
-
 use crate::time::Millis;
 
-/// cronhook's addition to LangGraph's crons (which always behave like `FireOnce`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
-#[schema(
-    description = "What happens to scheduled instants that could not fire on time: `fire_once` (the latest fires once), `skip` (none fires), `fire_all` (each within the catch-up window fires, in order). cronhook's addition to LangGraph's crons."
-)]
-#[serde(rename_all = "snake_case")]
-pub enum MisfirePolicy {
-    /// The most recent missed instant fires once; older ones are skipped.
-    #[default]
-    FireOnce,
-    /// Missed instants are skipped; the schedule resumes at the next future instant.
-    Skip,
-    /// Every missed instant within the catch-up window fires, in order.
-    FireAll,
-}
-
-impl MisfirePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MisfirePolicy::FireOnce => "fire_once",
-            MisfirePolicy::Skip => "skip",
-            MisfirePolicy::FireAll => "fire_all",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<MisfirePolicy> {
-        match text {
-            "fire_once" => Some(MisfirePolicy::FireOnce),
-            "skip" => Some(MisfirePolicy::Skip),
-            "fire_all" => Some(MisfirePolicy::FireAll),
-            _ => None,
-        }
-    }
-}
+pub use entity::states::MisfirePolicy;
 
 /// Which instants to fire now, and how many are given up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -131,14 +131,7 @@ impl Scope {
     }
 }
 
-/// How much work there is, across every replica (for `/metrics` and systemd's status line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueDepths {
-    pub crons_enabled: u64,
-    pub runs_queued: u64,
-    pub runs_running: u64,
-    pub webhooks_pending: u64,
-}
+pub use crate::metrics::QueueDepths;
 
 impl Store {
     pub async fn queue_depths(&self) -> Result<QueueDepths> {

@@ -88,7 +88,9 @@ async fn document(daemon: &Daemon) -> Value {
         .expect("request");
     assert_eq!(response.status(), 200);
     assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
+        response.headers()["content-type"]
+            .to_str()
+            .expect("an ASCII content type"),
         "application/json"
     );
     response.json().await.expect("the document is JSON")

@@ -4,21 +4,30 @@
 //! Data flows one way: `api` → `store` ← `scheduler` → `runs` → `webhooks`. Roles talk
 //! through the store (plus in-process wake-ups), never by calling each other's internals.
 
-pub mod api;
-pub mod auth;
+pub(crate) mod api;
+pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod housekeeping;
-pub mod metrics;
-pub mod notify;
+pub(crate) mod housekeeping;
+pub(crate) mod metrics;
+pub(crate) mod notify;
 pub mod ops;
 pub mod parts;
-pub mod runs;
+pub(crate) mod runs;
 pub mod runtime;
 pub mod schedule;
-pub mod scheduler;
-pub mod server;
-pub mod store;
-pub mod time;
-pub mod webhooks;
+pub(crate) mod scheduler;
+pub(crate) mod server;
+pub(crate) mod store;
+pub(crate) mod time;
+pub(crate) mod webhooks;
+
+// What the fuzz targets drive: a search body's parsing and filter cap, and the store's
+// filters behind it.
+pub use api::check_filter;
+pub use api::extract::parse_value;
+pub use store::Store;
+pub use store::assistants::AssistantFilter;
+pub use store::crons::CronFilter;
+pub use store::threads::ThreadFilter;

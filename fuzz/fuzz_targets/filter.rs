@@ -6,12 +6,7 @@
 
 use std::sync::OnceLock;
 
-use cronhook::api::check_filter;
-use cronhook::api::extract::parse_value;
-use cronhook::store::Store;
-use cronhook::store::assistants::AssistantFilter;
-use cronhook::store::crons::CronFilter;
-use cronhook::store::threads::ThreadFilter;
+use cronhook::{AssistantFilter, CronFilter, Store, ThreadFilter, check_filter, parse_value};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -14,7 +14,7 @@ use entity::assistant;
 use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
+    ApiError, ApiResult, AppState, SortOrderParam, object, page_response, paging, validate_select,
 };
 use crate::store::SortOrder;
 use crate::store::assistants::{AssistantFilter, AssistantSort};
@@ -134,7 +134,7 @@ async fn search(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SearchRequest>,
 ) -> ApiResult<Response> {
-    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    let (limit, offset) = paging(request.limit, request.offset)?;
     validate_select(&request.select, FIELDS)?;
     let filter = filter(&state, request.metadata, request.graph_id, request.name)?;
     let sort = request.sort_by.map(|by| {
@@ -219,7 +219,7 @@ async fn versions(
     Path(assistant_id): Path<String>,
     JsonBody(request): JsonBody<VersionsRequest>,
 ) -> ApiResult<Json<Vec<AssistantVersion>>> {
-    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    let (limit, offset) = paging(request.limit, request.offset)?;
     let assistant_id = parse_uuid(&assistant_id, "assistant")?;
     let assistant = state
         .store

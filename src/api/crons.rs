@@ -21,7 +21,7 @@ use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
+    ApiError, ApiResult, AppState, SortOrderParam, object, page_response, paging, validate_select,
 };
 use crate::auth::Caller;
 use crate::runs::payload::Run;
@@ -648,7 +648,7 @@ async fn search(
     caller: Caller,
     JsonBody(request): JsonBody<SearchRequest>,
 ) -> ApiResult<Response> {
-    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    let (limit, offset) = paging(request.limit, request.offset)?;
     validate_select(&request.select, FIELDS)?;
     let filter = CronFilter {
         assistant_id: parse_optional_uuid(request.assistant_id, "assistant")?,

@@ -97,7 +97,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(docs::router())
 }
 
-/// The OpenAPI document `GET /openapi.json` serves.
+/// The OpenAPI document `GET /openapi.json` serves (the router builds its own copy).
+#[cfg(test)]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().into_openapi();
     docs::finish(&mut doc);
@@ -221,34 +222,24 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// `limit` and `offset` as LangGraph's search bodies take them.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct Paging {
-    #[serde(default = "default_limit")]
-    pub limit: i64,
-    #[serde(default)]
-    pub offset: i64,
-}
-
+/// The `limit` of a search body that gives none, as in LangGraph.
 fn default_limit() -> i64 {
     10
 }
 
-impl Paging {
-    /// Checks the range (limit 1–1000, offset ≥ 0) and returns them as store values.
-    pub fn validate(limit: i64, offset: i64) -> ApiResult<(u64, u64)> {
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::invalid(format!(
-                "limit: {limit} is out of range: must be between 1 and 1000"
-            )));
-        }
-        if offset < 0 {
-            return Err(ApiError::invalid(format!(
-                "offset: {offset} is less than the minimum of 0"
-            )));
-        }
-        Ok((limit as u64, offset as u64))
+/// Checks a page's `limit` (1–1000) and `offset` (≥ 0) and returns them as store values.
+pub fn paging(limit: i64, offset: i64) -> ApiResult<(u64, u64)> {
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit: {limit} is out of range: must be between 1 and 1000"
+        )));
     }
+    if offset < 0 {
+        return Err(ApiError::invalid(format!(
+            "offset: {offset} is less than the minimum of 0"
+        )));
+    }
+    Ok((limit as u64, offset as u64))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -25,7 +25,7 @@ use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, one_of, parse_uuid, reject_nulls, typed};
 use super::fields::{Durability, MultitaskStrategy, Nodes, OnCompletion, RunConfig, StreamModes};
 use super::{
-    ApiError, ApiResult, AppState, Paging, locations, page_response, sse, validate_select,
+    ApiError, ApiResult, AppState, locations, page_response, paging, sse, validate_select,
 };
 use crate::auth::Caller;
 use crate::runs::events::RunEnd;
@@ -629,7 +629,7 @@ async fn list(
 ) -> ApiResult<Response> {
     let thread_id = parse_uuid(&thread_id, "thread")?;
     let query = list_query(query)?;
-    let (limit, offset) = Paging::validate(query.limit, query.offset)?;
+    let (limit, offset) = paging(query.limit, query.offset)?;
     let select = (!query.select.is_empty()).then_some(query.select);
     validate_select(&select, FIELDS)?;
     state.store.get_thread(&thread_id, &caller.scope()).await?;

@@ -17,7 +17,7 @@ use entity::thread;
 use super::error::ErrorBody;
 use super::extract::{JsonBody, parse_uuid};
 use super::{
-    ApiError, ApiResult, AppState, Paging, SortOrderParam, object, page_response, validate_select,
+    ApiError, ApiResult, AppState, SortOrderParam, object, page_response, paging, validate_select,
 };
 use crate::auth::Caller;
 use crate::store::SortOrder;
@@ -318,7 +318,7 @@ async fn search(
     caller: Caller,
     JsonBody(request): JsonBody<SearchRequest>,
 ) -> ApiResult<Response> {
-    let (limit, offset) = Paging::validate(request.limit, request.offset)?;
+    let (limit, offset) = paging(request.limit, request.offset)?;
     validate_select(&request.select, FIELDS)?;
     if request.extract.as_ref().is_some_and(|e| !e.is_empty()) {
         return Err(ApiError::invalid("extract: not supported by cronhook"));

@@ -16,7 +16,7 @@ use entity::{attempt, delivery};
 
 use super::error::ErrorBody;
 use super::extract::{QueryParams, one_of, parse_uuid};
-use super::{ApiResult, AppState, Paging, page_response};
+use super::{ApiResult, AppState, page_response, paging};
 use crate::auth::Caller;
 use crate::store::deliveries::DeliveryFilter;
 use crate::time::iso;
@@ -74,7 +74,7 @@ async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
-    let (limit, offset) = Paging::validate(query.limit, query.offset)?;
+    let (limit, offset) = paging(query.limit, query.offset)?;
     let status = query
         .status
         .map(|text| {

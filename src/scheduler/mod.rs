@@ -6,4 +6,4 @@ mod policy;
 mod timer;
 
 pub use engine::{Scheduler, SchedulerHandle};
-pub use policy::{MisfirePolicy, Plan, plan};
+pub use policy::MisfirePolicy;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 
 pub use dispatcher::{Dispatcher, Outbox};
-pub use policy::{PolicyError, UrlPolicy};
+pub use policy::UrlPolicy;
 pub use retry::RetrySchedule;
 pub use signing::Signer;
 

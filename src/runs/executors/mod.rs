@@ -6,7 +6,6 @@ mod echo;
 mod http;
 mod langgraph;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -203,6 +202,3 @@ impl Executor {
         }
     }
 }
-
-/// Executors by graph name, built once from the config.
-pub type Executors = BTreeMap<String, Executor>;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
@@ -53,138 +54,194 @@ pub async fn open_store(config: &Config) -> Result<Store, DaemonError> {
     Ok(store)
 }
 
+/// Runs the daemon until SIGTERM or SIGINT, then shuts it down in order.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut signals = StopSignals::listen().map_err(DaemonError::Serve)?;
-    let parts = Parts::build(&config, &|name| std::env::var(name).ok())?;
-    for warning in parts.graphs.warnings() {
-        tracing::warn!("{warning}");
-    }
-    let Parts {
-        api_keys,
-        webhooks: webhook_settings,
-        graphs,
-    } = parts;
-    let config = Arc::new(config);
-    let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
-    let store = open_store(&config).await?;
-    store
-        .sync_assistants(config.graphs.keys().map(String::as_str))
-        .await?;
+    run(config, async move { signals.received().await }).await
+}
 
-    let listener = TcpListener::bind(config.server.bind)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            addr: config.server.bind,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-    tracing::info!(%addr, "cronhook listening");
-
-    let hub = EventHub::new();
-    let control = Control::new();
-    // A shutdown in three steps: `draining` (API refuses new work, scheduler and workers
-    // stop claiming, running runs get the grace period), then webhook delivery stops, then
-    // the HTTP server closes.
-    let draining = CancellationToken::new();
-    let delivery_stop = CancellationToken::new();
-    let server_stop = CancellationToken::new();
-    let webhook_policy = webhook_settings.policy.clone();
-    let self_url = self_url(addr);
-    let (dispatcher, outbox) = Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
-        .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
-    let deliveries = tokio::spawn(dispatcher.run(delivery_stop.clone()));
-    let graph_names = graphs.names();
-    let runner = Runner::new(
-        store.clone(),
-        hub.clone(),
-        control.clone(),
-        graphs.into_map(),
-        RunnerSettings::from(&config.runs),
-        outbox.clone(),
-    );
-    let workers = tokio::spawn(runner.run(draining.clone(), config.server.shutdown_grace));
-    let scheduler_handle = SchedulerHandle::default();
-    let scheduler = Scheduler::new(
-        store.clone(),
-        control.clone(),
-        scheduler_handle.clone(),
-        config.scheduler.clone(),
-        graph_names,
-    );
-    let scheduler = tokio::spawn(scheduler.run(draining.clone()));
-    let maintenance = tokio::spawn(checkpoint_loop(store.clone(), draining.clone()));
-    let mut housekeeping = housekeeping::start(
-        store.clone(),
-        config.housekeeping.every,
-        config.housekeeping.retention,
-    )
-    .await
-    .map_err(|err| DaemonError::Startup(format!("housekeeping: {err:?}")))?;
-
-    let app = api::router(AppState {
-        store: store.clone(),
-        config: config.clone(),
-        hub,
-        control,
-        scheduler: scheduler_handle,
-        outbox,
-        webhook_policy,
-        self_url,
-        api_keys: Arc::new(api_keys),
-        draining: draining.clone(),
-        metrics,
-    });
-    let mut server = tokio::spawn(crate::server::serve(
-        listener,
-        app,
-        crate::server::Limits::from(&config.server),
-        server_stop.clone(),
-    ));
-    notify::ready(&notify::status_line(&store, &addr.to_string()).await);
-    // Watchdog pings go on through the whole shutdown: the grace period may be long.
-    let keep_alive_stop = CancellationToken::new();
-    let keep_alive = tokio::spawn(notify::keep_alive(
-        store.clone(),
-        addr.to_string(),
-        keep_alive_stop.clone(),
-    ));
-
+/// Runs the daemon until `shutdown` completes, then shuts it down in order. A server that
+/// stops on its own is an error (never a shutdown).
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let mut daemon = Running::start(config).await?;
     tokio::select! {
-        _ = signals.received() => {}
-        result = &mut server => {
-            // The server stopped on its own: a bug, never a shutdown.
-            draining.cancel();
+        _ = shutdown => {}
+        result = &mut daemon.server => {
+            daemon.stops.draining.cancel();
             return Err(DaemonError::Serve(match result {
                 Ok(()) => std::io::Error::other("the HTTP server stopped"),
                 Err(err) => std::io::Error::other(err),
             }));
         }
     }
-    let grace = config.server.shutdown_grace;
-    tracing::info!(grace = ?grace, "shutting down: refusing new requests, finishing running runs");
-    notify::stopping("shutting down: finishing running runs");
-    draining.cancel();
-    let _ = housekeeping.shutdown().await;
-    let _ = scheduler.await;
-    let _ = maintenance.await;
-    let _ = workers.await;
-    // Every run has ended or gone back to the queue: its delivery row is written.
-    delivery_stop.cancel();
-    let _ = deliveries.await;
-    server_stop.cancel();
-    // Streams of runs handed back would never end: they get a short last word.
-    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("closing connections still open");
-        server.abort();
-    }
-    keep_alive_stop.cancel();
-    let _ = keep_alive.await;
-    store.close().await;
-    tracing::info!("stopped");
+    daemon.shutdown().await;
     Ok(())
+}
+
+/// The shutdown's steps, in order: `draining` (the API refuses new work, the scheduler and
+/// the workers stop claiming, running runs get the grace period), then webhook delivery
+/// stops, then the HTTP server closes; watchdog pings go on until the very end.
+struct Stops {
+    draining: CancellationToken,
+    delivery: CancellationToken,
+    server: CancellationToken,
+    keep_alive: CancellationToken,
+}
+
+/// A started daemon: its store, the tasks of its roles and how to stop each.
+struct Running {
+    store: Store,
+    grace: std::time::Duration,
+    stops: Stops,
+    housekeeping: tokio_cron_scheduler::JobScheduler,
+    scheduler: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+    workers: JoinHandle<()>,
+    deliveries: JoinHandle<()>,
+    server: JoinHandle<()>,
+    keep_alive: JoinHandle<()>,
+}
+
+impl Running {
+    /// Builds the parts, opens the store, starts every role and the HTTP server, and tells
+    /// systemd the daemon is ready.
+    async fn start(config: Config) -> Result<Running, DaemonError> {
+        let parts = Parts::build(&config, &|name| std::env::var(name).ok())?;
+        for warning in parts.graphs.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let Parts {
+            api_keys,
+            webhooks: webhook_settings,
+            graphs,
+        } = parts;
+        let config = Arc::new(config);
+        let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
+        let store = open_store(&config).await?;
+        store
+            .sync_assistants(config.graphs.keys().map(String::as_str))
+            .await?;
+
+        let listener = TcpListener::bind(config.server.bind)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: config.server.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+        tracing::info!(%addr, "cronhook listening");
+
+        let stops = Stops {
+            draining: CancellationToken::new(),
+            delivery: CancellationToken::new(),
+            server: CancellationToken::new(),
+            keep_alive: CancellationToken::new(),
+        };
+        let hub = EventHub::new();
+        let control = Control::new();
+        let webhook_policy = webhook_settings.policy.clone();
+        let self_url = self_url(addr);
+        let (dispatcher, outbox) =
+            Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
+                .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
+        let deliveries = tokio::spawn(dispatcher.run(stops.delivery.clone()));
+        let graph_names = graphs.names();
+        let runner = Runner::new(
+            store.clone(),
+            hub.clone(),
+            control.clone(),
+            graphs.into_map(),
+            RunnerSettings::from(&config.runs),
+            outbox.clone(),
+        );
+        let workers =
+            tokio::spawn(runner.run(stops.draining.clone(), config.server.shutdown_grace));
+        let scheduler_handle = SchedulerHandle::default();
+        let scheduler = Scheduler::new(
+            store.clone(),
+            control.clone(),
+            scheduler_handle.clone(),
+            config.scheduler.clone(),
+            graph_names,
+        );
+        let scheduler = tokio::spawn(scheduler.run(stops.draining.clone()));
+        let maintenance = tokio::spawn(checkpoint_loop(store.clone(), stops.draining.clone()));
+        let housekeeping = housekeeping::start(
+            store.clone(),
+            config.housekeeping.every,
+            config.housekeeping.retention,
+        )
+        .await
+        .map_err(|err| DaemonError::Startup(format!("housekeeping: {err:?}")))?;
+
+        let app = api::router(AppState {
+            store: store.clone(),
+            config: config.clone(),
+            hub,
+            control,
+            scheduler: scheduler_handle,
+            outbox,
+            webhook_policy,
+            self_url,
+            api_keys: Arc::new(api_keys),
+            draining: stops.draining.clone(),
+            metrics,
+        });
+        let server = tokio::spawn(crate::server::serve(
+            listener,
+            app,
+            crate::server::Limits::from(&config.server),
+            stops.server.clone(),
+        ));
+        notify::ready(&notify::status_line(&store, &addr.to_string()).await);
+        let keep_alive = tokio::spawn(notify::keep_alive(
+            store.clone(),
+            addr.to_string(),
+            stops.keep_alive.clone(),
+        ));
+        Ok(Running {
+            store,
+            grace: config.server.shutdown_grace,
+            stops,
+            housekeeping,
+            scheduler,
+            maintenance,
+            workers,
+            deliveries,
+            server,
+            keep_alive,
+        })
+    }
+
+    /// Stops every role in the order of `Stops`.
+    async fn shutdown(mut self) {
+        tracing::info!(grace = ?self.grace, "shutting down: refusing new requests, finishing running runs");
+        notify::stopping("shutting down: finishing running runs");
+        self.stops.draining.cancel();
+        let _ = self.housekeeping.shutdown().await;
+        let _ = self.scheduler.await;
+        let _ = self.maintenance.await;
+        let _ = self.workers.await;
+        // Every run has ended or gone back to the queue: its delivery row is written.
+        self.stops.delivery.cancel();
+        let _ = self.deliveries.await;
+        self.stops.server.cancel();
+        // Streams of runs handed back would never end: they get a short last word.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing connections still open");
+            self.server.abort();
+        }
+        self.stops.keep_alive.cancel();
+        let _ = self.keep_alive.await;
+        self.store.close().await;
+        tracing::info!("stopped");
+    }
 }
 
 /// The daemon's own base URL (loopback when it listens on every address).

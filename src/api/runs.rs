@@ -28,11 +28,10 @@ use super::{
     ApiError, ApiResult, AppState, locations, page_response, paging, sse, validate_select,
 };
 use crate::auth::Caller;
-use crate::runs::events::RunEnd;
 use crate::runs::events::Subscription;
 use crate::runs::payload::Run;
 use crate::runs::spec::RunSpec;
-use crate::runs::{Slot, wait_for_end, wait_with};
+use crate::runs::{submit, wait_for_end, wait_with};
 use crate::store::Page;
 use crate::store::runs::IfThreadMissing;
 use crate::time::now_ms;
@@ -157,45 +156,16 @@ impl Queued {
     }
 }
 
-/// Validates the body and queues the run; the run's event channel is opened first so a
-/// stream sees every event.
+/// Validates the body, builds the run it asks for and submits it.
 async fn queue(
     state: &AppState,
     caller: &Caller,
     target: Target,
     body: Value,
 ) -> ApiResult<Queued> {
-    reject_nulls(&body, &[])?;
-    let request: RunRequest = typed(&body)?;
-    if let Some(webhook) = &request.webhook {
-        state.check_webhook(webhook).await?;
-    }
-    if let Some(checkpoint_id) = &request.checkpoint_id {
-        Uuid::parse_str(checkpoint_id)
-            .map_err(|_| ApiError::invalid("Invalid checkpoint ID: must be a UUID"))?;
-    }
-    let after_ms = match request.after_seconds {
-        Some(s) if !(0.0..=31_536_000.0).contains(&s) => {
-            return Err(ApiError::invalid(
-                "after_seconds: must be between 0 and 31536000",
-            ));
-        }
-        Some(s) => (s * 1000.0).round() as i64,
-        None => 0,
-    };
+    let (request, after_ms) = validate(state, &body).await?;
     let stateless = matches!(target, Target::Stateless);
-    let assistant_id = state.assistant_id(&request.assistant_id).ok_or_else(|| {
-        if Uuid::parse_str(&request.assistant_id).is_ok() {
-            ApiError::not_found("Thread or assistant not found.")
-        } else {
-            let graphs: Vec<&str> = state.config.graphs.keys().map(String::as_str).collect();
-            ApiError::invalid(format!(
-                "Invalid assistant: '{}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
-                request.assistant_id,
-                graphs.join(", ")
-            ))
-        }
-    })?;
+    let assistant_id = assistant_of(state, &request)?;
     let configurable = request
         .config
         .as_ref()
@@ -234,7 +204,7 @@ async fn queue(
     let on_completion = stateless.then(|| request.on_completion.unwrap_or(OnCompletion::Delete));
     let now = now_ms();
     let run = RunSpec {
-        run_id: run_id.clone(),
+        run_id,
         thread_id,
         assistant_id,
         graph_id,
@@ -249,48 +219,51 @@ async fn queue(
         now,
     }
     .into_model();
-    state.hub.open(&run_id);
-    let events = state.hub.subscribe(&run_id, None);
-    // A free local slot lets the run start the moment it is queued, if its turn has come.
-    let slot = if after_ms == 0 {
-        state.control.reserve()
-    } else {
-        None
-    };
-    let claim = slot.as_ref().map(Slot::claim);
-    let created = match state
-        .store
-        .create_run(run, strategy, if_missing, claim)
-        .await
-    {
-        Ok(created) => created,
-        Err(err) => {
-            state.hub.end(
-                &run_id,
-                RunEnd {
-                    status: RunStatus::Error,
-                    values: None,
-                    error: None,
-                },
-                false,
-            );
-            return Err(err.into());
-        }
-    };
-    for cancelled in &created.flagged {
-        state.control.cancel(cancelled);
-    }
-    let mut run = created.run;
-    match slot {
-        Some(slot) if created.claimed => slot.start(run.clone()),
-        _ => state.control.wake(),
-    }
-    // The answer shows the run as accepted, as LangGraph's does, even if it started already.
-    run.status = RunStatus::Pending;
+    let submitted = submit(&state.store, &state.control, &state.hub, run, if_missing).await?;
     Ok(Queued {
-        run,
+        run: submitted.run,
         resumable: request.stream_resumable.unwrap_or(false),
-        events,
+        events: submitted.events,
+    })
+}
+
+/// The request in `body`, checked as far as it can be without the store, and how long
+/// its run waits before it may start (`after_seconds`, in milliseconds).
+async fn validate(state: &AppState, body: &Value) -> ApiResult<(RunRequest, i64)> {
+    reject_nulls(body, &[])?;
+    let request: RunRequest = typed(body)?;
+    if let Some(webhook) = &request.webhook {
+        state.check_webhook(webhook).await?;
+    }
+    if let Some(checkpoint_id) = &request.checkpoint_id {
+        Uuid::parse_str(checkpoint_id)
+            .map_err(|_| ApiError::invalid("Invalid checkpoint ID: must be a UUID"))?;
+    }
+    let after_ms = match request.after_seconds {
+        Some(s) if !(0.0..=31_536_000.0).contains(&s) => {
+            return Err(ApiError::invalid(
+                "after_seconds: must be between 0 and 31536000",
+            ));
+        }
+        Some(s) => (s * 1000.0).round() as i64,
+        None => 0,
+    };
+    Ok((request, after_ms))
+}
+
+/// The id of the assistant the request names (by id or by graph name).
+fn assistant_of(state: &AppState, request: &RunRequest) -> ApiResult<String> {
+    state.assistant_id(&request.assistant_id).ok_or_else(|| {
+        if Uuid::parse_str(&request.assistant_id).is_ok() {
+            ApiError::not_found("Thread or assistant not found.")
+        } else {
+            let graphs: Vec<&str> = state.config.graphs.keys().map(String::as_str).collect();
+            ApiError::invalid(format!(
+                "Invalid assistant: '{}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+                request.assistant_id,
+                graphs.join(", ")
+            ))
+        }
     })
 }
 

@@ -8,9 +8,11 @@ pub mod executors;
 mod instants;
 pub mod payload;
 pub mod spec;
+mod submit;
 mod waiter;
 mod worker;
 
+pub use submit::{Submitted, submit};
 pub use waiter::{wait_for_end, wait_with};
 
 use std::collections::HashMap;

@@ -113,6 +113,125 @@ impl ParsedSchedules {
     }
 }
 
+/// What firing one due cron at `now` comes to.
+#[derive(Debug, PartialEq, Eq)]
+struct CronPlan {
+    /// The instants to fire now (each becomes a run).
+    fire: Vec<Millis>,
+    /// Instants missed and given up under `policy`.
+    missed: u64,
+    policy: MisfirePolicy,
+    /// The cron's next instant after this fire (None: no more).
+    new_next: Option<Millis>,
+}
+
+/// Plans the fire of `cron`, due at `expected`, at `now`: its instants from `expected` up to
+/// `now + lead` (the instant being fired ahead, for stateless crons) and not past its end
+/// time, which of them fire under its misfire policy (the cron's own, else the settings'),
+/// and its next instant after them.
+fn plan_fire(
+    cron: &cron::Model,
+    expected: Millis,
+    parsed: &Parsed,
+    lead: Millis,
+    now: Millis,
+    settings: &SchedulerConfig,
+) -> CronPlan {
+    let horizon = now + lead;
+    let mut instants = vec![expected];
+    let mut cursor = expected;
+    while instants.len() < MAX_INSTANTS {
+        match parsed.schedule.next_after(to_datetime(cursor), parsed.zone) {
+            Some(next) if next.timestamp_millis() <= horizon => {
+                cursor = next.timestamp_millis();
+                if cron.end_time.is_some_and(|end| cursor > end) {
+                    break;
+                }
+                instants.push(cursor);
+            }
+            _ => break,
+        }
+    }
+    let policy = cron
+        .misfire_policy
+        .as_deref()
+        .and_then(MisfirePolicy::parse)
+        .unwrap_or(settings.misfire_policy);
+    let catchup = cron
+        .catchup_window_seconds
+        .map(|s| s * 1000)
+        .unwrap_or(settings.catchup_window.as_millis() as Millis);
+    let planned = plan(
+        policy,
+        &instants,
+        now,
+        settings.misfire_grace.as_millis() as Millis,
+        catchup,
+    );
+    let after = now.max(cursor);
+    let new_next = parsed
+        .schedule
+        .next_after(to_datetime(after), parsed.zone)
+        .map(|next| next.timestamp_millis())
+        .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
+    CronPlan {
+        fire: planned.fire,
+        missed: planned.missed,
+        policy,
+        new_next,
+    }
+}
+
+/// What the scheduler loop carries from one turn to the next.
+struct LoopState {
+    timer: Timer,
+    ahead: Ahead,
+    /// How long before their instant runs fired ahead are claimed: about twice what the
+    /// last claim took, so they are running in the store when the instant comes.
+    claim_lead: Millis,
+    parsed: ParsedSchedules,
+    next_reload: Millis,
+    next_refresh: Millis,
+    /// Changes made through the API since then are read at the next refresh.
+    changes_since: Millis,
+}
+
+impl LoopState {
+    fn new(settings: &SchedulerConfig) -> LoopState {
+        LoopState {
+            timer: Timer::with_lead(settings.prefire.as_millis() as Millis),
+            ahead: Ahead::new(),
+            claim_lead: MIN_CLAIM_LEAD,
+            parsed: ParsedSchedules::default(),
+            next_reload: 0,
+            next_refresh: 0,
+            changes_since: now_ms(),
+        }
+    }
+
+    /// When the loop wakes next, and whether it waits for a free slot too: runs due but
+    /// without a slot wake the loop when one frees, not at an instant.
+    fn wake_at(&mut self, now: Millis, refresh: Millis) -> (Millis, bool) {
+        let next_start = self
+            .ahead
+            .first_key_value()
+            .map(|((at, _), _)| *at - self.claim_lead);
+        let slot_wanted = next_start.is_some_and(|at| at <= now_ms());
+        let next_start = next_start.filter(|_| !slot_wanted);
+        let wake_at = [
+            next_start,
+            self.timer.next_fire_at(),
+            Some(self.next_refresh),
+            Some(self.next_reload),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + refresh);
+        (wake_at, slot_wanted)
+    }
+}
+
 impl Scheduler {
     pub fn new(
         store: Store,
@@ -130,109 +249,117 @@ impl Scheduler {
         }
     }
 
+    /// How far ahead crons are held in memory.
+    fn window(&self) -> Millis {
+        self.settings.window.as_millis() as Millis
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
-        let window = self.settings.window.as_millis() as Millis;
         let refresh = self.settings.refresh_interval.as_millis() as Millis;
-        let mut timer = Timer::with_lead(self.settings.prefire.as_millis() as Millis);
-        let mut ahead = Ahead::new();
-        // How long before their instant runs fired ahead are claimed: about twice what the
-        // last claim took, so they are running in the store when the instant comes.
-        let mut claim_lead: Millis = MIN_CLAIM_LEAD;
-        let mut parsed = ParsedSchedules::default();
-        let mut next_reload: Millis = 0;
-        let mut next_refresh: Millis = 0;
-        let mut changes_since: Millis = now_ms();
+        let mut state = LoopState::new(&self.settings);
         while !shutdown.is_cancelled() {
             let now = now_ms();
-            if now >= next_reload {
-                match self.load_due(&timer, now + window).await {
-                    Ok(crons) => {
-                        for cron in crons {
-                            timer.upsert(cron, now + window);
-                        }
-                        parsed.forget_unused(&timer);
-                        next_reload = now + window / 2;
-                        changes_since = now;
-                        next_refresh = now + refresh;
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "loading due crons failed");
-                        next_reload = now + 1_000;
-                    }
-                }
-            } else if now >= next_refresh {
-                // Changes made through any replica's API show within one refresh interval;
-                // the slack covers clocks that disagree a little between replicas.
-                match self.store.crons_changed_since(changes_since - 2_000).await {
-                    Ok(crons) => {
-                        for cron in crons {
-                            timer.upsert(cron, now + window);
-                        }
-                        changes_since = now;
-                    }
-                    Err(err) => tracing::error!(error = %err, "reading changed crons failed"),
-                }
-                next_refresh = now + refresh;
+            if now >= state.next_reload {
+                self.reload(&mut state, now).await;
+            } else if now >= state.next_refresh {
+                self.refresh(&mut state, now).await;
             }
 
             // Starting runs at their instant comes before firing the next ones ahead.
-            // Those without a free slot wait in `ahead` for one (they are due in the store
-            // too, so an idle worker may take them first).
-            let claim_before = now_ms() + claim_lead;
-            let ready = |ahead: &Ahead| {
-                ahead
-                    .first_key_value()
-                    .is_some_and(|((at, _), _)| *at <= claim_before)
-            };
-            if ready(&ahead) {
-                let mut slots = self.runs.reserve_many(MAX_CLAIM_AHEAD);
-                let mut runs = Vec::with_capacity(slots.len());
-                while runs.len() < slots.len()
-                    && ready(&ahead)
-                    && let Some((_, run)) = ahead.pop_first()
-                {
-                    runs.push(run);
-                }
-                slots.truncate(runs.len());
-                if !runs.is_empty() {
-                    let claiming = std::time::Instant::now();
-                    self.start(runs, slots).await;
-                    let took = claiming.elapsed().as_millis() as Millis;
-                    claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
-                    continue;
-                }
-            }
-
-            // One batch at a time, so runs fired ahead start on time during a long burst.
-            let due = timer.pop_due(now_ms(), self.settings.batch_size.max(1));
-            if !due.is_empty() {
-                self.fire(due, &mut timer, &mut parsed, window, &mut ahead)
-                    .await;
+            if self.start_ahead(&mut state).await {
                 continue;
             }
 
-            // Runs due but without a slot wake the loop when one frees, not at an instant.
-            let next_start = ahead.first_key_value().map(|((at, _), _)| *at - claim_lead);
-            let slot_wanted = next_start.is_some_and(|at| at <= now_ms());
-            let next_start = next_start.filter(|_| !slot_wanted);
-            let wake_at = [
-                next_start,
-                timer.next_fire_at(),
-                Some(next_refresh),
-                Some(next_reload),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + refresh);
+            // One batch at a time, so runs fired ahead start on time during a long burst.
+            let due = state
+                .timer
+                .pop_due(now_ms(), self.settings.batch_size.max(1));
+            if !due.is_empty() {
+                self.fire(due, &mut state).await;
+                continue;
+            }
+
+            let (wake_at, slot_wanted) = state.wake_at(now, refresh);
             let sleep = Duration::from_millis((wake_at - now_ms()).max(0) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.runs.slot_freed(), if slot_wanted => {}
-                _ = self.handle.changed.notified() => next_refresh = 0,
+                _ = self.handle.changed.notified() => state.next_refresh = 0,
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Loads the crons due within the window that the timer does not hold as they are.
+    async fn reload(&self, state: &mut LoopState, now: Millis) {
+        let window = self.window();
+        match self.load_due(&state.timer, now + window).await {
+            Ok(crons) => {
+                for cron in crons {
+                    state.timer.upsert(cron, now + window);
+                }
+                state.parsed.forget_unused(&state.timer);
+                state.next_reload = now + window / 2;
+                state.changes_since = now;
+                state.next_refresh = now + self.settings.refresh_interval.as_millis() as Millis;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "loading due crons failed");
+                state.next_reload = now + 1_000;
+            }
+        }
+    }
+
+    /// Reads the crons changed since the last reload or refresh.
+    async fn refresh(&self, state: &mut LoopState, now: Millis) {
+        // Changes made through any replica's API show within one refresh interval;
+        // the slack covers clocks that disagree a little between replicas.
+        match self
+            .store
+            .crons_changed_since(state.changes_since - 2_000)
+            .await
+        {
+            Ok(crons) => {
+                for cron in crons {
+                    state.timer.upsert(cron, now + self.window());
+                }
+                state.changes_since = now;
+            }
+            Err(err) => tracing::error!(error = %err, "reading changed crons failed"),
+        }
+        state.next_refresh = now + self.settings.refresh_interval.as_millis() as Millis;
+    }
+
+    /// Starts the runs fired ahead whose instant is (all but) here, as many as there are
+    /// free slots. Those without a free slot wait in `ahead` for one (they are due in the
+    /// store too, so an idle worker may take them first). Whether any were started.
+    async fn start_ahead(&self, state: &mut LoopState) -> bool {
+        let claim_before = now_ms() + state.claim_lead;
+        let ready = |ahead: &Ahead| {
+            ahead
+                .first_key_value()
+                .is_some_and(|((at, _), _)| *at <= claim_before)
+        };
+        if !ready(&state.ahead) {
+            return false;
+        }
+        let mut slots = self.runs.reserve_many(MAX_CLAIM_AHEAD);
+        let mut runs = Vec::with_capacity(slots.len());
+        while runs.len() < slots.len()
+            && ready(&state.ahead)
+            && let Some((_, run)) = state.ahead.pop_first()
+        {
+            runs.push(run);
+        }
+        slots.truncate(runs.len());
+        if runs.is_empty() {
+            return false;
+        }
+        let claiming = std::time::Instant::now();
+        self.start(runs, slots).await;
+        let took = claiming.elapsed().as_millis() as Millis;
+        state.claim_lead = (2 * took).clamp(MIN_CLAIM_LEAD, MAX_CLAIM_LEAD);
+        true
     }
 
     /// Claims runs fired ahead whose instant is (all but) here for the local `slots` (one
@@ -259,19 +386,25 @@ impl Scheduler {
         }
     }
 
-    async fn fire(
-        &self,
-        due: Vec<cron::Model>,
-        timer: &mut Timer,
-        parsed: &mut ParsedSchedules,
-        window: Millis,
-        ahead: &mut Ahead,
-    ) {
-        // A batch (see `pop_due`), stamped with its own time: runs record when they were
-        // really queued and started, not when the first batch of a burst was.
+    /// Fires a batch of due crons (see `pop_due`), stamped with its own time: runs record
+    /// when they were really queued and started, not when the first batch of a burst was.
+    async fn fire(&self, due: Vec<cron::Model>, state: &mut LoopState) {
         let now = now_ms();
+        let fires = self.plan(&due, &state.timer, &mut state.parsed, now);
+        self.apply(fires, due, state, now).await;
+    }
+
+    /// Plans the fire of each due cron (see `plan_fire`); a cron whose stored schedule does
+    /// not parse is left out.
+    fn plan(
+        &self,
+        due: &[cron::Model],
+        timer: &Timer,
+        parsed: &mut ParsedSchedules,
+        now: Millis,
+    ) -> Vec<Fire> {
         let mut fires = Vec::with_capacity(due.len());
-        for cron in &due {
+        for cron in due {
             let Some(expected) = cron.next_run_at else {
                 continue;
             };
@@ -279,59 +412,35 @@ impl Scheduler {
                 tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
                 continue;
             };
-            // Up to the instant being fired ahead (stateless crons) or now.
-            let horizon = now + timer.lead(cron);
-            let mut instants = vec![expected];
-            let mut cursor = expected;
-            while instants.len() < MAX_INSTANTS {
-                match entry.schedule.next_after(to_datetime(cursor), entry.zone) {
-                    Some(next) if next.timestamp_millis() <= horizon => {
-                        cursor = next.timestamp_millis();
-                        if cron.end_time.is_some_and(|end| cursor > end) {
-                            break;
-                        }
-                        instants.push(cursor);
-                    }
-                    _ => break,
-                }
-            }
-            let policy = cron
-                .misfire_policy
-                .as_deref()
-                .and_then(MisfirePolicy::parse)
-                .unwrap_or(self.settings.misfire_policy);
-            let catchup = cron
-                .catchup_window_seconds
-                .map(|s| s * 1000)
-                .unwrap_or(self.settings.catchup_window.as_millis() as Millis);
-            let planned = plan(
-                policy,
-                &instants,
-                now,
-                self.settings.misfire_grace.as_millis() as Millis,
-                catchup,
-            );
+            let planned = plan_fire(cron, expected, entry, timer.lead(cron), now, &self.settings);
             if planned.missed > 0 {
                 metrics::counter!(crate::metrics::MISSED_INSTANTS).increment(planned.missed);
                 tracing::warn!(
                     cron_id = %cron.cron_id,
                     missed = planned.missed,
-                    policy = policy.as_str(),
+                    policy = planned.policy.as_str(),
                     "scheduled instants missed and not fired"
                 );
             }
-            let after = now.max(cursor);
-            let new_next = entry
-                .schedule
-                .next_after(to_datetime(after), entry.zone)
-                .map(|next| next.timestamp_millis())
-                .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
             fires.push(Fire {
                 cron: cron.clone(),
                 instants: planned.fire,
-                new_next,
+                new_next: planned.new_next,
             });
         }
+        fires
+    }
+
+    /// Writes the planned fires through the store, starts the runs it claimed for local
+    /// slots, holds those fired ahead, and puts each cron back in the timer at its next
+    /// instant. When the store fails, the `due` crons are put back as they were, to retry.
+    async fn apply(
+        &self,
+        fires: Vec<Fire>,
+        due: Vec<cron::Model>,
+        state: &mut LoopState,
+        now: Millis,
+    ) {
         let make_run = |cron: &cron::Model, instant: Millis| {
             let graph_id = self
                 .graphs
@@ -363,42 +472,13 @@ impl Scheduler {
                 drop(slots);
                 // Beyond what the scheduler holds, runs fired ahead are left to the workers
                 // (due in the store at their instant; found at their next poll).
-                for run in queued
-                    .ahead
-                    .into_iter()
-                    .take(MAX_HELD_AHEAD.saturating_sub(ahead.len()))
-                {
+                let room = MAX_HELD_AHEAD.saturating_sub(state.ahead.len());
+                for run in queued.ahead.into_iter().take(room) {
                     let at = run.scheduled_for.unwrap_or(run.available_at);
-                    ahead.insert((at, run.run_id.clone()), run);
+                    state.ahead.insert((at, run.run_id.clone()), run);
                 }
                 for (fire, result) in fires.into_iter().zip(results) {
-                    let mut cron = fire.cron;
-                    match result {
-                        Fired::Claimed { runs, rejected } => {
-                            metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
-                            if !rejected.is_empty() {
-                                metrics::counter!(crate::metrics::REJECTED_FIRES)
-                                    .increment(rejected.len() as u64);
-                                tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
-                            }
-                            for (instant, run_id) in runs {
-                                tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
-                                if instant <= now {
-                                    metrics::histogram!(crate::metrics::FIRE_LATENESS)
-                                        .record((now - instant) as f64 / 1000.0);
-                                }
-                            }
-                            cron.next_run_at = fire.new_next;
-                            timer.upsert(cron, now + window);
-                        }
-                        Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
-                            Ok(Some(current)) => timer.upsert(current, now + window),
-                            Ok(None) => timer.remove(&cron.cron_id),
-                            Err(err) => {
-                                tracing::error!(error = %err, "re-reading a cron failed")
-                            }
-                        },
-                    }
+                    self.record(fire, result, &mut state.timer, now).await;
                 }
                 self.runs.wake();
             }
@@ -406,9 +486,41 @@ impl Scheduler {
                 tracing::error!(error = %err, crons = fires.len(), "firing crons failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 for cron in due {
-                    timer.upsert(cron, now + window);
+                    state.timer.upsert(cron, now + self.window());
                 }
             }
+        }
+    }
+
+    /// Counts and logs what became of one cron's fire, and puts the cron back in the timer:
+    /// at its next instant when claimed, as the store has it now when lost.
+    async fn record(&self, fire: Fire, result: Fired, timer: &mut Timer, now: Millis) {
+        let mut cron = fire.cron;
+        match result {
+            Fired::Claimed { runs, rejected } => {
+                metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
+                if !rejected.is_empty() {
+                    metrics::counter!(crate::metrics::REJECTED_FIRES)
+                        .increment(rejected.len() as u64);
+                    tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
+                }
+                for (instant, run_id) in runs {
+                    tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
+                    if instant <= now {
+                        metrics::histogram!(crate::metrics::FIRE_LATENESS)
+                            .record((now - instant) as f64 / 1000.0);
+                    }
+                }
+                cron.next_run_at = fire.new_next;
+                timer.upsert(cron, now + self.window());
+            }
+            Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
+                Ok(Some(current)) => timer.upsert(current, now + self.window()),
+                Ok(None) => timer.remove(&cron.cron_id),
+                Err(err) => {
+                    tracing::error!(error = %err, "re-reading a cron failed")
+                }
+            },
         }
     }
 
@@ -426,5 +538,148 @@ impl Scheduler {
             .map(|(cron_id, _, _)| cron_id)
             .collect();
         self.store.crons_by_id(missing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::timer::tests::cron;
+
+    const MINUTE: Millis = 60_000;
+
+    /// A cron on `schedule` (UTC), due at `next`.
+    fn due(schedule: &str, next: Millis) -> (cron::Model, Parsed) {
+        let mut cron = cron("c", Some(next), true);
+        cron.schedule = schedule.into();
+        let parsed = Parsed {
+            schedule: Schedule::parse(schedule).unwrap(),
+            zone: Tz::UTC,
+        };
+        (cron, parsed)
+    }
+
+    fn planned(cron: &cron::Model, parsed: &Parsed, lead: Millis, now: Millis) -> CronPlan {
+        let settings = SchedulerConfig::default();
+        plan_fire(
+            cron,
+            cron.next_run_at.unwrap(),
+            parsed,
+            lead,
+            now,
+            &settings,
+        )
+    }
+
+    #[test]
+    fn on_time_the_instant_fires_and_the_next_one_follows() {
+        let (cron, parsed) = due("* * * * *", MINUTE);
+        assert_eq!(
+            planned(&cron, &parsed, 0, MINUTE + 10),
+            CronPlan {
+                fire: vec![MINUTE],
+                missed: 0,
+                policy: MisfirePolicy::FireOnce,
+                new_next: Some(2 * MINUTE),
+            }
+        );
+    }
+
+    #[test]
+    fn missed_instants_go_by_the_policy_the_cron_own_first() {
+        // Down from just after 1 min to 3 min 20 s: 1, 2 and 3 min were missed.
+        let now = 3 * MINUTE + 20_000;
+        let (mut cron, parsed) = due("* * * * *", MINUTE);
+        let mut fired = |policy: Option<&str>, catchup_seconds: Option<i64>| {
+            cron.misfire_policy = policy.map(str::to_string);
+            cron.catchup_window_seconds = catchup_seconds;
+            let plan = planned(&cron, &parsed, 0, now);
+            assert_eq!(plan.new_next, Some(4 * MINUTE), "resumes after now");
+            (plan.policy, plan.fire, plan.missed)
+        };
+        assert_eq!(
+            fired(None, None),
+            (MisfirePolicy::FireOnce, vec![3 * MINUTE], 2),
+            "the settings' policy"
+        );
+        assert_eq!(
+            fired(Some("no such policy"), None),
+            (MisfirePolicy::FireOnce, vec![3 * MINUTE], 2)
+        );
+        assert_eq!(fired(Some("skip"), None), (MisfirePolicy::Skip, vec![], 3));
+        assert_eq!(
+            fired(Some("fire_all"), None),
+            (
+                MisfirePolicy::FireAll,
+                vec![MINUTE, 2 * MINUTE, 3 * MINUTE],
+                0
+            )
+        );
+        assert_eq!(
+            fired(Some("fire_all"), Some(100)),
+            (MisfirePolicy::FireAll, vec![2 * MINUTE, 3 * MINUTE], 1),
+            "older than the cron's catch-up window"
+        );
+    }
+
+    #[test]
+    fn nothing_past_the_end_time_fires_and_nothing_follows_it() {
+        let (mut cron, parsed) = due("* * * * *", MINUTE);
+        cron.misfire_policy = Some("fire_all".into());
+        cron.end_time = Some(2 * MINUTE);
+        let plan = planned(&cron, &parsed, 0, 3 * MINUTE + 20_000);
+        assert_eq!(plan.fire, [MINUTE, 2 * MINUTE]);
+        assert_eq!(plan.new_next, None);
+
+        cron.end_time = Some(MINUTE + 30_000);
+        let plan = planned(&cron, &parsed, 0, MINUTE + 10);
+        assert_eq!(plan.fire, [MINUTE]);
+        assert_eq!(plan.new_next, None, "the next instant is past the end");
+    }
+
+    #[test]
+    fn a_disabled_cron_is_planned_like_any_other() {
+        // The timer drops disabled crons, and the store's claim refuses them: the plan
+        // does not look.
+        let (mut cron, parsed) = due("* * * * *", MINUTE);
+        cron.enabled = false;
+        assert_eq!(planned(&cron, &parsed, 0, MINUTE).fire, [MINUTE]);
+    }
+
+    #[test]
+    fn stateless_crons_plan_the_instants_within_the_lead_ahead() {
+        let lead = Timer::with_lead(1_500);
+        let (cron, parsed) = due("* * * * * *", 10_000);
+        let mut on_thread = cron.clone();
+        on_thread.thread_id = Some("thread".into());
+        let now = 10_000 - lead.lead(&cron);
+        assert_eq!(
+            planned(&cron, &parsed, lead.lead(&cron), now),
+            CronPlan {
+                fire: vec![10_000],
+                missed: 0,
+                policy: MisfirePolicy::FireOnce,
+                new_next: Some(11_000),
+            },
+            "fired ahead of its instant"
+        );
+        let plan = planned(&cron, &parsed, lead.lead(&cron), 10_000);
+        assert_eq!(plan.fire, [10_000, 11_000], "up to now + lead");
+        assert_eq!(plan.new_next, Some(12_000));
+        let plan = planned(&on_thread, &parsed, lead.lead(&on_thread), 10_000);
+        assert_eq!(plan.fire, [10_000], "thread crons: up to now");
+        assert_eq!(plan.new_next, Some(11_000));
+    }
+
+    #[test]
+    fn at_most_max_instants_are_enumerated() {
+        // An every-second cron down for longer than MAX_INSTANTS seconds: fire_once fires
+        // the last instant enumerated, and the schedule resumes after now.
+        let (cron, parsed) = due("* * * * * *", 0);
+        let now = (MAX_INSTANTS as Millis + 500) * 1_000;
+        let plan = planned(&cron, &parsed, 0, now);
+        assert_eq!(plan.fire, [(MAX_INSTANTS as Millis - 1) * 1_000]);
+        assert_eq!(plan.missed, MAX_INSTANTS as u64 - 1);
+        assert_eq!(plan.new_next, Some(now + 1_000));
     }
 }

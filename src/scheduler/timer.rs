@@ -130,11 +130,12 @@ impl Timer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn cron(id: &str, next: Option<Millis>, enabled: bool) -> cron::Model {
+    /// A stateless every-second cron in UTC, otherwise as the arguments say.
+    pub(in crate::scheduler) fn cron(id: &str, next: Option<Millis>, enabled: bool) -> cron::Model {
         cron::Model {
             cron_id: id.into(),
             assistant_id: "a".into(),

@@ -172,13 +172,13 @@ impl Store {
             for run in planned {
                 let instant = run.scheduled_for.unwrap_or(now);
                 fired.push((instant, run.run_id.clone()));
-                log.push(cron_fire::ActiveModel {
-                    cron_id: Set(fire.cron.cron_id.clone()),
-                    scheduled_for: Set(instant),
-                    run_id: Set(Some(run.run_id.clone())),
-                    outcome: Set(FireOutcome::Fired),
-                    fired_at: Set(now),
-                });
+                log.push(fire_log_row(
+                    &fire.cron,
+                    instant,
+                    Some(run.run_id.clone()),
+                    FireOutcome::Fired,
+                    now,
+                ));
                 runs.push(run);
             }
             results.push(Fired::Claimed {
@@ -190,14 +190,7 @@ impl Store {
         let mut recorded = 0;
         for chunk in chunked(log, 500) {
             recorded += CronFires::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([
-                        cron_fire::Column::CronId,
-                        cron_fire::Column::ScheduledFor,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
+                .on_conflict(once_per_instant())
                 .exec_without_returning(&txn)
                 .await?;
         }
@@ -244,31 +237,21 @@ impl Store {
             let mut rejected = Vec::new();
             for &instant in &fire.instants {
                 let run = make_run(cron, instant);
-                let recorded = CronFires::insert(cron_fire::ActiveModel {
-                    cron_id: Set(cron.cron_id.clone()),
-                    scheduled_for: Set(instant),
-                    run_id: Set(Some(run.run_id.clone())),
-                    outcome: Set(FireOutcome::Fired),
-                    fired_at: Set(now),
-                })
-                .on_conflict(
-                    OnConflict::columns([
-                        cron_fire::Column::CronId,
-                        cron_fire::Column::ScheduledFor,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
+                let recorded = CronFires::insert(fire_log_row(
+                    cron,
+                    instant,
+                    Some(run.run_id.clone()),
+                    FireOutcome::Fired,
+                    now,
+                ))
+                .on_conflict(once_per_instant())
                 .exec_without_returning(&txn)
                 .await?;
                 if recorded == 0 {
                     continue; // this instant already fired
                 }
                 let strategy = MultitaskStrategy::of_payload(&cron.payload);
-                let if_missing = match cron.thread_id {
-                    Some(_) => IfThreadMissing::Reject,
-                    None => IfThreadMissing::CreateNew,
-                };
+                let if_missing = if_thread_missing(cron);
                 let run_id = run.run_id.clone();
                 let metadata = self.assistant_metadata(&run.assistant_id);
                 let claim = claim.filter(|_| slots > 0);
@@ -281,15 +264,9 @@ impl Store {
                         started.add(created.run, created.claimed, now);
                     }
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
-                        cron_fire::ActiveModel {
-                            cron_id: Set(cron.cron_id.clone()),
-                            scheduled_for: Set(instant),
-                            run_id: Set(None),
-                            outcome: Set(FireOutcome::Rejected),
-                            fired_at: Set(now),
-                        }
-                        .update(&txn)
-                        .await?;
+                        fire_log_row(cron, instant, None, FireOutcome::Rejected, now)
+                            .update(&txn)
+                            .await?;
                         rejected.push(instant);
                     }
                     Err(err) => return Err(err),
@@ -325,19 +302,16 @@ impl Store {
         now: Millis,
     ) -> Result<run::Model> {
         let txn = self.write.begin().await?;
-        CronFires::insert(cron_fire::ActiveModel {
-            cron_id: Set(cron.cron_id.clone()),
-            scheduled_for: Set(now),
-            run_id: Set(Some(run.run_id.clone())),
-            outcome: Set(FireOutcome::Manual),
-            fired_at: Set(now),
-        })
+        CronFires::insert(fire_log_row(
+            cron,
+            now,
+            Some(run.run_id.clone()),
+            FireOutcome::Manual,
+            now,
+        ))
         .exec_without_returning(&txn)
         .await?;
-        let if_missing = match cron.thread_id {
-            Some(_) => IfThreadMissing::Reject,
-            None => IfThreadMissing::CreateNew,
-        };
+        let if_missing = if_thread_missing(cron);
         let metadata = self.assistant_metadata(&run.assistant_id);
         let created = queue_run(
             &txn,
@@ -350,6 +324,40 @@ impl Store {
         .await?;
         txn.commit().await?;
         Ok(created.run)
+    }
+}
+
+/// The fire-log row of `cron`'s instant `instant`, recorded at `now`.
+fn fire_log_row(
+    cron: &cron::Model,
+    instant: Millis,
+    run_id: Option<String>,
+    outcome: FireOutcome,
+    now: Millis,
+) -> cron_fire::ActiveModel {
+    cron_fire::ActiveModel {
+        cron_id: Set(cron.cron_id.clone()),
+        scheduled_for: Set(instant),
+        run_id: Set(run_id),
+        outcome: Set(outcome),
+        fired_at: Set(now),
+    }
+}
+
+/// An instant already in the fire log is not recorded again (the unique key is
+/// (cron_id, scheduled_for)): the insert writes nothing, which says it fired already.
+fn once_per_instant() -> OnConflict {
+    OnConflict::columns([cron_fire::Column::CronId, cron_fire::Column::ScheduledFor])
+        .do_nothing()
+        .to_owned()
+}
+
+/// Where a cron's runs go when their thread is missing: a thread cron's thread must exist;
+/// a stateless cron's runs each have a new one.
+fn if_thread_missing(cron: &cron::Model) -> IfThreadMissing {
+    match cron.thread_id {
+        Some(_) => IfThreadMissing::Reject,
+        None => IfThreadMissing::CreateNew,
     }
 }
 

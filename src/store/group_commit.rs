@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus};
+use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::runs::{
@@ -31,7 +31,7 @@ use super::runs::{
     end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
-use crate::time::now_ms;
+use crate::time::{Millis, now_ms};
 
 /// How many operations one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -318,8 +318,93 @@ async fn create_all(
     Ok(())
 }
 
-/// What decides how a finished run ends: status, lease owner, cancel action.
-type RunState = (RunStatus, Option<String>, Option<CancelAction>);
+/// A finish job, as `finish_all` writes it.
+struct Finish<'a> {
+    /// Where its answer goes.
+    index: usize,
+    /// The run as its worker holds it.
+    run: &'a run::Model,
+    worker: &'a str,
+    outcome: &'a Outcome,
+    completion: &'a CompletionFn,
+}
+
+impl<'a> Finish<'a> {
+    fn of(index: usize, job: &'a Job) -> Option<Finish<'a>> {
+        match job {
+            Job::Finish {
+                run,
+                worker,
+                outcome,
+                completion,
+                ..
+            } => Some(Finish {
+                index,
+                run,
+                worker: worker.as_str(),
+                outcome,
+                completion,
+            }),
+            Job::Create { .. } | Job::Claim { .. } => None,
+        }
+    }
+
+    /// The run as it ends, with its webhook's outbox row when it has one.
+    fn ended(&self, now: Millis) -> (run::Model, Option<delivery::Model>) {
+        let ended = ended(self.run, self.outcome, now);
+        let delivery = (self.completion)(&ended).map(|done| delivery_model(&ended, done, now));
+        (ended, delivery)
+    }
+}
+
+/// What the store says decides how a finished run ends.
+struct RunState {
+    status: RunStatus,
+    lease_owner: Option<String>,
+    cancel_action: Option<CancelAction>,
+}
+
+/// How a finished run is written.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// Its worker no longer holds it (the lease was lost): nothing is written.
+    Lost,
+    /// It simply ended on a thread that stays: written with multi-row statements for the
+    /// whole batch.
+    Plain,
+    /// A cancel, a stateless run's thread to delete, or a second run of a thread in the
+    /// batch: written alone, from the whole row.
+    Alone,
+}
+
+/// How the run `finish` ended is written, from its state in the store (None: gone).
+/// `threads` holds the threads of the runs of the batch written plainly so far.
+fn ending(state: Option<RunState>, finish: &Finish, threads: &mut HashSet<String>) -> Ending {
+    match state {
+        Some(state)
+            if state.status == RunStatus::Running
+                && state.lease_owner.as_deref() == Some(finish.worker) =>
+        {
+            if state.cancel_action.is_none()
+                && finish.run.on_completion != Some(OnCompletion::Delete)
+                && threads.insert(finish.run.thread_id.clone())
+            {
+                Ending::Plain
+            } else {
+                Ending::Alone
+            }
+        }
+        _ => Ending::Lost,
+    }
+}
+
+/// A run that simply ended, to be written with the batch's multi-row statements.
+struct PlainEnd {
+    index: usize,
+    run: run::Model,
+    delivery: Option<delivery::Model>,
+    thread_status: ThreadStatus,
+}
 
 async fn finish_all(
     txn: &DatabaseTransaction,
@@ -327,33 +412,47 @@ async fn finish_all(
     answers: &mut [Option<Answer>],
 ) -> Result<()> {
     let now = now_ms();
-    let finishes: Vec<(usize, &run::Model, &str, &Outcome, &CompletionFn)> = jobs
+    let finishes: Vec<Finish> = jobs
         .iter()
         .enumerate()
-        .filter_map(|(index, job)| match job {
-            Job::Finish {
-                run,
-                worker,
-                outcome,
-                completion,
-                ..
-            } => Some((index, run, worker.as_str(), outcome, completion)),
-            Job::Create { .. } | Job::Claim { .. } => None,
-        })
+        .filter_map(|(index, job)| Finish::of(index, job))
         .collect();
     if finishes.is_empty() {
         return Ok(());
     }
-
-    // The common end of a stateless run: its thread deleted (and the run with it) by one
-    // statement for all of them, where the run is still ours and no cancel came in.
-    let mut done: HashSet<usize> = HashSet::new();
-    let workers: HashSet<&str> = finishes.iter().map(|f| f.2).collect();
     let mut deliveries = Vec::new();
+    let done = finish_throwaway(txn, &finishes, answers, &mut deliveries, now).await?;
+    let rest: Vec<&Finish> = finishes
+        .iter()
+        .filter(|finish| !done.contains(&finish.index))
+        .collect();
+    finish_rest(txn, rest, answers, &mut deliveries, now).await?;
+    for chunk in super::fires::chunked(deliveries, 200) {
+        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The common end of a stateless run: its thread deleted (and the run with it) by one
+/// statement for all of them, where the run is still ours and no cancel came in. The
+/// indexes of the finishes done; their webhooks' outbox rows go to `deliveries`.
+async fn finish_throwaway(
+    txn: &DatabaseTransaction,
+    finishes: &[Finish<'_>],
+    answers: &mut [Option<Answer>],
+    deliveries: &mut Vec<delivery::Model>,
+    now: Millis,
+) -> Result<HashSet<usize>> {
+    let mut done: HashSet<usize> = HashSet::new();
+    let workers: HashSet<&str> = finishes.iter().map(|finish| finish.worker).collect();
     for worker in workers {
         let throwaway: Vec<_> = finishes
             .iter()
-            .filter(|f| f.2 == worker && f.1.on_completion == Some(OnCompletion::Delete))
+            .filter(|finish| {
+                finish.worker == worker && finish.run.on_completion == Some(OnCompletion::Delete)
+            })
             .collect();
         if throwaway.is_empty() {
             continue;
@@ -361,7 +460,7 @@ async fn finish_all(
         let ours = Query::select()
             .column(Column::ThreadId)
             .from(Runs)
-            .and_where(Column::RunId.is_in(throwaway.iter().map(|f| f.1.run_id.clone())))
+            .and_where(Column::RunId.is_in(throwaway.iter().map(|f| f.run.run_id.clone())))
             .and_where(Column::Status.eq(RunStatus::Running))
             .and_where(Column::LeaseOwner.eq(worker))
             .and_where(Column::CancelAction.is_null())
@@ -373,93 +472,208 @@ async fn finish_all(
             .into_iter()
             .map(|thread| thread.thread_id)
             .collect();
-        for (index, run, _, outcome, completion) in throwaway {
-            if !deleted.contains(&run.thread_id) {
+        for finish in throwaway {
+            if !deleted.contains(&finish.run.thread_id) {
                 continue;
             }
-            let ended = ended(run, outcome, now);
-            let delivery = completion(&ended).map(|done| delivery_model(&ended, done, now));
+            let (ended, delivery) = finish.ended(now);
             deliveries.extend(delivery.clone());
-            done.insert(*index);
-            answers[*index] = Some(Answer::Finished(Some(Finished {
+            done.insert(finish.index);
+            answers[finish.index] = Some(Answer::Finished(Some(Finished {
                 run: Some(ended),
                 delivery,
             })));
         }
     }
+    Ok(done)
+}
 
-    // The rest: the state that decides each run's end read in one query (locked on
-    // PostgreSQL, so a cancel from another replica cannot slip in between). A run still
-    // held by its worker, not cancelled, ends from the worker's own copy (nothing else of
-    // a running run changes); the others (cancels, a second run of a thread in the batch)
-    // read the whole row.
-    let rest: Vec<_> = finishes.iter().filter(|f| !done.contains(&f.0)).collect();
-    let mut current: HashMap<String, RunState> = if rest.is_empty() {
-        HashMap::new()
-    } else {
-        Runs::find()
-            .select_only()
-            .columns([
-                Column::RunId,
-                Column::Status,
-                Column::LeaseOwner,
-                Column::CancelAction,
-            ])
-            .filter(Column::RunId.is_in(rest.iter().map(|f| f.1.run_id.clone())))
-            .lock_exclusive()
-            .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|(run_id, status, owner, cancel)| (run_id, (status, owner, cancel)))
-            .collect()
-    };
+/// The other finishes: the state that decides each run's end read in one query (locked on
+/// PostgreSQL, so a cancel from another replica cannot slip in between). A run still held
+/// by its worker, not cancelled, ends from the worker's own copy (nothing else of a running
+/// run changes); the others (cancels, a second run of a thread in the batch) read the whole
+/// row. Webhooks' outbox rows go to `deliveries`.
+async fn finish_rest(
+    txn: &DatabaseTransaction,
+    rest: Vec<&Finish<'_>>,
+    answers: &mut [Option<Answer>],
+    deliveries: &mut Vec<delivery::Model>,
+    now: Millis,
+) -> Result<()> {
+    let mut current = run_states(txn, &rest).await?;
     // The common case, a run that simply ended on a thread that stays, is written with
     // multi-row statements for the whole batch; cancels and rollbacks one by one.
     let mut plain = Vec::new();
     let mut threads = HashSet::new();
-    for (index, claimed, worker, outcome, completion) in rest {
-        let finished = match current.remove(&claimed.run_id) {
-            Some((status, owner, cancel))
-                if status == RunStatus::Running && owner.as_deref() == Some(*worker) =>
-            {
-                if cancel.is_none()
-                    && claimed.on_completion != Some(OnCompletion::Delete)
-                    && threads.insert(claimed.thread_id.clone())
-                {
-                    let ended = ended(claimed, outcome, now);
-                    let delivery = completion(&ended).map(|done| delivery_model(&ended, done, now));
-                    deliveries.extend(delivery.clone());
-                    plain.push((*index, ended, delivery, outcome.thread_status()));
-                    continue;
-                }
-                match Runs::find_by_id(claimed.run_id.clone()).one(txn).await? {
-                    Some(run) => {
-                        Some(end_run(txn, run, (*outcome).clone(), |run| completion(run)).await?)
-                    }
-                    None => None,
-                }
+    for finish in rest {
+        let state = current.remove(&finish.run.run_id);
+        let finished = match ending(state, finish, &mut threads) {
+            Ending::Plain => {
+                let (run, delivery) = finish.ended(now);
+                deliveries.extend(delivery.clone());
+                plain.push(PlainEnd {
+                    index: finish.index,
+                    run,
+                    delivery,
+                    thread_status: finish.outcome.thread_status(),
+                });
+                continue;
             }
-            _ => None,
+            Ending::Alone => match Runs::find_by_id(finish.run.run_id.clone()).one(txn).await? {
+                Some(run) => Some(
+                    end_run(txn, run, finish.outcome.clone(), |run| {
+                        (finish.completion)(run)
+                    })
+                    .await?,
+                ),
+                None => None,
+            },
+            Ending::Lost => None,
         };
-        answers[*index] = Some(Answer::Finished(finished));
+        answers[finish.index] = Some(Answer::Finished(finished));
     }
     end_runs_batched(
         txn,
-        plain.iter().map(|(_, run, _, status)| (run, *status)),
+        plain.iter().map(|end| (&end.run, end.thread_status)),
         now,
     )
     .await?;
-    for (index, run, delivery, _) in plain {
-        answers[index] = Some(Answer::Finished(Some(Finished {
-            run: Some(run),
-            delivery,
+    for end in plain {
+        answers[end.index] = Some(Answer::Finished(Some(Finished {
+            run: Some(end.run),
+            delivery: end.delivery,
         })));
     }
-    for chunk in super::fires::chunked(deliveries, 200) {
-        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
-            .exec_without_returning(txn)
-            .await?;
-    }
     Ok(())
+}
+
+/// The state of the runs of `finishes` in the store, by run id, read locked.
+async fn run_states(
+    txn: &DatabaseTransaction,
+    finishes: &[&Finish<'_>],
+) -> Result<HashMap<String, RunState>> {
+    if finishes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(Runs::find()
+        .select_only()
+        .columns([
+            Column::RunId,
+            Column::Status,
+            Column::LeaseOwner,
+            Column::CancelAction,
+        ])
+        .filter(Column::RunId.is_in(finishes.iter().map(|f| f.run.run_id.clone())))
+        .lock_exclusive()
+        .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|(run_id, status, lease_owner, cancel_action)| {
+            let state = RunState {
+                status,
+                lease_owner,
+                cancel_action,
+            };
+            (run_id, state)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::spec::RunSpec;
+    use serde_json::json;
+
+    fn run(run_id: &str, thread_id: &str, on_completion: Option<OnCompletion>) -> run::Model {
+        RunSpec {
+            run_id: run_id.into(),
+            thread_id: thread_id.into(),
+            assistant_id: "a".into(),
+            graph_id: "g".into(),
+            body: &json!({}),
+            metadata: Map::new(),
+            strategy: MultitaskStrategy::Enqueue,
+            on_completion,
+            available_at: 0,
+            cron_id: None,
+            scheduled_for: None,
+            user_id: None,
+            now: 0,
+        }
+        .into_model()
+    }
+
+    fn running(owner: &str, cancel_action: Option<CancelAction>) -> Option<RunState> {
+        Some(RunState {
+            status: RunStatus::Running,
+            lease_owner: Some(owner.into()),
+            cancel_action,
+        })
+    }
+
+    fn finish<'a>(run: &'a run::Model, completion: &'a CompletionFn) -> Finish<'a> {
+        Finish {
+            index: 0,
+            run,
+            worker: "w",
+            outcome: &Outcome::Interrupted,
+            completion,
+        }
+    }
+
+    #[test]
+    fn runs_end_plainly_unless_cancelled_deleted_or_second_on_their_thread() {
+        let completion: CompletionFn = Box::new(|_| None);
+        let (first, second) = (run("r1", "t", None), run("r2", "t", None));
+        let stateless = run("r3", "s", Some(OnCompletion::Delete));
+        let finish = |run| finish(run, &completion);
+        let mut threads = HashSet::new();
+        assert_eq!(
+            ending(running("w", None), &finish(&first), &mut threads),
+            Ending::Plain
+        );
+        assert_eq!(
+            ending(running("w", None), &finish(&second), &mut threads),
+            Ending::Alone,
+            "a second run of the thread in the batch"
+        );
+        let mut threads = HashSet::new();
+        assert_eq!(
+            ending(
+                running("w", Some(CancelAction::Interrupt)),
+                &finish(&first),
+                &mut threads
+            ),
+            Ending::Alone,
+            "cancelled while it ran"
+        );
+        assert_eq!(
+            ending(running("w", None), &finish(&stateless), &mut threads),
+            Ending::Alone,
+            "its thread is deleted"
+        );
+        assert_eq!(
+            ending(running("other", None), &finish(&first), &mut threads),
+            Ending::Lost,
+            "another worker holds it"
+        );
+        let pending = Some(RunState {
+            status: RunStatus::Pending,
+            lease_owner: None,
+            cancel_action: None,
+        });
+        assert_eq!(
+            ending(pending, &finish(&first), &mut threads),
+            Ending::Lost,
+            "re-queued"
+        );
+        assert_eq!(
+            ending(None, &finish(&first), &mut threads),
+            Ending::Lost,
+            "gone"
+        );
+        assert!(threads.is_empty(), "only plain ends take their thread");
+    }
 }

@@ -459,11 +459,7 @@ pub(super) async fn queue_run(
     claim: Option<&Claim>,
 ) -> Result<Created> {
     let now = run.updated_at;
-    let graph_id = run
-        .kwargs
-        .pointer("/config/configurable/graph_id")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let graph_id = graph_id(&run);
     let assistant_id = Value::String(run.assistant_id.clone());
 
     // The run's metadata, as LangGraph merges it: the assistant's, the thread's, the run's
@@ -485,20 +481,9 @@ pub(super) async fn queue_run(
         // A new thread: nothing to check, one insert.
         Some(mut thread_metadata) => {
             thread_metadata.extend(object(&run.metadata));
-            thread_metadata.insert("graph_id".into(), graph_id);
-            thread_metadata.insert("assistant_id".into(), assistant_id.clone());
-            thread::ActiveModel {
-                thread_id: Set(run.thread_id.clone()),
-                metadata: Set(Value::Object(thread_metadata)),
-                status: Set(ThreadStatus::Busy),
-                values: Set(None),
-                user_id: Set(run.user_id.clone()),
-                created_at: Set(now),
-                updated_at: Set(now),
-                state_updated_at: Set(now),
-            }
-            .insert(txn)
-            .await?;
+            new_thread(&run, thread_metadata, graph_id, assistant_id.clone(), now)
+                .insert(txn)
+                .await?;
         }
         None => {
             let Some(thread) = Threads::find_by_id(run.thread_id.clone()).one(txn).await? else {
@@ -548,12 +533,7 @@ pub(super) async fn queue_run(
             thread.update(txn).await?;
         }
     }
-    metadata.extend(object(&run.metadata));
-    metadata.insert("assistant_id".into(), assistant_id);
-    if let Some(Value::Object(config)) = run.kwargs.get_mut("config") {
-        config.insert("metadata".into(), Value::Object(metadata.clone()));
-    }
-    run.metadata = Value::Object(metadata);
+    set_metadata(&mut run, metadata, assistant_id);
     let claimed = match claim {
         Some(claim) if first_in_line && run.available_at <= now => {
             claim.apply(&mut run, now);
@@ -561,7 +541,7 @@ pub(super) async fn queue_run(
         }
         _ => false,
     };
-    Runs::insert(run.clone().into_active_model().reset_all())
+    Runs::insert(run_row(&run))
         .exec_without_returning(txn)
         .await?;
     Ok(Created {
@@ -623,11 +603,7 @@ pub(super) async fn queue_runs_batched(
     let mut new_threads = Vec::new();
     let mut created = Vec::with_capacity(runs.len());
     for (mut run, mut metadata) in runs {
-        let graph_id = run
-            .kwargs
-            .pointer("/config/configurable/graph_id")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let graph_id = graph_id(&run);
         let assistant_id = Value::String(run.assistant_id.clone());
         match existing.get(&run.thread_id) {
             Some(thread_metadata) => {
@@ -651,27 +627,17 @@ pub(super) async fn queue_runs_batched(
                 }
             }
             None => {
-                let mut thread_metadata = object(&run.metadata);
-                thread_metadata.insert("graph_id".into(), graph_id);
-                thread_metadata.insert("assistant_id".into(), assistant_id.clone());
-                new_threads.push(thread::ActiveModel {
-                    thread_id: Set(run.thread_id.clone()),
-                    metadata: Set(Value::Object(thread_metadata)),
-                    status: Set(ThreadStatus::Busy),
-                    values: Set(None),
-                    user_id: Set(run.user_id.clone()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    state_updated_at: Set(now),
-                });
+                let thread_metadata = object(&run.metadata);
+                new_threads.push(new_thread(
+                    &run,
+                    thread_metadata,
+                    graph_id,
+                    assistant_id.clone(),
+                    now,
+                ));
             }
         }
-        metadata.extend(object(&run.metadata));
-        metadata.insert("assistant_id".into(), assistant_id);
-        if let Some(Value::Object(config)) = run.kwargs.get_mut("config") {
-            config.insert("metadata".into(), Value::Object(metadata.clone()));
-        }
-        run.metadata = Value::Object(metadata);
+        set_metadata(&mut run, metadata, assistant_id);
         let claimed = match claim {
             Some(claim) if slots > 0 && run.available_at <= now => {
                 let first = busy.insert(run.thread_id.clone());
@@ -702,14 +668,58 @@ pub(super) async fn queue_runs_batched(
             .exec(txn)
             .await?;
     }
-    let models = created
-        .iter()
-        .map(|c| c.run.clone().into_active_model().reset_all())
-        .collect();
+    let models = created.iter().map(|c| run_row(&c.run)).collect();
     for chunk in crate::store::fires::chunked(models, 500) {
         Runs::insert_many(chunk).exec_without_returning(txn).await?;
     }
     Ok(created)
+}
+
+/// The graph a run executes, as its kwargs name it (null if they do not).
+fn graph_id(run: &run::Model) -> Value {
+    run.kwargs
+        .pointer("/config/configurable/graph_id")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The row of a new thread for `run`, busy with it: `metadata`, with the graph and
+/// assistant it runs recorded.
+fn new_thread(
+    run: &run::Model,
+    mut metadata: Map<String, Value>,
+    graph_id: Value,
+    assistant_id: Value,
+    now: Millis,
+) -> thread::ActiveModel {
+    metadata.insert("graph_id".into(), graph_id);
+    metadata.insert("assistant_id".into(), assistant_id);
+    thread::ActiveModel {
+        thread_id: Set(run.thread_id.clone()),
+        metadata: Set(Value::Object(metadata)),
+        status: Set(ThreadStatus::Busy),
+        values: Set(None),
+        user_id: Set(run.user_id.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        state_updated_at: Set(now),
+    }
+}
+
+/// Gives `run` its metadata as LangGraph merges it: `metadata` (the assistant's and the
+/// thread's), then the run's own, then the assistant id; the graph finds it in its config.
+fn set_metadata(run: &mut run::Model, mut metadata: Map<String, Value>, assistant_id: Value) {
+    metadata.extend(object(&run.metadata));
+    metadata.insert("assistant_id".into(), assistant_id);
+    if let Some(Value::Object(config)) = run.kwargs.get_mut("config") {
+        config.insert("metadata".into(), Value::Object(metadata.clone()));
+    }
+    run.metadata = Value::Object(metadata);
+}
+
+/// The row a queued run is inserted as: every column set.
+fn run_row(run: &run::Model) -> run::ActiveModel {
+    run.clone().into_active_model().reset_all()
 }
 
 fn object(value: &Value) -> Map<String, Value> {

@@ -12,7 +12,7 @@ mod submit;
 mod waiter;
 mod worker;
 
-pub use submit::{Submitted, submit};
+pub use submit::submit;
 pub use waiter::{wait_for_end, wait_with};
 
 use std::collections::HashMap;

@@ -17,6 +17,10 @@ if ! have_pg; then
   echo "install-deps: installing PostgreSQL server binaries (apt package postgresql)" >&2
   apt_install postgresql
 fi
+# README's tour (scripts/readme-tour.sh) uses curl and jq, as its readers do.
+if ! command -v jq >/dev/null || ! command -v curl >/dev/null; then
+  apt_install jq curl
+fi
 if ! python3 -m venv --help >/dev/null 2>&1; then
   apt_install python3-venv
 fi

@@ -2,7 +2,7 @@
 # Every test of the project, as CI runs it (.ci/run calls this):
 #   lints, the systemd unit check, Rust unit and integration tests (SQLite and a throw-away
 #   PostgreSQL), the croniter property test, schemathesis against the served OpenAPI document,
-#   and the official-SDK suite against cronhook and the reference.
+#   the official-SDK suite against cronhook and the reference, and README's tour as written.
 # Installs what it needs first (PostgreSQL binaries, Python venvs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,4 +15,5 @@ scripts/systemd-check.sh
 CRONHOOK_TEST_PYTHON="$ROOT/tests/sdk/.venv/bin/python" cargo test --workspace
 scripts/schemathesis.sh
 scripts/sdk-suite.sh cronhook
+scripts/readme-tour.sh
 scripts/sdk-suite.sh reference

@@ -132,7 +132,7 @@ impl Running {
                 source,
             })?;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-        tracing::info!(%addr, "cronhook listening");
+        tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "cronhook listening");
 
         let stops = Stops {
             draining: CancellationToken::new(),

@@ -16,7 +16,7 @@ use entity::run;
 use entity::states::{DeliveryStatus, FireOutcome, MultitaskStrategy, RunStatus};
 
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
-use super::{CASE_ROWS, Error, Result, Store, expr_by_key, value_by_key};
+use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
 use crate::time::Millis;
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
@@ -497,13 +497,3 @@ async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Resu
 
 /// A cron's id, next instant and last change (`updated_at`).
 pub type CronVersion = (String, Option<Millis>, Millis);
-
-/// Splits rows into groups small enough for one multi-row statement.
-pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        out.push(items.by_ref().take(size).collect());
-    }
-    out
-}

@@ -427,7 +427,7 @@ async fn finish_all(
         .filter(|finish| !done.contains(&finish.index))
         .collect();
     finish_rest(txn, rest, answers, &mut deliveries, now).await?;
-    for chunk in super::fires::chunked(deliveries, 200) {
+    for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
             .exec_without_returning(txn)
             .await?;

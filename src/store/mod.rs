@@ -386,6 +386,16 @@ fn expr_by_key(
         .into()
 }
 
+/// Splits rows into groups small enough for one multi-row statement.
+pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size).collect());
+    }
+    out
+}
+
 /// SQLite JSON path for one object key, quoted so any key text is literal.
 fn json_path(key: &str) -> String {
     format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))

@@ -655,7 +655,7 @@ pub(super) async fn queue_runs_batched(
             claimed,
         });
     }
-    for chunk in crate::store::fires::chunked(new_threads, 500) {
+    for chunk in super::chunked(new_threads, 500) {
         Threads::insert_many(chunk)
             .exec_without_returning(txn)
             .await?;
@@ -669,7 +669,7 @@ pub(super) async fn queue_runs_batched(
             .await?;
     }
     let models = created.iter().map(|c| run_row(&c.run)).collect();
-    for chunk in crate::store::fires::chunked(models, 500) {
+    for chunk in super::chunked(models, 500) {
         Runs::insert_many(chunk).exec_without_returning(txn).await?;
     }
     Ok(created)

@@ -195,6 +195,8 @@ fn routes_are_only_registered_with_their_description() {
         }
         files += 1;
         let source = std::fs::read_to_string(&path).expect("source");
+        // Unit tests build routers of their own; they are not the API's routes.
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
         for (number, line) in source.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             for forbidden in [

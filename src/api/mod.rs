@@ -398,3 +398,37 @@ pub fn locations(location: Option<&str>, content_location: &str) -> HeaderMap {
 }
 
 pub use crate::runs::payload::{object, to_json};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_goes_on() {
+        async fn boom() -> &'static str {
+            panic!("a bug in a handler")
+        }
+        let app: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        let response = app.clone().oneshot(request("/boom")).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], br#"{"detail":"Internal error"}"#);
+        let response = app.oneshot(request("/fine")).await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

@@ -97,14 +97,6 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(docs::router())
 }
 
-/// The OpenAPI document `GET /openapi.json` serves (the router builds its own copy).
-#[cfg(test)]
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = api().into_openapi();
-    docs::finish(&mut doc);
-    doc
-}
-
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let gate = auth::Gate {

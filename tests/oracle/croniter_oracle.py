@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""croniter oracle for cronhook's property test (tests/schedule_vs_croniter.rs).
+"""croniter oracle for cronhook's property test (tests/it/schedule_vs_croniter.rs).
 
 Long-running: reads one JSON request per line on stdin and writes one JSON
 response per line on stdout, in the same order, flushing after each line.

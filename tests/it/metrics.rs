@@ -2,15 +2,13 @@
 //! its schedule, runs, a webhook delivered to a loopback receiver) and the queue depths; it
 //! needs a key when keys are configured, unless `[metrics] public`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
 
-use common::receiver::Receiver;
-use common::{Backend, Daemon, Storage};
+use crate::common::receiver::Receiver;
+use crate::common::{Backend, Daemon, Storage};
 
 const KEY: &str = "metrics-test-key-6c1d2e";
 

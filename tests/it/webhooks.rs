@@ -4,16 +4,14 @@
 //! Addresses off this machine are never used here: the SSRF rules for them are unit tests
 //! of the policy (src/webhooks/policy.rs) with an injected resolver.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::receiver::Received;
-use common::receiver::Receiver;
-use common::{Backend, Daemon, Storage, free_port, repo_root, test_python};
+use crate::common::receiver::Received;
+use crate::common::receiver::Receiver;
+use crate::common::{Backend, Daemon, Storage, free_port, repo_root, test_python};
 
 /// Standard Webhooks test secrets (24-byte keys), a new one and the one it replaces.
 const NEW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

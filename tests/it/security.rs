@@ -4,8 +4,6 @@
 //! delivery log, see the daemon's secrets from a graph, reach loopback through an IPv6
 //! spelling, learn that another identity's thread exists, or go past the quotas.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -13,8 +11,8 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use common::receiver::Receiver;
-use common::{Backend, Daemon, Storage};
+use crate::common::receiver::Receiver;
+use crate::common::{Backend, Daemon, Storage};
 
 const ALICE: &str = "alice-key-5b0f7c1e9d2a";
 const BOB: &str = "bob-key-93c4a7e1f0d6b";

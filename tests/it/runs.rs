@@ -1,11 +1,9 @@
 //! Runs end to end against the real binary: the four executors with real processes and a
 //! real HTTP server, and crash recovery with SIGKILL, on SQLite and PostgreSQL.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, Daemon, Storage, repo_root};
+use crate::common::{Backend, Daemon, Storage, repo_root};
 use serde_json::{Value, json};
 
 /// A daemon with the test graphs configured.

@@ -2,15 +2,13 @@
 //! on 127.0.0.1 (SQLite), and against a closed port and a scripted loopback server for the
 //! failures a daemon does not produce on demand.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{Backend, Daemon, Storage};
 use chrono::{DateTime, Utc};
-use common::{Backend, Daemon, Storage};
 use serde_json::{Value, json};
 
 const AGENT_ID: &str = "fe096781-5601-53d2-b2f6-0d3403f7e9ca";
@@ -884,11 +882,14 @@ async fn api_keys_against_a_real_daemon() {
 /// A PostgreSQL that cannot be reached stops start-up with where and why, at once.
 #[test]
 fn an_unreachable_database_is_named_with_its_cause() {
-    let port = common::free_port(); // bound and released: nothing listens there
+    let port = crate::common::free_port(); // bound and released: nothing listens there
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cronhook"))
-        .args(["--bind", &format!("127.0.0.1:{}", common::free_port())])
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{}", crate::common::free_port()),
+        ])
         .args(["--data-dir", &dir.path().display().to_string()])
         .args([
             "--database-url",

@@ -1,14 +1,12 @@
 //! A client cannot hold the daemon: headers must arrive within the deadline, oversized
 //! heads and bodies are refused, and other clients are served meanwhile.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{Backend, Daemon, Storage};
+use crate::common::{Backend, Daemon, Storage};
 
 const CONFIG: &str =
     "[server]\nheader_read_timeout = \"1s\"\nmax_header_bytes = 16384\nmax_body_bytes = 65536\n";

@@ -2,12 +2,10 @@
 //! SIGKILL crashes, each misfire policy after downtime, DST instants, and three replicas on
 //! one PostgreSQL database.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Daemon, Storage};
+use crate::common::{Backend, Daemon, Storage};
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 

@@ -3,15 +3,13 @@
 //! crons, threads, runs and deliveries (others' read as 404), an admin key sees all, and no
 //! key ever reaches the log.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Backend, Daemon, KillOnDrop, Storage, free_port, wait_exit};
+use crate::common::{Backend, Daemon, KillOnDrop, Storage, free_port, wait_exit};
 
 const ALICE: &str = "alice-key-5b0f7c1e9d2a";
 const BOB: &str = "bob-key-93c4a7e1f0d6b";
@@ -440,7 +438,7 @@ async fn no_keys_means_loopback_only_unless_allowed() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    common::signal(&child.0, libc::SIGTERM);
+    crate::common::signal(&child.0, libc::SIGTERM);
     let status = wait_exit(&mut child.0, Duration::from_secs(20));
     assert!(
         ready,

@@ -1,9 +1,7 @@
 //! The cron, thread and assistant API against the real binary, on SQLite and PostgreSQL.
 
-mod common;
-
+use crate::common::{Backend, Daemon, Storage};
 use chrono::{TimeZone, Utc};
-use common::{Backend, Daemon, Storage};
 use serde_json::{Value, json};
 
 const AGENT_ID: &str = "fe096781-5601-53d2-b2f6-0d3403f7e9ca";
@@ -53,7 +51,7 @@ async fn singular_thread_alias_and_the_root_redirect() {
 const UNKNOWN_THREAD: &str = "3f2b8c1e-6a47-4d0e-9b1c-2e5f7a9d4c61";
 
 async fn started(backend: Backend) -> (Storage, Daemon) {
-    common::started_with_loopback_hooks(backend).await
+    crate::common::started_with_loopback_hooks(backend).await
 }
 
 async fn cron_count(daemon: &Daemon) -> u64 {

@@ -2,8 +2,6 @@
 //! a SIGTERM that lets running runs finish within the grace period, hands the rest back to
 //! the queue, refuses new requests meanwhile, exits 0 and loses nothing.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Backend, Daemon, KillOnDrop, Storage, free_port, repo_root, signal, wait_exit};
+use crate::common::{
+    Backend, Daemon, KillOnDrop, Storage, free_port, repo_root, signal, wait_exit,
+};
 
 /// Reads notification datagrams until `until` holds for one of them (or the time is up).
 fn read_until(socket: &UnixDatagram, limit: Duration, until: impl Fn(&str) -> bool) -> Vec<String> {
@@ -153,7 +153,7 @@ async fn wait_for_status(
 
 async fn sigterm_finishes_what_it_can_and_hands_back_the_rest(backend: Backend) {
     let storage = Storage::new(backend).await;
-    let receiver = common::receiver::Receiver::start().await;
+    let receiver = crate::common::receiver::Receiver::start().await;
     let daemon = Daemon::start_with_config(&storage, &config("2s")).await;
     let hook = format!("http://{}/hook", receiver.addr);
     // One run that ends within the grace period, one that cannot.

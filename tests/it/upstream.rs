@@ -1,11 +1,9 @@
 //! The `langgraph` executor against the real LangGraph reference server (`langgraph dev`
 //! serving tests/fixtures/reference_graph), started on a free loopback port.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Backend, Daemon, Storage, free_port, repo_root};
+use crate::common::{Backend, Daemon, Storage, free_port, repo_root};
 use serde_json::{Value, json};
 
 /// The reference server; stopped when dropped.

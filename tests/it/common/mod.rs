@@ -1,6 +1,5 @@
 //! Test harness: the real `cronhook` binary on a random port, against a fresh SQLite file
 //! or a fresh database in a throw-away PostgreSQL server started from the system binaries.
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod postgres;
 pub mod receiver;
@@ -20,7 +19,6 @@ pub enum Backend {
 
 /// Runs each scenario `async fn name(backend: Backend)` once per backend, as the tests
 /// `sqlite::name` and `postgres::name`.
-#[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {

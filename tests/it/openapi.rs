@@ -2,15 +2,13 @@
 //! exactly cronhook's routes, every error is `ErrorBody`, real answers match their schemas,
 //! and `/docs` works from cronhook alone (no other host).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Backend, Daemon, Storage};
+use crate::common::{Backend, Daemon, Storage};
 
 /// Every route the routers define (read from `src/api/*.rs`), as (method, path). A route
 /// added without its description, or described without existing, fails
@@ -76,7 +74,7 @@ const METHODS: &[&str] = &[
 ];
 
 async fn started() -> (Storage, Daemon) {
-    common::started_with_loopback_hooks(Backend::Sqlite).await
+    crate::common::started_with_loopback_hooks(Backend::Sqlite).await
 }
 
 async fn document(daemon: &Daemon) -> Value {
@@ -186,7 +184,7 @@ async fn document_lists_every_route() {
 /// the handler's `#[utoipa::path]`), never with axum's own `route`/`nest`/`*_service`.
 #[test]
 fn routes_are_only_registered_with_their_description() {
-    let dir = common::repo_root().join("src/api");
+    let dir = crate::common::repo_root().join("src/api");
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).expect("src/api") {
         let path = entry.expect("entry").path();
@@ -380,7 +378,7 @@ async fn answers_match_the_document() {
     let (status, body) = daemon.post("/threads/search", &json!({})).await;
     check("POST", "/threads/search", status, &body);
 
-    let webhook = format!("http://127.0.0.1:{}/hook", common::free_port());
+    let webhook = format!("http://127.0.0.1:{}/hook", crate::common::free_port());
     let (status, cron) = daemon
         .post(
             &format!("/threads/{thread_id}/runs/crons"),

@@ -1,6 +1,7 @@
-//! A throw-away PostgreSQL server for the tests of one test binary: `initdb` + `postgres`
-//! on a temp dir and a free port, run as the `postgres` OS user when the tests run as root.
-//! The server dies with the test process (PR_SET_PDEATHSIG), so nothing outlives a run.
+//! A throw-away PostgreSQL server shared by all the tests of the process (each test makes a
+//! database of its own): `initdb` + `postgres` on a temp dir and a free port, run as the
+//! `postgres` OS user when the tests run as root. The server dies with the test process
+//! (PR_SET_PDEATHSIG), so nothing outlives a run.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,13 +14,12 @@ use sea_orm::{ConnectionTrait, Database};
 
 pub struct PgServer {
     pub port: u16,
-    pub dir: PathBuf,
 }
 
 static SERVER: OnceLock<PgServer> = OnceLock::new();
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
-/// The binary's server, started on first use.
+/// The server of this test process, started on first use.
 pub fn server() -> &'static PgServer {
     SERVER.get_or_init(PgServer::start)
 }
@@ -142,7 +142,7 @@ impl PgServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        PgServer { port, dir: root }
+        PgServer { port }
     }
 
     pub fn url(&self, database: &str) -> String {

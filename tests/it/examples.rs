@@ -3,8 +3,6 @@
 //! its commented-out settings uncommented. The variables the examples name are set, as
 //! the examples say they must be.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -80,7 +78,7 @@ fn check(what: &str, toml: &str, dir: &Path) -> Option<String> {
 
 #[test]
 fn every_shipped_and_documented_config_passes_check_config() {
-    let root = common::repo_root();
+    let root = crate::common::repo_root();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut documents: Vec<PathBuf> = vec![root.join("README.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))

@@ -6,6 +6,8 @@
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
 #   SECTIONS="api runs fires webhooks load"   which parts to run (default: all five)
 #   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
+#   CRONHOOK_BIN=path/to/cronhook   the daemon measured (default: this tree's release build),
+#                                   e.g. an older commit's build for a back-to-back comparison
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -25,6 +27,7 @@ steal_pct() { awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" 'BEGIN {printf "%.1f",
 
 cargo build --release --quiet -p cronhook -p cronhook-bench
 BENCH="$ROOT/target/release/cronhook-bench"
+CRONHOOK_BIN="${CRONHOOK_BIN:-$ROOT/target/release/cronhook}"
 work="$(mktemp -d)"
 ch_port="$(free_port)"
 ref_port="$(free_port)"
@@ -35,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/cronhook --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>"$work/cronhook.log" &
+"$CRONHOOK_BIN" --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>"$work/cronhook.log" &
 ch_pid=$!
 scripts/venv.sh --reference
 ref_pid="$(scripts/reference-server.sh "$ref_port")"
@@ -49,7 +52,7 @@ SECTIONS="${SECTIONS:-api runs fires webhooks load}"
 start_daemon() {
   printf '%b' "$2" >"$1/cronhook.toml"
   dport="$(free_port)"
-  target/release/cronhook --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" "${@:3}" 2>>"$1/log" &
+  "$CRONHOOK_BIN" --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" "${@:3}" 2>>"$1/log" &
   dpid=$!
   until curl -fsS -o /dev/null "http://127.0.0.1:$dport/ok"; do sleep 0.1; done
 }
@@ -178,7 +181,7 @@ done
 # A restart with everything stored: time until /ok answers, and RSS when idle.
 kill "$ch_pid"; wait "$ch_pid" 2>/dev/null || true
 started=$(date +%s%N)
-target/release/cronhook --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>>"$work/cronhook.log" &
+"$CRONHOOK_BIN" --bind "127.0.0.1:$ch_port" --data-dir "$work" 2>>"$work/cronhook.log" &
 ch_pid=$!
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok" 2>/dev/null; do sleep 0.01; done
 echo "{\"server\":\"cronhook\",\"stored\":$stored,\"restart_to_ok_ms\":$(( ($(date +%s%N) - started) / 1000000 )),\"rss_mb\":$(rss_mb "$ch_pid")}"

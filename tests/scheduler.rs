@@ -517,15 +517,15 @@ async fn three_replicas_share_the_work_exactly_once() {
     }
 }
 
-/// Housekeeping (tokio-cron-scheduler, on its own schedule) deletes fire-log rows past the
-/// retention period; the runs themselves stay.
+/// Housekeeping (tokio-cron-scheduler, on its own schedule) deletes history entries (fire-log
+/// rows) past `[history] retention`; the runs themselves stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_sweeps_the_old_fire_log() {
     let storage = Storage::new(Backend::Sqlite).await;
     let path = storage.dir.path().join("cronhook.toml");
     std::fs::write(
         &path,
-        "[housekeeping]\nevery = \"2s\"\nretention = \"2s\"\n",
+        "[housekeeping]\nevery = \"2s\"\n[history]\nretention = \"2s\"\n",
     )
     .expect("config");
     let daemon = Daemon::start_with(&storage, &["--config", &path.display().to_string()]).await;

@@ -198,7 +198,7 @@ async fn a_stateless_cron_history_outlives_its_runs(backend: Backend) {
     let closed = format!("http://127.0.0.1:{}/hook", free_port());
     let create = |assistant: &str, webhook: String| {
         json!({"schedule": "* * * * * *", "assistant_id": assistant, "webhook": webhook,
-               "metadata": {"team": "history"}})
+               "input": {"x": 1}, "metadata": {"team": "history"}})
     };
     let (status, failing) = daemon
         .post("/runs/crons", &create("fail", receiver.url("/hook")))

@@ -175,6 +175,8 @@ pub enum CronsCommand {
     Trigger { cron_id: Uuid },
     /// Show the next instants of a cron (enabled or not).
     Next(CronsNext),
+    /// Show what became of a cron's instants and triggers, newest first.
+    History(CronsHistory),
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +288,23 @@ pub struct CronsNext {
     pub after: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct CronsHistory {
+    pub cron_id: Uuid,
+    /// How many entries at most (1-1000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// How many to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+    /// Only entries with this outcome.
+    #[arg(long, value_name = "FIRE")]
+    pub fire: Option<Fire>,
+    /// Only entries whose run has this status.
+    #[arg(long)]
+    pub status: Option<RunStatus>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List a thread's runs, newest first.
@@ -364,6 +383,15 @@ pub enum MisfirePolicy {
     FireOnce,
     Skip,
     FireAll,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Fire {
+    Fired,
+    Missed,
+    Rejected,
+    Triggered,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -36,6 +36,7 @@ pub struct Config {
     pub runs: RunsConfig,
     pub scheduler: SchedulerConfig,
     pub housekeeping: HousekeepingConfig,
+    pub history: HistoryConfig,
     pub http: HttpConfig,
     pub webhooks: WebhooksConfig,
     pub auth: AuthConfig,
@@ -232,14 +233,35 @@ impl Default for RetryConfig {
     }
 }
 
-/// Periodic clean-up of history (fire log, finished webhook deliveries).
+/// `[history]`: how much of each cron's history (one entry per scheduled instant) is kept.
+/// Housekeeping trims it to whichever of the two keeps fewer entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Entries written longer ago than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Each cron keeps at most this many entries (its newest).
+    pub keep_per_cron: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            keep_per_cron: 1000,
+        }
+    }
+}
+
+/// Periodic clean-up: cron history (see `HistoryConfig`) and finished webhook deliveries.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HousekeepingConfig {
     /// How often it runs (the first time this long after start).
     #[serde(with = "humantime_serde")]
     pub every: Duration,
-    /// History older than this is deleted.
+    /// Finished webhook deliveries (and their attempts) older than this are deleted.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
 }
@@ -409,6 +431,7 @@ impl Default for Config {
             runs: RunsConfig::default(),
             scheduler: SchedulerConfig::default(),
             housekeeping: HousekeepingConfig::default(),
+            history: HistoryConfig::default(),
             http: HttpConfig::default(),
             webhooks: WebhooksConfig::default(),
             auth: AuthConfig::default(),
@@ -526,6 +549,16 @@ impl Config {
             {
                 return Err(invalid("give `api_key` or `api_key_env`, not both"));
             }
+        }
+        if self.history.keep_per_cron == 0 {
+            return Err(ConfigError::Invalid(
+                "history.keep_per_cron must be at least 1".into(),
+            ));
+        }
+        if self.history.retention < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "history.retention must be at least 1s".into(),
+            ));
         }
         if self.housekeeping.every < Duration::from_secs(1) {
             return Err(ConfigError::Invalid(

@@ -171,8 +171,8 @@ impl Running {
         let maintenance = tokio::spawn(checkpoint_loop(store.clone(), stops.draining.clone()));
         let housekeeping = housekeeping::start(
             store.clone(),
-            config.housekeeping.every,
-            config.housekeeping.retention,
+            config.housekeeping.clone(),
+            config.history.clone(),
         )
         .await
         .map_err(|err| DaemonError::Startup(format!("housekeeping: {err:?}")))?;

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::states::OnCompletion;
+use crate::states::{OnCompletion, RunStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "crons")]
@@ -33,6 +33,14 @@ pub struct Model {
     pub misfire_policy: Option<String>,
     /// How far back `fire_all` catches up; null means the configured default.
     pub catchup_window_seconds: Option<i64>,
+    /// How its last ended run ended (null before the first).
+    pub last_run_status: Option<RunStatus>,
+    /// When its last ended run ended.
+    pub last_run_at: Option<i64>,
+    /// Runs ended `error` or `timeout` since the last success.
+    pub consecutive_failures: i32,
+    /// Why it was disabled, when it was given a reason; cleared when enabled.
+    pub pause_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

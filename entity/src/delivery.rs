@@ -13,6 +13,8 @@ pub struct Model {
     pub run_id: String,
     pub thread_id: String,
     pub cron_id: Option<String>,
+    /// A cron run's history key (the run's `scheduled_for`): the entry its outcome settles.
+    pub scheduled_for: Option<i64>,
     pub url: String,
     /// The run as it ended: the webhook body (minus `webhook_sent_at`, set per attempt).
     #[sea_orm(column_type = "JsonBinary")]

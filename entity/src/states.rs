@@ -167,27 +167,45 @@ impl CancelAction {
     }
 }
 
-/// What the fire log records for one instant of a cron.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+/// What became of a scheduled instant (or a manual trigger): the `fire` of its history entry.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+#[schema(as = HistoryFire)]
 pub enum FireOutcome {
     /// Its run was queued by the scheduler.
     #[sea_orm(string_value = "fired")]
     Fired,
+    /// Not fired: late past the grace, given up under the cron's misfire policy.
+    #[sea_orm(string_value = "missed")]
+    Missed,
     /// Its run was refused (the thread was busy under `reject`, or is gone).
     #[sea_orm(string_value = "rejected")]
     Rejected,
     /// A manual trigger through the API (the schedule did not move).
-    #[sea_orm(string_value = "manual")]
-    Manual,
+    #[sea_orm(string_value = "triggered")]
+    Triggered,
 }
 
 impl FireOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             FireOutcome::Fired => "fired",
+            FireOutcome::Missed => "missed",
             FireOutcome::Rejected => "rejected",
-            FireOutcome::Manual => "manual",
+            FireOutcome::Triggered => "triggered",
         }
     }
 }
@@ -266,9 +284,7 @@ mod tests {
         agree(OnCompletion::as_str, true);
         agree(DeliveryStatus::as_str, true);
         agree(CancelAction::as_str, true);
-        for outcome in FireOutcome::iter() {
-            assert_eq!(outcome.to_value(), outcome.as_str());
-        }
+        agree(FireOutcome::as_str, true);
     }
 
     #[test]

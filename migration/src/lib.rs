@@ -7,6 +7,7 @@ mod m20261124_000002_runs;
 mod m20261125_000003_scheduler;
 mod m20261125_000004_webhooks;
 mod m20261202_000005_owners;
+mod m20261210_000006_history;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_scheduler::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261202_000005_owners::Migration),
+            Box::new(m20261210_000006_history::Migration),
         ]
     }
 }

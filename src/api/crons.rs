@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::cron;
+use entity::states::RunStatus;
 
 use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
@@ -32,6 +33,9 @@ use crate::store::SortOrder;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
 use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
+
+/// The longest `pause_note` taken, in bytes.
+const MAX_PAUSE_NOTE: usize = 1024;
 
 const FIELDS: &[&str] = &[
     "cron_id",
@@ -50,6 +54,10 @@ const FIELDS: &[&str] = &[
     "enabled",
     "misfire_policy",
     "catchup_window_seconds",
+    "last_run_status",
+    "last_run_at",
+    "consecutive_failures",
+    "pause_note",
 ];
 
 fn select_schema() -> utoipa::openapi::schema::Array {
@@ -250,6 +258,8 @@ struct PatchRequest {
     durability: Option<Durability>,
     misfire_policy: Option<MisfirePolicy>,
     catchup_window_seconds: Option<u32>,
+    /// Why the cron is paused: only with `"enabled": false` (enabling clears it).
+    pause_note: Option<String>,
 }
 
 /// A cron's input: an object or a list of objects (narrower than a run's).
@@ -276,6 +286,8 @@ struct SearchRequest {
     thread_id: Option<String>,
     enabled: Option<bool>,
     metadata: Option<Map<String, Value>>,
+    /// Only crons whose last run ended so (cronhook's addition).
+    last_run_status: Option<RunStatus>,
     /// Page size, 1–1000.
     #[serde(default = "super::default_limit")]
     #[schema(minimum = 1, maximum = 1000, default = 10)]
@@ -299,6 +311,8 @@ struct CountRequest {
     #[schema(format = Uuid)]
     thread_id: Option<String>,
     metadata: Option<Map<String, Value>>,
+    /// Only crons whose last run ended so (cronhook's addition).
+    last_run_status: Option<RunStatus>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -312,6 +326,9 @@ enum SortBy {
     EndTime,
     CreatedAt,
     UpdatedAt,
+    LastRunStatus,
+    LastRunAt,
+    ConsecutiveFailures,
 }
 
 impl From<SortBy> for CronSort {
@@ -324,6 +341,9 @@ impl From<SortBy> for CronSort {
             SortBy::EndTime => CronSort::EndTime,
             SortBy::CreatedAt => CronSort::CreatedAt,
             SortBy::UpdatedAt => CronSort::UpdatedAt,
+            SortBy::LastRunStatus => CronSort::LastRunStatus,
+            SortBy::LastRunAt => CronSort::LastRunAt,
+            SortBy::ConsecutiveFailures => CronSort::ConsecutiveFailures,
         }
     }
 }
@@ -459,6 +479,10 @@ async fn create(
         updated_at: now,
         misfire_policy: request.misfire_policy.map(|p| p.as_str().to_string()),
         catchup_window_seconds: request.catchup_window_seconds.map(i64::from),
+        last_run_status: None,
+        last_run_at: None,
+        consecutive_failures: 0,
+        pause_note: None,
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron, caller.max_crons).await?;
@@ -525,6 +549,21 @@ async fn patch(
     let changes_value = Value::Object(changes.clone());
     reject_nulls(&changes_value, &["end_time"])?;
     let request: PatchRequest = typed(&changes_value)?;
+    // The note is the cron's, not its runs': it stays out of the payload.
+    let mut changes = changes;
+    changes.remove("pause_note");
+    if let Some(note) = &request.pause_note {
+        if request.enabled != Some(false) {
+            return Err(ApiError::invalid(
+                "pause_note: only with \"enabled\": false (a note says why a cron is paused)",
+            ));
+        }
+        if note.len() > MAX_PAUSE_NOTE {
+            return Err(ApiError::invalid(format!(
+                "pause_note: longer than {MAX_PAUSE_NOTE} bytes"
+            )));
+        }
+    }
     let new_schedule = request
         .schedule
         .as_deref()
@@ -561,6 +600,11 @@ async fn patch(
             }
             if let Some(enabled) = request.enabled {
                 cron.enabled = enabled;
+                cron.pause_note = if enabled {
+                    None
+                } else {
+                    request.pause_note.clone()
+                };
             }
             if let Some(policy) = request.misfire_policy {
                 cron.misfire_policy = Some(policy.as_str().to_string());
@@ -655,6 +699,7 @@ async fn search(
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: request.enabled,
         metadata: state.filter("metadata", request.metadata)?,
+        last_run_status: request.last_run_status,
         scope: caller.scope(),
     };
     // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
@@ -695,6 +740,7 @@ async fn count(
         thread_id: parse_optional_uuid(request.thread_id, "thread")?,
         enabled: None,
         metadata: state.filter("metadata", request.metadata)?,
+        last_run_status: request.last_run_status,
         scope: caller.scope(),
     };
     Ok(Json(state.store.count_crons(&filter).await?))
@@ -800,6 +846,15 @@ pub struct Cron {
     misfire_policy: Option<MisfirePolicy>,
     /// Null: the configured default.
     catchup_window_seconds: Option<i64>,
+    /// How its last ended run ended; null before the first (cronhook's addition).
+    last_run_status: Option<RunStatus>,
+    /// When its last ended run ended.
+    #[schema(format = DateTime)]
+    last_run_at: Option<String>,
+    /// Runs ended `error` or `timeout` since the last success (0 after a success).
+    consecutive_failures: i32,
+    /// Why it is paused (`PATCH {"enabled": false, "pause_note": …}`); null otherwise.
+    pause_note: Option<String>,
 }
 
 impl From<cron::Model> for Cron {
@@ -824,6 +879,10 @@ impl From<cron::Model> for Cron {
                 .as_deref()
                 .and_then(MisfirePolicy::parse),
             catchup_window_seconds: cron.catchup_window_seconds,
+            last_run_status: cron.last_run_status,
+            last_run_at: cron.last_run_at.map(iso),
+            consecutive_failures: cron.consecutive_failures,
+            pause_note: cron.pause_note,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 mod fields;
+mod history;
 mod meta;
 mod runs;
 mod sse;
@@ -92,6 +93,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(assistants::router())
         .merge(threads::router())
         .merge(crons::router())
+        .merge(history::router())
         .merge(runs::router())
         .merge(webhooks::router())
         .merge(docs::router())

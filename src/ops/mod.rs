@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::cli::{
-    ClientArgs, CronFields, CronsCommand, CronsCreate, CronsList, CronsNext, CronsUpdate,
-    DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList, value_name,
+    ClientArgs, CronFields, CronsCommand, CronsCreate, CronsHistory, CronsList, CronsNext,
+    CronsUpdate, DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList, value_name,
 };
 use crate::store::assistants::assistant_id_for_graph;
 pub use client::{Answer, Client, OpsError, OpsResult};
@@ -48,6 +48,8 @@ enum View {
     Runs,
     Deliveries,
     Next,
+    /// A cron's history, instants shown in this zone too.
+    History(chrono_tz::Tz),
     Object,
     /// A sentence for answers without a body (delete).
     Message(String),
@@ -117,6 +119,16 @@ async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
             client.get(&next_path(&next), &next_query(&next)).await?,
             View::Next,
         ),
+        CronsCommand::History(history) => {
+            let cron = client.get(&cron_path(history.cron_id), &[]).await?;
+            let zone = cron.body["timezone"]
+                .as_str()
+                .and_then(|zone| zone.parse().ok())
+                .unwrap_or(chrono_tz::UTC);
+            let path = format!("{}/history", cron_path(history.cron_id));
+            let answer = client.get(&path, &history_query(&history)).await?;
+            shown(answer, View::History(zone))
+        }
     }
 }
 
@@ -186,6 +198,20 @@ fn next_query(next: &CronsNext) -> Vec<(&'static str, String)> {
 }
 
 /// `POST /runs/crons/search`: only the filters given.
+fn history_query(history: &CronsHistory) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", history.limit.to_string()),
+        ("offset", history.offset.to_string()),
+    ];
+    if let Some(fire) = &history.fire {
+        query.push(("fire", value_name(fire)));
+    }
+    if let Some(status) = &history.status {
+        query.push(("run_status", value_name(status)));
+    }
+    query
+}
+
 fn search_body(list: &CronsList) -> Value {
     let mut body = Map::new();
     body.insert("limit".into(), json!(list.limit));
@@ -311,6 +337,7 @@ fn print(shown: &Shown, json: bool) {
             View::Runs => render::runs(body),
             View::Deliveries => render::deliveries(body),
             View::Next => render::next(body),
+            View::History(zone) => render::history(body, *zone),
             View::Object => render::object(body),
             View::Message(message) => message.clone(),
         }
@@ -319,7 +346,10 @@ fn print(shown: &Shown, json: bool) {
     let _ = writeln!(stdout, "{text}");
     let _ = stdout.flush();
     if !json
-        && matches!(shown.view, View::Crons | View::Runs | View::Deliveries)
+        && matches!(
+            shown.view,
+            View::Crons | View::Runs | View::Deliveries | View::History(_)
+        )
         && let Some(next) = shown.answer.next_offset()
     {
         let total = shown

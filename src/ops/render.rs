@@ -61,6 +61,89 @@ pub fn next(answer: &Value) -> String {
     table.trim_fmt()
 }
 
+/// `GET /runs/crons/{id}/history`: one row per entry, its instant in the cron's `zone` and
+/// in UTC (a missed entry's first and last, a trigger's time of writing).
+pub fn history(list: &Value, zone: chrono_tz::Tz) -> String {
+    let local = format!("INSTANT ({zone})");
+    let mut table = new_table(&[
+        &local,
+        "INSTANT (UTC)",
+        "FIRE",
+        "STATUS",
+        "LATENESS",
+        "DURATION",
+        "WEBHOOK",
+        "ERROR",
+    ]);
+    for entry in list.as_array().into_iter().flatten() {
+        let at = |key: &str| crate::time::parse_instant(entry[key].as_str().unwrap_or_default());
+        let (first, last) = match at("scheduled_for") {
+            Some(first) => (Some(first), at("last_scheduled_for")),
+            None => (at("fired_at"), None),
+        };
+        let shown = |to_text: &dyn Fn(chrono::DateTime<chrono::Utc>) -> String| match (first, last)
+        {
+            (Some(first), Some(last)) => format!("{} .. {}", to_text(first), to_text(last)),
+            (Some(first), None) => to_text(first),
+            _ => "-".to_string(),
+        };
+        let in_zone = |at: chrono::DateTime<chrono::Utc>| {
+            at.with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        };
+        let in_utc =
+            |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        let fire = match (entry["fire"].as_str(), entry["count"].as_i64()) {
+            (Some("missed"), Some(count)) => format!(
+                "missed x{count} ({})",
+                entry["misfire_policy"].as_str().unwrap_or("-")
+            ),
+            (Some(fire), _) => fire.to_string(),
+            _ => "-".to_string(),
+        };
+        let webhook = match &entry["webhook"] {
+            Value::Object(webhook) => format!(
+                "{} ({})",
+                webhook.get("status").map(text).unwrap_or_default(),
+                webhook.get("attempts").map(text).unwrap_or_default()
+            ),
+            _ => "-".to_string(),
+        };
+        let error = match &entry["error"] {
+            Value::Object(error) => {
+                let summary = format!(
+                    "{}: {}",
+                    error.get("error").map(text).unwrap_or_default(),
+                    error.get("message").map(text).unwrap_or_default()
+                );
+                summary.chars().take(80).collect()
+            }
+            _ => "-".to_string(),
+        };
+        table.add_row(vec![
+            shown(&in_zone),
+            shown(&in_utc),
+            fire,
+            text(&entry["run_status"]),
+            millis(&entry["lateness_ms"]),
+            millis(&entry["duration_ms"]),
+            webhook,
+            error,
+        ]);
+    }
+    table.trim_fmt()
+}
+
+/// Milliseconds as people read them: `850ms`, `2.4s`.
+fn millis(value: &Value) -> String {
+    match value.as_i64() {
+        Some(ms) if ms.abs() < 1000 => format!("{ms}ms"),
+        Some(ms) => format!("{:.1}s", ms as f64 / 1000.0),
+        None => "-".to_string(),
+    }
+}
+
 /// One object as FIELD / VALUE rows, in the daemon's order; nested values as compact JSON.
 pub fn object(value: &Value) -> String {
     let mut table = new_table(&["FIELD", "VALUE"]);
@@ -139,6 +222,34 @@ mod tests {
         let at = lines[0].find("SCHEDULE").expect("header");
         assert_eq!(&lines[1][at..at + 9], "* * * * *");
         assert_eq!(&lines[2][at..at + 11], "0 9 * * mon");
+    }
+
+    #[test]
+    fn history_shows_instants_in_the_zone_and_utc() {
+        let list = json!([
+            {"scheduled_for": "2026-01-01T08:00:00+00:00", "fire": "fired", "count": 1,
+             "run_status": "error", "lateness_ms": 12, "duration_ms": 2400,
+             "webhook": {"delivery_id": "d", "status": "delivered", "attempts": 1},
+             "error": {"error": "ValueError", "message": "boom"}},
+            {"scheduled_for": "2026-01-01T05:00:00+00:00",
+             "last_scheduled_for": "2026-01-01T07:00:00+00:00", "fire": "missed", "count": 3,
+             "misfire_policy": "skip", "run_status": null, "webhook": null, "error": null},
+        ]);
+        let out = history(&list, chrono_tz::Europe::Paris);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].starts_with("INSTANT (Europe/Paris)"), "{out}");
+        let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words(lines[1]),
+            "2026-01-01 09:00:00 2026-01-01 08:00:00Z fired error 12ms 2.4s delivered (1) ValueError: boom",
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("2026-01-01 06:00:00 .. 2026-01-01 08:00:00"),
+            "{out}"
+        );
+        assert!(lines[2].contains("missed x3 (skip)"), "{out}");
     }
 
     #[test]

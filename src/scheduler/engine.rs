@@ -32,7 +32,7 @@ use crate::runs::spec::cron_run;
 use crate::runs::{Control, Slot};
 use crate::schedule::{Schedule, parse_timezone};
 use crate::store::Store;
-use crate::store::fires::{Fire, Fired};
+use crate::store::fires::{Fire, Fired, Missed};
 use crate::time::{Millis, now_ms, to_datetime};
 
 /// Bounds of how long before their instant runs fired ahead are claimed (see `run`).
@@ -125,6 +125,21 @@ struct CronPlan {
     new_next: Option<Millis>,
 }
 
+impl CronPlan {
+    /// The instants given up, as one history entry. The policy gives up the earliest of the
+    /// instants planned (those late past the grace, and older than the catch-up window for
+    /// `fire_all`), so they are the first `missed` of them, in a row.
+    fn given_up(&self, instants: &[Millis]) -> Option<Missed> {
+        let count = usize::try_from(self.missed).ok().filter(|&n| n > 0)?;
+        Some(Missed {
+            first: *instants.first()?,
+            last: *instants.get(count - 1)?,
+            count: self.missed,
+            policy: self.policy,
+        })
+    }
+}
+
 /// Plans the fire of `cron`, due at `expected`, at `now`: its instants from `expected` up to
 /// `now + lead` (the instant being fired ahead, for stateless crons) and not past its end
 /// time, which of them fire under its misfire policy (the cron's own, else the settings'),
@@ -136,7 +151,7 @@ fn plan_fire(
     lead: Millis,
     now: Millis,
     settings: &SchedulerConfig,
-) -> CronPlan {
+) -> (CronPlan, Option<Missed>) {
     let horizon = now + lead;
     let mut instants = vec![expected];
     let mut cursor = expected;
@@ -174,12 +189,14 @@ fn plan_fire(
         .next_after(to_datetime(after), parsed.zone)
         .map(|next| next.timestamp_millis())
         .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
-    CronPlan {
+    let plan = CronPlan {
         fire: planned.fire,
         missed: planned.missed,
         policy,
         new_next,
-    }
+    };
+    let missed = plan.given_up(&instants);
+    (plan, missed)
 }
 
 /// What the scheduler loop carries from one turn to the next.
@@ -412,7 +429,8 @@ impl Scheduler {
                 tracing::error!(cron_id = %cron.cron_id, schedule = %cron.schedule, "stored cron has an invalid schedule; not firing it");
                 continue;
             };
-            let planned = plan_fire(cron, expected, entry, timer.lead(cron), now, &self.settings);
+            let (planned, missed) =
+                plan_fire(cron, expected, entry, timer.lead(cron), now, &self.settings);
             if planned.missed > 0 {
                 metrics::counter!(crate::metrics::MISSED_INSTANTS).increment(planned.missed);
                 tracing::warn!(
@@ -426,6 +444,7 @@ impl Scheduler {
                 cron: cron.clone(),
                 instants: planned.fire,
                 new_next: planned.new_next,
+                missed,
             });
         }
         fires
@@ -569,6 +588,46 @@ mod tests {
             now,
             &settings,
         )
+        .0
+    }
+
+    fn given_up(cron: &cron::Model, parsed: &Parsed, now: Millis) -> Option<Missed> {
+        let settings = SchedulerConfig::default();
+        plan_fire(cron, cron.next_run_at.unwrap(), parsed, 0, now, &settings).1
+    }
+
+    #[test]
+    fn missed_instants_are_one_entry_covering_the_first_to_the_last() {
+        // Down from just after 1 min to 3 min 20 s: 1, 2 and 3 min were missed.
+        let now = 3 * MINUTE + 20_000;
+        let (mut cron, parsed) = due("* * * * *", MINUTE);
+        let missed = |first, last, count, policy| {
+            Some(Missed {
+                first,
+                last,
+                count,
+                policy,
+            })
+        };
+        assert_eq!(
+            given_up(&cron, &parsed, now),
+            missed(MINUTE, 2 * MINUTE, 2, MisfirePolicy::FireOnce),
+            "the latest fires"
+        );
+        cron.misfire_policy = Some("skip".into());
+        assert_eq!(
+            given_up(&cron, &parsed, now),
+            missed(MINUTE, 3 * MINUTE, 3, MisfirePolicy::Skip)
+        );
+        cron.misfire_policy = Some("fire_all".into());
+        assert_eq!(given_up(&cron, &parsed, now), None);
+        cron.catchup_window_seconds = Some(100);
+        assert_eq!(
+            given_up(&cron, &parsed, now),
+            missed(MINUTE, MINUTE, 1, MisfirePolicy::FireAll)
+        );
+        cron.misfire_policy = None;
+        assert_eq!(given_up(&cron, &parsed, MINUTE + 10), None, "on time");
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub(super) mod tests {
             updated_at: 0,
             misfire_policy: None,
             catchup_window_seconds: None,
+            last_run_status: None,
+            last_run_at: None,
+            consecutive_failures: 0,
+            pause_note: None,
         }
     }
 

@@ -10,6 +10,7 @@ use sea_orm::{
 use serde_json::{Map, Value};
 
 use entity::cron::{self, Column, Entity as Crons};
+use entity::states::RunStatus;
 
 use super::fires::withdraw_prefired;
 use super::{Backend, Error, Page, Result, Scope, SortOrder, Store};
@@ -24,6 +25,9 @@ pub enum CronSort {
     EndTime,
     CreatedAt,
     UpdatedAt,
+    LastRunStatus,
+    LastRunAt,
+    ConsecutiveFailures,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -32,6 +36,7 @@ pub struct CronFilter {
     pub thread_id: Option<String>,
     pub enabled: Option<bool>,
     pub metadata: Option<Map<String, Value>>,
+    pub last_run_status: Option<RunStatus>,
     pub scope: Scope,
 }
 
@@ -121,7 +126,7 @@ impl Store {
         Ok(model)
     }
 
-    /// Deletes the cron and the runs it fired ahead of instants still to come.
+    /// Deletes the cron, its history and the runs it fired ahead of instants still to come.
     pub async fn delete_cron(&self, cron_id: &str, scope: &Scope) -> Result<()> {
         let txn = self.write.begin().await?;
         Crons::find_by_id(cron_id.to_string())
@@ -131,6 +136,10 @@ impl Store {
             .await?
             .ok_or_else(|| not_found(cron_id))?;
         withdraw_prefired(&txn, cron_id, now_ms()).await?;
+        entity::cron_fire::Entity::delete_many()
+            .filter(entity::cron_fire::Column::CronId.eq(cron_id.to_string()))
+            .exec(&txn)
+            .await?;
         Crons::delete_by_id(cron_id.to_string()).exec(&txn).await?;
         txn.commit().await?;
         Ok(())
@@ -148,7 +157,11 @@ impl Store {
         let mut query = Crons::find().filter(self.cron_condition(filter));
         query = if matches!(
             by,
-            CronSort::ThreadId | CronSort::EndTime | CronSort::NextRunDate
+            CronSort::ThreadId
+                | CronSort::EndTime
+                | CronSort::NextRunDate
+                | CronSort::LastRunStatus
+                | CronSort::LastRunAt
         ) {
             // Missing values sort as the largest on both backends (PostgreSQL's default;
             // SQLite would put them first), as LangGraph orders them.
@@ -182,6 +195,9 @@ impl Store {
         if let Some(enabled) = filter.enabled {
             condition = condition.add(Column::Enabled.eq(enabled));
         }
+        if let Some(status) = filter.last_run_status {
+            condition = condition.add(Column::LastRunStatus.eq(status));
+        }
         if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
             condition = condition.add(self.json_contains("metadata", metadata));
         }
@@ -214,5 +230,8 @@ fn sort_column(by: CronSort) -> Column {
         CronSort::EndTime => Column::EndTime,
         CronSort::CreatedAt => Column::CreatedAt,
         CronSort::UpdatedAt => Column::UpdatedAt,
+        CronSort::LastRunStatus => Column::LastRunStatus,
+        CronSort::LastRunAt => Column::LastRunAt,
+        CronSort::ConsecutiveFailures => Column::ConsecutiveFailures,
     }
 }

@@ -14,6 +14,7 @@ use entity::attempt::{self, Entity as Attempts};
 use entity::delivery::{self, Column, Entity as Deliveries};
 use entity::states::DeliveryStatus;
 
+use super::history::record_webhooks;
 use super::{Backend, Error, Page, Result, Scope, Store};
 use crate::time::{Millis, now_ms};
 
@@ -112,6 +113,18 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
+        let settled: Vec<(String, DeliveryStatus, i32)> = records
+            .iter()
+            .filter_map(|record| {
+                let status = match record.next {
+                    NextStep::Delivered => DeliveryStatus::Delivered,
+                    NextStep::Failed => DeliveryStatus::Failed,
+                    NextStep::RetryAt(_) => return None,
+                };
+                Some((record.delivery_id.clone(), status, record.attempt))
+            })
+            .collect();
+        record_webhooks(&txn, &settled).await?;
         Attempts::insert_many(records.iter().map(|record| attempt::ActiveModel {
             attempt_id: Set(uuid::Uuid::now_v7().to_string()),
             delivery_id: Set(record.delivery_id.clone()),

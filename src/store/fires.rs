@@ -7,13 +7,14 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
-use entity::states::{DeliveryStatus, FireOutcome, MultitaskStrategy, RunStatus};
+use entity::states::{DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrategy, RunStatus};
 
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
@@ -29,6 +30,17 @@ pub struct Fire {
     pub instants: Vec<Millis>,
     /// The cron's next instant after this fire (None: no more).
     pub new_next: Option<Millis>,
+    /// The instants given up under the misfire policy (recorded as one history entry).
+    pub missed: Option<Missed>,
+}
+
+/// Instants of one cron missed in a row and given up under its misfire policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missed {
+    pub first: Millis,
+    pub last: Millis,
+    pub count: u64,
+    pub policy: MisfirePolicy,
 }
 
 /// What became of one planned fire.
@@ -169,13 +181,18 @@ impl Store {
         let mut runs = Vec::new();
         for (fire, planned) in fires.iter().zip(planned) {
             let mut fired = Vec::new();
+            log.extend(
+                fire.missed
+                    .as_ref()
+                    .map(|missed| missed_row(&fire.cron, missed, now)),
+            );
             for run in planned {
                 let instant = run.scheduled_for.unwrap_or(now);
                 fired.push((instant, run.run_id.clone()));
                 log.push(fire_log_row(
                     &fire.cron,
                     instant,
-                    Some(run.run_id.clone()),
+                    Some(&run),
                     FireOutcome::Fired,
                     now,
                 ));
@@ -235,12 +252,18 @@ impl Store {
             }
             let mut runs = Vec::new();
             let mut rejected = Vec::new();
+            if let Some(missed) = &fire.missed {
+                CronFires::insert(missed_row(cron, missed, now))
+                    .on_conflict(once_per_instant())
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
             for &instant in &fire.instants {
                 let run = make_run(cron, instant);
                 let recorded = CronFires::insert(fire_log_row(
                     cron,
                     instant,
-                    Some(run.run_id.clone()),
+                    Some(&run),
                     FireOutcome::Fired,
                     now,
                 ))
@@ -278,13 +301,55 @@ impl Store {
         Ok((results, started))
     }
 
-    /// Deletes fire-log rows and finished webhook deliveries older than `before`.
-    pub async fn sweep_history(&self, before: Millis) -> Result<(u64, u64)> {
-        let fires = CronFires::delete_many()
-            .filter(cron_fire::Column::FiredAt.lt(before))
+    /// Trims the crons' history (the fire log): entries written before `history_before`,
+    /// and each cron's entries beyond its newest `keep_per_cron`, whichever keeps fewer. Then
+    /// deletes finished webhook deliveries last changed before `deliveries_before`. How many
+    /// entries and deliveries were deleted.
+    pub async fn sweep_history(
+        &self,
+        history_before: Millis,
+        keep_per_cron: u64,
+        deliveries_before: Millis,
+    ) -> Result<(u64, u64)> {
+        let mut fires = CronFires::delete_many()
+            .filter(cron_fire::Column::FiredAt.lt(history_before))
             .exec(&self.write)
             .await?
             .rows_affected;
+        let crowded: Vec<String> = CronFires::find()
+            .select_only()
+            .column(cron_fire::Column::CronId)
+            .group_by(cron_fire::Column::CronId)
+            .having(
+                Expr::col(cron_fire::Column::CronId)
+                    .count()
+                    .gt(keep_per_cron),
+            )
+            .into_tuple()
+            .all(&self.read)
+            .await?;
+        for cron_id in crowded {
+            // The oldest entry kept; the ones before it go.
+            let oldest_kept: Option<Millis> = CronFires::find()
+                .select_only()
+                .column(cron_fire::Column::ScheduledFor)
+                .filter(cron_fire::Column::CronId.eq(cron_id.clone()))
+                .order_by_desc(cron_fire::Column::ScheduledFor)
+                .offset(keep_per_cron.saturating_sub(1))
+                .limit(1)
+                .into_tuple()
+                .one(&self.read)
+                .await?;
+            if let Some(oldest_kept) = oldest_kept {
+                fires += CronFires::delete_many()
+                    .filter(cron_fire::Column::CronId.eq(cron_id))
+                    .filter(cron_fire::Column::ScheduledFor.lt(oldest_kept))
+                    .exec(&self.write)
+                    .await?
+                    .rows_affected;
+            }
+        }
+        let before = deliveries_before;
         let deliveries = entity::delivery::Entity::delete_many()
             .filter(entity::delivery::Column::Status.is_in(DeliveryStatus::FINISHED))
             .filter(entity::delivery::Column::UpdatedAt.lt(before))
@@ -294,23 +359,36 @@ impl Store {
         Ok((fires, deliveries))
     }
 
-    /// Records a manual trigger as a fire and queues its run (the schedule does not move).
+    /// Records a manual trigger in the cron's history and queues its run (the schedule does
+    /// not move). The entry's key, and the run's `scheduled_for`, is the trigger's instant,
+    /// moved on a millisecond when it is a whole second (a scheduled instant's key) or taken
+    /// by another trigger.
     pub async fn trigger(
         &self,
         cron: &cron::Model,
-        run: run::Model,
+        mut run: run::Model,
         now: Millis,
     ) -> Result<run::Model> {
         let txn = self.write.begin().await?;
-        CronFires::insert(fire_log_row(
-            cron,
-            now,
-            Some(run.run_id.clone()),
-            FireOutcome::Manual,
-            now,
-        ))
-        .exec_without_returning(&txn)
-        .await?;
+        let mut key = now;
+        for _ in 0..1000 {
+            key = trigger_key(key);
+            run.scheduled_for = Some(key);
+            let recorded = CronFires::insert(fire_log_row(
+                cron,
+                key,
+                Some(&run),
+                FireOutcome::Triggered,
+                now,
+            ))
+            .on_conflict(once_per_instant())
+            .exec_without_returning(&txn)
+            .await?;
+            if recorded == 1 {
+                break;
+            }
+            key += 1;
+        }
         let if_missing = if_thread_missing(cron);
         let metadata = self.assistant_metadata(&run.assistant_id);
         let created = queue_run(
@@ -327,21 +405,64 @@ impl Store {
     }
 }
 
-/// The fire-log row of `cron`'s instant `instant`, recorded at `now`.
+/// The history key of a manual trigger at `at`: `at`, or the next millisecond when `at` is a
+/// whole second (scheduled instants are whole seconds).
+fn trigger_key(at: Millis) -> Millis {
+    if at % 1000 == 0 { at + 1 } else { at }
+}
+
+/// The fire-log row of `cron`'s instant `instant`, recorded at `now`, with its run (queued:
+/// the run's end fills in the rest).
 fn fire_log_row(
     cron: &cron::Model,
     instant: Millis,
-    run_id: Option<String>,
+    run: Option<&run::Model>,
     outcome: FireOutcome,
     now: Millis,
 ) -> cron_fire::ActiveModel {
-    cron_fire::ActiveModel {
-        cron_id: Set(cron.cron_id.clone()),
-        scheduled_for: Set(instant),
-        run_id: Set(run_id),
-        outcome: Set(outcome),
-        fired_at: Set(now),
-    }
+    entry(cron_fire::Model {
+        cron_id: cron.cron_id.clone(),
+        scheduled_for: instant,
+        run_id: run.map(|run| run.run_id.clone()),
+        outcome,
+        fired_at: now,
+        last_scheduled_for: None,
+        instants: 1,
+        misfire_policy: None,
+        run_status: run.map(|run| run.status),
+        started_at: run.and_then(|run| run.started_at),
+        ended_at: None,
+        error: None,
+        delivery_id: None,
+        webhook_status: None,
+        webhook_attempts: None,
+    })
+}
+
+/// The history entry of instants missed in a row, decided at `now`.
+fn missed_row(cron: &cron::Model, missed: &Missed, now: Millis) -> cron_fire::ActiveModel {
+    entry(cron_fire::Model {
+        cron_id: cron.cron_id.clone(),
+        scheduled_for: missed.first,
+        run_id: None,
+        outcome: FireOutcome::Missed,
+        fired_at: now,
+        last_scheduled_for: Some(missed.last),
+        instants: missed.count as i64,
+        misfire_policy: Some(missed.policy.as_str().to_string()),
+        run_status: None,
+        started_at: None,
+        ended_at: None,
+        error: None,
+        delivery_id: None,
+        webhook_status: None,
+        webhook_attempts: None,
+    })
+}
+
+/// Every column set, so that rows go into one multi-row insert.
+fn entry(model: cron_fire::Model) -> cron_fire::ActiveModel {
+    model.into_active_model().reset_all()
 }
 
 /// An instant already in the fire log is not recorded again (the unique key is

@@ -26,6 +26,7 @@ use entity::run::{self, Column, Entity as Runs};
 use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
+use super::history::{End, record_ends};
 use super::runs::{
     Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
     end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
@@ -426,7 +427,24 @@ async fn finish_all(
         .iter()
         .filter(|finish| !done.contains(&finish.index))
         .collect();
-    finish_rest(txn, rest, answers, &mut deliveries, now).await?;
+    let plain = finish_rest(txn, rest, answers, &mut deliveries, now).await?;
+    // The cron runs ended here go into their crons' history (those ended alone, by
+    // `end_run`, are recorded there).
+    let batched: Vec<End> = done
+        .iter()
+        .chain(&plain)
+        .filter_map(|&index| match &answers[index] {
+            Some(Answer::Finished(Some(Finished {
+                run: Some(run),
+                delivery,
+            }))) => Some(End {
+                run,
+                delivery: delivery.as_ref(),
+            }),
+            _ => None,
+        })
+        .collect();
+    record_ends(txn, &batched, now).await?;
     for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
             .exec_without_returning(txn)
@@ -492,14 +510,15 @@ async fn finish_throwaway(
 /// PostgreSQL, so a cancel from another replica cannot slip in between). A run still held
 /// by its worker, not cancelled, ends from the worker's own copy (nothing else of a running
 /// run changes); the others (cancels, a second run of a thread in the batch) read the whole
-/// row. Webhooks' outbox rows go to `deliveries`.
+/// row. Webhooks' outbox rows go to `deliveries`. The indexes of the finishes written with
+/// the batch's statements (the others were ended alone).
 async fn finish_rest(
     txn: &DatabaseTransaction,
     rest: Vec<&Finish<'_>>,
     answers: &mut [Option<Answer>],
     deliveries: &mut Vec<delivery::Model>,
     now: Millis,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let mut current = run_states(txn, &rest).await?;
     // The common case, a run that simply ended on a thread that stays, is written with
     // multi-row statements for the whole batch; cancels and rollbacks one by one.
@@ -538,13 +557,15 @@ async fn finish_rest(
         now,
     )
     .await?;
+    let mut done = Vec::with_capacity(plain.len());
     for end in plain {
+        done.push(end.index);
         answers[end.index] = Some(Answer::Finished(Some(Finished {
             run: Some(end.run),
             delivery: end.delivery,
         })));
     }
-    Ok(())
+    Ok(done)
 }
 
 /// The state of the runs of `finishes` in the store, by run id, read locked.

@@ -6,6 +6,7 @@ pub mod crons;
 pub mod deliveries;
 pub mod fires;
 mod group_commit;
+pub mod history;
 pub mod runs;
 pub mod threads;
 

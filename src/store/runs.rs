@@ -18,6 +18,7 @@ use entity::states::{
 };
 use entity::thread::{self, Entity as Threads};
 
+use super::history::{End, record_ends};
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::time::{Millis, now_ms};
 
@@ -748,6 +749,16 @@ pub(super) async fn end_run(
     if run.cancel_action == Some(CancelAction::Rollback) {
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
+        let rolled_back = ended(&run, &Outcome::Interrupted, now);
+        record_ends(
+            txn,
+            &[End {
+                run: &rolled_back,
+                delivery: None,
+            }],
+            now,
+        )
+        .await?;
         return Ok(Finished {
             run: None,
             delivery: None,
@@ -771,6 +782,15 @@ pub(super) async fn end_run(
         None => None,
     };
 
+    record_ends(
+        txn,
+        &[End {
+            run: &ended,
+            delivery: delivery.as_ref(),
+        }],
+        now,
+    )
+    .await?;
     // A stateless run's throw-away thread goes, and the run with it (the thread holds
     // nothing else), unless the caller asked to keep it.
     if ended.on_completion == Some(OnCompletion::Delete) {
@@ -969,6 +989,7 @@ pub(super) fn delivery_model(
         run_id: run.run_id.clone(),
         thread_id: run.thread_id.clone(),
         cron_id: run.cron_id.clone(),
+        scheduled_for: run.cron_id.as_ref().and(run.scheduled_for),
         url,
         payload,
         status: DeliveryStatus::Pending,
@@ -996,6 +1017,16 @@ async fn cancel_active(
     for run in active {
         let thread_id = run.thread_id.clone();
         if run.status == RunStatus::Pending {
+            let cancelled = ended(&run, &Outcome::Interrupted, now);
+            record_ends(
+                txn,
+                &[End {
+                    run: &cancelled,
+                    delivery: None,
+                }],
+                now,
+            )
+            .await?;
             if action == CancelAction::Rollback {
                 Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
             } else {

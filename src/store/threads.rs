@@ -128,15 +128,29 @@ impl Store {
         }
     }
 
-    /// Deletes a thread and, through the foreign key, its crons.
+    /// Deletes a thread and, through the foreign key, its crons, with their history (a
+    /// stateless run's entry stays: its cron is not the thread's).
     pub async fn delete_thread(&self, thread_id: &str, scope: &Scope) -> Result<()> {
+        let txn = self.write.begin().await?;
+        // The history goes first, while the crons that own it are still there; a refused
+        // delete rolls it back.
+        let crons = sea_orm::sea_query::Query::select()
+            .column(entity::cron::Column::CronId)
+            .from(entity::cron::Entity)
+            .and_where(entity::cron::Column::ThreadId.eq(thread_id.to_string()))
+            .to_owned();
+        entity::cron_fire::Entity::delete_many()
+            .filter(entity::cron_fire::Column::CronId.in_subquery(crons))
+            .exec(&txn)
+            .await?;
         let result = Threads::delete_by_id(thread_id.to_string())
             .filter(scope.condition(Column::UserId))
-            .exec(&self.write)
+            .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
             return Err(thread_not_found(thread_id));
         }
+        txn.commit().await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod cli;
 mod examples;
+mod history;
 mod limits;
 mod metrics;
 mod openapi;

@@ -42,6 +42,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/runs/crons/{cron_id}"),
     ("POST", "/runs/crons/{cron_id}/trigger"),
     ("GET", "/runs/crons/{cron_id}/next"),
+    // history.rs
+    ("GET", "/runs/crons/{cron_id}/history"),
     // runs.rs
     ("POST", "/threads/{thread_id}/runs"),
     ("GET", "/threads/{thread_id}/runs"),

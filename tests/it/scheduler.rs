@@ -115,17 +115,7 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
     assert_eq!(status, 200);
     let patched_at = now_ms();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let (status, _) = daemon.delete(&format!("/runs/crons/{cron_id}")).await;
-    assert_eq!(status, 204);
-    let deleted_at = now_ms();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-
-    let runs = runs_of(&storage.database_url, &cron_id).await;
-    let instants: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
-    assert!(instants.len() >= 4, "fired {instants:?}");
-    assert_no_duplicates(&BTreeMap::from([(cron_id.clone(), instants.clone())]));
-    // The edit withdrew the run fired ahead, and its instant fired again: no gap.
-    assert_every_second(&cron_id, &instants);
+    // Read before the delete, which deletes the cron's history (its fire log).
     let db = Database::connect(&storage.database_url)
         .await
         .expect("connect");
@@ -139,6 +129,17 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
         log.iter().any(|fire| fire.fired_at < fire.scheduled_for),
         "no instant was fired ahead: {log:?}"
     );
+    let (status, _) = daemon.delete(&format!("/runs/crons/{cron_id}")).await;
+    assert_eq!(status, 204);
+    let deleted_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    let runs = runs_of(&storage.database_url, &cron_id).await;
+    let instants: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
+    assert!(instants.len() >= 4, "fired {instants:?}");
+    assert_no_duplicates(&BTreeMap::from([(cron_id.clone(), instants.clone())]));
+    // The edit withdrew the run fired ahead, and its instant fired again: no gap.
+    assert_every_second(&cron_id, &instants);
     for run in &runs {
         let at = run.scheduled_for.expect("scheduled_for");
         let started = run.started_at.expect("every run fired started");
@@ -515,15 +516,15 @@ async fn three_replicas_share_the_work_exactly_once() {
     }
 }
 
-/// Housekeeping (tokio-cron-scheduler, on its own schedule) deletes fire-log rows past the
-/// retention period; the runs themselves stay.
+/// Housekeeping (tokio-cron-scheduler, on its own schedule) deletes history entries (fire-log
+/// rows) past `[history] retention`; the runs themselves stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_sweeps_the_old_fire_log() {
     let storage = Storage::new(Backend::Sqlite).await;
     let path = storage.dir.path().join("cronhook.toml");
     std::fs::write(
         &path,
-        "[housekeeping]\nevery = \"2s\"\nretention = \"2s\"\n",
+        "[housekeeping]\nevery = \"2s\"\n[history]\nretention = \"2s\"\n",
     )
     .expect("config");
     let daemon = Daemon::start_with(&storage, &["--config", &path.display().to_string()]).await;

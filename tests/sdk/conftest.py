@@ -55,7 +55,14 @@ CRON_KEYS = {
 }
 # cronhook's additions to the Cron object (the misfire policy of the scheduler issue).
 if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
-    CRON_KEYS |= {"misfire_policy", "catchup_window_seconds"}
+    CRON_KEYS |= {
+        "misfire_policy",
+        "catchup_window_seconds",
+        "last_run_status",
+        "last_run_at",
+        "consecutive_failures",
+        "pause_note",
+    }
 THREAD_KEYS = {
     "thread_id",
     "created_at",

@@ -1,0 +1,396 @@
+//! Each cron's history: the fire log's entries (see `fires`), completed by the run's end in
+//! the transaction that ends it (`record_ends`) and by its webhook when the delivery settles
+//! (`record_webhooks`), read newest first (`cron_history`).
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Value, json};
+
+use entity::cron::{self, Entity as Crons};
+use entity::cron_fire::{self, Column, Entity as CronFires};
+use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
+use entity::{delivery, run};
+
+use super::{CASE_ROWS, Page, Result, Scope, Store, expr_by_key, value_by_key};
+use crate::time::Millis;
+
+/// The most a history entry keeps of a run's error, as JSON text.
+pub const MAX_ERROR_BYTES: usize = 1024;
+
+/// Which entries of a cron's history to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub fire: Option<FireOutcome>,
+    pub run_status: Option<RunStatus>,
+    /// Entries covering an instant at or after this.
+    pub since: Option<Millis>,
+    /// Entries whose (first) instant is before this.
+    pub until: Option<Millis>,
+}
+
+/// A run that ended, for its cron's history: the run as it ended (a rolled-back run as
+/// `interrupted`) and its webhook's outbox row.
+pub(super) struct End<'a> {
+    pub run: &'a run::Model,
+    pub delivery: Option<&'a delivery::Model>,
+}
+
+impl Store {
+    /// A cron's history, newest first; another identity's cron, or none, is not found.
+    pub async fn cron_history(
+        &self,
+        cron_id: &str,
+        scope: &Scope,
+        filter: &HistoryFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Page<cron_fire::Model>> {
+        self.get_cron(cron_id, scope).await?;
+        let mut query = CronFires::find().filter(Column::CronId.eq(cron_id.to_string()));
+        if let Some(fire) = filter.fire {
+            query = query.filter(Column::Outcome.eq(fire));
+        }
+        if let Some(status) = filter.run_status {
+            query = query.filter(Column::RunStatus.eq(status));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(
+                Condition::any()
+                    .add(Column::ScheduledFor.gte(since))
+                    .add(Column::LastScheduledFor.gte(since)),
+            );
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(Column::ScheduledFor.lt(until));
+        }
+        let query = query.order_by_desc(Column::ScheduledFor);
+        let mut page = self.page(query, limit, offset).await?;
+        self.with_live_runs(&mut page.items).await?;
+        Ok(page)
+    }
+
+    /// Entries whose run has not ended show it as it is now: a run fired ahead is claimed,
+    /// and a queued run started, without a write to its entry.
+    async fn with_live_runs(&self, entries: &mut [cron_fire::Model]) -> Result<()> {
+        let active: Vec<String> = entries
+            .iter()
+            .filter(|entry| entry.run_status.is_some_and(RunStatus::is_active))
+            .filter_map(|entry| entry.run_id.clone())
+            .collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let live: HashMap<String, (RunStatus, Option<Millis>)> = run::Entity::find()
+            .select_only()
+            .columns([
+                run::Column::RunId,
+                run::Column::Status,
+                run::Column::StartedAt,
+            ])
+            .filter(run::Column::RunId.is_in(active))
+            .into_tuple::<(String, RunStatus, Option<Millis>)>()
+            .all(&self.read)
+            .await?
+            .into_iter()
+            .map(|(run_id, status, started_at)| (run_id, (status, started_at)))
+            .collect();
+        for entry in entries {
+            let now = entry.run_id.as_ref().and_then(|run_id| live.get(run_id));
+            if let Some(&(status, started_at)) = now
+                && status.is_active()
+            {
+                entry.run_status = Some(status);
+                entry.started_at = started_at.or(entry.started_at);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the end of cron runs into their history entries and their crons' last run, in the
+/// transaction that ends them: one UPDATE of the entries and one of the crons per
+/// `CASE_ROWS` runs. Runs of no cron are skipped.
+pub(super) async fn record_ends<C: ConnectionTrait>(
+    txn: &C,
+    ends: &[End<'_>],
+    now: Millis,
+) -> Result<()> {
+    let ends: Vec<&End> = ends
+        .iter()
+        .filter(|end| end.run.cron_id.is_some() && end.run.scheduled_for.is_some())
+        .collect();
+    for chunk in ends.chunks(CASE_ROWS) {
+        let by_run = |value: &dyn Fn(&End) -> sea_orm::Value, column: Column| {
+            value_by_key(
+                Column::RunId,
+                chunk.iter().map(|end| (end.run.run_id.clone(), value(end))),
+                Expr::col(column),
+            )
+        };
+        CronFires::update_many()
+            .col_expr(
+                Column::RunStatus,
+                by_run(&|end| end.run.status.into(), Column::RunStatus),
+            )
+            .col_expr(
+                Column::StartedAt,
+                by_run(&|end| end.run.started_at.into(), Column::StartedAt),
+            )
+            .col_expr(
+                Column::EndedAt,
+                by_run(
+                    &|end| end.run.ended_at.unwrap_or(now).into(),
+                    Column::EndedAt,
+                ),
+            )
+            .col_expr(
+                Column::Error,
+                by_run(
+                    &|end| cut_error(end.run.error.as_ref()).into(),
+                    Column::Error,
+                ),
+            )
+            .col_expr(
+                Column::DeliveryId,
+                by_run(
+                    &|end| end.delivery.map(|d| d.delivery_id.clone()).into(),
+                    Column::DeliveryId,
+                ),
+            )
+            .col_expr(
+                Column::WebhookStatus,
+                by_run(
+                    &|end| end.delivery.map(|d| d.status).into(),
+                    Column::WebhookStatus,
+                ),
+            )
+            .col_expr(
+                Column::WebhookAttempts,
+                by_run(
+                    &|end| end.delivery.map(|d| d.attempts).into(),
+                    Column::WebhookAttempts,
+                ),
+            )
+            .filter(Column::CronId.is_in(chunk.iter().filter_map(|end| end.run.cron_id.clone())))
+            .filter(
+                Column::ScheduledFor.is_in(chunk.iter().filter_map(|end| end.run.scheduled_for)),
+            )
+            .filter(Column::RunId.is_in(chunk.iter().map(|end| end.run.run_id.clone())))
+            .exec(txn)
+            .await?;
+        record_last_runs(txn, chunk, now).await?;
+    }
+    Ok(())
+}
+
+/// A cron's last run after a batch of its runs' ends, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LastRun {
+    status: Option<RunStatus>,
+    at: Millis,
+    /// A success came: the failures count from 0.
+    reset: bool,
+    /// Failures after the last success (or all of them, without one).
+    failures: i32,
+}
+
+impl LastRun {
+    fn add(&mut self, status: RunStatus, at: Millis) {
+        self.status = Some(status);
+        self.at = at;
+        match status {
+            RunStatus::Success => {
+                self.reset = true;
+                self.failures = 0;
+            }
+            RunStatus::Error | RunStatus::Timeout => self.failures += 1,
+            RunStatus::Interrupted | RunStatus::Pending | RunStatus::Running => {}
+        }
+    }
+}
+
+/// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, in
+/// one UPDATE (`updated_at` stays: it is the version the scheduler claims by).
+async fn record_last_runs<C: ConnectionTrait>(
+    txn: &C,
+    ends: &[&End<'_>],
+    now: Millis,
+) -> Result<()> {
+    let mut last: Vec<(String, LastRun)> = Vec::new();
+    for end in ends {
+        let Some(cron_id) = &end.run.cron_id else {
+            continue;
+        };
+        let at = end.run.ended_at.unwrap_or(now);
+        match last.iter_mut().find(|(id, _)| id == cron_id) {
+            Some((_, run)) => run.add(end.run.status, at),
+            None => {
+                let mut run = LastRun::default();
+                run.add(end.run.status, at);
+                last.push((cron_id.clone(), run));
+            }
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let failures = last.iter().map(|(cron_id, run)| {
+        let count = if run.reset {
+            Expr::value(run.failures)
+        } else {
+            Expr::col(cron::Column::ConsecutiveFailures).add(run.failures)
+        };
+        (cron_id.clone(), count)
+    });
+    Crons::update_many()
+        .col_expr(
+            cron::Column::LastRunStatus,
+            value_by_key(
+                cron::Column::CronId,
+                last.iter().map(|(id, run)| (id.clone(), run.status)),
+                Expr::col(cron::Column::LastRunStatus),
+            ),
+        )
+        .col_expr(
+            cron::Column::LastRunAt,
+            value_by_key(
+                cron::Column::CronId,
+                last.iter().map(|(id, run)| (id.clone(), run.at)),
+                Expr::col(cron::Column::LastRunAt),
+            ),
+        )
+        .col_expr(
+            cron::Column::ConsecutiveFailures,
+            expr_by_key(
+                cron::Column::CronId,
+                failures,
+                Expr::col(cron::Column::ConsecutiveFailures),
+            ),
+        )
+        .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes settled webhooks (delivered or failed, after `attempts`) into the history entries
+/// of their runs, found by the key each delivery records.
+pub(super) async fn record_webhooks<C: ConnectionTrait>(
+    txn: &C,
+    settled: &[(String, DeliveryStatus, i32)],
+) -> Result<()> {
+    for chunk in settled.chunks(CASE_ROWS) {
+        let ids = || chunk.iter().map(|(id, ..)| id.clone());
+        let keys = |column: delivery::Column| {
+            Query::select()
+                .column(column)
+                .from(delivery::Entity)
+                .and_where(delivery::Column::DeliveryId.is_in(ids()))
+                .and_where(delivery::Column::ScheduledFor.is_not_null())
+                .to_owned()
+        };
+        CronFires::update_many()
+            .col_expr(
+                Column::WebhookStatus,
+                value_by_key(
+                    Column::DeliveryId,
+                    chunk.iter().map(|(id, status, _)| (id.clone(), *status)),
+                    Expr::col(Column::WebhookStatus),
+                ),
+            )
+            .col_expr(
+                Column::WebhookAttempts,
+                value_by_key(
+                    Column::DeliveryId,
+                    chunk
+                        .iter()
+                        .map(|(id, _, attempts)| (id.clone(), *attempts)),
+                    Expr::col(Column::WebhookAttempts),
+                ),
+            )
+            .filter(Column::CronId.in_subquery(keys(delivery::Column::CronId)))
+            .filter(Column::ScheduledFor.in_subquery(keys(delivery::Column::ScheduledFor)))
+            .filter(Column::DeliveryId.is_in(ids()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A run's error as a history entry keeps it: `{"error", "message"}`, the message cut (at a
+/// character boundary, marked with "…") so the whole is at most `MAX_ERROR_BYTES` of JSON.
+pub fn cut_error(error: Option<&Value>) -> Option<Value> {
+    let error = error?;
+    let text = |key: &str| match error.get(key) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let kind: String = text("error").chars().take(128).collect();
+    let mut message = text("message");
+    let fits = |message: &str| {
+        json!({"error": kind, "message": message}).to_string().len() <= MAX_ERROR_BYTES
+    };
+    if !fits(&message) {
+        let mut end = message.len().min(MAX_ERROR_BYTES);
+        loop {
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = format!("{}…", &message[..end]);
+            if fits(&cut) || end == 0 {
+                message = cut;
+                break;
+            }
+            end = end.saturating_sub(Ord::max(16, (end / 8).min(64)));
+        }
+    }
+    Some(json!({"error": kind, "message": message}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_cut_to_a_kibibyte_at_a_character_boundary() {
+        let long = "é\"\\".repeat(2000);
+        let cut = cut_error(Some(&json!({"error": "ValueError", "message": long}))).unwrap();
+        let text = cut.to_string();
+        assert!(text.len() <= MAX_ERROR_BYTES, "{}", text.len());
+        assert!(text.len() > MAX_ERROR_BYTES - 100, "{}", text.len());
+        assert_eq!(cut["error"], "ValueError");
+        assert!(cut["message"].as_str().unwrap().ends_with('…'));
+        let short = json!({"error": "E", "message": "m"});
+        assert_eq!(cut_error(Some(&short)), Some(short));
+        assert_eq!(
+            cut_error(Some(&json!({"error": "E"}))),
+            Some(json!({"error": "E", "message": ""}))
+        );
+        assert_eq!(cut_error(None), None);
+    }
+
+    #[test]
+    fn failures_count_from_the_last_success() {
+        let mut last = LastRun::default();
+        last.add(RunStatus::Error, 1);
+        last.add(RunStatus::Timeout, 2);
+        assert_eq!((last.reset, last.failures), (false, 2));
+        last.add(RunStatus::Success, 3);
+        last.add(RunStatus::Error, 4);
+        last.add(RunStatus::Interrupted, 5);
+        assert_eq!(
+            last,
+            LastRun {
+                status: Some(RunStatus::Interrupted),
+                at: 5,
+                reset: true,
+                failures: 1
+            }
+        );
+    }
+}

@@ -37,6 +37,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub housekeeping: HousekeepingConfig,
     pub history: HistoryConfig,
+    pub alerts: AlertsConfig,
     pub http: HttpConfig,
     pub webhooks: WebhooksConfig,
     pub auth: AuthConfig,
@@ -254,6 +255,88 @@ impl Default for HistoryConfig {
     }
 }
 
+/// `[alerts]`: where ops are told about crons that fail, miss, run late, recover or pause.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub routes: Vec<AlertRouteConfig>,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// A cron's run ended `error` or `timeout`.
+    RunFailed,
+    /// Instants of a cron were given up under its misfire policy.
+    InstantMissed,
+    /// A cron's run started more than `late_after` after its instant.
+    RunLate,
+    /// A cron's run succeeded after failures.
+    CronRecovered,
+    /// A cron was disabled after `pause_after_failures` failed runs in a row.
+    CronPaused,
+}
+
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::RunFailed => "run_failed",
+            AlertEvent::InstantMissed => "instant_missed",
+            AlertEvent::RunLate => "run_late",
+            AlertEvent::CronRecovered => "cron_recovered",
+            AlertEvent::CronPaused => "cron_paused",
+        }
+    }
+}
+
+/// When a route is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertMode {
+    /// `run_failed` for the first failure after a success (or since the cron was made),
+    /// `cron_recovered` for the first success after failures; other events each time.
+    #[default]
+    Change,
+    /// Every event.
+    Every,
+}
+
+/// The body an alert route is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertFormat {
+    /// The alert object.
+    #[default]
+    Json,
+    /// `{"text": …}`: one readable line for a Slack or Mattermost incoming webhook.
+    Slack,
+}
+
+/// One `[[alerts.routes]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRouteConfig {
+    /// Called like a run's webhook (URL policy, signing, retries).
+    pub url: String,
+    /// The events sent to this route (at least one).
+    pub events: Vec<AlertEvent>,
+    /// A cron matches when its metadata holds these keys with these values; absent: all.
+    #[serde(default)]
+    pub match_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub mode: AlertMode,
+    /// A run starting later than this after its instant is `run_late`.
+    #[serde(default = "default_late_after", with = "humantime_serde")]
+    pub late_after: Duration,
+    #[serde(default)]
+    pub format: AlertFormat,
+}
+
+fn default_late_after() -> Duration {
+    Duration::from_secs(60)
+}
+
 /// Periodic clean-up: cron history (see `HistoryConfig`) and finished webhook deliveries.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -432,6 +515,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             housekeeping: HousekeepingConfig::default(),
             history: HistoryConfig::default(),
+            alerts: AlertsConfig::default(),
             http: HttpConfig::default(),
             webhooks: WebhooksConfig::default(),
             auth: AuthConfig::default(),
@@ -548,6 +632,18 @@ impl Config {
             } = graph
             {
                 return Err(invalid("give `api_key` or `api_key_env`, not both"));
+            }
+        }
+        for (index, route) in self.alerts.routes.iter().enumerate() {
+            if route.events.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "alerts.routes[{index}]: `events` must name at least one event"
+                )));
+            }
+            if route.url.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "alerts.routes[{index}]: `url` is empty"
+                )));
             }
         }
         if self.history.keep_per_cron == 0 {

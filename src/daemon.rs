@@ -124,6 +124,7 @@ impl Running {
         store
             .sync_assistants(config.graphs.keys().map(String::as_str))
             .await?;
+        store.set_alert_routes(config.alerts.routes.clone());
 
         let listener = TcpListener::bind(config.server.bind)
             .await

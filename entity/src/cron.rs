@@ -41,6 +41,8 @@ pub struct Model {
     pub consecutive_failures: i32,
     /// Why it was disabled, when it was given a reason; cleared when enabled.
     pub pause_note: Option<String>,
+    /// Disabled after this many failed runs in a row (null: never).
+    pub pause_after_failures: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,7 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::states::DeliveryStatus;
+use crate::states::{DeliveryKind, DeliveryStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
@@ -30,6 +30,9 @@ pub struct Model {
     pub user_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `run` (a run's webhook) or `alert` (an `[[alerts.routes]]` call, whose payload is the
+    /// body as sent; `run_id` and `thread_id` are empty when no run raised it).
+    pub kind: DeliveryKind,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

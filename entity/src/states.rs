@@ -249,6 +249,38 @@ impl DeliveryStatus {
     }
 }
 
+/// What a delivery calls: a run's `webhook` (`run`) or an alert route (`alert`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    #[sea_orm(string_value = "run")]
+    Run,
+    #[sea_orm(string_value = "alert")]
+    Alert,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Run => "run",
+            DeliveryKind::Alert => "alert",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +317,7 @@ mod tests {
         agree(DeliveryStatus::as_str, true);
         agree(CancelAction::as_str, true);
         agree(FireOutcome::as_str, true);
+        agree(DeliveryKind::as_str, true);
     }
 
     #[test]

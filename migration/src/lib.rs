@@ -8,6 +8,7 @@ mod m20261125_000003_scheduler;
 mod m20261125_000004_webhooks;
 mod m20261202_000005_owners;
 mod m20261210_000006_history;
+mod m20261212_000007_alerts;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261202_000005_owners::Migration),
             Box::new(m20261210_000006_history::Migration),
+            Box::new(m20261212_000007_alerts::Migration),
         ]
     }
 }

@@ -58,6 +58,7 @@ const FIELDS: &[&str] = &[
     "last_run_at",
     "consecutive_failures",
     "pause_note",
+    "pause_after_failures",
 ];
 
 fn select_schema() -> utoipa::openapi::schema::Array {
@@ -226,6 +227,8 @@ struct CreateRequest {
     misfire_policy: Option<MisfirePolicy>,
     /// How far back `fire_all` catches up (default: the configured window).
     catchup_window_seconds: Option<u32>,
+    /// Disable the cron after this many failed runs in a row (at least 1; absent: never).
+    pause_after_failures: Option<i64>,
 }
 
 /// LangGraph's CronPatch. `end_time: null` clears the end; an absent key keeps it.
@@ -260,6 +263,26 @@ struct PatchRequest {
     catchup_window_seconds: Option<u32>,
     /// Why the cron is paused: only with `"enabled": false` (enabling clears it).
     pause_note: Option<String>,
+    /// Disable the cron after this many failed runs in a row (at least 1), or `null` never.
+    #[serde(default, deserialize_with = "present_number")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pause_after_failures: Option<Option<i64>>,
+}
+
+/// Tells an explicit `null` (Some(None)) from an absent key (None), for a number.
+fn present_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// `pause_after_failures` as stored: at least 1.
+fn pause_after(value: i64) -> ApiResult<i32> {
+    match i32::try_from(value) {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(ApiError::invalid(format!(
+            "pause_after_failures: must be between 1 and {} (got {value})",
+            i32::MAX
+        ))),
+    }
 }
 
 /// A cron's input: an object or a list of objects (narrower than a run's).
@@ -454,8 +477,13 @@ async fn create(
         ApiError::not_found(format!("Assistant '{}' not found", request.assistant_id))
     })?;
 
+    let pause_after_failures = request.pause_after_failures.map(pause_after).transpose()?;
     let cron_id = Uuid::now_v7().to_string();
     let mut payload = body;
+    // The cron's own settings, not its runs': they stay out of the payload.
+    if let Value::Object(map) = &mut payload {
+        map.remove("pause_after_failures");
+    }
     payload["assistant_id"] = json!(assistant_id);
     set_configurable_cron_id(&mut payload, &cron_id);
 
@@ -483,6 +511,7 @@ async fn create(
         last_run_at: None,
         consecutive_failures: 0,
         pause_note: None,
+        pause_after_failures,
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron, caller.max_crons).await?;
@@ -547,11 +576,17 @@ async fn patch(
         _ => return Err(ApiError::invalid("Request body must be a JSON object")),
     };
     let changes_value = Value::Object(changes.clone());
-    reject_nulls(&changes_value, &["end_time"])?;
+    reject_nulls(&changes_value, &["end_time", "pause_after_failures"])?;
     let request: PatchRequest = typed(&changes_value)?;
     // The note is the cron's, not its runs': it stays out of the payload.
     let mut changes = changes;
     changes.remove("pause_note");
+    changes.remove("pause_after_failures");
+    let pause_after_failures = match request.pause_after_failures {
+        Some(Some(count)) => Some(Some(pause_after(count)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     if let Some(note) = &request.pause_note {
         if request.enabled != Some(false) {
             return Err(ApiError::invalid(
@@ -605,6 +640,9 @@ async fn patch(
                 } else {
                     request.pause_note.clone()
                 };
+            }
+            if let Some(count) = pause_after_failures {
+                cron.pause_after_failures = count;
             }
             if let Some(policy) = request.misfire_policy {
                 cron.misfire_policy = Some(policy.as_str().to_string());
@@ -853,8 +891,11 @@ pub struct Cron {
     last_run_at: Option<String>,
     /// Runs ended `error` or `timeout` since the last success (0 after a success).
     consecutive_failures: i32,
-    /// Why it is paused (`PATCH {"enabled": false, "pause_note": …}`); null otherwise.
+    /// Why it is paused (`PATCH {"enabled": false, "pause_note": …}`, or "paused after N
+    /// consecutive failures"); null otherwise.
     pause_note: Option<String>,
+    /// Disabled after this many failed runs in a row; null: never.
+    pause_after_failures: Option<i32>,
 }
 
 impl From<cron::Model> for Cron {
@@ -883,6 +924,7 @@ impl From<cron::Model> for Cron {
             last_run_at: cron.last_run_at.map(iso),
             consecutive_failures: cron.consecutive_failures,
             pause_note: cron.pause_note,
+            pause_after_failures: cron.pause_after_failures,
         }
     }
 }

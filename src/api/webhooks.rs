@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use entity::states::DeliveryStatus;
+use entity::states::{DeliveryKind, DeliveryStatus};
 use entity::{attempt, delivery};
 
 use super::error::ErrorBody;
@@ -40,6 +40,9 @@ struct ListQuery {
     cron_id: Option<String>,
     #[param(value_type = Option<DeliveryStatus>, inline)]
     status: Option<String>,
+    /// Only run webhooks (`run`) or only alerts (`alert`).
+    #[param(value_type = Option<DeliveryKind>, inline)]
+    kind: Option<String>,
     /// Page size, 1–1000.
     #[serde(default = "default_limit")]
     #[param(minimum = 1, maximum = 1000, default = 10)]
@@ -82,6 +85,13 @@ async fn list(
             one_of("status", &text, statuses)
         })
         .transpose()?;
+    let kind = query
+        .kind
+        .map(|text| {
+            let kinds = DeliveryKind::iter().map(|kind| (kind, kind.as_str()));
+            one_of("kind", &text, kinds)
+        })
+        .transpose()?;
     let filter = DeliveryFilter {
         run_id: query.run_id.map(|id| parse_uuid(&id, "run")).transpose()?,
         cron_id: query
@@ -89,6 +99,7 @@ async fn list(
             .map(|id| parse_uuid(&id, "cron"))
             .transpose()?,
         status,
+        kind,
         scope: caller.scope(),
     };
     let page = state.store.list_deliveries(&filter, limit, offset).await?;
@@ -160,15 +171,18 @@ async fn retry(
     Ok(Json(Delivery::from(delivery)))
 }
 
-/// A webhook delivery: a run's end, sent to its webhook URL.
+/// A webhook delivery: a run's end, sent to its webhook URL (`kind` `run`), or an alert
+/// sent to an `[[alerts.routes]]` URL (`kind` `alert`).
 #[derive(Serialize, ToSchema)]
 struct Delivery {
     #[schema(format = Uuid)]
     delivery_id: String,
+    kind: DeliveryKind,
+    /// The run (null for an alert no run raised: `instant_missed`).
     #[schema(format = Uuid)]
-    run_id: String,
+    run_id: Option<String>,
     #[schema(format = Uuid)]
-    thread_id: String,
+    thread_id: Option<String>,
     #[schema(format = Uuid)]
     cron_id: Option<String>,
     /// The webhook URL.
@@ -182,7 +196,7 @@ struct Delivery {
     /// The receiver's last HTTP status; null when it did not answer.
     last_status_code: Option<i32>,
     last_error: Option<String>,
-    /// The identity owning the run (empty without API keys).
+    /// The identity owning the run (empty without API keys, and for alerts).
     user_id: String,
     #[schema(format = DateTime)]
     created_at: String,
@@ -195,7 +209,8 @@ struct Delivery {
 struct DeliveryDetail {
     #[serde(flatten)]
     delivery: Delivery,
-    /// The webhook body (the run as it ended; `webhook_sent_at` is added per attempt).
+    /// The body: for a run webhook the run as it ended (`webhook_sent_at` is added per
+    /// attempt); for an alert the body as sent.
     payload: Value,
     attempt_log: Vec<Attempt>,
 }
@@ -223,8 +238,9 @@ impl From<delivery::Model> for Delivery {
             next_attempt_at: (delivery.status == DeliveryStatus::Pending)
                 .then(|| iso(delivery.next_attempt_at)),
             delivery_id: delivery.delivery_id,
-            run_id: delivery.run_id,
-            thread_id: delivery.thread_id,
+            kind: delivery.kind,
+            run_id: Some(delivery.run_id).filter(|id| !id.is_empty()),
+            thread_id: Some(delivery.thread_id).filter(|id| !id.is_empty()),
             cron_id: delivery.cron_id,
             url: delivery.url,
             status: delivery.status,

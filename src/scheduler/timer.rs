@@ -157,6 +157,7 @@ pub(super) mod tests {
             last_run_at: None,
             consecutive_failures: 0,
             pause_note: None,
+            pause_after_failures: None,
         }
     }
 

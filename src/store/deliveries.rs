@@ -12,7 +12,7 @@ use sea_orm::{
 
 use entity::attempt::{self, Entity as Attempts};
 use entity::delivery::{self, Column, Entity as Deliveries};
-use entity::states::DeliveryStatus;
+use entity::states::{DeliveryKind, DeliveryStatus};
 
 use super::history::record_webhooks;
 use super::{Backend, Error, Page, Result, Scope, Store};
@@ -45,6 +45,7 @@ pub struct DeliveryFilter {
     pub run_id: Option<String>,
     pub cron_id: Option<String>,
     pub status: Option<DeliveryStatus>,
+    pub kind: Option<DeliveryKind>,
     pub scope: Scope,
 }
 
@@ -173,6 +174,9 @@ impl Store {
         }
         if let Some(status) = filter.status {
             query = query.filter(Column::Status.eq(status));
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(Column::Kind.eq(kind));
         }
         let query = query
             .order_by_desc(Column::CreatedAt)

@@ -16,8 +16,10 @@ use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
 use entity::states::{DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrategy, RunStatus};
 
+use super::alerts;
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
+use crate::config::AlertEvent;
 use crate::time::Millis;
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
@@ -203,6 +205,7 @@ impl Store {
                 rejected: Vec::new(),
             });
         }
+        let alerts = missed_alerts(fires.iter(), now);
         let expected = log.len() as u64;
         let mut recorded = 0;
         for chunk in chunked(log, 500) {
@@ -223,6 +226,7 @@ impl Store {
             })
             .collect();
         let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
+        insert_alerts(&txn, alerts).await?;
         txn.commit().await?;
         let mut started = Queued::default();
         for created in queued {
@@ -253,10 +257,13 @@ impl Store {
             let mut runs = Vec::new();
             let mut rejected = Vec::new();
             if let Some(missed) = &fire.missed {
-                CronFires::insert(missed_row(cron, missed, now))
+                let recorded = CronFires::insert(missed_row(cron, missed, now))
                     .on_conflict(once_per_instant())
                     .exec_without_returning(&txn)
                     .await?;
+                if recorded > 0 {
+                    insert_alerts(&txn, missed_alerts(std::iter::once(fire), now)).await?;
+                }
             }
             for &instant in &fire.instants {
                 let run = make_run(cron, instant);
@@ -437,6 +444,47 @@ fn fire_log_row(
         webhook_status: None,
         webhook_attempts: None,
     })
+}
+
+/// The `instant_missed` alerts of `fires`' missed entries (none without a route for them).
+fn missed_alerts<'a>(
+    fires: impl Iterator<Item = &'a Fire>,
+    now: Millis,
+) -> Vec<entity::delivery::Model> {
+    if !alerts::wanted(AlertEvent::InstantMissed) {
+        return Vec::new();
+    }
+    let events: Vec<alerts::Event> = fires
+        .filter_map(|fire| {
+            let missed = fire.missed.as_ref()?;
+            Some(alerts::Event {
+                event: AlertEvent::InstantMissed,
+                cron: &fire.cron,
+                run: None,
+                scheduled_for: Some(missed.first),
+                consecutive_failures: fire.cron.consecutive_failures,
+                change: true,
+                lateness: None,
+                missed: Some(missed.count),
+            })
+        })
+        .collect();
+    alerts::deliveries(&events, now)
+}
+
+/// Writes alert outbox rows in the fire's transaction (no statement when there are none).
+async fn insert_alerts(
+    txn: &sea_orm::DatabaseTransaction,
+    rows: Vec<entity::delivery::Model>,
+) -> Result<()> {
+    for chunk in chunked(rows, 200) {
+        entity::delivery::Entity::insert_many(
+            chunk.into_iter().map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The history entry of instants missed in a row, decided at `now`.

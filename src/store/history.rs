@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 
@@ -15,7 +16,9 @@ use entity::cron_fire::{self, Column, Entity as CronFires};
 use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
 use entity::{delivery, run};
 
+use super::alerts;
 use super::{CASE_ROWS, Page, Result, Scope, Store, expr_by_key, value_by_key};
+use crate::config::AlertEvent;
 use crate::time::Millis;
 
 /// The most a history entry keeps of a run's error, as JSON text.
@@ -114,8 +117,8 @@ impl Store {
 /// Writes the end of cron runs into their history entries and their crons' last run, in the
 /// transaction that ends them: one UPDATE of the entries and one of the crons per
 /// `CASE_ROWS` runs. Runs of no cron are skipped.
-pub(super) async fn record_ends<C: ConnectionTrait>(
-    txn: &C,
+pub(super) async fn record_ends(
+    txn: &DatabaseTransaction,
     ends: &[End<'_>],
     now: Millis,
 ) -> Result<()> {
@@ -214,12 +217,10 @@ impl LastRun {
 }
 
 /// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, in
-/// one UPDATE (`updated_at` stays: it is the version the scheduler claims by).
-async fn record_last_runs<C: ConnectionTrait>(
-    txn: &C,
-    ends: &[&End<'_>],
-    now: Millis,
-) -> Result<()> {
+/// one UPDATE (`updated_at` stays: it is the version the scheduler claims by); then the
+/// alerts those ends raise (outbox rows), and the pause of crons that reached their
+/// `pause_after_failures`.
+async fn record_last_runs(txn: &DatabaseTransaction, ends: &[&End<'_>], now: Millis) -> Result<()> {
     let mut last: Vec<(String, LastRun)> = Vec::new();
     for end in ends {
         let Some(cron_id) = &end.run.cron_id else {
@@ -238,6 +239,23 @@ async fn record_last_runs<C: ConnectionTrait>(
     if last.is_empty() {
         return Ok(());
     }
+    // The failures in a row before these ends, for the alerts of a change of state (read
+    // only when some route wants them).
+    let before: HashMap<String, i32> =
+        if alerts::wanted(AlertEvent::RunFailed) || alerts::wanted(AlertEvent::CronRecovered) {
+            Crons::find()
+                .select_only()
+                .columns([cron::Column::CronId, cron::Column::ConsecutiveFailures])
+                .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
+                .lock_exclusive()
+                .into_tuple::<(String, i32)>()
+                .all(txn)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashMap::new()
+        };
     let failures = last.iter().map(|(cron_id, run)| {
         let count = if run.reset {
             Expr::value(run.failures)
@@ -246,7 +264,7 @@ async fn record_last_runs<C: ConnectionTrait>(
         };
         (cron_id.clone(), count)
     });
-    Crons::update_many()
+    let crons = Crons::update_many()
         .col_expr(
             cron::Column::LastRunStatus,
             value_by_key(
@@ -272,8 +290,87 @@ async fn record_last_runs<C: ConnectionTrait>(
             ),
         )
         .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
-        .exec(txn)
+        .exec_with_returning(txn)
         .await?;
+    let mut events = Vec::new();
+    let mut paused = Vec::new();
+    for cron in &crons {
+        let runs: Vec<&run::Model> = ends
+            .iter()
+            .map(|end| end.run)
+            .filter(|run| run.cron_id.as_deref() == Some(cron.cron_id.as_str()))
+            .collect();
+        let mut count = before.get(&cron.cron_id).copied().unwrap_or(0);
+        for run in &runs {
+            let event = |event, consecutive_failures, change| alerts::Event {
+                event,
+                cron,
+                run: Some(run),
+                scheduled_for: run.scheduled_for,
+                consecutive_failures,
+                change,
+                lateness: None,
+                missed: None,
+            };
+            match run.status {
+                RunStatus::Error | RunStatus::Timeout => {
+                    events.push(event(AlertEvent::RunFailed, count + 1, count == 0));
+                    count += 1;
+                }
+                RunStatus::Success => {
+                    if count > 0 {
+                        events.push(event(AlertEvent::CronRecovered, 0, true));
+                    }
+                    count = 0;
+                }
+                RunStatus::Interrupted | RunStatus::Pending | RunStatus::Running => {}
+            }
+            if let (Some(instant), Some(started)) = (run.scheduled_for, run.started_at) {
+                events.push(alerts::Event {
+                    lateness: Some(started - instant),
+                    ..event(AlertEvent::RunLate, count, false)
+                });
+            }
+        }
+        if cron.enabled
+            && cron
+                .pause_after_failures
+                .is_some_and(|limit| limit > 0 && cron.consecutive_failures >= limit)
+        {
+            paused.push((cron, runs.last().copied()));
+        }
+    }
+    for (cron, run) in &paused {
+        let limit = cron
+            .pause_after_failures
+            .unwrap_or(cron.consecutive_failures);
+        let note = format!("paused after {limit} consecutive failures");
+        // Runs fired ahead of the pause give way, as when a cron is disabled by PATCH.
+        super::fires::withdraw_prefired(txn, &cron.cron_id, now).await?;
+        Crons::update_many()
+            .col_expr(cron::Column::Enabled, Expr::value(false))
+            .col_expr(cron::Column::PauseNote, Expr::value(note))
+            .col_expr(cron::Column::UpdatedAt, Expr::value(now))
+            .filter(cron::Column::CronId.eq(cron.cron_id.clone()))
+            .exec(txn)
+            .await?;
+        events.push(alerts::Event {
+            event: AlertEvent::CronPaused,
+            cron,
+            run: *run,
+            scheduled_for: run.and_then(|run| run.scheduled_for),
+            consecutive_failures: cron.consecutive_failures,
+            change: true,
+            lateness: None,
+            missed: None,
+        });
+    }
+    let deliveries = alerts::deliveries(&events, now);
+    for chunk in super::chunked(deliveries, 200) {
+        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! All database access. Handlers and workers call the named operations here; nothing else
 //! builds a query. Backend differences (SQLite's single writer, PostgreSQL's jsonb) stay here.
 
+pub mod alerts;
 pub mod assistants;
 pub mod crons;
 pub mod deliveries;
@@ -232,6 +233,11 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         Migrator::up(&self.write, None).await?;
         Ok(())
+    }
+
+    /// The `[[alerts.routes]]` of this process (set once, before the first run ends).
+    pub fn set_alert_routes(&self, routes: Vec<crate::config::AlertRouteConfig>) {
+        alerts::set_routes(routes);
     }
 
     pub fn backend(&self) -> Backend {

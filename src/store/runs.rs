@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
 use entity::states::{
-    CancelAction, DeliveryStatus, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus,
+    CancelAction, DeliveryKind, DeliveryStatus, MultitaskStrategy, OnCompletion, RunStatus,
+    ThreadStatus,
 };
 use entity::thread::{self, Entity as Threads};
 
@@ -1002,6 +1003,7 @@ pub(super) fn delivery_model(
         user_id: run.user_id.clone(),
         created_at: now,
         updated_at: now,
+        kind: DeliveryKind::Run,
     }
 }
 

@@ -57,6 +57,8 @@ pub enum SettingsError {
     Jitter,
     #[error("timeout must be at least 1ms")]
     Timeout,
+    #[error("alerts.routes[{index}].url refused: {reason}")]
+    AlertRoute { index: usize, reason: String },
 }
 
 /// Webhook settings resolved at start-up: env templates filled in, secrets decoded.
@@ -72,6 +74,31 @@ pub struct Settings {
     pub timeout: Duration,
     pub workers: usize,
     pub poll_interval: Duration,
+}
+
+/// Alert routes are called like webhooks: their URLs must pass the policy's checks that need
+/// no DNS (names are vetted before every attempt, as for any webhook). A relative URL means
+/// nothing in the config.
+fn check_alert_routes(
+    policy: &UrlPolicy,
+    routes: &[crate::config::AlertRouteConfig],
+) -> Result<(), SettingsError> {
+    let base = url::Url::parse("http://127.0.0.1/").map_err(|err| SettingsError::AlertRoute {
+        index: 0,
+        reason: err.to_string(),
+    })?;
+    for (index, route) in routes.iter().enumerate() {
+        let refused = |reason: String| SettingsError::AlertRoute { index, reason };
+        if route.url.starts_with('/') {
+            return Err(refused(
+                "must be an absolute http:// or https:// URL".into(),
+            ));
+        }
+        policy
+            .check_form(&route.url, &base)
+            .map_err(|err| refused(err.to_string()))?;
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -119,9 +146,11 @@ impl Settings {
         if webhooks.timeout.is_zero() {
             return Err(SettingsError::Timeout);
         }
+        let policy = UrlPolicy::from(&webhooks.url);
+        check_alert_routes(&policy, &config.alerts.routes)?;
         Ok(Settings {
             disabled: config.http.disable_webhooks,
-            policy: Arc::new(UrlPolicy::from(&webhooks.url)),
+            policy: Arc::new(policy),
             headers,
             allowed_fields,
             signer,

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use entity::delivery;
+use entity::states::DeliveryKind;
 
 use super::Settings;
 use super::retry::{Verdict, parse_retry_after, verdict};
@@ -43,8 +44,11 @@ pub fn client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
 }
 
 /// The body for one attempt: the stored run payload, stamped with `webhook_sent_at`, cut
-/// to `allowed_fields`.
+/// to `allowed_fields`; an alert's payload as it is.
 pub fn body(settings: &Settings, delivery: &delivery::Model, sent_at: i64) -> Vec<u8> {
+    if delivery.kind == DeliveryKind::Alert {
+        return serde_json::to_vec(&delivery.payload).unwrap_or_default();
+    }
     let mut payload = match &delivery.payload {
         Value::Object(map) => map.clone(),
         _ => serde_json::Map::new(),

@@ -1,0 +1,224 @@
+//! Alerts: the events a cron's runs and fires raise (`run_failed`, `instant_missed`,
+//! `run_late`, `cron_recovered`, `cron_paused`), matched against the `[[alerts.routes]]`
+//! and written as outbox rows (deliveries of kind `alert`) in the transaction that raised
+//! them, so they are delivered like run webhooks: signed, retried, at least once.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use entity::states::{DeliveryKind, DeliveryStatus, RunStatus};
+use entity::{cron, delivery, run};
+
+use crate::config::{AlertEvent, AlertFormat, AlertMode, AlertRouteConfig};
+use crate::time::{Millis, iso};
+
+/// The routes of this process, set once at start-up (`Store::set_alert_routes`).
+static ROUTES: OnceLock<Vec<AlertRouteConfig>> = OnceLock::new();
+
+pub(super) fn routes() -> &'static [AlertRouteConfig] {
+    ROUTES.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+pub(super) fn set_routes(routes: Vec<AlertRouteConfig>) {
+    // A second call (tests building several stores) keeps the first routes.
+    let _ = ROUTES.set(routes);
+}
+
+/// The JSON body of an alert (a `slack` route gets `{"text": …}` made from it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Alert {
+    /// `run_failed`, `instant_missed`, `run_late`, `cron_recovered` or `cron_paused`.
+    #[serde(rename = "type")]
+    pub event: String,
+    pub cron_id: String,
+    /// The instant concerned (the first of the instants missed), ISO-8601 UTC.
+    pub scheduled_for: Option<String>,
+    /// The run that raised it (null for `instant_missed`).
+    pub run_id: Option<String>,
+    pub run_status: Option<RunStatus>,
+    /// The run's error, `{"error", "message"}` cut to 1 KiB, or null.
+    pub error: Option<Value>,
+    /// Failed runs in a row after this event.
+    pub consecutive_failures: i32,
+    pub cron: AlertCron,
+    /// When the event happened, ISO-8601 UTC.
+    pub at: String,
+}
+
+/// The cron an alert is about.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertCron {
+    pub schedule: String,
+    pub timezone: Option<String>,
+    pub metadata: Value,
+    pub assistant_id: String,
+}
+
+/// What happened, before it is matched with the routes.
+pub(super) struct Event<'a> {
+    pub event: AlertEvent,
+    pub cron: &'a cron::Model,
+    pub run: Option<&'a run::Model>,
+    pub scheduled_for: Option<Millis>,
+    pub consecutive_failures: i32,
+    /// A change of state (`change` routes get only these for `run_failed`).
+    pub change: bool,
+    /// How late the run started (for `run_late`: each route has its own threshold).
+    pub lateness: Option<Millis>,
+    /// The missed instants' count (for `instant_missed`'s text).
+    pub missed: Option<u64>,
+}
+
+impl Event<'_> {
+    fn body(&self, now: Millis) -> Alert {
+        Alert {
+            event: self.event.as_str().to_string(),
+            cron_id: self.cron.cron_id.clone(),
+            scheduled_for: self.scheduled_for.map(iso),
+            run_id: self.run.map(|run| run.run_id.clone()),
+            run_status: self.run.map(|run| run.status),
+            error: self
+                .run
+                .and_then(|run| super::history::cut_error(run.error.as_ref())),
+            consecutive_failures: self.consecutive_failures,
+            cron: AlertCron {
+                schedule: self.cron.schedule.clone(),
+                timezone: self.cron.timezone.clone(),
+                metadata: self.cron.metadata.clone(),
+                assistant_id: self.cron.assistant_id.clone(),
+            },
+            at: iso(now),
+        }
+    }
+
+    fn sent_to(&self, route: &AlertRouteConfig) -> bool {
+        if !route.events.contains(&self.event) || !matches_metadata(route, &self.cron.metadata) {
+            return false;
+        }
+        match self.event {
+            AlertEvent::RunFailed => route.mode == AlertMode::Every || self.change,
+            AlertEvent::RunLate => self
+                .lateness
+                .is_some_and(|late| late > route.late_after.as_millis() as Millis),
+            AlertEvent::InstantMissed | AlertEvent::CronRecovered | AlertEvent::CronPaused => true,
+        }
+    }
+}
+
+fn matches_metadata(route: &AlertRouteConfig, metadata: &Value) -> bool {
+    let Some(wanted) = &route.match_metadata else {
+        return true;
+    };
+    let empty = Map::new();
+    let metadata = metadata.as_object().unwrap_or(&empty);
+    wanted
+        .iter()
+        .all(|(key, value)| metadata.get(key) == Some(value))
+}
+
+/// A readable line for a Slack or Mattermost incoming webhook.
+pub fn slack_text(alert: &Alert, missed: Option<u64>) -> String {
+    let what = match alert.event.as_str() {
+        "run_failed" => "run failed",
+        "instant_missed" => "instant missed",
+        "run_late" => "run started late",
+        "cron_recovered" => "recovered",
+        "cron_paused" => "paused",
+        other => other,
+    };
+    let mut text = format!(
+        "cronhook: cron {} ({}{}) {what}",
+        alert.cron_id,
+        alert.cron.schedule,
+        alert
+            .cron
+            .timezone
+            .as_deref()
+            .map(|zone| format!(" {zone}"))
+            .unwrap_or_default()
+    );
+    if let Some(instant) = &alert.scheduled_for {
+        text.push_str(&format!(" at {instant}"));
+    }
+    if let Some(count) = missed.filter(|&count| count > 1) {
+        text.push_str(&format!(" ({count} instants)"));
+    }
+    if let Some(status) = alert.run_status {
+        text.push_str(&format!("; status {}", status.as_str()));
+    }
+    if alert.consecutive_failures > 0 {
+        text.push_str(&format!(
+            "; {} failure(s) in a row",
+            alert.consecutive_failures
+        ));
+    }
+    if let Some(error) = &alert.error {
+        let kind = error
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+        text.push_str(&format!("; {kind}: {message}"));
+    }
+    if alert
+        .cron
+        .metadata
+        .as_object()
+        .is_some_and(|m| !m.is_empty())
+    {
+        text.push_str(&format!("; metadata {}", alert.cron.metadata));
+    }
+    text
+}
+
+/// The outbox rows of `events` for the routes that want them.
+pub(super) fn deliveries(events: &[Event], now: Millis) -> Vec<delivery::Model> {
+    let routes = routes();
+    if routes.is_empty() {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for event in events {
+        let mut body = None;
+        for route in routes.iter().filter(|route| event.sent_to(route)) {
+            let alert = body.get_or_insert_with(|| event.body(now));
+            let payload = match route.format {
+                AlertFormat::Json => serde_json::to_value(&*alert).unwrap_or(Value::Null),
+                AlertFormat::Slack => json!({ "text": slack_text(alert, event.missed) }),
+            };
+            rows.push(delivery::Model {
+                delivery_id: uuid::Uuid::now_v7().to_string(),
+                run_id: event.run.map(|run| run.run_id.clone()).unwrap_or_default(),
+                thread_id: event
+                    .run
+                    .map(|run| run.thread_id.clone())
+                    .unwrap_or_default(),
+                cron_id: Some(event.cron.cron_id.clone()),
+                scheduled_for: None,
+                url: route.url.clone(),
+                payload,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                lease_owner: None,
+                lease_expires_at: None,
+                last_status_code: None,
+                last_error: None,
+                // The routes are the operator's: their deliveries are shown to admins only.
+                user_id: None,
+                created_at: now,
+                updated_at: now,
+                kind: DeliveryKind::Alert,
+            });
+        }
+    }
+    rows
+}
+
+/// Whether any route wants events of this kind (so the work to raise them can be skipped).
+pub(super) fn wanted(event: AlertEvent) -> bool {
+    routes().iter().any(|route| route.events.contains(&event))
+}

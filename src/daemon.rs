@@ -124,7 +124,10 @@ impl Running {
         store
             .sync_assistants(config.graphs.keys().map(String::as_str))
             .await?;
-        store.set_alert_routes(config.alerts.routes.clone());
+        // Alerts are webhooks: `[http] disable_webhooks` turns them off too.
+        if !config.http.disable_webhooks {
+            store.set_alert_routes(config.alerts.routes.clone());
+        }
 
         let listener = TcpListener::bind(config.server.bind)
             .await

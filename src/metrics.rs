@@ -16,6 +16,8 @@ pub const WEBHOOK_ATTEMPTS: &str = "cronhook_webhook_attempts_total";
 pub const WEBHOOK_LATENCY: &str = "cronhook_webhook_latency_seconds";
 pub const DB_ERRORS: &str = "cronhook_db_errors_total";
 pub const RUN_WRITE_BATCH: &str = "cronhook_run_write_batch_size";
+pub const INSTANTS: &str = "cronhook_instants_total";
+const CRONS_FAILING: &str = "cronhook_crons_failing";
 const RUNS_QUEUED: &str = "cronhook_runs_queued";
 const RUNS_RUNNING: &str = "cronhook_runs_running";
 const WEBHOOKS_PENDING: &str = "cronhook_webhooks_pending";
@@ -26,6 +28,13 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     300.0, 600.0,
 ];
+
+/// Counts instants by what became of them (`fire`: a history entry's `fire`).
+pub fn instants(fire: &'static str, count: u64) {
+    if count > 0 {
+        metrics::counter!(INSTANTS, "fire" => fire).increment(count);
+    }
+}
 
 /// Installs the process-wide recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
@@ -78,6 +87,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Webhook deliveries not yet delivered or failed."
     );
     describe_gauge!(CRONS_ENABLED, "Enabled crons.");
+    describe_counter!(
+        INSTANTS,
+        "History entries' instants, by fire (fired, missed, rejected, triggered)."
+    );
+    describe_gauge!(
+        CRONS_FAILING,
+        "Enabled crons whose last run failed (error or timeout)."
+    );
     Ok(handle)
 }
 
@@ -85,6 +102,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueDepths {
     pub crons_enabled: u64,
+    /// Enabled crons whose last run ended `error` or `timeout`.
+    pub crons_failing: u64,
     pub runs_queued: u64,
     pub runs_running: u64,
     pub webhooks_pending: u64,
@@ -98,6 +117,7 @@ pub fn render(handle: &PrometheusHandle, depths: Option<QueueDepths>) -> String 
         gauge!(RUNS_RUNNING).set(depths.runs_running as f64);
         gauge!(WEBHOOKS_PENDING).set(depths.webhooks_pending as f64);
         gauge!(CRONS_ENABLED).set(depths.crons_enabled as f64);
+        gauge!(CRONS_FAILING).set(depths.crons_failing as f64);
     }
     handle.run_upkeep();
     handle.render()

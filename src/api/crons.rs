@@ -112,6 +112,7 @@ async fn trigger(
     let run = cron_run(&cron, graph_id, now, now);
     state.hub.open(&run.run_id);
     let run = state.store.trigger(&cron, run, now).await?;
+    crate::metrics::instants("triggered", 1);
     state.control.wake();
     Ok(Json(Run::from(&run)))
 }

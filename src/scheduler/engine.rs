@@ -518,6 +518,9 @@ impl Scheduler {
         match result {
             Fired::Claimed { runs, rejected } => {
                 metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
+                crate::metrics::instants("fired", runs.len() as u64);
+                crate::metrics::instants("rejected", rejected.len() as u64);
+                crate::metrics::instants("missed", fire.missed.as_ref().map_or(0, |m| m.count));
                 if !rejected.is_empty() {
                     metrics::counter!(crate::metrics::REJECTED_FIRES)
                         .increment(rejected.len() as u64);

@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+mod alerts;
 mod api;
 mod auth;
 mod cli;

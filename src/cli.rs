@@ -353,6 +353,9 @@ pub struct DeliveriesList {
     /// Only deliveries in this state.
     #[arg(long)]
     pub status: Option<DeliveryStatus>,
+    /// Only run webhooks (`run`) or only alerts (`alert`).
+    #[arg(long)]
+    pub kind: Option<DeliveryKind>,
     /// How many at most (1-1000).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub limit: u16,
@@ -411,6 +414,13 @@ pub enum DeliveryStatus {
     Pending,
     Delivered,
     Failed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    Run,
+    Alert,
 }
 
 /// The name a value enum has on the command line, which is also the API's.

@@ -320,6 +320,9 @@ fn deliveries_query(list: &DeliveriesList) -> Vec<(&'static str, String)> {
     if let Some(status) = &list.status {
         query.push(("status", value_name(status)));
     }
+    if let Some(kind) = &list.kind {
+        query.push(("kind", value_name(kind)));
+    }
     query
 }
 

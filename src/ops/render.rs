@@ -31,6 +31,7 @@ const RUN_COLUMNS: &[Column] = &[
 
 const DELIVERY_COLUMNS: &[Column] = &[
     ("DELIVERY ID", |d| text(&d["delivery_id"])),
+    ("KIND", |d| text(&d["kind"])),
     ("RUN ID", |d| text(&d["run_id"])),
     ("STATUS", |d| text(&d["status"])),
     ("ATTEMPTS", |d| text(&d["attempts"])),

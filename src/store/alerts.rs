@@ -176,7 +176,14 @@ pub fn slack_text(alert: &Alert, missed: Option<u64>) -> String {
 
 /// The outbox rows of `events` for the routes that want them.
 pub(super) fn deliveries(events: &[Event], now: Millis) -> Vec<delivery::Model> {
-    let routes = routes();
+    deliveries_for(routes(), events, now)
+}
+
+fn deliveries_for(
+    routes: &[AlertRouteConfig],
+    events: &[Event],
+    now: Millis,
+) -> Vec<delivery::Model> {
     if routes.is_empty() {
         return Vec::new();
     }
@@ -221,4 +228,156 @@ pub(super) fn deliveries(events: &[Event], now: Millis) -> Vec<delivery::Model> 
 /// Whether any route wants events of this kind (so the work to raise them can be skipped).
 pub(super) fn wanted(event: AlertEvent) -> bool {
     routes().iter().any(|route| route.events.contains(&event))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn cron(metadata: Value) -> cron::Model {
+        cron::Model {
+            cron_id: "c1".into(),
+            assistant_id: "a".into(),
+            thread_id: None,
+            user_id: Some("someone".into()),
+            schedule: "0 2 * * *".into(),
+            timezone: Some("Europe/Paris".into()),
+            end_time: None,
+            payload: json!({}),
+            metadata,
+            enabled: true,
+            on_run_completed: None,
+            next_run_at: None,
+            created_at: 0,
+            updated_at: 0,
+            misfire_policy: None,
+            catchup_window_seconds: None,
+            last_run_status: None,
+            last_run_at: None,
+            consecutive_failures: 0,
+            pause_note: None,
+            pause_after_failures: None,
+        }
+    }
+
+    fn route(events: &[AlertEvent], mode: AlertMode, format: AlertFormat) -> AlertRouteConfig {
+        AlertRouteConfig {
+            url: "https://hooks.example.com/a".into(),
+            events: events.to_vec(),
+            match_metadata: None,
+            mode,
+            late_after: Duration::from_secs(60),
+            format,
+        }
+    }
+
+    fn event(cron: &cron::Model, event: AlertEvent, change: bool) -> Event<'_> {
+        Event {
+            event,
+            cron,
+            run: None,
+            scheduled_for: Some(7_200_000),
+            consecutive_failures: 2,
+            change,
+            lateness: None,
+            missed: None,
+        }
+    }
+
+    #[test]
+    fn change_routes_get_the_first_failure_every_routes_each() {
+        let cron = cron(json!({}));
+        let change = route(
+            &[AlertEvent::RunFailed],
+            AlertMode::Change,
+            AlertFormat::Json,
+        );
+        let every = route(
+            &[AlertEvent::RunFailed],
+            AlertMode::Every,
+            AlertFormat::Json,
+        );
+        assert!(event(&cron, AlertEvent::RunFailed, true).sent_to(&change));
+        assert!(!event(&cron, AlertEvent::RunFailed, false).sent_to(&change));
+        assert!(event(&cron, AlertEvent::RunFailed, false).sent_to(&every));
+        assert!(!event(&cron, AlertEvent::CronPaused, true).sent_to(&every));
+    }
+
+    #[test]
+    fn metadata_must_hold_every_key_and_value() {
+        let ops = cron(json!({"team": "ops", "tier": 1}));
+        let mut route = route(
+            &[AlertEvent::CronPaused],
+            AlertMode::Change,
+            AlertFormat::Json,
+        );
+        route.match_metadata = json!({"team": "ops"}).as_object().cloned();
+        assert!(event(&ops, AlertEvent::CronPaused, true).sent_to(&route));
+        route.match_metadata = json!({"team": "ops", "tier": 2}).as_object().cloned();
+        assert!(!event(&ops, AlertEvent::CronPaused, true).sent_to(&route));
+        let bare = cron(json!({}));
+        route.match_metadata = json!({"team": "ops"}).as_object().cloned();
+        assert!(!event(&bare, AlertEvent::CronPaused, true).sent_to(&route));
+    }
+
+    #[test]
+    fn late_is_past_each_routes_threshold() {
+        let cron = cron(json!({}));
+        let route = route(&[AlertEvent::RunLate], AlertMode::Change, AlertFormat::Json);
+        let late = |ms| Event {
+            lateness: Some(ms),
+            ..event(&cron, AlertEvent::RunLate, false)
+        };
+        assert!(!late(60_000).sent_to(&route));
+        assert!(late(60_001).sent_to(&route));
+    }
+
+    #[test]
+    fn rows_are_alert_deliveries_in_the_routes_format() {
+        let cron = cron(json!({"team": "ops"}));
+        let routes = [
+            route(
+                &[AlertEvent::InstantMissed],
+                AlertMode::Change,
+                AlertFormat::Json,
+            ),
+            route(
+                &[AlertEvent::InstantMissed],
+                AlertMode::Change,
+                AlertFormat::Slack,
+            ),
+            route(
+                &[AlertEvent::RunFailed],
+                AlertMode::Every,
+                AlertFormat::Json,
+            ),
+        ];
+        let missed = Event {
+            missed: Some(3),
+            ..event(&cron, AlertEvent::InstantMissed, true)
+        };
+        let rows = deliveries_for(&routes, &[missed], 1_000);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|row| row.kind == DeliveryKind::Alert
+            && row.run_id.is_empty()
+            && row.user_id.is_none()
+            && row.cron_id.as_deref() == Some("c1")));
+        let body = &rows[0].payload;
+        assert_eq!(body["type"], "instant_missed");
+        assert_eq!(body["scheduled_for"], "1970-01-01T02:00:00+00:00");
+        assert_eq!(body["run_id"], Value::Null);
+        assert_eq!(body["cron"]["timezone"], "Europe/Paris");
+        assert_eq!(body["cron"]["metadata"]["team"], "ops");
+        let text = rows[1].payload["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("c1 (0 2 * * * Europe/Paris) instant missed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(3 instants)") && text.contains("\"team\":\"ops\""),
+            "{text}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Alerts against the real binary and loopback receivers: a failing cron told once in
 //! `change` mode and each time in `every` mode, paused after `pause_after_failures` with
 //! its note and one `cron_paused`, then one `cron_recovered` when fixed; routes filtered by
-//! `match_metadata`; a Slack body; the delivery log's `kind`; alerts written before a
+//! `match_metadata`; a Slack body; the delivery log's `kind`; runs starting late; alerts written before a
 //! SIGKILL delivered once after the restart; missed instants; bad input; a refused route.
 
 use std::process::Command;
@@ -16,6 +16,7 @@ on_both_backends!(
     a_failing_cron_alerts_pauses_and_recovers,
     alerts_written_before_a_kill_are_delivered_once,
     bad_pause_after_failures_is_refused,
+    runs_starting_late_raise_run_late,
 );
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -284,6 +285,51 @@ async fn alerts_written_before_a_kill_are_delivered_once(backend: Backend) {
         .await;
     assert_eq!(log[0]["run_id"], Value::Null, "{log}");
     assert!(daemon.stop().success());
+}
+
+/// A thread cron firing every second whose runs take 1.5 s queue up behind each other (one
+/// slot): they start later and later, and past `late_after` each raises `run_late`.
+async fn runs_starting_late_raise_run_late(backend: Backend) {
+    let late = Receiver::start().await;
+    let config = format!(
+        "[graphs.slow]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; sleep 1.5; echo '{{}}'\"]\n\n\
+         [runs]\nconcurrency = 1\n\n[webhooks.url]\ndisable_loopback = false\n\n{}",
+        route(
+            &late.url("/late"),
+            &["run_late"],
+            "late_after = \"700ms\"\nmode = \"every\""
+        )
+    );
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(&storage, &config).await;
+    let thread_id = daemon.new_thread().await;
+    let body = json!({"schedule": "* * * * * *", "assistant_id": "slow"});
+    let (status, created) = daemon
+        .post(&format!("/threads/{thread_id}/runs/crons"), &body)
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let got = late.wait_for(1, Duration::from_secs(15)).await;
+    let alert = got[0].json();
+    assert_eq!(alert["type"], "run_late", "{alert}");
+    assert_eq!(alert["cron_id"], created["cron_id"]);
+    assert_eq!(alert["run_status"], "success");
+    let (status, history) = daemon
+        .get(&format!(
+            "/runs/crons/{}/history?limit=100&run_status=success",
+            created["cron_id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let entry = history
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|entry| entry["run_id"] == alert["run_id"])
+        .cloned()
+        .expect("the late run's entry");
+    assert!(entry["lateness_ms"].as_i64() > Some(700), "{entry}");
+    // Runs keep queueing behind the slow one: no graceful drain to wait for.
+    daemon.kill9();
 }
 
 async fn bad_pause_after_failures_is_refused(backend: Backend) {

@@ -1,8 +1,9 @@
 //! Alerts against the real binary and loopback receivers: a failing cron told once in
 //! `change` mode and each time in `every` mode, paused after `pause_after_failures` with
 //! its note and one `cron_paused`, then one `cron_recovered` when fixed; routes filtered by
-//! `match_metadata`; a Slack body; the delivery log's `kind`; runs starting late; alerts written before a
-//! SIGKILL delivered once after the restart; missed instants; bad input; a refused route.
+//! `match_metadata`; a Slack body; the delivery log's `kind`; runs starting late; alerts
+//! written before a SIGKILL delivered once after the restart; missed instants; bad input; a
+//! refused route.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! and written as outbox rows (deliveries of kind `alert`) in the transaction that raised
 //! them, so they are delivered like run webhooks: signed, retried, at least once.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -15,16 +15,20 @@ use entity::{cron, delivery, run};
 use crate::config::{AlertEvent, AlertFormat, AlertMode, AlertRouteConfig};
 use crate::time::{Millis, iso};
 
-/// The routes of this process, set once at start-up (`Store::set_alert_routes`).
-static ROUTES: OnceLock<Vec<AlertRouteConfig>> = OnceLock::new();
+/// A store's routes, shared with its run writer and set once at start-up
+/// (`Store::set_alert_routes`); none until then.
+#[derive(Clone, Default)]
+pub(super) struct AlertRoutes(Arc<OnceLock<Vec<AlertRouteConfig>>>);
 
-pub(super) fn routes() -> &'static [AlertRouteConfig] {
-    ROUTES.get().map(Vec::as_slice).unwrap_or(&[])
-}
+impl AlertRoutes {
+    pub(super) fn get(&self) -> &[AlertRouteConfig] {
+        self.0.get().map(Vec::as_slice).unwrap_or(&[])
+    }
 
-pub(super) fn set_routes(routes: Vec<AlertRouteConfig>) {
-    // A second call (tests building several stores) keeps the first routes.
-    let _ = ROUTES.set(routes);
+    /// False when routes were set already (they stay as they were).
+    pub(super) fn set(&self, routes: Vec<AlertRouteConfig>) -> bool {
+        self.0.set(routes).is_ok()
+    }
 }
 
 /// The JSON body of an alert (a `slack` route gets `{"text": …}` made from it).
@@ -175,11 +179,7 @@ pub fn slack_text(alert: &Alert, missed: Option<u64>) -> String {
 }
 
 /// The outbox rows of `events` for the routes that want them.
-pub(super) fn deliveries(events: &[Event], now: Millis) -> Vec<delivery::Model> {
-    deliveries_for(routes(), events, now)
-}
-
-fn deliveries_for(
+pub(super) fn deliveries(
     routes: &[AlertRouteConfig],
     events: &[Event],
     now: Millis,
@@ -226,8 +226,8 @@ fn deliveries_for(
 }
 
 /// Whether any route wants events of this kind (so the work to raise them can be skipped).
-pub(super) fn wanted(event: AlertEvent) -> bool {
-    routes().iter().any(|route| route.events.contains(&event))
+pub(super) fn wanted(routes: &[AlertRouteConfig], event: AlertEvent) -> bool {
+    routes.iter().any(|route| route.events.contains(&event))
 }
 
 #[cfg(test)]
@@ -358,7 +358,7 @@ mod tests {
             missed: Some(3),
             ..event(&cron, AlertEvent::InstantMissed, true)
         };
-        let rows = deliveries_for(&routes, &[missed], 1_000);
+        let rows = deliveries(&routes, &[missed], 1_000);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|row| row.kind == DeliveryKind::Alert
             && row.run_id.is_empty()

@@ -19,7 +19,7 @@ use entity::states::{DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrate
 use super::alerts;
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
-use crate::config::AlertEvent;
+use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::time::Millis;
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
@@ -205,7 +205,7 @@ impl Store {
                 rejected: Vec::new(),
             });
         }
-        let alerts = missed_alerts(fires.iter(), now);
+        let alerts = missed_alerts(self.alert_routes.get(), fires.iter(), now);
         let expected = log.len() as u64;
         let mut recorded = 0;
         for chunk in chunked(log, 500) {
@@ -262,7 +262,8 @@ impl Store {
                     .exec_without_returning(&txn)
                     .await?;
                 if recorded > 0 {
-                    insert_alerts(&txn, missed_alerts(std::iter::once(fire), now)).await?;
+                    let routes = self.alert_routes.get();
+                    insert_alerts(&txn, missed_alerts(routes, std::iter::once(fire), now)).await?;
                 }
             }
             for &instant in &fire.instants {
@@ -448,10 +449,11 @@ fn fire_log_row(
 
 /// The `instant_missed` alerts of `fires`' missed entries (none without a route for them).
 fn missed_alerts<'a>(
+    routes: &[AlertRouteConfig],
     fires: impl Iterator<Item = &'a Fire>,
     now: Millis,
 ) -> Vec<entity::delivery::Model> {
-    if !alerts::wanted(AlertEvent::InstantMissed) {
+    if !alerts::wanted(routes, AlertEvent::InstantMissed) {
         return Vec::new();
     }
     let events: Vec<alerts::Event> = fires
@@ -469,7 +471,7 @@ fn missed_alerts<'a>(
             })
         })
         .collect();
-    alerts::deliveries(&events, now)
+    alerts::deliveries(routes, &events, now)
 }
 
 /// Writes alert outbox rows in the fire's transaction (no statement when there are none).

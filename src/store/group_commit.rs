@@ -26,12 +26,14 @@ use entity::run::{self, Column, Entity as Runs};
 use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
+use super::alerts::AlertRoutes;
 use super::history::{End, record_ends};
 use super::runs::{
     Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
     end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
+use crate::config::AlertRouteConfig;
 use crate::time::{Millis, now_ms};
 
 /// How many operations one transaction takes at most.
@@ -80,9 +82,9 @@ enum Answer {
 
 impl Writer {
     /// Starts the writer task on `db` (the store's write connection).
-    pub(super) fn spawn(db: DatabaseConnection) -> Writer {
+    pub(super) fn spawn(db: DatabaseConnection, routes: AlertRoutes) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, queue));
+        tokio::spawn(write_loop(db, routes, queue));
         Writer { jobs }
     }
 
@@ -143,18 +145,23 @@ fn stopped() -> Error {
     Error::Db(sea_orm::DbErr::Custom("the run writer has stopped".into()))
 }
 
-async fn write_loop(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn write_loop(
+    db: DatabaseConnection,
+    routes: AlertRoutes,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let batch = std::mem::take(&mut jobs);
         metrics::histogram!(crate::metrics::RUN_WRITE_BATCH).record(batch.len() as f64);
-        match write(&db, &batch).await {
+        let routes = routes.get();
+        match write(&db, routes, &batch).await {
             Ok(answers) => reply_all(batch, answers.into_iter().map(Ok)),
             Err(err) if batch.len() == 1 => reply_all(batch, [Err(err)]),
             Err(err) => {
                 tracing::debug!(error = %err, jobs = batch.len(), "run batch rolled back; writing its jobs one by one");
                 for job in batch {
-                    let answer = write_alone(&db, &job).await;
+                    let answer = write_alone(&db, routes, &job).await;
                     reply_all(vec![job], [answer]);
                 }
             }
@@ -165,8 +172,12 @@ async fn write_loop(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<J
 /// One job in its own transaction. A run claimed as it was queued may collide with a run
 /// another replica just started on the same thread (the unique index on running runs says
 /// so): it is then queued unclaimed, to wait its turn.
-async fn write_alone(db: &DatabaseConnection, job: &Job) -> Result<Answer> {
-    match write(db, std::slice::from_ref(job)).await {
+async fn write_alone(
+    db: &DatabaseConnection,
+    routes: &[AlertRouteConfig],
+    job: &Job,
+) -> Result<Answer> {
+    match write(db, routes, std::slice::from_ref(job)).await {
         Err(Error::Db(err))
             if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
                 && matches!(job, Job::Create { claim: Some(_), .. }) =>
@@ -242,11 +253,15 @@ fn mismatched() -> Error {
 
 /// Writes `jobs` in one transaction; an answer per job, in order. Only database errors
 /// fail the whole batch.
-async fn write(db: &DatabaseConnection, jobs: &[Job]) -> Result<Vec<Answer>> {
+async fn write(
+    db: &DatabaseConnection,
+    routes: &[AlertRouteConfig],
+    jobs: &[Job],
+) -> Result<Vec<Answer>> {
     let txn = db.begin().await?;
     let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
     // Finishes first, so that claims (then creates) find the slots and threads they free.
-    finish_all(&txn, jobs, &mut answers).await?;
+    finish_all(&txn, routes, jobs, &mut answers).await?;
     for (index, job) in jobs.iter().enumerate() {
         if let Job::Claim { claim, limit, .. } = job {
             answers[index] = Some(Answer::Claimed(claim_due(&txn, claim, *limit).await?));
@@ -409,6 +424,7 @@ struct PlainEnd {
 
 async fn finish_all(
     txn: &DatabaseTransaction,
+    routes: &[AlertRouteConfig],
     jobs: &[Job],
     answers: &mut [Option<Answer>],
 ) -> Result<()> {
@@ -427,7 +443,7 @@ async fn finish_all(
         .iter()
         .filter(|finish| !done.contains(&finish.index))
         .collect();
-    let plain = finish_rest(txn, rest, answers, &mut deliveries, now).await?;
+    let plain = finish_rest(txn, routes, rest, answers, &mut deliveries, now).await?;
     // The cron runs ended here go into their crons' history (those ended alone, by
     // `end_run`, are recorded there).
     let batched: Vec<End> = done
@@ -444,7 +460,7 @@ async fn finish_all(
             _ => None,
         })
         .collect();
-    record_ends(txn, &batched, now).await?;
+    record_ends(txn, routes, &batched, now).await?;
     for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
             .exec_without_returning(txn)
@@ -514,6 +530,7 @@ async fn finish_throwaway(
 /// the batch's statements (the others were ended alone).
 async fn finish_rest(
     txn: &DatabaseTransaction,
+    routes: &[AlertRouteConfig],
     rest: Vec<&Finish<'_>>,
     answers: &mut [Option<Answer>],
     deliveries: &mut Vec<delivery::Model>,
@@ -540,7 +557,7 @@ async fn finish_rest(
             }
             Ending::Alone => match Runs::find_by_id(finish.run.run_id.clone()).one(txn).await? {
                 Some(run) => Some(
-                    end_run(txn, run, finish.outcome.clone(), |run| {
+                    end_run(txn, routes, run, finish.outcome.clone(), |run| {
                         (finish.completion)(run)
                     })
                     .await?,

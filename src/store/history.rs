@@ -18,7 +18,7 @@ use entity::{delivery, run};
 
 use super::alerts;
 use super::{CASE_ROWS, Page, Result, Scope, Store, expr_by_key, value_by_key};
-use crate::config::AlertEvent;
+use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::time::Millis;
 
 /// The most a history entry keeps of a run's error, as JSON text.
@@ -119,6 +119,7 @@ impl Store {
 /// `CASE_ROWS` runs. Runs of no cron are skipped.
 pub(super) async fn record_ends(
     txn: &DatabaseTransaction,
+    routes: &[AlertRouteConfig],
     ends: &[End<'_>],
     now: Millis,
 ) -> Result<()> {
@@ -185,7 +186,7 @@ pub(super) async fn record_ends(
             .filter(Column::RunId.is_in(chunk.iter().map(|end| end.run.run_id.clone())))
             .exec(txn)
             .await?;
-        record_last_runs(txn, chunk, now).await?;
+        record_last_runs(txn, routes, chunk, now).await?;
     }
     Ok(())
 }
@@ -220,7 +221,12 @@ impl LastRun {
 /// one UPDATE (`updated_at` stays: it is the version the scheduler claims by); then the
 /// alerts those ends raise (outbox rows), and the pause of crons that reached their
 /// `pause_after_failures`.
-async fn record_last_runs(txn: &DatabaseTransaction, ends: &[&End<'_>], now: Millis) -> Result<()> {
+async fn record_last_runs(
+    txn: &DatabaseTransaction,
+    routes: &[AlertRouteConfig],
+    ends: &[&End<'_>],
+    now: Millis,
+) -> Result<()> {
     let mut last: Vec<(String, LastRun)> = Vec::new();
     for end in ends {
         let Some(cron_id) = &end.run.cron_id else {
@@ -241,21 +247,22 @@ async fn record_last_runs(txn: &DatabaseTransaction, ends: &[&End<'_>], now: Mil
     }
     // The failures in a row before these ends, for the alerts of a change of state (read
     // only when some route wants them).
-    let before: HashMap<String, i32> =
-        if alerts::wanted(AlertEvent::RunFailed) || alerts::wanted(AlertEvent::CronRecovered) {
-            Crons::find()
-                .select_only()
-                .columns([cron::Column::CronId, cron::Column::ConsecutiveFailures])
-                .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
-                .lock_exclusive()
-                .into_tuple::<(String, i32)>()
-                .all(txn)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashMap::new()
-        };
+    let before: HashMap<String, i32> = if alerts::wanted(routes, AlertEvent::RunFailed)
+        || alerts::wanted(routes, AlertEvent::CronRecovered)
+    {
+        Crons::find()
+            .select_only()
+            .columns([cron::Column::CronId, cron::Column::ConsecutiveFailures])
+            .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
+            .lock_exclusive()
+            .into_tuple::<(String, i32)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let failures = last.iter().map(|(cron_id, run)| {
         let count = if run.reset {
             Expr::value(run.failures)
@@ -365,7 +372,7 @@ async fn record_last_runs(txn: &DatabaseTransaction, ends: &[&End<'_>], now: Mil
             missed: None,
         });
     }
-    let deliveries = alerts::deliveries(&events, now);
+    let deliveries = alerts::deliveries(routes, &events, now);
     for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
             .exec_without_returning(txn)

@@ -201,6 +201,8 @@ pub struct Store {
         std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Map<String, Value>>>>,
     /// Queues and finishes runs in shared transactions (see `group_commit`).
     writer: group_commit::Writer,
+    /// `[[alerts.routes]]`, shared with the writer.
+    alert_routes: alerts::AlertRoutes,
 }
 
 impl Store {
@@ -215,9 +217,11 @@ impl Store {
         if url.starts_with("sqlite:") {
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, max_connections, false)).await?;
+            let alert_routes = alerts::AlertRoutes::default();
             Ok(Store {
                 read,
-                writer: group_commit::Writer::spawn(write.clone()),
+                writer: group_commit::Writer::spawn(write.clone(), alert_routes.clone()),
+                alert_routes,
                 write,
                 backend: Backend::Sqlite,
                 assistant_metadata: Default::default(),
@@ -231,9 +235,11 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
+            let alert_routes = alerts::AlertRoutes::default();
             Ok(Store {
                 read: pool.clone(),
-                writer: group_commit::Writer::spawn(pool.clone()),
+                writer: group_commit::Writer::spawn(pool.clone(), alert_routes.clone()),
+                alert_routes,
                 write: pool,
                 backend: Backend::Postgres,
                 assistant_metadata: Default::default(),
@@ -251,9 +257,10 @@ impl Store {
         Ok(())
     }
 
-    /// The `[[alerts.routes]]` of this process (set once, before the first run ends).
-    pub fn set_alert_routes(&self, routes: Vec<crate::config::AlertRouteConfig>) {
-        alerts::set_routes(routes);
+    /// The `[[alerts.routes]]` this store raises alerts for (set once, before the first run
+    /// ends; a second call changes nothing and says so).
+    pub fn set_alert_routes(&self, routes: Vec<crate::config::AlertRouteConfig>) -> bool {
+        self.alert_routes.set(routes)
     }
 
     pub fn backend(&self) -> Backend {

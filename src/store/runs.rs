@@ -21,6 +21,7 @@ use entity::thread::{self, Entity as Threads};
 
 use super::history::{End, record_ends};
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
+use crate::config::AlertRouteConfig;
 use crate::time::{Millis, now_ms};
 
 /// What to do when the run's thread does not exist.
@@ -414,7 +415,8 @@ impl Store {
             } else {
                 tracing::warn!(run_id = %run.run_id, "worker lost twice; run ended as error");
                 let error = serde_json::json!({"error": "WorkerLost", "message": "worker lost"});
-                end_run(&txn, run, Outcome::Error { error }, &completion).await?;
+                let routes = self.alert_routes.get();
+                end_run(&txn, routes, run, Outcome::Error { error }, &completion).await?;
             }
             txn.commit().await?;
         }
@@ -741,6 +743,7 @@ pub enum Lease {
 
 pub(super) async fn end_run(
     txn: &DatabaseTransaction,
+    routes: &[AlertRouteConfig],
     run: run::Model,
     outcome: Outcome,
     completion: impl FnOnce(&run::Model) -> Option<Completion>,
@@ -753,6 +756,7 @@ pub(super) async fn end_run(
         let rolled_back = ended(&run, &Outcome::Interrupted, now);
         record_ends(
             txn,
+            routes,
             &[End {
                 run: &rolled_back,
                 delivery: None,
@@ -785,6 +789,7 @@ pub(super) async fn end_run(
 
     record_ends(
         txn,
+        routes,
         &[End {
             run: &ended,
             delivery: delivery.as_ref(),
@@ -1020,8 +1025,10 @@ async fn cancel_active(
         let thread_id = run.thread_id.clone();
         if run.status == RunStatus::Pending {
             let cancelled = ended(&run, &Outcome::Interrupted, now);
+            // A cancelled pending run raises no alert.
             record_ends(
                 txn,
+                &[],
                 &[End {
                     run: &cancelled,
                     delivery: None,

@@ -55,13 +55,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
     modifiers(&SecuritySchemes),
     security(("ApiKey" = []), ("Bearer" = [])),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::store::alerts::Alert, crate::store::alerts::AlertCron)),
     tags(
         (name = "assistants", description = "The configured graphs, one assistant each (read-only)"),
         (name = "threads", description = "Threads, their state and metadata"),
         (name = "runs", description = "Runs on a thread or stateless: create, stream, wait, join, cancel"),
         (name = "crons", description = "Recurring runs: create, search, update, delete, trigger, next fire times"),
-        (name = "webhooks", description = "The webhook delivery log (cronhook's own)"),
+        (name = "webhooks", description = "The delivery log of run webhooks and alerts (cronhook's own); the `Alert` schema is an alert route's JSON body"),
         (name = "meta", description = "Readiness, information and metrics"),
         (name = "docs", description = "This document and its viewer"),
     )

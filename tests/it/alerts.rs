@@ -246,6 +246,11 @@ async fn alerts_written_before_a_kill_are_delivered_once(backend: Backend) {
         .post(&format!("/threads/{thread_id}/runs/crons"), &body)
         .await;
     assert_eq!(status, 200, "{clock}");
+    // Failing, enabled, matched by no route: counted by `cronhook_crons_failing` only.
+    let body = json!({"schedule": "* * * * * *", "assistant_id": "flaky",
+        "input": {"fail": true}, "metadata": {"team": "none"}});
+    let (status, unrouted) = daemon.post("/runs/crons", &body).await;
+    assert_eq!(status, 200, "{unrouted}");
     wait_until("the auto-pause", Duration::from_secs(20), || async {
         cron(&daemon, &cron_id).await["enabled"] == false
     })
@@ -285,6 +290,39 @@ async fn alerts_written_before_a_kill_are_delivered_once(backend: Backend) {
         ))
         .await;
     assert_eq!(log[0]["run_id"], Value::Null, "{log}");
+    // The gauge against the crons as the API shows them, read before and after the scrape
+    // (a run may end in between).
+    let ids = [
+        cron_id.clone(),
+        unrouted["cron_id"].as_str().expect("id").to_string(),
+        clock["cron_id"].as_str().expect("id").to_string(),
+    ];
+    let failing = || async {
+        let mut count = 0;
+        for id in &ids {
+            let cron = cron(&daemon, id).await;
+            let status = cron["last_run_status"].as_str().unwrap_or_default();
+            if cron["enabled"] == true && (status == "error" || status == "timeout") {
+                count += 1;
+            }
+        }
+        count
+    };
+    let before = failing().await;
+    let (status, metrics) = daemon.get("/metrics").await;
+    let after = failing().await;
+    assert_eq!(status, 200);
+    assert!(before >= 1, "the unrouted cron fails");
+    let text = metrics.as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("cronhook_crons_failing {before}\n"))
+            || text.contains(&format!("cronhook_crons_failing {after}\n")),
+        "{before}/{after}: {text}"
+    );
+    assert!(
+        text.contains("cronhook_instants_total{fire=\"missed\"}"),
+        "{text}"
+    );
     assert!(daemon.stop().success());
 }
 

@@ -4,7 +4,7 @@
 # Targets (fuzz/fuzz_targets/): `schedule` = cron expressions through Schedule::parse and the
 # next-instant search in a time zone; `config` = TOML text through Config::from_toml and
 # validate(); `filter` = a search body through the API's parsing and filter cap, then the
-# thread, cron and assistant filters run against an in-memory SQLite store. New interesting inputs go to fuzz/corpus/TARGET (kept, not committed); a crash
+# thread, cron and assistant filters run against a SQLite file. New interesting inputs go to fuzz/corpus/TARGET (kept, not committed); a crash
 # is written to fuzz/artifacts/TARGET/ and the script exits non-zero; so is an input that takes
 # longer than 10 s (timeout-…; `-timeout=N` after the seconds changes that). Replay one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-…

@@ -1,6 +1,6 @@
 //! Search and count filters: an arbitrary request body through the API's parsing and key
 //! cap, then, when the API accepts it, the thread, cron and assistant filters built and run
-//! against a real (in-memory) SQLite store. A filter the API accepts must never fail in
+//! against a real SQLite store. A filter the API accepts must never fail in
 //! the database: that would be a 500 (or, with the nested chains once built, a crash).
 #![no_main]
 
@@ -23,12 +23,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A fresh SQLite file per fuzzing process (the store reads and writes through separate
+/// connections, which an in-memory database would not share).
 fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
-        runtime()
-            .block_on(Store::open("sqlite::memory:", 1))
-            .expect("in-memory store")
+        let path = std::env::temp_dir().join(format!("cronhook-fuzz-filter-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        runtime().block_on(Store::open(&url, 1)).expect("SQLite store")
     })
 }
 

@@ -14,3 +14,25 @@ def error_is_json_detail(ctx, response, case):
     if not isinstance(body, dict) or not isinstance(body.get("detail"), str):
         raise AssertionError(f"{response.status_code} answer has no string 'detail': {body!r}")
     return None
+
+
+#: The longest `after_seconds` a generated run may ask for. A run may be delayed for as long
+#: as it asks, and a wait, join or stream on it (or on a run queued behind it on its thread)
+#: lasts that long; its heartbeats keep the client's read timeout from firing.
+MAX_AFTER_SECONDS = 1
+
+
+def _bounded(body):
+    if isinstance(body, dict):
+        delay = body.get("after_seconds")
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool) and delay > MAX_AFTER_SECONDS:
+            body["after_seconds"] = MAX_AFTER_SECONDS
+    elif isinstance(body, list):
+        for item in body:
+            _bounded(item)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Keeps generated runs' delays short (see MAX_AFTER_SECONDS)."""
+    _bounded(case.body)

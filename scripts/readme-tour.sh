@@ -12,7 +12,9 @@ source scripts/lib.sh
 
 work="$(mktemp -d)"
 cleanup() {
-  kill "${daemon:-}" "${receiver:-}" 2>/dev/null || true
+  kill "${daemon:-}" 2>/dev/null || true
+  # The receiver runs in a session of its own: its python3 goes with its shell.
+  [[ -n ${receiver:-} ]] && kill -- "-$receiver" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -47,7 +49,7 @@ grep -q -- "--config tour.toml" "$work/start.sh" || { echo "readme-tour: the sta
 daemon=$!
 wait_ready "$daemon" 8123 "$work/daemon.log"
 
-bash "$work/receiver.sh" >"$work/receiver.out" 2>&1 &
+setsid bash "$work/receiver.sh" >"$work/receiver.out" 2>&1 &
 receiver=$!
 until (exec 3<>/dev/tcp/127.0.0.1/9999) 2>/dev/null; do sleep 0.1; done
 

@@ -53,7 +53,7 @@ CRON_KEYS = {
     "created_at",
     "updated_at",
 }
-# cronhook's additions to the Cron object (the misfire policy of the scheduler issue).
+# cronhook's additions to the Cron object: misfire policy, last run, pause.
 if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
     CRON_KEYS |= {
         "misfire_policy",
@@ -62,6 +62,7 @@ if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
         "last_run_at",
         "consecutive_failures",
         "pause_note",
+        "pause_after_failures",
     }
 THREAD_KEYS = {
     "thread_id",

@@ -36,9 +36,12 @@ pub enum DaemonError {
     Serve(std::io::Error),
     #[error(transparent)]
     Parts(#[from] crate::parts::PartsError),
-    /// A configured part (housekeeping, metrics, webhook delivery) could not start.
-    #[error("{0}")]
-    Startup(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("webhook delivery: cannot build its HTTP client: {0}")]
+    WebhookClient(reqwest::Error),
+    #[error("housekeeping: {0}")]
+    Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
 /// Opens (and migrates) the configured database, creating the data directory first.
@@ -119,7 +122,7 @@ impl Running {
             graphs,
         } = parts;
         let config = Arc::new(config);
-        let metrics = crate::metrics::install().map_err(DaemonError::Startup)?;
+        let metrics = crate::metrics::install()?;
         let store = open_store(&config).await?;
         store
             .sync_assistants(config.graphs.keys().map(String::as_str))
@@ -150,7 +153,7 @@ impl Running {
         let self_url = self_url(addr);
         let (dispatcher, outbox) =
             Dispatcher::new(store.clone(), webhook_settings, self_url.clone())
-                .map_err(|err| DaemonError::Startup(format!("webhooks: {err}")))?;
+                .map_err(DaemonError::WebhookClient)?;
         let deliveries = tokio::spawn(dispatcher.run(stops.delivery.clone()));
         let graph_names = graphs.names();
         let runner = Runner::new(
@@ -178,8 +181,7 @@ impl Running {
             config.housekeeping.clone(),
             config.history.clone(),
         )
-        .await
-        .map_err(|err| DaemonError::Startup(format!("housekeeping: {err:?}")))?;
+        .await?;
 
         let app = api::router(AppState {
             store: store.clone(),

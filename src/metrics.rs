@@ -37,12 +37,10 @@ pub fn instants(fire: &'static str, count: u64) {
 }
 
 /// Installs the process-wide recorder and describes every metric.
-pub fn install() -> Result<PrometheusHandle, String> {
+pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
-        .map_err(|err| err.to_string())?
-        .install_recorder()
-        .map_err(|err| err.to_string())?;
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
+        .install_recorder()?;
     describe_counter!(
         FIRES,
         "Runs started by cron fires (scheduled instants fired)."

@@ -1,5 +1,6 @@
-//! `command` graphs: a local program. The run's JSON goes to stdin; the last JSON object on
-//! stdout is the output values and the lines before it stream as `custom` events; stderr is
+//! `command` graphs: a local program. The run's JSON goes to stdin; the last line of stdout,
+//! which must be a JSON object, is the output values (they replace the thread's), and the
+//! lines before it stream as `custom` events; stderr is
 //! kept (its tail) for the error message. The program runs in its own process group, which
 //! is killed whole on timeout or cancel, so no orphan survives it.
 

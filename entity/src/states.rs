@@ -41,6 +41,8 @@ pub enum RunStatus {
 impl RunStatus {
     /// Not ended yet: queued or executing. A thread with such a run is busy.
     pub const ACTIVE: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+    /// Ended without success: what counts as a cron's failure.
+    pub const FAILED: [RunStatus; 2] = [RunStatus::Error, RunStatus::Timeout];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -177,6 +177,15 @@ impl Store {
         self.page(query, limit, offset).await
     }
 
+    /// Enabled crons whose last run failed (one of `RunStatus::FAILED`).
+    pub async fn count_failing_crons(&self) -> Result<u64> {
+        Ok(Crons::find()
+            .filter(Column::Enabled.eq(true))
+            .filter(Column::LastRunStatus.is_in(RunStatus::FAILED))
+            .count(&self.read)
+            .await?)
+    }
+
     pub async fn count_crons(&self, filter: &CronFilter) -> Result<u64> {
         Ok(Crons::find()
             .filter(self.cron_condition(filter))

@@ -141,30 +141,16 @@ impl Store {
             enabled: Some(true),
             ..crons::CronFilter::default()
         };
-        let failing = |status| crons::CronFilter {
-            enabled: Some(true),
-            last_run_status: Some(status),
-            ..crons::CronFilter::default()
-        };
-        let (errored, timed_out) = (failing(RunStatus::Error), failing(RunStatus::Timeout));
-        let (
-            crons_enabled,
-            crons_errored,
-            crons_timed_out,
-            runs_queued,
-            runs_running,
-            webhooks_pending,
-        ) = tokio::try_join!(
+        let (crons_enabled, crons_failing, runs_queued, runs_running, webhooks_pending) = tokio::try_join!(
             self.count_crons(&enabled),
-            self.count_crons(&errored),
-            self.count_crons(&timed_out),
+            self.count_failing_crons(),
             self.count_runs(RunStatus::Pending),
             self.count_runs(RunStatus::Running),
             self.count_deliveries(DeliveryStatus::Pending),
         )?;
         Ok(QueueDepths {
             crons_enabled,
-            crons_failing: crons_errored + crons_timed_out,
+            crons_failing,
             runs_queued,
             runs_running,
             webhooks_pending,

@@ -19,7 +19,7 @@ use crate::config::Overrides;
 
 /// The exit codes of the ops commands, shown by `--help` (and in docs/operations.md).
 pub const EXIT_CODES: &str = "\
-Exit codes of the ops commands (crons, runs, deliveries):
+Exit codes of the ops commands (crons, threads, runs, deliveries):
   0  success
   2  usage error: bad command line or flag value (nothing was sent)
   3  not found (404)
@@ -79,7 +79,7 @@ pub struct GlobalArgs {
 
 /// How the ops commands reach the daemon.
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "API client options (crons, runs, deliveries)")]
+#[command(next_help_heading = "API client options (crons, threads, runs, deliveries)")]
 pub struct ClientArgs {
     /// Base URL of the cronhook API (ops commands).
     #[arg(
@@ -147,10 +147,13 @@ pub enum OpsCommand {
     /// List, read, create, change, pause, fire and delete crons.
     #[command(subcommand, after_help = EXIT_CODES)]
     Crons(CronsCommand),
+    /// Create, read and list threads (a thread cron runs on one).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Threads(ThreadsCommand),
     /// List and read runs of a thread.
     #[command(subcommand, after_help = EXIT_CODES)]
     Runs(RunsCommand),
-    /// List webhook deliveries and send one again.
+    /// List and read webhook deliveries, and send one again.
     #[command(subcommand, after_help = EXIT_CODES)]
     Deliveries(DeliveriesCommand),
 }
@@ -306,10 +309,43 @@ pub struct CronsHistory {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ThreadsCommand {
+    /// Create a thread and print it (its `thread_id` is what `crons create --thread` takes).
+    Create {
+        /// Thread metadata: a JSON object.
+        #[arg(long, value_name = "JSON", value_parser = json_object)]
+        metadata: Option<Value>,
+        /// Use this id instead of a generated one.
+        #[arg(long)]
+        thread_id: Option<Uuid>,
+    },
+    /// Show one thread.
+    Get { thread_id: Uuid },
+    /// List threads, newest first.
+    List(ThreadsList),
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadsList {
+    /// Only threads in this state.
+    #[arg(long)]
+    pub status: Option<ThreadStatus>,
+    /// Only threads whose metadata contains these keys and values: a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = json_object)]
+    pub metadata: Option<Value>,
+    /// How many at most (1-1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// How many to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List a thread's runs, newest first.
     List(RunsList),
-    /// Show one run.
+    /// Show one run (and, when it failed, its error).
     Get {
         /// The run's thread.
         #[arg(long)]
@@ -338,6 +374,8 @@ pub struct RunsList {
 pub enum DeliveriesCommand {
     /// List webhook deliveries, newest first.
     List(DeliveriesList),
+    /// Show one delivery with its body and every attempt.
+    Get { delivery_id: Uuid },
     /// Attempt a delivery once more now, whatever its state.
     Retry { delivery_id: Uuid },
 }
@@ -406,6 +444,15 @@ pub enum RunStatus {
     Error,
     Timeout,
     Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ThreadStatus {
+    Idle,
+    Busy,
+    Interrupted,
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -106,10 +106,7 @@ pub fn run(args: &ImportCrontabArgs) -> u8 {
                     line => eprintln!("cronhook: {source}: line {line}: {}", error.reason),
                 }
             }
-            eprintln!(
-                "cronhook: {} problem(s): nothing written",
-                errors.len()
-            );
+            eprintln!("cronhook: {} problem(s): nothing written", errors.len());
             return 5;
         }
     };
@@ -347,9 +344,7 @@ fn assignment(line: &str) -> Option<(&str, String)> {
 /// The schedule (five fields, or a special) and the rest of the line.
 fn schedule_line(line: &str) -> Result<(String, &str), String> {
     if line.starts_with('@') {
-        let (special, rest) = line
-            .split_once(char::is_whitespace)
-            .unwrap_or((line, ""));
+        let (special, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         if special == "@reboot" {
             return Err(
                 "@reboot: cronhook has no \"at boot\"; run it from the host's boot instead \
@@ -447,10 +442,7 @@ fn render(set: &str, lines: &[Line], notes: Vec<String>) -> Result<Converted, St
          # daemon's config. Each runs its command with the crontab's shell.\n",
     );
     for (name, job) in &graph_order {
-        let table = BTreeMap::from([(
-            "graphs",
-            BTreeMap::from([(name.as_str(), job.graph())]),
-        )]);
+        let table = BTreeMap::from([("graphs", BTreeMap::from([(name.as_str(), job.graph())]))]);
         let text = toml::to_string(&table).map_err(|err| format!("graph {name}: {err}"))?;
         let numbers: Vec<String> = graph_lines
             .get(name)
@@ -494,7 +486,11 @@ fn render(set: &str, lines: &[Line], notes: Vec<String>) -> Result<Converted, St
             config: None,
             context: None,
         });
-        comments.push(vec![format!("crontab line {}: {}", line.number, line.text.trim())]);
+        comments.push(vec![format!(
+            "crontab line {}: {}",
+            line.number,
+            line.text.trim()
+        )]);
     }
     let mut crons = String::from(
         "# Crons converted from a crontab by `cronhook import-crontab`: `cronhook apply -f` this\n\
@@ -541,15 +537,27 @@ mod tests {
             split_percent(r"cat%100\% sure%"),
             ("cat".into(), Some("100% sure\n".into()))
         );
-        assert_eq!(split_percent(r"printf 'a\nb'"), (r"printf 'a\nb'".into(), None));
+        assert_eq!(
+            split_percent(r"printf 'a\nb'"),
+            (r"printf 'a\nb'".into(), None)
+        );
         assert_eq!(split_percent("cmd %"), ("cmd ".into(), None));
     }
 
     #[test]
     fn environment_lines_are_told_from_schedule_lines() {
-        assert_eq!(assignment("PATH=/usr/bin:/bin"), Some(("PATH", "/usr/bin:/bin".into())));
-        assert_eq!(assignment("MAILTO = \"ops@example.com\""), Some(("MAILTO", "ops@example.com".into())));
-        assert_eq!(assignment("GREETING='hello world'"), Some(("GREETING", "hello world".into())));
+        assert_eq!(
+            assignment("PATH=/usr/bin:/bin"),
+            Some(("PATH", "/usr/bin:/bin".into()))
+        );
+        assert_eq!(
+            assignment("MAILTO = \"ops@example.com\""),
+            Some(("MAILTO", "ops@example.com".into()))
+        );
+        assert_eq!(
+            assignment("GREETING='hello world'"),
+            Some(("GREETING", "hello world".into()))
+        );
         assert_eq!(assignment("EMPTY="), Some(("EMPTY", String::new())));
         assert_eq!(assignment("0 * * * * A=b cmd"), None);
         assert_eq!(assignment("@daily X=1 cmd"), None);
@@ -561,12 +569,31 @@ mod tests {
             schedule_line("*/5  9-17 * * mon-fri   /bin/job --x"),
             Ok(("*/5 9-17 * * mon-fri".into(), "/bin/job --x"))
         );
-        assert_eq!(schedule_line("@daily\tbackup"), Ok(("@daily".into(), "backup")));
-        assert!(schedule_line("@reboot start").unwrap_err().contains("@reboot"));
-        assert!(schedule_line("@fortnightly x").unwrap_err().contains("unknown special"));
-        assert!(schedule_line("@Daily x").unwrap_err().contains("unknown special"));
+        assert_eq!(
+            schedule_line("@daily\tbackup"),
+            Ok(("@daily".into(), "backup"))
+        );
+        assert!(
+            schedule_line("@reboot start")
+                .unwrap_err()
+                .contains("@reboot")
+        );
+        assert!(
+            schedule_line("@fortnightly x")
+                .unwrap_err()
+                .contains("unknown special")
+        );
+        assert!(
+            schedule_line("@Daily x")
+                .unwrap_err()
+                .contains("unknown special")
+        );
         assert!(schedule_line("0 2 * *").unwrap_err().contains("4 field(s)"));
-        assert!(schedule_line("61 2 * * * x").unwrap_err().contains("Invalid cron schedule"));
+        assert!(
+            schedule_line("61 2 * * * x")
+                .unwrap_err()
+                .contains("Invalid cron schedule")
+        );
     }
 
     const SAMPLE: &str = "\
@@ -589,7 +616,11 @@ CRON_TZ=Europe/Paris
         assert_eq!(first.cron_count, 3);
         let crons = cronfile::parse(&first.crons, None, "crons.toml").expect("a crons file");
         assert_eq!(crons.set, "host");
-        let names: Vec<&str> = crons.entries.iter().map(|(_, e)| e.name.0.as_str()).collect();
+        let names: Vec<&str> = crons
+            .entries
+            .iter()
+            .map(|(_, e)| e.name.0.as_str())
+            .collect();
         assert_eq!(names[0], "Nightly backup");
         assert!(names[1].starts_with("backup-sh-"), "{names:?}");
         assert!(names[2].starts_with("date-"), "{names:?}");
@@ -607,7 +638,10 @@ CRON_TZ=Europe/Paris
             panic!("a command graph");
         };
         assert_eq!(command[0..2], ["/bin/sh", "-c"]);
-        assert_eq!(command[3..], ["/bin/sh", "date +%s >> /tmp/ticks", "not used"]);
+        assert_eq!(
+            command[3..],
+            ["/bin/sh", "date +%s >> /tmp/ticks", "not used"]
+        );
         assert_eq!(env.get("MAILTO").map(String::as_str), Some(""));
         assert!(!env.contains_key("CRON_TZ"));
     }
@@ -641,8 +675,15 @@ CRON_TZ=Europe/Paris
         let out = convert("A=1\n0 1 * * * job\nA=2\n0 2 * * * job\n", None, "s").expect("ok");
         assert_eq!(out.graph_count, 2);
         let crons = cronfile::parse(&out.crons, None, "c.toml").expect("crons");
-        let graphs: Vec<&str> = crons.entries.iter().map(|(_, e)| e.assistant_id.0.as_str()).collect();
-        assert!(graphs[1].starts_with(graphs[0]) && graphs[1].ends_with("-2"), "{graphs:?}");
+        let graphs: Vec<&str> = crons
+            .entries
+            .iter()
+            .map(|(_, e)| e.assistant_id.0.as_str())
+            .collect();
+        assert!(
+            graphs[1].starts_with(graphs[0]) && graphs[1].ends_with("-2"),
+            "{graphs:?}"
+        );
         assert_eq!(slug("Backup.SH", 24), "backup-sh");
         assert_eq!(slug("../x", 24), "x");
     }

@@ -19,8 +19,8 @@ use entity::states::{MultitaskStrategy, OnCompletion};
 
 use super::client::{Client, OpsError, OpsResult};
 use super::cronfile::{
-    self, CronEntry, Input, Instant, Label, Metadata, NAME_KEY, SET_KEY, ScheduleText,
-    WebhookUrl, Zone,
+    self, CronEntry, Input, Instant, Label, Metadata, NAME_KEY, SET_KEY, ScheduleText, WebhookUrl,
+    Zone,
 };
 use crate::api::Cron;
 use crate::cli::{ApplyArgs, ExportArgs};
@@ -121,7 +121,7 @@ pub async fn export(client: &Client, args: &ExportArgs) -> OpsResult<u8> {
         None => print!("{text}"),
     }
     if entries.is_empty() {
-        eprintln!("cronhook: set {set} has no crons");
+        eprintln!("cronhook: note: set {set} has no crons");
     }
     Ok(0)
 }
@@ -256,7 +256,13 @@ pub fn describe(plan: &Plan, dry_run: bool) -> String {
         let _ = writeln!(
             out,
             "not in the file, kept (--prune deletes them): {}",
-            quoted(&plan.unnamed_kept.iter().map(String::as_str).collect::<Vec<_>>())
+            quoted(
+                &plan
+                    .unnamed_kept
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+            )
         );
     }
     if dry_run {
@@ -287,17 +293,27 @@ async fn check_references(client: &Client, plan: &Plan) -> OpsResult<()> {
     let mut assistants = BTreeSet::new();
     let mut threads = BTreeSet::new();
     for step in &plan.steps {
-        if let Step::Create { name, path, body } | Step::Replace { name, path, body, .. } = step {
+        if let Step::Create { name, path, body }
+        | Step::Replace {
+            name, path, body, ..
+        } = step
+        {
             if let Some(assistant) = body["assistant_id"].as_str()
                 && assistants.insert(assistant.to_string())
                 && let Err(err) = client
-                    .get(&format!("/assistants/{}", resolve_assistant(assistant)), &[])
+                    .get(
+                        &format!("/assistants/{}", resolve_assistant(assistant)),
+                        &[],
+                    )
                     .await
             {
-                return Err(refused(err, format!(
-                    "nothing applied: cron \"{name}\": assistant \"{assistant}\" is not a graph of \
+                return Err(refused(
+                    err,
+                    format!(
+                        "nothing applied: cron \"{name}\": assistant \"{assistant}\" is not a graph of \
                      the daemon (add [graphs.{assistant}] to its config)"
-                )));
+                    ),
+                ));
             }
             if let Some(thread) = path
                 .strip_prefix("/threads/")
@@ -348,9 +364,10 @@ async fn execute(client: &Client, plan: &Plan) -> OpsResult<u8> {
                 body,
                 ..
             } => match client.delete(&format!("/runs/crons/{cron_id}")).await {
-                Ok(_) => client.post(path, Some(body)).await.map(|answer| {
-                    format!("replaced {name} ({cron_id} → {})", id_in(&answer.body))
-                }),
+                Ok(_) => client
+                    .post(path, Some(body))
+                    .await
+                    .map(|answer| format!("replaced {name} ({cron_id} → {})", id_in(&answer.body))),
                 Err(err) => Err(err),
             },
             Step::Delete { name, cron_id } => client
@@ -576,10 +593,16 @@ fn state_of(cron: &Cron) -> State {
         ("pause_after_failures", opt(cron.pause_after_failures)),
         ("config", normalized_config(payload.get("config"))),
         ("context", non_empty(payload.get("context"))),
-        ("webhook", payload.get("webhook").cloned().unwrap_or(Value::Null)),
+        (
+            "webhook",
+            payload.get("webhook").cloned().unwrap_or(Value::Null),
+        ),
         ("misfire_policy", opt(cron.misfire_policy)),
         ("catchup_window_seconds", opt(cron.catchup_window_seconds)),
-        ("input", payload.get("input").cloned().unwrap_or(Value::Null)),
+        (
+            "input",
+            payload.get("input").cloned().unwrap_or(Value::Null),
+        ),
     ];
     State {
         fields: fields
@@ -669,7 +692,10 @@ fn diff(want: &State, have: &State) -> Diff {
 
 /// The graph name of an assistant, or its id when the daemon no longer has it.
 async fn graph_name(client: &Client, assistant_id: &str) -> OpsResult<String> {
-    match client.get(&format!("/assistants/{assistant_id}"), &[]).await {
+    match client
+        .get(&format!("/assistants/{assistant_id}"), &[])
+        .await
+    {
         Ok(answer) => Ok(answer.body["graph_id"]
             .as_str()
             .filter(|graph| assistant_id_for_graph(graph).to_string() == assistant_id)
@@ -821,8 +847,13 @@ mod tests {
     fn a_cron_as_created_matches_its_entry() {
         for extra in ["", FULL] {
             let entry = entry(extra);
-            let plan = plan("s", std::slice::from_ref(&entry), vec![created(&entry)], true)
-                .expect("plan");
+            let plan = plan(
+                "s",
+                std::slice::from_ref(&entry),
+                vec![created(&entry)],
+                true,
+            )
+            .expect("plan");
             assert!(plan.steps.is_empty(), "{extra}: {plan:?}");
             assert_eq!(plan.unchanged, 1);
         }
@@ -831,10 +862,7 @@ mod tests {
     #[test]
     fn export_of_a_cron_is_its_entry_again() {
         let entry = entry(FULL);
-        let graphs = BTreeMap::from([(
-            resolve_assistant("agent"),
-            "agent".to_string(),
-        )]);
+        let graphs = BTreeMap::from([(resolve_assistant("agent"), "agent".to_string())]);
         let exported = entry_of(&created(&entry), &graphs).expect("exports");
         let plan = plan("s", &[exported], vec![created(&entry)], true).expect("plan");
         assert!(plan.steps.is_empty(), "{plan:?}");

@@ -83,8 +83,9 @@ pub enum FileError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Toml { path: String, source: toml::de::Error },
+    /// The TOML parser's message: line, column, the line itself and what is wrong.
+    #[error("{path}: {detail}")]
+    Toml { path: String, detail: String },
     #[error("{path}: line {line}: {detail}")]
     Invalid {
         path: String,
@@ -123,18 +124,22 @@ pub fn load(path: &Path) -> Result<Loaded, FileError> {
 
 /// Parses a crons file's text; `stem` is the default set.
 pub fn parse(text: &str, stem: Option<&str>, path: &str) -> Result<Loaded, FileError> {
-    let file: CronsFile = toml::from_str(text).map_err(|source| FileError::Toml {
+    let file: CronsFile = toml::from_str(text).map_err(|err| FileError::Toml {
         path: path.to_string(),
-        source,
+        detail: err.to_string().trim_end().to_string(),
     })?;
     let set = match (file.set, stem) {
         (Some(set), _) => set.0,
-        (None, Some(stem)) => Label::try_from(stem.to_string())
-            .map_err(|detail| FileError::Other {
-                path: path.to_string(),
-                detail: format!("the file's name is no set name ({detail}): give `set = \"…\"`"),
-            })?
-            .0,
+        (None, Some(stem)) => {
+            Label::try_from(stem.to_string())
+                .map_err(|detail| FileError::Other {
+                    path: path.to_string(),
+                    detail: format!(
+                        "the file's name is no set name ({detail}): give `set = \"…\"`"
+                    ),
+                })?
+                .0
+        }
         (None, None) => {
             return Err(FileError::Other {
                 path: path.to_string(),
@@ -183,7 +188,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Writes a crons file: `set`, then each cron as a `[[crons]]` table, each preceded by
 /// its comment lines (from `comments`, same order; none when empty).
-pub fn render(set: &str, entries: &[CronEntry], comments: &[Vec<String>]) -> Result<String, String> {
+pub fn render(
+    set: &str,
+    entries: &[CronEntry],
+    comments: &[Vec<String>],
+) -> Result<String, String> {
     let mut out = toml::to_string(&CronsFile {
         set: Some(Label(set.to_string())),
         crons: Vec::new(),
@@ -200,8 +209,8 @@ pub fn render(set: &str, entries: &[CronEntry], comments: &[Vec<String>]) -> Res
             set: None,
             crons: vec![Spanned::new(0..0, entry.clone())],
         };
-        let table = toml::to_string(&one)
-            .map_err(|err| format!("cron \"{}\": {err}", entry.name.0))?;
+        let table =
+            toml::to_string(&one).map_err(|err| format!("cron \"{}\": {err}", entry.name.0))?;
         out.push('\n');
         for comment in comments.get(index).into_iter().flatten() {
             for line in comment.lines() {
@@ -397,10 +406,9 @@ mod tests {
 
     #[test]
     fn the_set_defaults_to_the_file_stem() {
-        let loaded = parsed(
-            "[[crons]]\nname = \"a\"\nassistant_id = \"agent\"\nschedule = \"@daily\"\n",
-        )
-        .expect("valid");
+        let loaded =
+            parsed("[[crons]]\nname = \"a\"\nassistant_id = \"agent\"\nschedule = \"@daily\"\n")
+                .expect("valid");
         assert_eq!(loaded.set, "nightly");
         assert_eq!(loaded.entries[0].0, 1);
         let loaded = parsed("set = \"other\"\n").expect("valid");

@@ -97,7 +97,10 @@ async fn a_crontab_converts_deterministically_into_graphs_check_config_accepts()
         out.stdout.contains("4 graph(s)") && out.stdout.contains("5 cron(s) of set crons"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("read in UTC"), "a note on the zone: {out:?}");
+    assert!(
+        out.stderr.contains("read in UTC"),
+        "a note on the zone: {out:?}"
+    );
     let graphs = std::fs::read_to_string(dir.path().join("graphs.toml")).expect("graphs");
     let crons = std::fs::read_to_string(dir.path().join("crons.toml")).expect("crons");
 
@@ -141,11 +144,23 @@ async fn a_crontab_converts_deterministically_into_graphs_check_config_accepts()
     assert_eq!(get(0, "name"), Some("Nightly stamp"));
     assert_eq!(get(1, "name"), Some("Morning letter"));
     assert_eq!(get(2, "schedule"), Some("@daily"), "specials are kept");
-    assert_eq!(get(2, "name"), get(2, "assistant_id"), "no comment: the graph's name");
+    assert_eq!(
+        get(2, "name"),
+        get(2, "assistant_id"),
+        "no comment: the graph's name"
+    );
     assert_eq!(get(3, "name"), Some("Paris report"));
-    assert_eq!(get(3, "timezone"), Some("Europe/Paris"), "CRON_TZ applies below it");
+    assert_eq!(
+        get(3, "timezone"),
+        Some("Europe/Paris"),
+        "CRON_TZ applies below it"
+    );
     assert_eq!(get(0, "timezone"), None);
-    assert_eq!(get(0, "assistant_id"), get(3, "assistant_id"), "one graph per command");
+    assert_eq!(
+        get(0, "assistant_id"),
+        get(3, "assistant_id"),
+        "one graph per command"
+    );
 
     // The graphs: the command as cron(8) runs it, the crontab's variables as env.
     let graphs_table: toml::Table = toml::from_str(&graphs).expect("TOML");
@@ -159,7 +174,11 @@ async fn a_crontab_converts_deterministically_into_graphs_check_config_accepts()
     assert_eq!(argv[..2], ["/bin/sh", "-c"]);
     assert_eq!(
         argv[3..],
-        ["/bin/sh", "cat > \"$HOME/letter\" ", "Dear ops,\nall is well."],
+        [
+            "/bin/sh",
+            "cat > \"$HOME/letter\" ",
+            "Dear ops,\nall is well."
+        ],
         "% ends the command, the rest is stdin with % as newlines"
     );
     assert_eq!(letter["env"]["GREETING"].as_str(), Some("hello from cron"));
@@ -184,7 +203,10 @@ async fn a_crontab_converts_deterministically_into_graphs_check_config_accepts()
     )
     .await;
     assert_eq!(checked.code, 0, "{checked:?}");
-    assert!(checked.stdout.contains("config ok: 5 graph(s)"), "{checked:?}");
+    assert!(
+        checked.stdout.contains("config ok: 5 graph(s)"),
+        "{checked:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +264,11 @@ async fn converted_crons_run_on_a_daemon(backend: Backend) {
     assert_eq!(out.code, 0, "{out:?}");
     let graphs = std::fs::read_to_string(dir.join("graphs.toml")).expect("graphs");
     let config = dir.join("cronhook.toml");
-    std::fs::write(&config, format!("[graphs.agent]\nkind = \"echo\"\n\n{graphs}")).expect("config");
+    std::fs::write(
+        &config,
+        format!("[graphs.agent]\nkind = \"echo\"\n\n{graphs}"),
+    )
+    .expect("config");
     let home_dir = home.path().display().to_string();
     let daemon = Daemon::start_with_env(
         &storage,
@@ -256,7 +282,8 @@ async fn converted_crons_run_on_a_daemon(backend: Backend) {
     let applied = cronhook(url, &["apply", "-f", &crons_file]).await;
     assert_eq!(applied.code, 0, "{applied:?}");
     assert!(
-        applied.stdout.contains("5 to create") && applied.stdout.contains("+ create Morning letter"),
+        applied.stdout.contains("5 to create")
+            && applied.stdout.contains("+ create Morning letter"),
         "{applied:?}"
     );
     let crons = set_crons(&daemon, "crons").await;
@@ -266,7 +293,10 @@ async fn converted_crons_run_on_a_daemon(backend: Backend) {
     assert_eq!(crons["date-0e46c125"]["schedule"], "@daily");
 
     let again = cronhook(url, &["apply", "-f", &crons_file, "--dry-run"]).await;
-    assert_eq!(again.code, 0, "converting and applying again changes nothing: {again:?}");
+    assert_eq!(
+        again.code, 0,
+        "converting and applying again changes nothing: {again:?}"
+    );
     assert!(again.stdout.contains("no changes"), "{again:?}");
 
     let letter = crons["Morning letter"]["cron_id"].as_str().expect("id");
@@ -325,6 +355,13 @@ pause_after_failures = 3
 input = { kind = "report" }
 
 [[crons]]
+name = "ping"
+assistant_id = "agent"
+schedule = "*/5 * * * *"
+thread_id = "THREAD_ID"
+multitask_strategy = "enqueue"
+
+[[crons]]
 name = "cleanup"
 assistant_id = "agent"
 schedule = "*/30 * * * *"
@@ -342,25 +379,37 @@ async fn apply_edit_prune_and_export(backend: Backend) {
     let dir = storage.dir.path();
     let file: PathBuf = dir.join("team.toml");
     let file_arg = file.display().to_string();
-    std::fs::write(&file, TEAM_V1).expect("file");
+    let thread = daemon.new_thread().await;
+    let team_v1 = TEAM_V1.replace("THREAD_ID", &thread);
+    std::fs::write(&file, &team_v1).expect("file");
 
     // A dry run of a new set: exit 2, nothing made.
     let planned = cronhook(url, &["apply", "-f", &file_arg, "--dry-run"]).await;
     assert_eq!(planned.code, 2, "{planned:?}");
-    assert!(planned.stdout.contains("3 to create"), "{planned:?}");
-    assert!(set_crons(&daemon, "team").await.is_empty(), "a dry run changes nothing");
+    assert!(planned.stdout.contains("4 to create"), "{planned:?}");
+    assert!(
+        set_crons(&daemon, "team").await.is_empty(),
+        "a dry run changes nothing"
+    );
 
     let applied = cronhook(url, &["apply", "-f", &file_arg]).await;
     assert_eq!(applied.code, 0, "{applied:?}");
     let v1 = set_crons(&daemon, "team").await;
-    assert_eq!(v1.len(), 3);
-    assert_eq!(v1["digest"]["metadata"], json!({"owner": "ops", "cronhook.set": "team", "cronhook.name": "digest"}));
+    assert_eq!(v1.len(), 4);
+    assert_eq!(v1["ping"]["thread_id"], thread.as_str(), "a thread cron");
+    assert_eq!(
+        v1["digest"]["metadata"],
+        json!({"owner": "ops", "cronhook.set": "team", "cronhook.name": "digest"})
+    );
     assert_eq!(v1["cleanup"]["enabled"], false);
     assert_eq!(v1["report"]["pause_after_failures"], 3);
 
     // Crons apply must never touch: one made through the API, one of another set.
     let (status, api_made) = daemon
-        .post("/runs/crons", &json!({"assistant_id": "agent", "schedule": "@daily"}))
+        .post(
+            "/runs/crons",
+            &json!({"assistant_id": "agent", "schedule": "@daily"}),
+        )
         .await;
     assert_eq!(status, 200, "{api_made}");
     let other = dir.join("other.toml");
@@ -375,29 +424,44 @@ async fn apply_edit_prune_and_export(backend: Backend) {
 
     // Applying the same file again: no change, nothing written.
     let same = cronhook(url, &["apply", "-f", &file_arg, "--dry-run"]).await;
-    assert_eq!((same.code, same.stdout.contains("no changes")), (0, true), "{same:?}");
+    assert_eq!(
+        (same.code, same.stdout.contains("no changes")),
+        (0, true),
+        "{same:?}"
+    );
 
     // Edit one cron: only its changed fields are sent; the others keep their updated_at.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let v2_text = TEAM_V1
+    let v2_text = team_v1
         .replace("schedule = \"@hourly\"", "schedule = \"@daily\"")
-        .replace("input = { kind = \"report\" }", "input = { kind = \"weekly report\" }");
+        .replace(
+            "input = { kind = \"report\" }",
+            "input = { kind = \"weekly report\" }",
+        );
     std::fs::write(&file, &v2_text).expect("file");
     let planned = cronhook(url, &["apply", "-f", &file_arg, "--dry-run"]).await;
     assert_eq!(planned.code, 2, "{planned:?}");
     assert!(
-        planned.stdout.contains("~ update report: schedule, input\n"),
+        planned
+            .stdout
+            .contains("~ update report: schedule, input\n"),
         "{planned:?}"
     );
-    assert!(planned.stdout.contains("1 to update") && planned.stdout.contains("2 unchanged"));
+    assert!(planned.stdout.contains("1 to update") && planned.stdout.contains("3 unchanged"));
     let applied = cronhook(url, &["apply", "-f", &file_arg]).await;
     assert_eq!(applied.code, 0, "{applied:?}");
     let v2 = set_crons(&daemon, "team").await;
     assert_eq!(v2["report"]["schedule"], "@daily");
-    assert_eq!(v2["report"]["payload"]["input"], json!({"kind": "weekly report"}));
-    assert_eq!(v2["report"]["cron_id"], v1["report"]["cron_id"], "updated in place");
+    assert_eq!(
+        v2["report"]["payload"]["input"],
+        json!({"kind": "weekly report"})
+    );
+    assert_eq!(
+        v2["report"]["cron_id"], v1["report"]["cron_id"],
+        "updated in place"
+    );
     assert_ne!(v2["report"]["updated_at"], v1["report"]["updated_at"]);
-    for untouched in ["digest", "cleanup"] {
+    for untouched in ["digest", "ping", "cleanup"] {
         assert_eq!(
             v2[untouched]["updated_at"], v1[untouched]["updated_at"],
             "{untouched} was not sent a PATCH"
@@ -412,13 +476,24 @@ async fn apply_edit_prune_and_export(backend: Backend) {
     std::fs::write(&file, &v3_text).expect("file");
     let refused = cronhook(url, &["apply", "-f", &file_arg]).await;
     assert_eq!(refused.code, 5, "{refused:?}");
-    assert!(refused.stdout.contains("-/+ replace digest: multitask_strategy"), "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("-/+ replace digest: multitask_strategy"),
+        "{refused:?}"
+    );
     assert!(refused.stderr.contains("--replace"), "{refused:?}");
-    assert_eq!(set_crons(&daemon, "team").await["digest"]["cron_id"], v1["digest"]["cron_id"]);
+    assert_eq!(
+        set_crons(&daemon, "team").await["digest"]["cron_id"],
+        v1["digest"]["cron_id"]
+    );
     let replaced = cronhook(url, &["apply", "-f", &file_arg, "--replace"]).await;
     assert_eq!(replaced.code, 0, "{replaced:?}");
     let v3 = set_crons(&daemon, "team").await;
-    assert_ne!(v3["digest"]["cron_id"], v1["digest"]["cron_id"], "a new cron");
+    assert_ne!(
+        v3["digest"]["cron_id"], v1["digest"]["cron_id"],
+        "a new cron"
+    );
     assert_eq!(v3["digest"]["payload"]["multitask_strategy"], "reject");
 
     // Remove a cron from the file: kept without --prune, deleted with it; the API-made
@@ -431,17 +506,29 @@ async fn apply_edit_prune_and_export(backend: Backend) {
     std::fs::write(&file, &v4_text).expect("file");
     let kept = cronhook(url, &["apply", "-f", &file_arg, "--dry-run"]).await;
     assert_eq!(kept.code, 0, "nothing to do without --prune: {kept:?}");
-    assert!(kept.stdout.contains("kept (--prune deletes them): \"cleanup\""), "{kept:?}");
+    assert!(
+        kept.stdout
+            .contains("kept (--prune deletes them): \"cleanup\""),
+        "{kept:?}"
+    );
     let plan = cronhook(url, &["apply", "-f", &file_arg, "--dry-run", "--prune"]).await;
     assert_eq!(plan.code, 2, "{plan:?}");
     assert!(plan.stdout.contains("- delete cleanup"), "{plan:?}");
     let pruned = cronhook(url, &["apply", "-f", &file_arg, "--prune"]).await;
     assert_eq!(pruned.code, 0, "{pruned:?}");
     let v4 = set_crons(&daemon, "team").await;
-    assert_eq!(v4.keys().collect::<Vec<_>>(), ["digest", "report"]);
+    assert_eq!(v4.keys().collect::<Vec<_>>(), ["digest", "ping", "report"]);
     let api_id = api_made["cron_id"].as_str().expect("id");
-    assert_eq!(daemon.get(&format!("/runs/crons/{api_id}")).await.0, 200, "API-made cron kept");
-    assert_eq!(set_crons(&daemon, "other").await.len(), 1, "the other set's cron kept");
+    assert_eq!(
+        daemon.get(&format!("/runs/crons/{api_id}")).await.0,
+        200,
+        "API-made cron kept"
+    );
+    assert_eq!(
+        set_crons(&daemon, "other").await.len(),
+        1,
+        "the other set's cron kept"
+    );
     let done = cronhook(url, &["apply", "-f", &file_arg, "--dry-run", "--prune"]).await;
     assert_eq!(done.code, 0, "{done:?}");
 
@@ -449,16 +536,31 @@ async fn apply_edit_prune_and_export(backend: Backend) {
     let exported = dir.join("exported.toml");
     let out = cronhook(
         url,
-        &["export", "--set", "team", "-o", &exported.display().to_string()],
+        &[
+            "export",
+            "--set",
+            "team",
+            "-o",
+            &exported.display().to_string(),
+        ],
     )
     .await;
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(&exported).expect("export");
     assert!(text.contains("set = \"team\""), "{text}");
-    assert!(text.contains("assistant_id = \"agent\""), "graph names, not ids: {text}");
+    assert!(
+        text.contains("assistant_id = \"agent\""),
+        "graph names, not ids: {text}"
+    );
     let round = cronhook(
         url,
-        &["apply", "-f", &exported.display().to_string(), "--dry-run", "--prune"],
+        &[
+            "apply",
+            "-f",
+            &exported.display().to_string(),
+            "--dry-run",
+            "--prune",
+        ],
     )
     .await;
     assert_eq!(round.code, 0, "the round trip is exact: {round:?}\n{text}");
@@ -486,7 +588,10 @@ async fn bad_files_change_nothing(backend: Backend) {
     );
     let out = cronhook(url, &["apply", "-f", &bad]).await;
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(out.stderr.contains("line 9") && out.stderr.contains("0 25 * * *"), "{out:?}");
+    assert!(
+        out.stderr.contains("line 9") && out.stderr.contains("0 25 * * *"),
+        "{out:?}"
+    );
     let unknown = write(
         "unknown.toml",
         "[[crons]]\nname = \"a\"\nassistant_id = \"agent\"\nschedule = \"@daily\"\n\n\
@@ -496,6 +601,18 @@ async fn bad_files_change_nothing(backend: Backend) {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("assistant \"nightly\""), "{out:?}");
     assert!(out.stderr.contains("nothing applied"), "{out:?}");
+    let no_thread = write(
+        "thread.toml",
+        "[[crons]]\nname = \"a\"\nassistant_id = \"agent\"\nschedule = \"@daily\"\n\
+         thread_id = \"0190a4b8-0000-7000-8000-000000000001\"\n",
+    );
+    let out = cronhook(url, &["apply", "-f", &no_thread]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("thread 0190a4b8-0000-7000-8000-000000000001 does not exist"),
+        "{out:?}"
+    );
     let missing = cronhook(url, &["apply", "-f", &path(dir, "absent.toml")]).await;
     assert_eq!(missing.code, 5, "{missing:?}");
     assert!(missing.stderr.contains("cannot read"), "{missing:?}");

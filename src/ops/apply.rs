@@ -71,6 +71,8 @@ pub async fn run(client: &Client, args: &ApplyArgs) -> OpsResult<u8> {
     let entries: Vec<CronEntry> = loaded.entries.into_iter().map(|(_, e)| e).collect();
     let plan = plan(&loaded.set, &entries, current, args.prune)?;
     print!("{}", describe(&plan, args.dry_run));
+    // A dry run checks them too: a drift gate should fail on a graph the daemon lacks.
+    check_references(client, &plan).await?;
     if args.dry_run {
         return Ok(if plan.steps.is_empty() { 0 } else { 2 });
     }
@@ -89,7 +91,6 @@ pub async fn run(client: &Client, args: &ApplyArgs) -> OpsResult<u8> {
             quoted(&replaced)
         )));
     }
-    check_references(client, &plan).await?;
     execute(client, &plan).await
 }
 

@@ -620,6 +620,40 @@ async fn bad_files_change_nothing(backend: Backend) {
     assert_eq!(count, 0, "nothing was created");
 }
 
+/// Every crons file docs/files.md shows (```toml crons) applies as written: a dry run
+/// against a daemon with the `agent` graph plans its creates and refuses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_crons_files_apply() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let daemon = Daemon::start_with_config(&storage, "[graphs.agent]\nkind = \"echo\"\n").await;
+    let docs = std::fs::read_to_string(repo_root().join("docs/files.md")).expect("docs");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in docs.lines() {
+        match &mut current {
+            None if line.trim() == "```toml crons" => current = Some(String::new()),
+            Some(_) if line.trim_start().starts_with("```") => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert!(!blocks.is_empty(), "docs/files.md shows a crons file");
+    for (index, block) in blocks.iter().enumerate() {
+        let file = storage.dir.path().join(format!("example-{index}.toml"));
+        std::fs::write(&file, block).expect("file");
+        let out = cronhook(
+            Some(&daemon.url),
+            &["apply", "-f", &file.display().to_string(), "--dry-run"],
+        )
+        .await;
+        assert_eq!(out.code, 2, "{block}\n{out:?}");
+        assert!(out.stdout.contains("+ create"), "{out:?}");
+    }
+}
+
 on_both_backends!(
     converted_crons_run_on_a_daemon,
     apply_edit_prune_and_export,

@@ -98,7 +98,7 @@ pub struct GlobalArgs {
 
 /// How the ops commands reach the daemon.
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "API client options (crons, runs, deliveries)")]
+#[command(next_help_heading = "API client options (crons, runs, deliveries, apply, export)")]
 pub struct ClientArgs {
     /// Base URL of the cronhook API (ops commands).
     #[arg(
@@ -220,8 +220,11 @@ becomes a [[crons]] entry named after the comment line right above it (else its 
 in the time zone of the CRON_TZ= line above it (else --timezone, else UTC). As cron(8)
 does, an unescaped % ends the command and the rest, each further % a newline, is its
 standard input; \\% is a literal %. @reboot, unknown @specials and malformed lines are
-listed with their line numbers and nothing is written (exit 5). Converting the same
-crontab again gives the same names. See docs/files.md.";
+listed with their line numbers and nothing is written. Converting the same crontab
+again gives the same names. See docs/files.md.
+
+Exit codes: 0 both files written; 2 usage error, the crontab cannot be read or a file
+cannot be written; 5 lines that cannot be converted (listed; nothing written).";
 
 #[derive(Debug, Args)]
 pub struct ImportCrontabArgs {

@@ -31,7 +31,9 @@ pub async fn run(args: &ClientArgs, command: OpsCommand) -> ExitCode {
     let outcome = match command {
         OpsCommand::Apply(apply) => return finished(apply::run(&client, &apply).await),
         OpsCommand::Export(export) => return finished(apply::export(&client, &export).await),
-        command => execute(&client, command).await,
+        OpsCommand::Crons(command) => crons(&client, command).await,
+        OpsCommand::Runs(command) => runs(&client, command).await,
+        OpsCommand::Deliveries(command) => deliveries(&client, command).await,
     };
     match outcome {
         Ok(shown) => {
@@ -71,17 +73,6 @@ enum View {
     Object,
     /// A sentence for answers without a body (delete).
     Message(String),
-}
-
-async fn execute(client: &Client, command: OpsCommand) -> OpsResult<Shown> {
-    match command {
-        OpsCommand::Crons(command) => crons(client, command).await,
-        OpsCommand::Runs(command) => runs(client, command).await,
-        OpsCommand::Deliveries(command) => deliveries(client, command).await,
-        OpsCommand::Apply(_) | OpsCommand::Export(_) => {
-            unreachable!("apply and export print their own output (see `run`)")
-        }
-    }
 }
 
 async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {

@@ -620,6 +620,53 @@ async fn bad_files_change_nothing(backend: Backend) {
     assert_eq!(count, 0, "nothing was created");
 }
 
+/// apply works with the API key's rights: two identities applying the same set each
+/// manage their own crons, and one's prune never reaches the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_acts_with_the_api_keys_rights() {
+    const ALICE: &str = "files-alice-key-0a1b2c3d";
+    const BOB: &str = "files-bob-key-4e5f6a7b8c";
+    let storage = Storage::new(Backend::Sqlite).await;
+    let daemon = Daemon::start_with_config(
+        &storage,
+        &format!(
+            "[graphs.agent]\nkind = \"echo\"\n\
+             [[auth.api_keys]]\nidentity = \"alice\"\nkey = \"{ALICE}\"\n\
+             [[auth.api_keys]]\nidentity = \"bob\"\nkey = \"{BOB}\"\n"
+        ),
+    )
+    .await;
+    let url = Some(daemon.url.as_str());
+    let dir = storage.dir.path();
+    let one = dir.join("shared.toml");
+    std::fs::write(
+        &one,
+        "[[crons]]\nname = \"a\"\nassistant_id = \"agent\"\nschedule = \"@daily\"\n",
+    )
+    .expect("file");
+    let one = one.display().to_string();
+    let none = cronhook(url, &["apply", "-f", &one]).await;
+    assert_eq!(none.code, 4, "no key: {none:?}");
+    let alice = cronhook(url, &["--api-key", ALICE, "apply", "-f", &one]).await;
+    assert_eq!(alice.code, 0, "{alice:?}");
+    let bob = cronhook(url, &["--api-key", BOB, "apply", "-f", &one, "--dry-run"]).await;
+    assert_eq!(bob.code, 2, "bob does not see alice's cron: {bob:?}");
+    assert!(bob.stdout.contains("+ create a"), "{bob:?}");
+
+    let empty = dir.join("shared-empty.toml");
+    std::fs::write(&empty, "set = \"shared\"\n").expect("file");
+    let empty = empty.display().to_string();
+    let pruned = cronhook(url, &["--api-key", BOB, "apply", "-f", &empty, "--prune"]).await;
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    assert!(pruned.stdout.contains("0 to delete"), "{pruned:?}");
+    let kept = cronhook(url, &["--api-key", ALICE, "export", "--set", "shared"]).await;
+    assert_eq!(kept.code, 0, "{kept:?}");
+    assert!(
+        kept.stdout.contains("name = \"a\""),
+        "alice's cron is still there: {kept:?}"
+    );
+}
+
 /// Every crons file docs/files.md shows (```toml crons) applies as written: a dry run
 /// against a daemon with the `agent` graph plans its creates and refuses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,10 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err.to_string()),
             };
         }
+        // Converts files only: no config, no network.
+        Some(Command::ImportCrontab(args)) => {
+            return ExitCode::from(cronhook::crontab::run(&args));
+        }
         other => other.unwrap_or(Command::Serve),
     };
     init_logging(cli.global.log_format);
@@ -51,7 +55,9 @@ fn main() -> ExitCode {
                 println!("migrations applied");
                 drop(store);
             }),
-            Command::CheckConfig | Command::Ops(_) => unreachable!("handled above"),
+            Command::CheckConfig | Command::Ops(_) | Command::ImportCrontab(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {

@@ -36,6 +36,7 @@ use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
 use crate::webhooks::Outbox;
 use crate::webhooks::policy::{SystemResolver, UrlPolicy};
+pub use crons::Cron;
 pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach.

@@ -1,9 +1,12 @@
 //! The ops commands (`cronhook crons|threads|runs|deliveries …`): each is one or two calls to a
 //! running daemon's REST API (never the database), shown as a table or, with `--json`, as
-//! the daemon's JSON. Every failure is an [`OpsError`], turned into one stderr line and its
-//! exit code here and nowhere else.
+//! the daemon's JSON. `apply` and `export` keep a set of crons as a file (`apply`).
+//! Every failure is an [`OpsError`], turned into one stderr line and its exit code here
+//! and nowhere else.
 
+pub mod apply;
 pub mod client;
+pub mod cronfile;
 pub mod render;
 
 use std::io::Write;
@@ -22,20 +25,38 @@ pub use client::{Answer, Client, OpsError, OpsResult};
 
 /// Runs one ops command and prints its outcome; the exit code follows `cli::EXIT_CODES`.
 pub async fn run(args: &ClientArgs, command: OpsCommand) -> ExitCode {
-    let outcome = match Client::new(&args.url, args.api_key.as_ref()) {
-        Ok(client) => execute(&client, command).await,
-        Err(err) => Err(err),
+    let client = match Client::new(&args.url, args.api_key.as_ref()) {
+        Ok(client) => client,
+        Err(err) => return failed(&err),
+    };
+    let outcome = match command {
+        OpsCommand::Apply(apply) => return finished(apply::run(&client, &apply).await),
+        OpsCommand::Export(export) => return finished(apply::export(&client, &export).await),
+        OpsCommand::Crons(command) => crons(&client, command).await,
+        OpsCommand::Threads(command) => threads(&client, command).await,
+        OpsCommand::Runs(command) => runs(&client, command).await,
+        OpsCommand::Deliveries(command) => deliveries(&client, command).await,
     };
     match outcome {
         Ok(shown) => {
             print(&shown, args.json);
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("cronhook: {err}");
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => failed(&err),
     }
+}
+
+/// A command's own exit code, or its failure's.
+fn finished(outcome: OpsResult<u8>) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => failed(&err),
+    }
+}
+
+fn failed(err: &OpsError) -> ExitCode {
+    eprintln!("cronhook: {err}");
+    ExitCode::from(err.exit_code())
 }
 
 /// What a command got back and how a person sees it.
@@ -72,15 +93,6 @@ enum View {
     Object,
     /// A sentence for answers without a body (delete).
     Message(String),
-}
-
-async fn execute(client: &Client, command: OpsCommand) -> OpsResult<Shown> {
-    match command {
-        OpsCommand::Crons(command) => crons(client, command).await,
-        OpsCommand::Threads(command) => threads(client, command).await,
-        OpsCommand::Runs(command) => runs(client, command).await,
-        OpsCommand::Deliveries(command) => deliveries(client, command).await,
-    }
 }
 
 async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod history;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,24 @@ enum Bench {
         /// `thread`: each cron on a thread of its own, whose state grows with every run.
         #[arg(long, default_value = "stateless")]
         kind: String,
+    },
+    /// Creates `crons` crons, writes `entries` history entries for `with_history` of them and
+    /// a failed last run for `failing` of them into the daemon's SQLite file, then times a
+    /// history page and the failing-crons search and count (`requests` each, sequential).
+    History {
+        #[arg(long, default_value_t = 100_000)]
+        crons: u64,
+        #[arg(long, default_value_t = 1_000)]
+        with_history: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 1_000)]
+        failing: u64,
+        #[arg(long, default_value_t = 1_000)]
+        requests: u64,
+        /// The daemon's database (written to: `sqlite://…/cronhook.db?mode=rw`).
+        #[arg(long)]
+        database_url: String,
     },
     /// Starts `rate` stateless runs/s for `seconds`, each with a webhook to a receiver in
     /// this process; reports run-end-to-arrival latency.
@@ -177,6 +196,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 kind == "thread",
             )
             .await?
+        }
+        Bench::History {
+            crons,
+            with_history,
+            entries,
+            failing,
+            requests,
+            database_url,
+        } => {
+            let sizes = history::Sizes {
+                crons,
+                with_history,
+                entries,
+                failing,
+                requests,
+            };
+            history::run(&client, &args.url, &database_url, &sizes).await?
         }
         Bench::Webhooks { rate, seconds } => {
             webhooks::at_rate(&client, &args.url, rate, seconds).await?

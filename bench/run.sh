@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
-#   SECTIONS="api runs fires webhooks load"   which parts to run (default: all five)
+#   SECTIONS="api runs fires webhooks load history"   which parts to run (default: all six)
 #   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
 #   CRONHOOK_BIN=path/to/cronhook   the daemon measured (default: this tree's release build),
 #                                   e.g. an older commit's build for a back-to-back comparison
@@ -45,7 +45,7 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
-SECTIONS="${SECTIONS:-api runs fires webhooks load}"
+SECTIONS="${SECTIONS:-api runs fires webhooks load history}"
 
 # A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT [ARGS];
 # sets dpid, dport.
@@ -105,6 +105,18 @@ if [[ $SECTIONS == *load* ]]; then
   cpu_after="$(awk '{print $14+$15}' "/proc/$dpid/stat")"; t_after="$(date +%s%N)"
   echo "{\"server\":\"cronhook\",\"stored\":$(( ${LOAD_CRONS:-100000} + 1000 )),\"while\":\"1,000 crons firing every second\",\"rss_mb\":$(rss_mb "$dpid"),\"cpu_percent\":$(awk -v c=$((cpu_after - cpu_before)) -v t=$((t_after - t_before)) 'BEGIN {printf "%.1f", c / (t / 1e9) }')}"
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$ldir"
+fi
+
+if [[ $SECTIONS == *history* ]]; then
+  # Issue 18: a history page with 1,000,000 entries stored (1,000 crons x 1,000, the default
+  # keep_per_cron) and the failing-crons search and count at 100,000 crons (1 % failing).
+  # The reference keeps no history: nothing to compare.
+  hdir="$(mktemp -d)"
+  start_daemon "$hdir" '[graphs.agent]\nkind = "echo"\n'
+  "$BENCH" --url "http://127.0.0.1:$dport" history --crons 100000 --entries 1000000 \
+    --database-url "sqlite://$hdir/cronhook.db?mode=rw" | label cronhook 100000
+  echo "{\"server\":\"cronhook\",\"after\":\"history\",\"rss_mb\":$(rss_mb "$dpid"),\"db_mb\":$(du -sm "$hdir" | cut -f1)}"
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$hdir"
 fi
 
 if [[ $SECTIONS == *runs* ]]; then

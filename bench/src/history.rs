@@ -31,6 +31,8 @@ pub struct Sizes {
     pub failing: u64,
     /// Requests per measured shape.
     pub requests: u64,
+    /// Measure what an earlier run stored, without creating or writing anything.
+    pub measure_only: bool,
 }
 
 pub async fn run(
@@ -39,7 +41,9 @@ pub async fn run(
     database_url: &str,
     sizes: &Sizes,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    create(client, url, sizes.crons, 32).await?.print();
+    if !sizes.measure_only {
+        create(client, url, sizes.crons, 32).await?.print();
+    }
     let db = Database::connect(database_url).await?;
     let ids: Vec<String> = cron::Entity::find()
         .all(&db)
@@ -51,6 +55,18 @@ pub async fn run(
         return Err(format!("{} crons stored, {} expected", ids.len(), sizes.crons).into());
     }
 
+    if !sizes.measure_only {
+        fill(&db, &ids, sizes).await?;
+    }
+    measure(client, url, &ids, sizes).await
+}
+
+/// Writes the history entries and the failing crons' last run.
+async fn fill(
+    db: &sea_orm::DatabaseConnection,
+    ids: &[String],
+    sizes: &Sizes,
+) -> Result<(), Box<dyn std::error::Error>> {
     let filled = Instant::now();
     let per_cron = sizes.entries / sizes.with_history.max(1);
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -60,13 +76,13 @@ pub async fn run(
             batch.push(entry(cron_id, now_ms, n));
             if batch.len() == ROWS_PER_INSERT {
                 cron_fire::Entity::insert_many(std::mem::take(&mut batch))
-                    .exec(&db)
+                    .exec(db)
                     .await?;
             }
         }
     }
     if !batch.is_empty() {
-        cron_fire::Entity::insert_many(batch).exec(&db).await?;
+        cron_fire::Entity::insert_many(batch).exec(db).await?;
     }
     let failing: Vec<String> = ids
         .iter()
@@ -80,7 +96,7 @@ pub async fn run(
             .col_expr(cron::Column::LastRunAt, Expr::value(now_ms))
             .col_expr(cron::Column::ConsecutiveFailures, Expr::value(3))
             .filter(cron::Column::CronId.is_in(chunk.to_vec()))
-            .exec(&db)
+            .exec(db)
             .await?;
     }
     println!(
@@ -89,7 +105,17 @@ pub async fn run(
                "crons": ids.len(), "failing": failing.len(),
                "seconds": filled.elapsed().as_secs_f64().round()})
     );
+    Ok(())
+}
 
+/// Times a history page (all entries, and failed runs only) and the failing-crons search
+/// and count, `sizes.requests` each, one request at a time.
+async fn measure(
+    client: &reqwest::Client,
+    url: &str,
+    ids: &[String],
+    sizes: &Sizes,
+) -> Result<(), Box<dyn std::error::Error>> {
     let history_of = |i: u64| {
         format!(
             "{url}/runs/crons/{}/history?limit=50",

@@ -79,6 +79,9 @@ enum Bench {
         /// The daemon's database (written to: `sqlite://…/cronhook.db?mode=rw`).
         #[arg(long)]
         database_url: String,
+        /// Only measure, on what an earlier run created and wrote.
+        #[arg(long)]
+        measure_only: bool,
     },
     /// Starts `rate` stateless runs/s for `seconds`, each with a webhook to a receiver in
     /// this process; reports run-end-to-arrival latency.
@@ -204,6 +207,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             failing,
             requests,
             database_url,
+            measure_only,
         } => {
             let sizes = history::Sizes {
                 crons,
@@ -211,6 +215,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 entries,
                 failing,
                 requests,
+                measure_only,
             };
             history::run(&client, &args.url, &database_url, &sizes).await?
         }

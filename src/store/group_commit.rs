@@ -27,6 +27,7 @@ use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, T
 use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
+use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::runs::{
     Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
@@ -437,6 +438,14 @@ async fn finish_all(
     if finishes.is_empty() {
         return Ok(());
     }
+    // Their crons' history and last run are written below: crons first, as fires take them.
+    lock_crons(
+        txn,
+        finishes
+            .iter()
+            .filter_map(|finish| finish.run.cron_id.clone()),
+    )
+    .await?;
     let mut deliveries = Vec::new();
     let done = finish_throwaway(txn, &finishes, answers, &mut deliveries, now).await?;
     let rest: Vec<&Finish> = finishes

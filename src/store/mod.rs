@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod fires;
 mod group_commit;
 pub mod history;
+mod one_process;
 pub mod runs;
 pub mod threads;
 
@@ -34,6 +35,9 @@ pub enum Error {
     /// The database server cannot be reached or refuses us; says where and why.
     #[error("{0}")]
     Unreachable(String),
+    /// The SQLite file is another process's (see `one_process`); says which.
+    #[error("{0}")]
+    InUse(String),
     #[error("database error: {0}")]
     Db(DbErr),
 }
@@ -189,6 +193,8 @@ pub struct Store {
     writer: group_commit::Writer,
     /// `[[alerts.routes]]`, shared with the writer.
     alert_routes: alerts::AlertRoutes,
+    /// A SQLite file's lock, held while any clone of the store lives.
+    _one_process: Option<std::sync::Arc<one_process::OneProcess>>,
 }
 
 impl Store {
@@ -201,6 +207,7 @@ impl Store {
 
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
         if url.starts_with("sqlite:") {
+            let one_process = one_process::OneProcess::take(url)?.map(std::sync::Arc::new);
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, max_connections, false)).await?;
             let alert_routes = alerts::AlertRoutes::default();
@@ -211,6 +218,7 @@ impl Store {
                 write,
                 backend: Backend::Sqlite,
                 assistant_metadata: Default::default(),
+                _one_process: one_process,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             probe_postgres(url).await?;
@@ -229,6 +237,7 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 assistant_metadata: Default::default(),
+                _one_process: None,
             })
         } else {
             Err(Error::Db(DbErr::Custom(format!(

@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod cli;
 mod examples;
+mod faults;
 mod files;
 mod history;
 mod limits;

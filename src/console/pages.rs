@@ -144,7 +144,7 @@ pub async fn overview(
                 @if failed.is_empty() {
                     p.muted { "No enabled cron's last run failed." }
                 } @else {
-                    div.table-wrap { table {
+                    div.table-wrap tabindex="0" role="region" aria-label="Crons that failed most recently" { table {
                         thead { tr { th scope="col" { "Cron" } th scope="col" { "Schedule" } th scope="col" { "Last run" } th scope="col" { "Failures in a row" } } }
                         tbody {
                             @for cron in &failed {
@@ -164,9 +164,10 @@ pub async fn overview(
     Ok(page(&viewer, "Overview", Nav::Overview, body))
 }
 
-/// The first block of an id, enough to tell ids apart on a page.
+/// The last 8 digits of an id, enough to tell ids apart on a page (ids are UUIDv7: their
+/// first digits are the time, shared by ids made in the same minute).
 pub fn short(id: &str) -> &str {
-    id.split('-').next().unwrap_or(id)
+    id.get(id.len().saturating_sub(8)..).unwrap_or(id)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -283,7 +284,7 @@ pub async fn crons(
             div { a.button.primary href="/ui/crons/new" { "New cron" } }
         }
         div #crons-live data-live="" {
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Crons" { table {
                 thead { tr {
                     th scope="col" { "Cron" } th scope="col" { "Schedule" } th scope="col" { "Timezone" }
                     th scope="col" { "Next run" } th scope="col" { "Last status" } th scope="col" { "Last 30" }
@@ -444,7 +445,7 @@ pub async fn cron(
             section aria-labelledby="h-history" {
                 h2 #h-history { "History" }
                 (line(&lateness, &format!("Lateness of the last {} entries, oldest first", lateness.len()), "ms", "oldest → newest"))
-                div.table-wrap { table #history {
+                div.table-wrap tabindex="0" role="region" aria-label="History" { table #history {
                     thead { tr {
                         th scope="col" { "Instant" } th scope="col" { "Outcome" } th scope="col" { "Lateness" }
                         th scope="col" { "Duration" } th scope="col" { "Error" } th scope="col" { "Webhook" }
@@ -499,7 +500,7 @@ fn delivery_table(
         @if deliveries.is_empty() {
             p.muted { "No deliveries." }
         } @else {
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Deliveries" { table {
                 thead { tr {
                     th scope="col" { "Delivery" } th scope="col" { "Kind" } th scope="col" { "Status" }
                     th scope="col" { "Attempts" } th scope="col" class="hide-narrow" { "URL" } th scope="col" { "Last error" }
@@ -526,7 +527,7 @@ fn delivery_table(
                                 }
                             }
                             td.hide-narrow.small { code { (d.url) } }
-                            td.small { (d.last_status_code.map(|c| format!("HTTP {c} ")).unwrap_or_default()) (d.last_error.as_deref().unwrap_or("")) }
+                            td.small { (d.last_error.clone().or(d.last_status_code.filter(|c| !(200..300).contains(c)).map(|c| format!("HTTP {c}"))).unwrap_or_default()) }
                             td { (time(d.created_at, true)) }
                             td {
                                 form method="post" action=(format!("/ui/deliveries/{}/retry", d.delivery_id)) {

@@ -182,11 +182,11 @@ pub fn strip(outcomes: &[(FireOutcome, Option<RunStatus>)]) -> Markup {
 
 /// A bar chart of counts, with its label for assistive technology.
 pub fn bars(values: &[u64], label: &str, x_caption: &str) -> Markup {
-    let (w, h, pad) = (600.0_f64, 140.0_f64, 20.0_f64);
+    let (w, h, pad) = (600.0_f64, 110.0_f64, 16.0_f64);
     let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
     let step = (w - pad) / values.len().max(1) as f64;
     html! {
-        svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {w} {h}")) preserveAspectRatio="none" {
+        svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {w} {h}")) {
             title { (label) }
             line.axis x1=(pad) y1=(h - pad) x2=(w) y2=(h - pad) {}
             text x="2" y="12" { (max as u64) }
@@ -202,7 +202,7 @@ pub fn bars(values: &[u64], label: &str, x_caption: &str) -> Markup {
 
 /// A line of values (gaps where there is none), e.g. lateness per minute in milliseconds.
 pub fn line(values: &[Option<f64>], label: &str, unit: &str, x_caption: &str) -> Markup {
-    let (w, h, pad) = (600.0_f64, 140.0_f64, 20.0_f64);
+    let (w, h, pad) = (600.0_f64, 110.0_f64, 16.0_f64);
     let max = values
         .iter()
         .flatten()
@@ -227,7 +227,7 @@ pub fn line(values: &[Option<f64>], label: &str, unit: &str, x_caption: &str) ->
         }
     }
     html! {
-        svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {w} {h}")) preserveAspectRatio="none" {
+        svg.chart role="img" aria-label=(label) viewBox=(format!("0 0 {w} {h}")) {
             title { (label) }
             line.axis x1=(pad) y1=(h - pad) x2=(w) y2=(h - pad) {}
             text x="2" y="12" { (format!("{max:.0} {unit}")) }

@@ -102,9 +102,15 @@ fn time_words(second: Option<&Field>, minute: &Field, hour: &Field) -> String {
             Some(_) => words.push("of every minute".to_string()),
         }
     } else {
+        let of = if second.is_some() { "of " } else { "" };
         match step(minute, 0, 60) {
-            Some(k) => words.push(format!("every {k} minutes")),
-            None => words.push(format!("at minute {}", plain_list(&minute.list()))),
+            Some(k) if of.is_empty() => words.push(format!("every {k} minutes")),
+            Some(k) => words.push(format!("of every {} minute", ordinal(k))),
+            None => words.push(format!(
+                "{}minute {}",
+                if of.is_empty() { "at " } else { of },
+                plain_list(&minute.list())
+            )),
         }
     }
     if !hour.star {
@@ -167,6 +173,18 @@ fn day_words(dom: &Field, dow: &Field) -> Option<String> {
         sides.push(ranges(&days, &|d| DAYS[(d as usize) % 7].to_string()));
     }
     (!sides.is_empty()).then(|| sides.join(" or "))
+}
+
+/// 2nd, 3rd, 5th, 21st…
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 fn is_range(values: &[u64]) -> bool {
@@ -249,5 +267,8 @@ mod tests {
         );
         assert_eq!(words("0 0 * * 0,6"), "at 00:00, Sunday and Saturday");
         assert_eq!(words("15 10 * * * 30"), "at 10:15:30");
+        assert_eq!(words("*/5 * * * * *"), "every second of every 5th minute");
+        assert_eq!(words("30 * * * * */10"), "every 10 seconds of minute 30");
+        assert_eq!(words("*/2 * * * * 0"), "at second 0 of every 2nd minute");
     }
 }

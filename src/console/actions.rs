@@ -39,6 +39,7 @@ pub struct CronForm {
 
 /// A form error and the field it belongs to (`None`: the form as a whole).
 struct FormError {
+    status: StatusCode,
     field: Option<&'static str>,
     detail: String,
 }
@@ -71,6 +72,7 @@ fn json_field(text: &str, field: &'static str, label: &str) -> Result<Option<Val
     serde_json::from_str(text)
         .map(Some)
         .map_err(|err| FormError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
             field: Some(field),
             detail: format!("{label}: not valid JSON ({err})"),
         })
@@ -120,6 +122,7 @@ fn body_of(form: &CronForm, edit: bool) -> Result<Map<String, Value>, FormError>
         "" => {}
         count => {
             let count: i64 = count.parse().map_err(|_| FormError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
                 field: Some("pause_after_failures"),
                 detail: format!("pause_after_failures: '{count}' is not a whole number"),
             })?;
@@ -131,6 +134,7 @@ fn body_of(form: &CronForm, edit: bool) -> Result<Map<String, Value>, FormError>
 
 fn api_error(err: ApiError) -> FormError {
     FormError {
+        status: err.status,
         field: field_of(&err.detail),
         detail: err.detail,
     }
@@ -170,7 +174,7 @@ pub async fn create(
     match result {
         Ok(cron_id) => Redirect::to(&format!("/ui/crons/{cron_id}?done=created")).into_response(),
         Err(err) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
+            err.status,
             form_page(&state, &viewer, None, &form, Some(&err)),
         )
             .into_response(),
@@ -247,9 +251,12 @@ pub async fn edit(
     .await;
     match result {
         Ok(()) => Redirect::to(&format!("/ui/crons/{cron_id}?done=saved")).into_response(),
-        Err(err) if err.field.is_none() => Failure(ApiError::invalid(err.detail)).into_response(),
+        // Not found (or gone): no form to show again.
+        Err(err) if err.status == StatusCode::NOT_FOUND => {
+            Failure(ApiError::new(err.status, err.detail)).into_response()
+        }
         Err(err) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
+            err.status,
             form_page(&state, &viewer, Some(&cron_id), &form, Some(&err)),
         )
             .into_response(),

@@ -30,6 +30,7 @@ pub fn page(viewer: &Viewer, title: &str, nav: Nav, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
+                meta name="csrf-token" content=(viewer.csrf);
                 title { (title) " · cronhook" }
                 link rel="stylesheet" href=(CSS.path);
                 script src=(JS.path) defer {}

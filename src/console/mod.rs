@@ -119,7 +119,7 @@ async fn guard(
             ));
         }
     };
-    let request = if request.method() == Method::GET {
+    let request = if matches!(*request.method(), Method::GET | Method::HEAD) {
         request
     } else {
         match check_csrf(request, &viewer.csrf).await {

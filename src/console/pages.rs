@@ -636,16 +636,23 @@ pub async fn deliveries(
 /// committed (at most one a second), a comment every 15 s to keep proxies from closing.
 pub async fn stream(State(state): State<AppState>, _viewer: Viewer) -> Response {
     let watcher = state.store.changes().watch();
-    let events = futures_util::stream::unfold(watcher, |mut watcher| async move {
-        let frame = match tokio::time::timeout(Duration::from_secs(15), watcher.changed()).await {
-            Ok(()) => {
-                // Changes come in bursts around whole seconds: one signal covers a burst.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                Bytes::from_static(b"event: change\ndata: {}\n\n")
-            }
-            Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-        };
-        Some((Ok::<Bytes, std::io::Error>(frame), watcher))
+    // A shutdown ends the stream, so an open page does not hold the server's drain.
+    let draining = state.draining.clone();
+    let events = futures_util::stream::unfold(watcher, move |mut watcher| {
+        let draining = draining.clone();
+        async move {
+            let quiet = tokio::time::sleep(Duration::from_secs(15));
+            let frame = tokio::select! {
+                () = watcher.changed() => {
+                    // Changes come in bursts around whole seconds: one signal covers a burst.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Bytes::from_static(b"event: change\ndata: {}\n\n")
+                }
+                () = quiet => Bytes::from_static(b": keep-alive\n\n"),
+                () = draining.cancelled() => return None,
+            };
+            Some((Ok::<Bytes, std::io::Error>(frame), watcher))
+        }
     });
     let mut response = Body::from_stream(events).into_response();
     let headers = response.headers_mut();

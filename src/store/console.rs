@@ -2,7 +2,7 @@
 //! overview's counts and last hour of fires, and the last outcomes of a page of crons. Each
 //! is scoped like the API (another identity's crons and deliveries are not counted).
 
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
@@ -37,29 +37,44 @@ pub struct RecentFire {
 pub const MAX_RECENT_FIRES: u64 = 20_000;
 
 impl Store {
+    /// The overview's counts: the crons' three in one pass over the table (the overview
+    /// of 100,000 crons reads them once, not three times), the deliveries' by their status.
     pub async fn console_counts(&self, scope: &Scope) -> Result<Counts> {
-        let with = |enabled: Option<bool>, failing: bool| CronFilter {
-            enabled,
-            failing,
-            scope: scope.clone(),
-            ..CronFilter::default()
-        };
-        let (enabled, paused, failing) = (
-            with(Some(true), false),
-            with(Some(false), false),
-            with(None, true),
-        );
-        let (enabled, paused, failing, deliveries_pending, deliveries_failed) = tokio::try_join!(
-            self.count_crons(&enabled),
-            self.count_crons(&paused),
-            self.count_crons(&failing),
+        let failed: Vec<String> = RunStatus::FAILED
+            .iter()
+            .map(|status| format!("'{}'", status.as_str()))
+            .collect();
+        let crons = cron::Entity::find()
+            .select_only()
+            .column_as(
+                Expr::cust("COALESCE(SUM(CASE WHEN enabled THEN 1 ELSE 0 END), 0)"),
+                "enabled",
+            )
+            .column_as(
+                Expr::cust("COALESCE(SUM(CASE WHEN enabled THEN 0 ELSE 1 END), 0)"),
+                "paused",
+            )
+            .column_as(
+                Expr::cust(format!(
+                    "COALESCE(SUM(CASE WHEN enabled AND last_run_status IN ({}) THEN 1 ELSE 0 END), 0)",
+                    failed.join(", ")
+                )),
+                "failing",
+            )
+            .filter(scope.condition(cron::Column::UserId))
+            .into_tuple::<(i64, i64, i64)>()
+            .one(&self.read);
+        let (crons, deliveries_pending, deliveries_failed) = tokio::try_join!(
+            async { Ok(crons.await?) },
             self.count_scoped_deliveries(DeliveryStatus::Pending, scope),
             self.count_scoped_deliveries(DeliveryStatus::Failed, scope),
         )?;
+        let (enabled, paused, failing) = crons.unwrap_or_default();
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
         Ok(Counts {
-            enabled,
-            paused,
-            failing,
+            enabled: count(enabled),
+            paused: count(paused),
+            failing: count(failing),
             deliveries_pending,
             deliveries_failed,
         })

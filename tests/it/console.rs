@@ -421,3 +421,91 @@ async fn a_disabled_console_is_not_served() {
     let (status, body) = daemon.get("/ui").await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// The console's own queries (overview counts, text search, metadata and state filters)
+/// on both backends, scoped to the identity.
+async fn overview_and_search_on_the_backend(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(&storage, &keys()).await;
+    let mut ids = Vec::new();
+    for (schedule, team) in [
+        ("0 9 * * *", "blue"),
+        ("0 10 * * *", "red"),
+        ("0 11 * * *", "100%_x"),
+    ] {
+        let (status, cron) = daemon
+            .send_as(
+                Some(ALICE),
+                Method::POST,
+                "/runs/crons",
+                Some(&json!({"assistant_id": "agent", "schedule": schedule, "input": {}, "metadata": {"team": team}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{cron}");
+        ids.push(cron["cron_id"].as_str().expect("id").to_string());
+    }
+    let bobs = create(&daemon, BOB, "0 12 * * *").await;
+    let (status, _) = daemon
+        .send_as(
+            Some(ALICE),
+            Method::PATCH,
+            &format!("/runs/crons/{}", ids[1]),
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let mut alice = Visitor::new(&daemon);
+    alice.log_in(ALICE).await;
+    let (_, _, overview) = alice.get("/ui").await;
+    let count = |label: &str| {
+        let marker = format!("</span><span class=\"l\">{label}</span>");
+        let end = overview.find(&marker).expect("a count");
+        let start = overview[..end].rfind('>').expect("tag") + 1;
+        overview[start..end].to_string()
+    };
+    assert_eq!(
+        (count("enabled"), count("paused"), count("failing")),
+        ("2".into(), "1".into(), "0".into())
+    );
+
+    let listed = |page: &str| -> Vec<bool> {
+        ids.iter()
+            .chain([&bobs])
+            .map(|id| page.contains(&id[id.len() - 8..]))
+            .collect()
+    };
+    let (_, _, page) = alice.get("/ui/crons?q=RED").await;
+    assert_eq!(
+        listed(&page),
+        [false, true, false, false],
+        "case-insensitive, in metadata"
+    );
+    let (_, _, page) = alice.get("/ui/crons?q=0+11").await;
+    assert_eq!(
+        listed(&page),
+        [false, false, true, false],
+        "in the schedule"
+    );
+    let (_, _, page) = alice.get("/ui/crons?q=100%25_").await;
+    assert_eq!(
+        listed(&page),
+        [false, false, true, false],
+        "% and _ are literal"
+    );
+    let (_, _, page) = alice.get("/ui/crons?q=0+1").await;
+    assert_eq!(
+        listed(&page),
+        [false, true, true, false],
+        "never another identity's"
+    );
+    let (_, _, page) = alice.get("/ui/crons?status=paused").await;
+    assert_eq!(listed(&page), [false, true, false, false]);
+    let (_, _, page) = alice.get("/ui/crons?meta=team%3Dblue").await;
+    assert_eq!(listed(&page), [true, false, false, false]);
+    let (status, _, page) = alice.get("/ui/crons?meta=nokey").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is not key=value"), "{page}");
+}
+
+on_both_backends!(overview_and_search_on_the_backend);

@@ -4,6 +4,7 @@
 (function () {
   function rel(ms) {
     var s = Math.round(ms / 1000), a = Math.abs(s), t;
+    if (a === 0) return "now";
     if (a < 60) t = a + " s"; else if (a < 3600) t = Math.round(a / 60) + " min";
     else if (a < 86400) t = Math.round(a / 3600) + " h"; else t = Math.round(a / 86400) + " d";
     return s >= 0 ? "in " + t : t + " ago";

@@ -128,6 +128,7 @@ async fn guard(
         }
     };
     let mut request = request;
+    tracing::Span::current().record("identity", viewer.caller.identity.as_deref());
     request.extensions_mut().insert(viewer);
     let mut response = next.run(request).await;
     if let Some(id) = new_session {

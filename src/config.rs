@@ -43,6 +43,43 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub limits: LimitsConfig,
+    pub console: ConsoleConfig,
+    pub docs: DocsConfig,
+}
+
+/// `[console]`: the web console at `/ui`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console.
+    pub enabled: bool,
+    /// How long a console login lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// `[docs]`: Swagger UI (`/docs`) and the OpenAPI document (`/openapi.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocsConfig {
+    /// Serve the page, its files and the document without an API key (they hold no data;
+    /// the calls made from the page still need one).
+    pub public: bool,
+}
+
+impl Default for DocsConfig {
+    fn default() -> Self {
+        DocsConfig { public: true }
+    }
 }
 
 /// `[limits]`: bounds on what one request or one identity may ask for, so no caller can
@@ -527,6 +564,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             limits: LimitsConfig::default(),
+            console: ConsoleConfig::default(),
+            docs: DocsConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;
 pub mod config;
+pub(crate) mod console;
 pub mod crontab;
 pub mod daemon;
 pub(crate) mod housekeeping;

@@ -94,7 +94,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn trigger(
+pub(crate) async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -389,7 +389,7 @@ impl From<SortBy> for CronSort {
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn create_stateless(
+pub(crate) async fn create_stateless(
     State(state): State<AppState>,
     caller: Caller,
     RawJson(body): RawJson,
@@ -564,7 +564,7 @@ async fn get_one(
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn patch(
+pub(crate) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -698,7 +698,7 @@ async fn patch(
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -740,6 +740,7 @@ async fn search(
         metadata: state.filter("metadata", request.metadata)?,
         last_run_status: request.last_run_status,
         scope: caller.scope(),
+        ..CronFilter::default()
     };
     // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
     let sort = match request.sort_by {
@@ -781,6 +782,7 @@ async fn count(
         metadata: state.filter("metadata", request.metadata)?,
         last_run_status: request.last_run_status,
         scope: caller.scope(),
+        ..CronFilter::default()
     };
     Ok(Json(state.store.count_crons(&filter).await?))
 }

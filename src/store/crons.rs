@@ -38,6 +38,12 @@ pub struct CronFilter {
     pub metadata: Option<Map<String, Value>>,
     pub last_run_status: Option<RunStatus>,
     pub scope: Scope,
+    /// Enabled crons whose last run failed (the console's "failing").
+    pub failing: bool,
+    /// Words found (case-insensitively) in the id, schedule, time zone or metadata.
+    pub text: Option<String>,
+    /// Crons of any of these assistants (the assistants whose graph name matched `text`).
+    pub text_assistants: Vec<String>,
 }
 
 impl Store {
@@ -210,7 +216,47 @@ impl Store {
         if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
             condition = condition.add(self.json_contains("metadata", metadata));
         }
+        if filter.failing {
+            condition = condition
+                .add(Column::Enabled.eq(true))
+                .add(Column::LastRunStatus.is_in(RunStatus::FAILED));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            condition = condition.add(self.text_condition(text.trim(), &filter.text_assistants));
+        }
         condition
+    }
+
+    /// A substring search over the columns a person would type from. Not indexed (a
+    /// substring cannot be): the page's `LIMIT` stops the scan once it is full.
+    fn text_condition(&self, text: &str, assistants: &[String]) -> Condition {
+        let escaped: String = text
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let like = match self.backend {
+            Backend::Postgres => {
+                |column: &str| format!("CAST(\"{column}\" AS TEXT) ILIKE $1 ESCAPE '\\'")
+            }
+            Backend::Sqlite => {
+                |column: &str| format!("CAST(\"{column}\" AS TEXT) LIKE ? ESCAPE '\\'")
+            }
+        };
+        let mut any = Condition::any();
+        for column in ["cron_id", "schedule", "timezone", "metadata"] {
+            any = any.add(sea_orm::sea_query::Expr::cust_with_values(
+                like(column),
+                [pattern.clone()],
+            ));
+        }
+        if !assistants.is_empty() {
+            any = any.add(Column::AssistantId.is_in(assistants.iter().cloned()));
+        }
+        any
     }
 }
 

@@ -146,10 +146,14 @@ impl Store {
                 .fire_batched(fires, now, make_run, claim, slots)
                 .await?
         {
+            self.changes.touch();
             return Ok(fired);
         }
-        self.fire_one_by_one(fires, now, make_run, claim, slots)
-            .await
+        let fired = self
+            .fire_one_by_one(fires, now, make_run, claim, slots)
+            .await;
+        self.changes.touch();
+        fired
     }
 
     /// The fast path: claims each cron, then inserts every fire-log row, thread and run of

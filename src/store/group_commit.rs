@@ -83,9 +83,13 @@ enum Answer {
 
 impl Writer {
     /// Starts the writer task on `db` (the store's write connection).
-    pub(super) fn spawn(db: DatabaseConnection, routes: AlertRoutes) -> Writer {
+    pub(super) fn spawn(
+        db: DatabaseConnection,
+        routes: AlertRoutes,
+        changes: super::changes::Changes,
+    ) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, routes, queue));
+        tokio::spawn(write_loop(db, routes, changes, queue));
         Writer { jobs }
     }
 
@@ -149,6 +153,7 @@ fn stopped() -> Error {
 async fn write_loop(
     db: DatabaseConnection,
     routes: AlertRoutes,
+    changes: super::changes::Changes,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -167,6 +172,7 @@ async fn write_loop(
                 }
             }
         }
+        changes.touch();
     }
 }
 

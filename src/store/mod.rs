@@ -3,6 +3,8 @@
 
 pub mod alerts;
 pub mod assistants;
+pub mod changes;
+pub mod console;
 pub mod crons;
 pub mod deliveries;
 pub mod fires;
@@ -195,9 +197,16 @@ pub struct Store {
     alert_routes: alerts::AlertRoutes,
     /// A SQLite file's lock, held while any clone of the store lives.
     _one_process: Option<std::sync::Arc<one_process::OneProcess>>,
+    /// Told after fires, run writes and delivery attempts commit (for the console's live pages).
+    changes: changes::Changes,
 }
 
 impl Store {
+    /// The signal of committed changes the console's live pages wait on.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.changes
+    }
+
     /// Connects and applies pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
         let store = Self::connect(url, max_connections).await?;
@@ -211,10 +220,16 @@ impl Store {
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, max_connections, false)).await?;
             let alert_routes = alerts::AlertRoutes::default();
+            let changes = changes::Changes::default();
             Ok(Store {
                 read,
-                writer: group_commit::Writer::spawn(write.clone(), alert_routes.clone()),
+                writer: group_commit::Writer::spawn(
+                    write.clone(),
+                    alert_routes.clone(),
+                    changes.clone(),
+                ),
                 alert_routes,
+                changes,
                 write,
                 backend: Backend::Sqlite,
                 assistant_metadata: Default::default(),
@@ -230,10 +245,16 @@ impl Store {
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
             let alert_routes = alerts::AlertRoutes::default();
+            let changes = changes::Changes::default();
             Ok(Store {
                 read: pool.clone(),
-                writer: group_commit::Writer::spawn(pool.clone(), alert_routes.clone()),
+                writer: group_commit::Writer::spawn(
+                    pool.clone(),
+                    alert_routes.clone(),
+                    changes.clone(),
+                ),
                 alert_routes,
+                changes,
                 write: pool,
                 backend: Backend::Postgres,
                 assistant_metadata: Default::default(),

@@ -11,6 +11,7 @@ mod alerts;
 mod api;
 mod auth;
 mod cli;
+mod console;
 mod examples;
 mod faults;
 mod files;

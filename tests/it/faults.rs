@@ -1,7 +1,12 @@
 //! Faults an operator meets: a second daemon pointed at a SQLite file that a running daemon
-//! holds.
+//! holds, and PostgreSQL going away under a running daemon.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use entity::states::FireOutcome;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
 
 use crate::common::{Backend, Daemon, Storage, free_port};
 
@@ -36,4 +41,188 @@ async fn a_second_daemon_on_one_sqlite_file_refuses_to_start() {
     let second = Daemon::start(&storage).await;
     let (status, _) = second.get("/ok").await;
     assert_eq!(status, 200, "the lock went with the killed process");
+}
+
+/// A TCP link on loopback between the daemon and PostgreSQL: `cut` closes every connection
+/// through it and refuses new ones (the database is away, as in a restart or a partition),
+/// `restore` lets connections through again on the same port.
+struct Link {
+    port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Link {
+    async fn open(target: u16) -> Link {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind link");
+        let port = listener.local_addr().expect("addr").port();
+        Link {
+            port,
+            target,
+            task: Some(tokio::spawn(forward(listener, target))),
+        }
+    }
+
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(err) if Instant::now() < deadline => {
+                    eprintln!("rebinding the link: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("cannot rebind the link on {}: {err}", self.port),
+            }
+        };
+        self.task = Some(tokio::spawn(forward(listener, self.target)));
+    }
+}
+
+/// Accepts and pipes each connection to `target`; aborting it drops every pipe.
+async fn forward(listener: tokio::net::TcpListener, target: u16) {
+    let mut pipes = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        pipes.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// PostgreSQL away for 10 s under a running daemon with per-second crons: the daemon stays
+/// up, `/ok` and the API answer 503 with a JSON `detail` naming the database, it is ready
+/// again within 5 s of the database's return, and every instant of every cron is covered by
+/// exactly one history entry (fired, or missed under the cron's misfire policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_recovers_with_nothing_lost() {
+    let real = Storage::new(Backend::Postgres).await;
+    let server = crate::common::postgres::server();
+    let mut link = Link::open(server.port).await;
+    let through_link = Storage {
+        dir: tempfile::tempdir().expect("temp dir"),
+        database_url: real
+            .database_url
+            .replace(&format!(":{}/", server.port), &format!(":{}/", link.port)),
+    };
+    assert_ne!(through_link.database_url, real.database_url);
+    let mut daemon = Daemon::start(&through_link).await;
+    let thread_id = daemon.new_thread().await;
+    let mut crons = Vec::new();
+    for (path, body) in [
+        (
+            format!("/threads/{thread_id}/runs/crons"),
+            json!({"assistant_id": "agent", "schedule": "* * * * * *"}),
+        ),
+        (
+            "/runs/crons".to_string(),
+            json!({"assistant_id": "agent", "schedule": "* * * * * *",
+                   "on_run_completed": "keep", "misfire_policy": "fire_all"}),
+        ),
+    ] {
+        let (status, cron) = daemon.post(&path, &body).await;
+        assert_eq!(status, 200, "{cron}");
+        crons.push(cron["cron_id"].as_str().expect("cron_id").to_string());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    link.cut();
+    let cut_at = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = daemon.get("/ok").await;
+        if status != 200 || cut_at.elapsed() > Duration::from_secs(10) {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("database")),
+        "{body}"
+    );
+    let (status, body) = daemon
+        .post(
+            "/runs/crons",
+            &json!({"assistant_id": "agent", "schedule": "0 0 1 1 *"}),
+        )
+        .await;
+    assert_eq!(status, 503, "a write while the database is away: {body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("database"))
+    );
+    let (status, body) = daemon.get(&format!("/runs/crons/{}", crons[0])).await;
+    assert_eq!(status, 503, "a read while the database is away: {body}");
+    let away = Duration::from_secs(10);
+    tokio::time::sleep(away.saturating_sub(cut_at.elapsed())).await;
+    assert!(
+        daemon.child.try_wait().expect("status").is_none(),
+        "the daemon stays up while the database is away; log: {}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+
+    link.restore().await;
+    let back_at = Instant::now();
+    let back_ms = chrono::Utc::now().timestamp_millis();
+    loop {
+        let (status, body) = daemon.get("/ok").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back_at.elapsed() < Duration::from_secs(5),
+            "not ready within 5 s of the database's return: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(daemon.stop().success());
+
+    let db = sea_orm::Database::connect(real.database_url.as_str())
+        .await
+        .expect("connect");
+    for cron_id in &crons {
+        let cron = entity::cron::Entity::find_by_id(cron_id.clone())
+            .one(&db)
+            .await
+            .expect("read cron")
+            .expect("cron");
+        let entries = entity::cron_fire::Entity::find()
+            .filter(entity::cron_fire::Column::CronId.eq(cron_id.clone()))
+            .order_by_asc(entity::cron_fire::Column::ScheduledFor)
+            .all(&db)
+            .await
+            .expect("history");
+        let mut expected = entries.first().expect("fired").scheduled_for;
+        let mut fired_after_return = 0;
+        for entry in &entries {
+            assert_eq!(entry.scheduled_for, expected, "gap or overlap: {entry:?}");
+            let last = entry.last_scheduled_for.unwrap_or(entry.scheduled_for);
+            expected = last + 1_000;
+            if entry.outcome == FireOutcome::Fired && entry.fired_at >= back_ms {
+                fired_after_return += 1;
+            }
+        }
+        assert_eq!(
+            Some(expected),
+            cron.next_run_at,
+            "no gap up to the next instant"
+        );
+        assert!(
+            fired_after_return >= 2,
+            "{cron_id} fires again: {entries:#?}"
+        );
+    }
 }

@@ -53,6 +53,13 @@ impl From<store::Error> for ApiError {
             store::Error::NotFound(detail) => ApiError::not_found(detail),
             store::Error::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, detail),
             store::Error::LimitReached(detail) => ApiError::invalid(detail),
+            err if err.is_disk_full() => {
+                tracing::error!(error = %err, "the database's disk is full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database's disk is full; writes resume once space is freed",
+                )
+            }
             err if err.is_unavailable() => {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::new(

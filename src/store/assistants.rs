@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set,
+    Set, TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -54,6 +54,8 @@ impl Store {
                 continue;
             }
             let now = now_ms();
+            // A transaction, so that a failed commit is reported (see `create_cron`).
+            let txn = self.write.begin().await?;
             assistant::ActiveModel {
                 assistant_id: Set(id),
                 graph_id: Set(graph_id.to_string()),
@@ -66,8 +68,9 @@ impl Store {
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(&self.write)
+            .insert(&txn)
             .await?;
+            txn.commit().await?;
         }
         let all = Assistants::find().all(&self.write).await?;
         let mut cache = self

@@ -48,40 +48,20 @@ pub struct CronFilter {
 
 impl Store {
     /// Stores a new cron. A thread cron's thread must exist (the foreign key checks it, so
-    /// the insert is one statement, not a read-then-write transaction). With `max_owned`,
-    /// the cron's owner may own at most that many: counted and inserted in one transaction,
-    /// which on PostgreSQL holds a lock per owner so concurrent creates cannot overshoot.
+    /// the insert needs no read first). With `max_owned`, the cron's owner may own at most
+    /// that many: counted and inserted in one transaction.
     pub async fn create_cron(
         &self,
         cron: cron::Model,
         max_owned: Option<u64>,
     ) -> Result<cron::Model> {
         let thread_id = cron.thread_id.clone();
-        let (Some(max), Some(owner)) = (max_owned, cron.user_id.clone()) else {
-            let inserted = cron
-                .into_active_model()
-                .reset_all()
-                .insert(&self.write)
-                .await;
-            return inserted.map_err(|err| insert_error(err, thread_id));
-        };
+        // Always a transaction: SQLite commits a lone INSERT … RETURNING when the statement
+        // is reset, after the row was read, so a failed commit (a full disk) would go
+        // unreported; COMMIT reports it.
         let txn = self.write.begin().await?;
-        if self.backend == Backend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtextextended('cronhook.crons.' || $1, 0))",
-                [owner.clone().into()],
-            ))
-            .await?;
-        }
-        let owned = Crons::find()
-            .filter(Column::UserId.eq(owner))
-            .count(&txn)
-            .await?;
-        if owned >= max {
-            return Err(Error::LimitReached(format!(
-                "This identity owns {owned} crons, its limit (max_crons): delete one or ask for a higher limit"
-            )));
+        if let (Some(max), Some(owner)) = (max_owned, cron.user_id.clone()) {
+            self.check_owned(&txn, &owner, max).await?;
         }
         let model = cron
             .into_active_model()
@@ -91,6 +71,29 @@ impl Store {
             .map_err(|err| insert_error(err, thread_id))?;
         txn.commit().await?;
         Ok(model)
+    }
+
+    /// Refuses a cron beyond `max` owned by `owner`, in the creating transaction (which on
+    /// PostgreSQL holds a lock per owner, so concurrent creates cannot overshoot).
+    async fn check_owned(&self, txn: &DatabaseTransaction, owner: &str, max: u64) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended('cronhook.crons.' || $1, 0))",
+                [owner.into()],
+            ))
+            .await?;
+        }
+        let owned = Crons::find()
+            .filter(Column::UserId.eq(owner))
+            .count(txn)
+            .await?;
+        if owned >= max {
+            return Err(Error::LimitReached(format!(
+                "This identity owns {owned} crons, its limit (max_crons): delete one or ask for a higher limit"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn get_cron(&self, cron_id: &str, scope: &Scope) -> Result<cron::Model> {

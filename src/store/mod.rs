@@ -53,7 +53,25 @@ impl Error {
             Error::Db(DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
         )
     }
+
+    /// The database's disk is full (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`): no
+    /// write can succeed until space is freed; reads still can.
+    pub fn is_disk_full(&self) -> bool {
+        let Error::Db(DbErr::Exec(err) | DbErr::Query(err) | DbErr::Conn(err)) = self else {
+            return false;
+        };
+        let sea_orm::RuntimeErr::SqlxError(err) = err else {
+            return false;
+        };
+        let code = err.as_database_error().and_then(|err| err.code());
+        matches!(code.as_deref(), Some(SQLITE_FULL | PG_DISK_FULL))
+    }
 }
+
+/// `SQLITE_FULL`: "database or disk is full".
+const SQLITE_FULL: &str = "13";
+/// PostgreSQL's SQLSTATE `disk_full`.
+const PG_DISK_FULL: &str = "53100";
 
 /// Every database failure passes here, so the metric counts them all.
 impl From<DbErr> for Error {
@@ -395,6 +413,17 @@ fn sqlite_options(url: &str, max_connections: u32, writer: bool) -> ConnectOptio
             } else {
                 opts
             }
+        })
+        // A COMMIT that fails for want of disk space is rolled back by SQLite itself, so the
+        // driver's ROLLBACK then fails and it goes on counting a transaction that is not
+        // there: its next transaction becomes a savepoint, and a rollback to that savepoint
+        // leaves SQLite inside a transaction that never commits again (every later write
+        // lost at exit). A connection released while the driver counts a transaction is
+        // closed instead of reused; the pool opens a fresh one.
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_release(|conn, _| {
+                Box::pin(async move { Ok(!sea_orm::sqlx::Connection::is_in_transaction(conn)) })
+            })
         });
     options
 }

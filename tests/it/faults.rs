@@ -226,3 +226,173 @@ async fn a_database_outage_answers_503_and_recovers_with_nothing_lost() {
         );
     }
 }
+
+/// Unmounts the tmpfs when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` (e.g. "8m") on a fresh directory; `None` when this process may not
+    /// mount (not root), which CI always is.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = std::env::temp_dir().join(format!(
+            "cronhook-tmpfs-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        status.success().then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The SQLite daemon's disk fills up under per-second crons: writes answer 503 with a JSON
+/// `detail` naming the cause, the daemon stays up, nothing accepted before is lost, firing
+/// resumes once space is freed, and the database passes `PRAGMA integrity_check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let disk = Tmpfs::mount("16m").expect("mount a tmpfs (as root)");
+    let storage = Storage {
+        dir: tempfile::tempdir().expect("temp dir"),
+        database_url: format!("sqlite://{}?mode=rwc", disk.0.join("cronhook.db").display()),
+    };
+    let mut daemon = Daemon::start(&storage).await;
+    let (status, cron) = daemon
+        .post(
+            "/runs/crons",
+            &json!({"assistant_id": "agent", "schedule": "* * * * * *",
+                    "input": {"messages": [{"role": "user", "content": "tick"}]},
+                    "on_run_completed": "keep", "misfire_policy": "fire_all"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cron}");
+    let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Fill what is left of the disk, and again whenever SQLite frees some (a checkpoint
+    // truncating its log), then write crons of 256 KiB until one is refused: a write that
+    // fits in the log's room (left by transactions rolled back) is accepted, and kept.
+    let filler = disk.0.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    let mut fill = move || {
+        use std::io::Write;
+        let chunk = vec![0u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.flush();
+    };
+    let full_at = Instant::now();
+    let (status, body) = loop {
+        fill();
+        let (status, body) = daemon
+            .post(
+                "/runs/crons",
+                &json!({"assistant_id": "agent", "schedule": "0 0 1 1 *",
+                        "metadata": {"pad": "x".repeat(256 * 1024)}}),
+            )
+            .await;
+        if status != 200 || full_at.elapsed() > Duration::from_secs(20) {
+            break (status, body);
+        }
+    };
+    assert_eq!(
+        status,
+        503,
+        "a write on a full disk: {body}; log: {}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("disk is full")),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        daemon.child.try_wait().expect("status").is_none(),
+        "the daemon stays up on a full disk; log: {}",
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
+    );
+
+    drop(fill); // closes the filler: an open file keeps its space
+    std::fs::remove_file(&filler).expect("free the space");
+    let freed_ms = chrono::Utc::now().timestamp_millis();
+    let freed_at = Instant::now();
+    loop {
+        let (status, body) = daemon
+            .post(
+                "/runs/crons",
+                &json!({"assistant_id": "agent", "schedule": "0 0 1 1 *"}),
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            freed_at.elapsed() < Duration::from_secs(5),
+            "writes resume within 5 s of space freed: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = daemon.log.clone();
+    assert!(daemon.stop().success());
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+
+    let db = sea_orm::Database::connect(storage.database_url.as_str())
+        .await
+        .expect("connect");
+    let checked: Vec<String> = {
+        use sea_orm::{ConnectionTrait, Statement};
+        db.query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA integrity_check",
+        ))
+        .await
+        .expect("integrity_check")
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+        .collect()
+    };
+    assert_eq!(checked, ["ok"]);
+    let cron = entity::cron::Entity::find_by_id(cron_id.clone())
+        .one(&db)
+        .await
+        .expect("read cron")
+        .expect("the cron accepted before the disk filled is there");
+    let entries = entity::cron_fire::Entity::find()
+        .filter(entity::cron_fire::Column::CronId.eq(cron_id.clone()))
+        .order_by_asc(entity::cron_fire::Column::ScheduledFor)
+        .all(&db)
+        .await
+        .expect("history");
+    let mut expected = entries.first().expect("fired").scheduled_for;
+    for entry in &entries {
+        assert_eq!(entry.scheduled_for, expected, "gap or overlap: {entry:?}");
+        expected = entry.last_scheduled_for.unwrap_or(entry.scheduled_for) + 1_000;
+    }
+    assert_eq!(
+        Some(expected),
+        cron.next_run_at,
+        "no gap up to the next instant"
+    );
+    let fired_after = entries
+        .iter()
+        .filter(|e| e.outcome == FireOutcome::Fired && e.fired_at >= freed_ms)
+        .count();
+    assert!(fired_after >= 2, "firing resumes: {entries:#?}\nlog: {log}");
+}

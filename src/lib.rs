@@ -9,6 +9,7 @@ pub(crate) mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod generate;
 pub(crate) mod housekeeping;
 pub(crate) mod metrics;
 pub(crate) mod notify;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cronhook::cli::{Cli, Command, LogFormat};
+use cronhook::cli::{Cli, Command, GenerateCommand, LogFormat};
 use cronhook::config::Config;
 use cronhook::parts::Parts;
 use cronhook::{daemon, ops};
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err.to_string()),
             };
         }
+        Some(Command::Generate(command)) => return generate(&command),
         other => other.unwrap_or(Command::Serve),
     };
     init_logging(cli.global.log_format);
@@ -51,7 +52,9 @@ fn main() -> ExitCode {
                 println!("migrations applied");
                 drop(store);
             }),
-            Command::CheckConfig | Command::Ops(_) => unreachable!("handled above"),
+            Command::CheckConfig | Command::Generate(_) | Command::Ops(_) => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {
@@ -73,6 +76,22 @@ fn check_config(config: &Config) -> ExitCode {
         Err(err) => {
             eprintln!("cronhook: invalid config: {err}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes man pages or completions and names each file written.
+fn generate(command: &GenerateCommand) -> ExitCode {
+    match cronhook::generate::run(command) {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cronhook: generate: {err}");
+            ExitCode::FAILURE
         }
     }
 }

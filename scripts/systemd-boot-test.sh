@@ -330,11 +330,12 @@ ok "per-second cron on the command graph: $fired runs ended success in 3 s"
 
 cpus="$(C nproc)"
 if ((cpus > 1)); then
-  # tokio's workers are named tokio-runtime-worker (comm: tokio-runtime-w); each parked at
-  # least once since the start, so each pinned itself.
+  # tokio's worker threads are named tokio-rt-worker (tokio-runtime-worker, cut to
+  # tokio-runtime-w, before tokio 1.48); each parked at least once since the start, so each
+  # pinned itself.
   pid="$(main_pid)"
   masks="$(C sh -c "for t in /proc/$pid/task/*; do
-      [ \"\$(cat \$t/comm)\" = tokio-runtime-w ] && awk '/^Cpus_allowed_list/ {print \$2}' \$t/status; done" | sort)"
+      grep -Eqx 'tokio-rt-worker|tokio-runtime-w' \$t/comm && awk '/^Cpus_allowed_list/ {print \$2}' \$t/status; done; true" | sort)"
   workers="$(wc -l <<<"$masks")"
   distinct="$(sort -u <<<"$masks" | grep -cv '[-,]' || true)"
   [[ $workers == "$cpus" && $distinct == "$cpus" ]] ||

@@ -484,7 +484,9 @@ fi
 if C journalctl --no-pager -o cat -k 2>/dev/null | grep -Ei 'audit.*(seccomp|denied)'; then
   fail "audit denials in the journal (above)"
 fi
-ok "journal: no permission or system-call errors ($(journal -u cronhook -p warning | grep -c . || true) warning lines in all)"
+ok "journal: no permission or system-call errors"
+# For the record: the unit's warnings (the kills above make some).
+journal -u cronhook -p warning | sed 's/^/systemd-boot-test:   warning: /' >&2 || true
 
 # --- remove, then purge
 C env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cronhook >"$WORK/remove.log" 2>&1 ||

@@ -40,13 +40,20 @@ fn generate_man_writes_a_page_per_visible_command() {
         "cronhook-deliveries-retry.1",
     ] {
         let path = dir.path().join(page);
-        assert!(listed.contains(&path.display().to_string()), "{page} not listed: {listed}");
+        assert!(
+            listed.contains(&path.display().to_string()),
+            "{page} not listed: {listed}"
+        );
         assert!(read(&path).starts_with(".ie"), "{page} is not roff");
     }
     let main = read(&dir.path().join("cronhook.1"));
     assert!(main.contains(".TH cronhook 1"), "{main}");
     // The page says what --help says: the flags, and the exit codes after the options.
-    for text in ["\\-\\-database\\-url", "CRONHOOK_URL", "cannot reach the daemon"] {
+    for text in [
+        "\\-\\-database\\-url",
+        "CRONHOOK_URL",
+        "cannot reach the daemon",
+    ] {
         assert!(main.contains(text), "{text} not in cronhook.1:\n{main}");
     }
     // `generate` is packaging plumbing, hidden from --help and from the man pages.

@@ -321,11 +321,11 @@ cron="$(curl -sS --max-time 10 -H 'content-type: application/json' \
 CRON_ID="$(jq -r .cron_id <<<"$cron")"
 [[ $CRON_ID != null && -n $CRON_ID ]] || fail "creating the per-second cron: $cron"
 sleep 3
-history() {
+cron_history() {
   curl -sS --max-time 10 "$URL/runs/crons/$CRON_ID/history?limit=1000"
 }
-fired="$(history | jq '[.[] | select(.fire == "fired" and .run_status == "success")] | length')"
-((fired >= 2)) || fail "the per-second cron: $fired successful fires in 3 s: $(history)"
+fired="$(cron_history | jq '[.[] | select(.fire == "fired" and .run_status == "success")] | length')"
+((fired >= 2)) || fail "the per-second cron: $fired successful fires in 3 s: $(cron_history)"
 ok "per-second cron on the command graph: $fired runs ended success in 3 s"
 
 cpus="$(C nproc)"
@@ -440,7 +440,7 @@ sleep 3
 # (runs lost with a killed daemon come back when their 3 s lease lapses).
 verdict=""
 for _ in $(seq 1 30); do
-  history >"$WORK/history.json"
+  cron_history >"$WORK/history.json"
   if verdict="$(python3 - "$WORK/history.json" <<'EOF'
 import json, sys
 from datetime import datetime, timedelta

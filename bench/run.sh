@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
-#   SECTIONS="api runs fires webhooks load"   which parts to run (default: all five)
+#   SECTIONS="api runs fires webhooks load history"   which parts to run (default: all six)
 #   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
 #   CRONHOOK_BIN=path/to/cronhook   the daemon measured (default: this tree's release build),
 #                                   e.g. an older commit's build for a back-to-back comparison
@@ -45,7 +45,7 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
-SECTIONS="${SECTIONS:-api runs fires webhooks load}"
+SECTIONS="${SECTIONS:-api runs fires webhooks load history}"
 
 # A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT [ARGS];
 # sets dpid, dport.
@@ -107,29 +107,23 @@ if [[ $SECTIONS == *load* ]]; then
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$ldir"
 fi
 
+if [[ $SECTIONS == *history* ]]; then
+  # Issue 18: a history page with 1,000,000 entries stored (1,000 crons x 1,000, the default
+  # keep_per_cron) and the failing-crons search and count at 100,000 crons (1 % failing).
+  # The reference keeps no history: nothing to compare.
+  hdir="$(mktemp -d)"
+  start_daemon "$hdir" '[graphs.agent]\nkind = "echo"\n'
+  "$BENCH" --url "http://127.0.0.1:$dport" history --crons 100000 --entries 1000000 \
+    --database-url "sqlite://$hdir/cronhook.db?mode=rw" | label cronhook 100000
+  echo "{\"server\":\"cronhook\",\"after\":\"history\",\"rss_mb\":$(rss_mb "$dpid"),\"db_mb\":$(du -sm "$hdir" | cut -f1)}"
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$hdir"
+fi
+
 if [[ $SECTIONS == *runs* ]]; then
   # Issue 3: runs.wait with the echo graph from 32 clients, both servers, same client.
   "$BENCH" --url "http://127.0.0.1:$ch_port" wait --count 5000 --concurrency 32 | label cronhook 0
   "$BENCH" --url "http://127.0.0.1:$ref_port" wait --count 1000 --concurrency 32 | label reference 0
 fi
-
-# A throw-away PostgreSQL for the fires section: pg_start; sets pg_url, pg_dir, pg_port.
-pg_start() {
-  command -v initdb >/dev/null || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1):$PATH"
-  pg_dir="$(mktemp -d)"; pg_port="$(free_port)"
-  local as=()
-  if [[ $(id -u) == 0 ]]; then chown postgres "$pg_dir"; as=(runuser -u postgres --); fi
-  "${as[@]}" initdb -D "$pg_dir/data" -U postgres -A trust >/dev/null
-  "${as[@]}" pg_ctl -D "$pg_dir/data" -l "$pg_dir/log" -w \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
-  "${as[@]}" createdb -h 127.0.0.1 -p "$pg_port" -U postgres bench
-  pg_url="postgres://postgres@127.0.0.1:$pg_port/bench"
-}
-pg_stop() {
-  local as=(); [[ $(id -u) == 0 ]] && as=(runuser -u postgres --)
-  "${as[@]}" pg_ctl -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$pg_dir"
-}
 
 if [[ $SECTIONS == *fires* ]]; then
   # Issue 4: fire lateness (scheduled_for -> run started) and sustained fires/s, each size on

@@ -18,3 +18,22 @@ wait_ready() {
   cat "$log" >&2
   return 1
 }
+
+# A throw-away PostgreSQL server with a database `bench` (benchmarks): pg_start sets pg_url,
+# pg_dir and pg_port; pg_stop removes it.
+pg_start() {
+  command -v initdb >/dev/null || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1):$PATH"
+  pg_dir="$(mktemp -d)"; pg_port="$(free_port)"
+  local as=()
+  if [[ $(id -u) == 0 ]]; then chown postgres "$pg_dir"; as=(runuser -u postgres --); fi
+  "${as[@]}" initdb -D "$pg_dir/data" -U postgres -A trust >/dev/null
+  "${as[@]}" pg_ctl -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+  "${as[@]}" createdb -h 127.0.0.1 -p "$pg_port" -U postgres bench
+  pg_url="postgres://postgres@127.0.0.1:$pg_port/bench"
+}
+pg_stop() {
+  local as=(); [[ $(id -u) == 0 ]] && as=(runuser -u postgres --)
+  "${as[@]}" pg_ctl -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}

@@ -19,14 +19,33 @@ use crate::config::Overrides;
 
 /// The exit codes of the ops commands, shown by `--help` (and in docs/operations.md).
 pub const EXIT_CODES: &str = "\
-Exit codes of the ops commands (crons, runs, deliveries):
+Exit codes of the ops commands (crons, threads, runs, deliveries, apply, export):
   0  success
-  2  usage error: bad command line or flag value (nothing was sent)
+  2  usage error: bad command line or flag value (nothing was sent);
+     apply --dry-run: the plan has changes
   3  not found (404)
   4  authentication or permission refused (401/403): check --api-key / CRONHOOK_API_KEY
-  5  input rejected by the daemon (400/409/422, any other 4xx); its detail is printed
+  5  input rejected by the daemon (400/409/422, any other 4xx); its detail is printed;
+     apply: the crons file is not valid (its line and key are printed), or a change
+     needs --replace
   6  cannot reach the daemon, or it failed (connection refused, timeout, 5xx)
-serve and migrate exit 1 on failure; every command exits 2 on an invalid configuration.";
+serve and migrate exit 1 on failure; every command exits 2 on an invalid configuration;
+import-crontab exits 5 when a crontab line cannot be converted.";
+
+/// How `apply` reads its file, shown by `apply --help`.
+pub const APPLY_HELP: &str = "\
+The file: an optional top-level `set = \"NAME\"` (default: the file's name without its
+extension) and one [[crons]] table per cron, each with a `name` unique in the set plus the
+fields of a cron create: assistant_id, schedule, timezone, thread_id, enabled, end_time,
+webhook, on_run_completed, multitask_strategy, misfire_policy, catchup_window_seconds,
+pause_after_failures, input, metadata, config, context. The set and name are kept in each
+cron's metadata as \"cronhook.set\" and \"cronhook.name\"; only crons carrying the file's
+set are ever changed. See docs/files.md.
+
+The plan prints one line per change: `+ create`, `~ update` (with the fields that differ),
+`-/+ replace` (a change PATCH cannot make: assistant_id, thread_id, multitask_strategy, or
+unsetting webhook, input, misfire_policy, catchup_window_seconds or a metadata key),
+`- delete` (with --prune).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,7 +98,9 @@ pub struct GlobalArgs {
 
 /// How the ops commands reach the daemon.
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "API client options (crons, runs, deliveries)")]
+#[command(
+    next_help_heading = "API client options (crons, threads, runs, deliveries, apply, export)"
+)]
 pub struct ClientArgs {
     /// Base URL of the cronhook API (ops commands).
     #[arg(
@@ -137,6 +158,10 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and exit.
     CheckConfig,
+    /// Convert a crontab into command graphs (for the config) and a crons file (for
+    /// apply), calling nothing.
+    #[command(after_help = IMPORT_HELP)]
+    ImportCrontab(ImportCrontabArgs),
     /// Write the man pages or shell completions generated from this command line
     /// (packaging: scripts/deb.sh).
     #[command(subcommand, hide = true)]
@@ -160,12 +185,82 @@ pub enum OpsCommand {
     /// List, read, create, change, pause, fire and delete crons.
     #[command(subcommand, after_help = EXIT_CODES)]
     Crons(CronsCommand),
+    /// Create, read and list threads (a thread cron runs on one).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Threads(ThreadsCommand),
     /// List and read runs of a thread.
     #[command(subcommand, after_help = EXIT_CODES)]
     Runs(RunsCommand),
-    /// List webhook deliveries and send one again.
+    /// List and read webhook deliveries, and send one again.
     #[command(subcommand, after_help = EXIT_CODES)]
     Deliveries(DeliveriesCommand),
+    /// Make a set of crons match a crons file: create what is missing, update only the
+    /// fields that differ, with --prune delete what the file no longer names.
+    #[command(after_help = format!("{APPLY_HELP}\n\n{EXIT_CODES}"))]
+    Apply(ApplyArgs),
+    /// Write a set's crons as a crons file, in the format apply reads.
+    #[command(after_help = EXIT_CODES)]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The crons file (TOML; `-` reads stdin, which then needs `set = "…"`).
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also delete the set's crons the file no longer names.
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the plan and change nothing: exit 0 when there is nothing to do, 2 when there is.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete and create again the crons whose change PATCH cannot make (their id and
+    /// history go with them); without it such a plan is refused, nothing applied.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The set to write (the `set` of the file that made it).
+    #[arg(long)]
+    pub set: String,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How `import-crontab` converts, shown by its `--help`.
+pub const IMPORT_HELP: &str = "\
+Each distinct command becomes a `command` graph running it with the crontab's shell
+(SHELL=, default /bin/sh) and the VAR=value lines above it as its env; each schedule line
+becomes a [[crons]] entry named after the comment line right above it (else its graph),
+in the time zone of the CRON_TZ= line above it (else --timezone, else UTC). As cron(8)
+does, an unescaped % ends the command and the rest, each further % a newline, is its
+standard input; \\% is a literal %. @reboot, unknown @specials and malformed lines are
+listed with their line numbers and nothing is written. Converting the same crontab
+again gives the same names. See docs/files.md.
+
+Exit codes: 0 both files written; 2 usage error, the crontab cannot be read or a file
+cannot be written; 5 lines that cannot be converted (listed; nothing written).";
+
+#[derive(Debug, Args)]
+pub struct ImportCrontabArgs {
+    /// The crontab (user crontab format, as `crontab -l` prints it); `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub crontab: PathBuf,
+    /// Where to write the graphs (`[graphs.NAME]` tables to add to the daemon's config).
+    #[arg(long, value_name = "FILE")]
+    pub graphs_out: PathBuf,
+    /// Where to write the crons file (for apply).
+    #[arg(long, value_name = "FILE")]
+    pub crons_out: PathBuf,
+    /// Time zone of schedules with no CRON_TZ= line above them [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// The crons file's set [default: the --crons-out file's name without its extension].
+    #[arg(long)]
+    pub set: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,10 +414,43 @@ pub struct CronsHistory {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ThreadsCommand {
+    /// Create a thread and print it (its `thread_id` is what `crons create --thread` takes).
+    Create {
+        /// Thread metadata: a JSON object.
+        #[arg(long, value_name = "JSON", value_parser = json_object)]
+        metadata: Option<Value>,
+        /// Use this id instead of a generated one.
+        #[arg(long)]
+        thread_id: Option<Uuid>,
+    },
+    /// Show one thread.
+    Get { thread_id: Uuid },
+    /// List threads, newest first.
+    List(ThreadsList),
+}
+
+#[derive(Debug, Args)]
+pub struct ThreadsList {
+    /// Only threads in this state.
+    #[arg(long)]
+    pub status: Option<ThreadStatus>,
+    /// Only threads whose metadata contains these keys and values: a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = json_object)]
+    pub metadata: Option<Value>,
+    /// How many at most (1-1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// How many to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List a thread's runs, newest first.
     List(RunsList),
-    /// Show one run.
+    /// Show one run (and, when it failed, its error).
     Get {
         /// The run's thread.
         #[arg(long)]
@@ -351,6 +479,8 @@ pub struct RunsList {
 pub enum DeliveriesCommand {
     /// List webhook deliveries, newest first.
     List(DeliveriesList),
+    /// Show one delivery with its body and every attempt.
+    Get { delivery_id: Uuid },
     /// Attempt a delivery once more now, whatever its state.
     Retry { delivery_id: Uuid },
 }
@@ -419,6 +549,15 @@ pub enum RunStatus {
     Error,
     Timeout,
     Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ThreadStatus {
+    Idle,
+    Busy,
+    Interrupted,
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

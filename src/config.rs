@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Name of the graph the built-in defaults provide, so LangGraph's examples run as written.
 pub const DEFAULT_GRAPH: &str = "agent";
@@ -43,6 +43,43 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub limits: LimitsConfig,
+    pub console: ConsoleConfig,
+    pub docs: DocsConfig,
+}
+
+/// `[console]`: the web console at `/ui`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console.
+    pub enabled: bool,
+    /// How long a console login lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// `[docs]`: Swagger UI (`/docs`) and the OpenAPI document (`/openapi.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocsConfig {
+    /// Serve the page, its files and the document without an API key (they hold no data;
+    /// the calls made from the page still need one).
+    pub public: bool,
+}
+
+impl Default for DocsConfig {
+    fn default() -> Self {
+        DocsConfig { public: true }
+    }
 }
 
 /// `[limits]`: bounds on what one request or one identity may ask for, so no caller can
@@ -467,7 +504,8 @@ pub struct DatabaseConfig {
 }
 
 /// How a graph runs. Keys other tooling depends on: `kind` and the per-kind fields.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Serialized by `import-crontab`, which writes graphs for the operator to add.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum GraphConfig {
     /// Built in: deterministic, no network.
@@ -476,14 +514,19 @@ pub enum GraphConfig {
     /// output values.
     Command {
         command: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         cwd: Option<PathBuf>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         env: BTreeMap<String, String>,
         /// Pass the daemon's whole environment (API keys and webhook secrets included);
         /// by default the program gets `PATH`, `LANG`, `LC_*`, `TZ`, `HOME` and `env` only.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         inherit_env: bool,
-        #[serde(default, with = "humantime_serde")]
+        #[serde(
+            default,
+            with = "humantime_serde",
+            skip_serializing_if = "Option::is_none"
+        )]
         timeout: Option<Duration>,
     },
     /// An HTTP endpoint that receives the run JSON and answers the output values.
@@ -521,6 +564,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             limits: LimitsConfig::default(),
+            console: ConsoleConfig::default(),
+            docs: DocsConfig::default(),
         }
     }
 }

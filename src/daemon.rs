@@ -183,7 +183,7 @@ impl Running {
         )
         .await?;
 
-        let app = api::router(AppState {
+        let state = AppState {
             store: store.clone(),
             config: config.clone(),
             hub,
@@ -195,7 +195,14 @@ impl Running {
             api_keys: Arc::new(api_keys),
             draining: stops.draining.clone(),
             metrics,
-        });
+        };
+        // The console checks its own logins (session cookies), so it sits outside the key gate.
+        let console = if config.console.enabled {
+            crate::console::router(&state)
+        } else {
+            axum::Router::new()
+        };
+        let app = api::router(state, console);
         let server = tokio::spawn(crate::server::serve(
             listener,
             app,

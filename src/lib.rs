@@ -8,6 +8,8 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub mod cli;
 pub mod config;
+pub(crate) mod console;
+pub mod crontab;
 pub mod daemon;
 pub mod generate;
 pub(crate) mod housekeeping;

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Generate(command)) => return generate(&command),
+        // Converts files only: no config, no network.
+        Some(Command::ImportCrontab(args)) => {
+            return ExitCode::from(cronhook::crontab::run(&args));
+        }
         other => other.unwrap_or(Command::Serve),
     };
     init_logging(cli.global.log_format);
@@ -52,7 +56,10 @@ fn main() -> ExitCode {
                 println!("migrations applied");
                 drop(store);
             }),
-            Command::CheckConfig | Command::Generate(_) | Command::Ops(_) => {
+            Command::CheckConfig
+            | Command::Generate(_)
+            | Command::Ops(_)
+            | Command::ImportCrontab(_) => {
                 unreachable!("handled above")
             }
         }

@@ -71,6 +71,8 @@ use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::{Cron, Weekday};
 
+mod words;
+
 /// Errors of schedule and time zone parsing. The `Display` strings start with LangGraph's
 /// exact text; a bad schedule then says precisely what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +108,9 @@ pub struct Schedule {
     combine: Combine,
     /// No branch combination can ever match (checked once, when parsed).
     never: bool,
+    /// The fields as croniter expands them (minute, hour, day, month, weekday, second),
+    /// for describing the schedule in words.
+    fields: std::sync::Arc<Vec<Field>>,
 }
 
 impl fmt::Debug for Schedule {
@@ -440,7 +445,7 @@ enum Nth {
 }
 
 /// One field as croniter expands it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Field {
     /// Integer values (bit `v` set for value `v`).
     values: u64,
@@ -988,6 +993,7 @@ fn build(expr: &str) -> Result<Schedule, String> {
         branches,
         combine,
         never,
+        fields: std::sync::Arc::new(fields),
     })
 }
 

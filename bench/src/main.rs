@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod history;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -61,6 +62,27 @@ enum Bench {
         #[arg(long, default_value = "stateless")]
         kind: String,
     },
+    /// Creates `crons` crons, writes `entries` history entries for `with_history` of them and
+    /// a failed last run for `failing` of them into the daemon's SQLite file, then times a
+    /// history page and the failing-crons search and count (`requests` each, sequential).
+    History {
+        #[arg(long, default_value_t = 100_000)]
+        crons: u64,
+        #[arg(long, default_value_t = 1_000)]
+        with_history: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 1_000)]
+        failing: u64,
+        #[arg(long, default_value_t = 1_000)]
+        requests: u64,
+        /// The daemon's database (written to: `sqlite://…/cronhook.db?mode=rw`).
+        #[arg(long)]
+        database_url: String,
+        /// Only measure, on what an earlier run created and wrote.
+        #[arg(long)]
+        measure_only: bool,
+    },
     /// Starts `rate` stateless runs/s for `seconds`, each with a webhook to a receiver in
     /// this process; reports run-end-to-arrival latency.
     Webhooks {
@@ -76,6 +98,13 @@ enum Bench {
         count: u64,
         #[arg(long)]
         port: u16,
+    },
+    /// GET the console's pages `requests` times each (sequential, a daemon without keys):
+    /// the crons list (first page, a deep page, a search, a filter), the overview and a
+    /// cron's page; reports latency and each page's weight with its assets.
+    Console {
+        #[arg(long, default_value_t = 200)]
+        requests: u64,
     },
     /// Receives on 127.0.0.1:`port` until `expect` webhooks arrived; reports deliveries/s.
     WebhookDrain {
@@ -178,12 +207,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?
         }
+        Bench::History {
+            crons,
+            with_history,
+            entries,
+            failing,
+            requests,
+            database_url,
+            measure_only,
+        } => {
+            let sizes = history::Sizes {
+                crons,
+                with_history,
+                entries,
+                failing,
+                requests,
+                measure_only,
+            };
+            history::run(&client, &args.url, &database_url, &sizes).await?
+        }
         Bench::Webhooks { rate, seconds } => {
             webhooks::at_rate(&client, &args.url, rate, seconds).await?
         }
         Bench::WebhookFill { count, port } => {
             webhook_fill(&client, &args.url, count, port).await?.print()
         }
+        Bench::Console { requests } => console(&client, &args.url, requests).await?,
         Bench::WebhookDrain {
             port,
             expect,
@@ -225,6 +274,90 @@ async fn webhook_fill(
         async move { post_ok(&client, &endpoint, &body).await }
     })
     .await
+}
+
+/// The console's pages under load: latency per page shape, and the bytes a browser fetches
+/// for the page (HTML, then the stylesheet and script it links, once each).
+async fn console(
+    client: &reqwest::Client,
+    url: &str,
+    requests: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let get = |path: String| {
+        let client = client.clone();
+        let url = url.to_string();
+        async move {
+            let response = client.get(format!("{url}{path}")).send().await?;
+            let status = response.status();
+            let body = response.text().await?;
+            if !status.is_success() {
+                return Err::<String, Box<dyn std::error::Error>>(
+                    format!("GET {path} answered {status}").into(),
+                );
+            }
+            Ok(body)
+        }
+    };
+    let first = get("/ui/crons".into()).await?;
+    let cron_id = first
+        .split("href=\"/ui/crons/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|id| id.len() == 36)
+        .ok_or("no cron on the crons page: fill the daemon first")?
+        .to_string();
+    let shapes = [
+        ("console crons page 1", "/ui/crons".to_string()),
+        (
+            "console crons offset 5000",
+            "/ui/crons?offset=5000".to_string(),
+        ),
+        (
+            "console crons search team-7",
+            "/ui/crons?q=team-7".to_string(),
+        ),
+        (
+            "console crons metadata team=team-7",
+            "/ui/crons?meta=team%3Dteam-7".to_string(),
+        ),
+        (
+            "console crons failing",
+            "/ui/crons?status=failing".to_string(),
+        ),
+        ("console overview", "/ui".to_string()),
+        ("console cron page", format!("/ui/crons/{cron_id}")),
+    ];
+    for (name, path) in shapes {
+        let mut latencies = Vec::new();
+        let started = Instant::now();
+        let mut html = String::new();
+        for _ in 0..requests {
+            let t = Instant::now();
+            html = get(path.clone()).await?;
+            latencies.push(t.elapsed());
+        }
+        let mut weight = html.len();
+        for asset in html
+            .split(['"', '\''])
+            .filter(|part| part.starts_with("/ui/assets/"))
+        {
+            weight += get(asset.to_string()).await?.len();
+        }
+        let summary = Summary::new(name, latencies, started.elapsed());
+        println!(
+            "{}",
+            json!({
+                "bench": summary.name,
+                "requests": summary.count,
+                "p50_ms": (summary.p50_ms * 100.0).round() / 100.0,
+                "p99_ms": (summary.p99_ms * 100.0).round() / 100.0,
+                "max_ms": (summary.max_ms * 100.0).round() / 100.0,
+                "html_bytes": html.len(),
+                "page_weight_bytes": weight,
+            })
+        );
+    }
+    Ok(())
 }
 
 fn cron_body(i: u64) -> Value {

@@ -9,6 +9,7 @@ mod m20261125_000004_webhooks;
 mod m20261202_000005_owners;
 mod m20261210_000006_history;
 mod m20261212_000007_alerts;
+mod m20261213_000008_failing_crons;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_owners::Migration),
             Box::new(m20261210_000006_history::Migration),
             Box::new(m20261212_000007_alerts::Migration),
+            Box::new(m20261213_000008_failing_crons::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
-//! API-key authentication: every request but `/ok` (and `/metrics` when configured public)
-//! must carry a configured key, as `x-api-key` (what the official SDKs send) or
+//! API-key authentication: every request but `/ok` (and `/metrics` when configured public,
+//! and Swagger UI with the OpenAPI document unless `[docs] public = false`) must carry a
+//! configured key, as `x-api-key` (what the official SDKs send) or
 //! `Authorization: Bearer`. The caller it identifies travels in the request's extensions.
 
 use std::sync::Arc;
@@ -18,6 +19,16 @@ use crate::auth::{ApiKeys, Caller, Refusal};
 pub struct Gate {
     pub keys: Arc<ApiKeys>,
     pub metrics_public: bool,
+    /// Swagger UI, its files and the OpenAPI document (no data) are served without a key.
+    pub docs_public: bool,
+}
+
+/// The paths of Swagger UI and the document: the page, its files, and `/` (a redirect).
+fn is_docs_path(path: &str) -> bool {
+    path == "/"
+        || path == super::docs::OPENAPI_PATH
+        || path == "/docs"
+        || path.starts_with("/docs/")
 }
 
 pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
@@ -26,7 +37,10 @@ pub async fn require_key(State(gate): State<Gate>, mut request: Request, next: N
         return next.run(request).await;
     }
     let path = request.uri().path();
-    if path == "/ok" || (gate.metrics_public && path == "/metrics") {
+    if path == "/ok"
+        || (gate.metrics_public && path == "/metrics")
+        || (gate.docs_public && is_docs_path(path))
+    {
         return next.run(request).await;
     }
     let Some(presented) = presented_key(request.headers()) else {

@@ -94,7 +94,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn trigger(
+pub(crate) async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -389,7 +389,7 @@ impl From<SortBy> for CronSort {
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn create_stateless(
+pub(crate) async fn create_stateless(
     State(state): State<AppState>,
     caller: Caller,
     RawJson(body): RawJson,
@@ -564,7 +564,7 @@ async fn get_one(
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn patch(
+pub(crate) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -698,7 +698,7 @@ async fn patch(
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(cron_id): Path<String>,
@@ -740,6 +740,7 @@ async fn search(
         metadata: state.filter("metadata", request.metadata)?,
         last_run_status: request.last_run_status,
         scope: caller.scope(),
+        ..CronFilter::default()
     };
     // As in LangGraph, `sort_order` without `sort_by` keeps the default order.
     let sort = match request.sort_by {
@@ -781,6 +782,7 @@ async fn count(
         metadata: state.filter("metadata", request.metadata)?,
         last_run_status: request.last_run_status,
         scope: caller.scope(),
+        ..CronFilter::default()
     };
     Ok(Json(state.store.count_crons(&filter).await?))
 }
@@ -850,53 +852,53 @@ fn merge_payload(
     set_configurable_cron_id(payload, cron_id);
 }
 
-/// A cron: a schedule, and the run each fire creates.
-#[derive(Serialize, ToSchema)]
+/// A cron: a schedule, and the run each fire creates. The ops commands read it back.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Cron {
     #[schema(format = Uuid)]
-    cron_id: String,
+    pub cron_id: String,
     #[schema(format = Uuid)]
-    assistant_id: String,
+    pub assistant_id: String,
     /// Null for a stateless cron.
     #[schema(format = Uuid)]
-    thread_id: Option<String>,
+    pub thread_id: Option<String>,
     /// Stateless crons: `delete` or `keep`; null on a thread's cron.
-    on_run_completed: Option<OnCompletion>,
+    pub on_run_completed: Option<OnCompletion>,
     #[schema(format = DateTime)]
-    end_time: Option<String>,
-    schedule: String,
+    pub end_time: Option<String>,
+    pub schedule: String,
     /// IANA zone name; null means UTC.
-    timezone: Option<String>,
+    pub timezone: Option<String>,
     #[schema(format = DateTime)]
-    created_at: String,
+    pub created_at: String,
     #[schema(format = DateTime)]
-    updated_at: String,
+    pub updated_at: String,
     /// The identity that created it (empty without API keys).
-    user_id: String,
+    pub user_id: String,
     /// The create body as sent, with `assistant_id` resolved and
     /// `config.configurable.cron_id` added; what each fire runs.
-    payload: Map<String, Value>,
+    pub payload: Map<String, Value>,
     /// The next fire; null when it will not fire again (past its end).
     #[schema(format = DateTime)]
-    next_run_date: Option<String>,
-    metadata: Map<String, Value>,
-    enabled: bool,
+    pub next_run_date: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub enabled: bool,
     /// Null: the configured default.
-    misfire_policy: Option<MisfirePolicy>,
+    pub misfire_policy: Option<MisfirePolicy>,
     /// Null: the configured default.
-    catchup_window_seconds: Option<i64>,
+    pub catchup_window_seconds: Option<i64>,
     /// How its last ended run ended; null before the first (cronhook's addition).
-    last_run_status: Option<RunStatus>,
+    pub last_run_status: Option<RunStatus>,
     /// When its last ended run ended.
     #[schema(format = DateTime)]
-    last_run_at: Option<String>,
+    pub last_run_at: Option<String>,
     /// Runs ended `error` or `timeout` since the last success (0 after a success).
-    consecutive_failures: i32,
+    pub consecutive_failures: i32,
     /// Why it is paused (`PATCH {"enabled": false, "pause_note": …}`, or "paused after N
     /// consecutive failures"); null otherwise.
-    pause_note: Option<String>,
+    pub pause_note: Option<String>,
     /// Disabled after this many failed runs in a row; null: never.
-    pause_after_failures: Option<i32>,
+    pub pause_after_failures: Option<i32>,
 }
 
 impl From<cron::Model> for Cron {

@@ -49,7 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             official SDKs work against it), plus cronhook's own (webhook delivery log, next \
             fire times, manual triggers, health and metrics).\n\n\
             When API keys are configured, every endpoint but `/ok` needs one, sent as \
-            `x-api-key` or `Authorization: Bearer` (`/metrics` too unless configured public); \
+            `x-api-key` or `Authorization: Bearer` (`/metrics` too unless configured public; \
+            this document and `/docs` only with `[docs] public = false`); \
             without keys configured the daemon only listens on loopback and asks for none. \
             Every error is `{\"detail\": \"…\"}`.",
     ),

@@ -60,7 +60,7 @@ impl From<store::Error> for ApiError {
                     "The database is unavailable; retry shortly",
                 )
             }
-            err @ (store::Error::Unreachable(_) | store::Error::Db(_)) => {
+            err @ (store::Error::Unreachable(_) | store::Error::InUse(_) | store::Error::Db(_)) => {
                 tracing::error!(error = %err, "database error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal database error")
             }

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::ErrorBody;
 use super::{ApiError, ApiResult, AppState};
+use crate::auth::Caller;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -63,6 +64,16 @@ struct Info {
     graphs: Vec<String>,
     flags: InfoFlags,
     features: InfoFeatures,
+    caller: InfoCaller,
+}
+
+/// Who the request's API key belongs to (cronhook's addition).
+#[derive(Serialize, ToSchema)]
+struct InfoCaller {
+    /// The key's identity; null without API keys.
+    identity: Option<String>,
+    /// Sees and changes every identity's crons, threads and deliveries.
+    admin: bool,
 }
 
 /// LangGraph's capability flags, as the SDKs read them.
@@ -95,7 +106,7 @@ struct InfoFeatures {
     operation_id = "info",
     responses((status = 200, description = "About this daemon", body = Info))
 )]
-async fn info(State(state): State<AppState>) -> Json<Info> {
+async fn info(State(state): State<AppState>, caller: Caller) -> Json<Info> {
     let config = &state.config;
     Json(Info {
         name: "cronhook".into(),
@@ -112,6 +123,10 @@ async fn info(State(state): State<AppState>) -> Json<Info> {
             webhooks: !config.http.disable_webhooks,
             webhook_signing: !config.webhooks.signing.secrets.is_empty(),
             metrics_public: config.metrics.public,
+        },
+        caller: InfoCaller {
+            identity: caller.identity,
+            admin: caller.admin,
         },
     })
 }

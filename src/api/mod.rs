@@ -3,7 +3,7 @@
 
 mod assistants;
 pub mod auth;
-mod crons;
+pub(crate) mod crons;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -11,9 +11,9 @@ mod fields;
 mod history;
 mod meta;
 mod runs;
-mod sse;
+pub(crate) mod sse;
 mod threads;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
@@ -36,6 +36,7 @@ use crate::store::assistants::assistant_id_for_graph;
 use crate::store::{Page, SortOrder, Store};
 use crate::webhooks::Outbox;
 use crate::webhooks::policy::{SystemResolver, UrlPolicy};
+pub use crons::Cron;
 pub use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -99,11 +100,15 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(docs::router())
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes behind the key gate, with `ungated` (the console, which checks its own
+/// logins) beside them; both share the outer layers (request ids, tracing, time limit,
+/// drain).
+pub fn router(state: AppState, ungated: Router<AppState>) -> Router {
     let max_body = state.config.server.max_body_bytes;
     let gate = auth::Gate {
         keys: state.api_keys.clone(),
         metrics_public: state.config.metrics.public,
+        docs_public: state.config.docs.public,
     };
     let (routes, mut doc) = api().split_for_parts();
     docs::finish(&mut doc);
@@ -118,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             gate,
             auth::require_key,
         ))
+        .merge(ungated)
         .layer(axum::middleware::from_fn_with_state(
             state.config.server.request_timeout,
             time_limit,

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sea_orm::Iterable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -157,11 +157,11 @@ async fn read(
         (status = 500, description = "Database error", body = ErrorBody),
     )
 )]
-async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(delivery_id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<Delivery>> {
     let delivery_id = parse_uuid(&delivery_id, "delivery")?;
     let delivery = state
         .store
@@ -174,7 +174,7 @@ async fn retry(
 /// A webhook delivery: a run's end, sent to its webhook URL (`kind` `run`), or an alert
 /// sent to an `[[alerts.routes]]` URL (`kind` `alert`).
 #[derive(Serialize, ToSchema)]
-struct Delivery {
+pub(crate) struct Delivery {
     #[schema(format = Uuid)]
     delivery_id: String,
     kind: DeliveryKind,

@@ -15,6 +15,9 @@ pub enum OpsError {
     /// A flag or argument clap could not check on its own.
     #[error("{0}")]
     Usage(String),
+    /// A file given to the command is not valid (or cannot be written as asked).
+    #[error("{0}")]
+    Input(String),
     #[error("not found: {detail}")]
     NotFound { detail: String },
     #[error("{status}: {detail} — check --api-key or CRONHOOK_API_KEY (a key allowed to do this)")]
@@ -42,7 +45,7 @@ impl OpsError {
             OpsError::Usage(_) => 2,
             OpsError::NotFound { .. } => 3,
             OpsError::Unauthorized { .. } => 4,
-            OpsError::Rejected { .. } => 5,
+            OpsError::Rejected { .. } | OpsError::Input(_) => 5,
             OpsError::Unreachable { .. }
             | OpsError::Server { .. }
             | OpsError::Unexpected { .. } => 6,

@@ -1,9 +1,12 @@
-//! The ops commands (`cronhook crons|runs|deliveries …`): each is one or two calls to a
+//! The ops commands (`cronhook crons|threads|runs|deliveries …`): each is one or two calls to a
 //! running daemon's REST API (never the database), shown as a table or, with `--json`, as
-//! the daemon's JSON. Every failure is an [`OpsError`], turned into one stderr line and its
-//! exit code here and nowhere else.
+//! the daemon's JSON. `apply` and `export` keep a set of crons as a file (`apply`).
+//! Every failure is an [`OpsError`], turned into one stderr line and its exit code here
+//! and nowhere else.
 
+pub mod apply;
 pub mod client;
+pub mod cronfile;
 pub mod render;
 
 use std::io::Write;
@@ -14,63 +17,95 @@ use uuid::Uuid;
 
 use crate::cli::{
     ClientArgs, CronFields, CronsCommand, CronsCreate, CronsHistory, CronsList, CronsNext,
-    CronsUpdate, DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList, value_name,
+    CronsUpdate, DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList,
+    ThreadsCommand, ThreadsList, value_name,
 };
 use crate::store::assistants::assistant_id_for_graph;
 pub use client::{Answer, Client, OpsError, OpsResult};
 
 /// Runs one ops command and prints its outcome; the exit code follows `cli::EXIT_CODES`.
 pub async fn run(args: &ClientArgs, command: OpsCommand) -> ExitCode {
-    let outcome = match Client::new(&args.url, args.api_key.as_ref()) {
-        Ok(client) => execute(&client, command).await,
-        Err(err) => Err(err),
+    let client = match Client::new(&args.url, args.api_key.as_ref()) {
+        Ok(client) => client,
+        Err(err) => return failed(&err),
+    };
+    let outcome = match command {
+        OpsCommand::Apply(apply) => return finished(apply::run(&client, &apply).await),
+        OpsCommand::Export(export) => return finished(apply::export(&client, &export).await),
+        OpsCommand::Crons(command) => crons(&client, command).await,
+        OpsCommand::Threads(command) => threads(&client, command).await,
+        OpsCommand::Runs(command) => runs(&client, command).await,
+        OpsCommand::Deliveries(command) => deliveries(&client, command).await,
     };
     match outcome {
         Ok(shown) => {
             print(&shown, args.json);
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("cronhook: {err}");
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => failed(&err),
     }
+}
+
+/// A command's own exit code, or its failure's.
+fn finished(outcome: OpsResult<u8>) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => failed(&err),
+    }
+}
+
+fn failed(err: &OpsError) -> ExitCode {
+    eprintln!("cronhook: {err}");
+    ExitCode::from(err.exit_code())
 }
 
 /// What a command got back and how a person sees it.
 struct Shown {
     answer: Answer,
     view: View,
+    /// A hint for people, printed to stderr after a table (never with `--json`).
+    note: Option<String>,
+}
+
+impl Shown {
+    fn new(answer: Answer, view: View) -> Shown {
+        Shown {
+            answer,
+            view,
+            note: None,
+        }
+    }
 }
 
 enum View {
-    Crons,
+    /// Crons, with their owner when the caller sees every identity's.
+    Crons {
+        owners: bool,
+    },
+    Threads,
     Runs,
     Deliveries,
     Next,
     /// A cron's history, instants shown in this zone too.
     History(chrono_tz::Tz),
+    /// One delivery and its attempts.
+    Delivery,
     Object,
     /// A sentence for answers without a body (delete).
     Message(String),
 }
 
-async fn execute(client: &Client, command: OpsCommand) -> OpsResult<Shown> {
-    match command {
-        OpsCommand::Crons(command) => crons(client, command).await,
-        OpsCommand::Runs(command) => runs(client, command).await,
-        OpsCommand::Deliveries(command) => deliveries(client, command).await,
-    }
-}
-
 async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
-    let shown = |answer, view| Ok(Shown { answer, view });
+    let shown = |answer, view| Ok(Shown::new(answer, view));
     match command {
         CronsCommand::List(list) => {
             let answer = client
                 .post("/runs/crons/search", Some(&search_body(&list)))
                 .await?;
-            shown(answer, View::Crons)
+            let info = client.get("/info", &[]).await?;
+            let owners =
+                info.body["features"]["auth"] == true && info.body["caller"]["admin"] == true;
+            shown(answer, View::Crons { owners })
         }
         CronsCommand::Get { cron_id } => {
             shown(client.get(&cron_path(cron_id), &[]).await?, View::Object)
@@ -112,8 +147,16 @@ async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
             shown(answer, View::Message(format!("deleted cron {cron_id}")))
         }
         CronsCommand::Trigger { cron_id } => {
+            let cron = client.get(&cron_path(cron_id), &[]).await?;
             let path = format!("{}/trigger", cron_path(cron_id));
-            shown(client.post(&path, None).await?, View::Object)
+            let mut triggered = Shown::new(client.post(&path, None).await?, View::Object);
+            if cron.body["thread_id"].is_null() && cron.body["on_run_completed"] != "keep" {
+                triggered.note = Some(format!(
+                    "(this stateless cron deletes the run's thread when the run ends; \
+                     follow it with: cronhook crons history {cron_id})"
+                ));
+            }
+            Ok(triggered)
         }
         CronsCommand::Next(next) => shown(
             client.get(&next_path(&next), &next_query(&next)).await?,
@@ -132,6 +175,35 @@ async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
     }
 }
 
+async fn threads(client: &Client, command: ThreadsCommand) -> OpsResult<Shown> {
+    match command {
+        ThreadsCommand::Create {
+            metadata,
+            thread_id,
+        } => {
+            let mut body = Map::new();
+            if let Some(metadata) = metadata {
+                body.insert("metadata".into(), metadata);
+            }
+            if let Some(thread_id) = thread_id {
+                body.insert("thread_id".into(), json!(thread_id));
+            }
+            let answer = client.post("/threads", Some(&Value::Object(body))).await?;
+            Ok(Shown::new(answer, View::Object))
+        }
+        ThreadsCommand::Get { thread_id } => {
+            let answer = client.get(&format!("/threads/{thread_id}"), &[]).await?;
+            Ok(Shown::new(answer, View::Object))
+        }
+        ThreadsCommand::List(list) => {
+            let answer = client
+                .post("/threads/search", Some(&threads_search_body(&list)))
+                .await?;
+            Ok(Shown::new(answer, View::Threads))
+        }
+    }
+}
+
 async fn runs(client: &Client, command: RunsCommand) -> OpsResult<Shown> {
     match command {
         RunsCommand::List(list) => {
@@ -140,21 +212,44 @@ async fn runs(client: &Client, command: RunsCommand) -> OpsResult<Shown> {
                     &format!("/threads/{}/runs", list.thread),
                     &runs_query(&list),
                 )
-                .await?;
-            Ok(Shown {
-                answer,
-                view: View::Runs,
-            })
+                .await
+                .map_err(explain_missing_thread)?;
+            Ok(Shown::new(answer, View::Runs))
         }
         RunsCommand::Get { thread, run_id } => {
-            let answer = client
-                .get(&format!("/threads/{thread}/runs/{run_id}"), &[])
-                .await?;
-            Ok(Shown {
-                answer,
-                view: View::Object,
-            })
+            let path = format!("/threads/{thread}/runs/{run_id}");
+            let mut answer = client
+                .get(&path, &[])
+                .await
+                .map_err(explain_missing_thread)?;
+            // The Run object is LangGraph's and has no error; an ended run's `join` answers it.
+            if matches!(
+                answer.body["status"].as_str(),
+                Some("error" | "timeout" | "interrupted")
+            ) {
+                let outcome = client.get(&format!("{path}/join"), &[]).await?;
+                if let (Some(error), Some(run)) =
+                    (outcome.body.get("__error__"), answer.body.as_object_mut())
+                {
+                    run.insert("error".into(), error.clone());
+                }
+            }
+            Ok(Shown::new(answer, View::Object))
         }
+    }
+}
+
+/// A stateless cron's thread is gone once its run ends (`on_run_completed: delete`), which
+/// surprises whoever copied the `thread_id` a trigger printed: say where the outcome is.
+fn explain_missing_thread(err: OpsError) -> OpsError {
+    match err {
+        OpsError::NotFound { detail } => OpsError::NotFound {
+            detail: format!(
+                "{detail} (a stateless cron's run deletes its thread when it ends unless the \
+                 cron has on_run_completed=keep; its outcome stays in: cronhook crons history CRON_ID)"
+            ),
+        },
+        other => other,
     }
 }
 
@@ -164,19 +259,19 @@ async fn deliveries(client: &Client, command: DeliveriesCommand) -> OpsResult<Sh
             let answer = client
                 .get("/webhooks/deliveries", &deliveries_query(&list))
                 .await?;
-            Ok(Shown {
-                answer,
-                view: View::Deliveries,
-            })
+            Ok(Shown::new(answer, View::Deliveries))
+        }
+        DeliveriesCommand::Get { delivery_id } => {
+            let answer = client
+                .get(&format!("/webhooks/deliveries/{delivery_id}"), &[])
+                .await?;
+            Ok(Shown::new(answer, View::Delivery))
         }
         DeliveriesCommand::Retry { delivery_id } => {
             let answer = client
                 .post(&format!("/webhooks/deliveries/{delivery_id}/retry"), None)
                 .await?;
-            Ok(Shown {
-                answer,
-                view: View::Object,
-            })
+            Ok(Shown::new(answer, View::Object))
         }
     }
 }
@@ -197,7 +292,7 @@ fn next_query(next: &CronsNext) -> Vec<(&'static str, String)> {
     query
 }
 
-/// `POST /runs/crons/search`: only the filters given.
+/// `GET /runs/crons/{id}/history`: paging and the filters given.
 fn history_query(history: &CronsHistory) -> Vec<(&'static str, String)> {
     let mut query = vec![
         ("limit", history.limit.to_string()),
@@ -212,6 +307,21 @@ fn history_query(history: &CronsHistory) -> Vec<(&'static str, String)> {
     query
 }
 
+/// `POST /threads/search`: only the filters given.
+fn threads_search_body(list: &ThreadsList) -> Value {
+    let mut body = Map::new();
+    body.insert("limit".into(), json!(list.limit));
+    body.insert("offset".into(), json!(list.offset));
+    if let Some(status) = &list.status {
+        body.insert("status".into(), json!(value_name(status)));
+    }
+    if let Some(metadata) = &list.metadata {
+        body.insert("metadata".into(), metadata.clone());
+    }
+    Value::Object(body)
+}
+
+/// `POST /runs/crons/search`: only the filters given.
 fn search_body(list: &CronsList) -> Value {
     let mut body = Map::new();
     body.insert("limit".into(), json!(list.limit));
@@ -336,11 +446,13 @@ fn print(shown: &Shown, json: bool) {
         serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string())
     } else {
         match &shown.view {
-            View::Crons => render::crons(body),
+            View::Crons { owners } => render::crons(body, *owners),
+            View::Threads => render::threads(body),
             View::Runs => render::runs(body),
             View::Deliveries => render::deliveries(body),
             View::Next => render::next(body),
             View::History(zone) => render::history(body, *zone),
+            View::Delivery => render::delivery(body),
             View::Object => render::object(body),
             View::Message(message) => message.clone(),
         }
@@ -348,12 +460,16 @@ fn print(shown: &Shown, json: bool) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
     let _ = stdout.flush();
-    if !json
-        && matches!(
-            shown.view,
-            View::Crons | View::Runs | View::Deliveries | View::History(_)
-        )
-        && let Some(next) = shown.answer.next_offset()
+    if json {
+        return;
+    }
+    if let Some(note) = &shown.note {
+        eprintln!("{note}");
+    }
+    if matches!(
+        shown.view,
+        View::Crons { .. } | View::Threads | View::Runs | View::Deliveries | View::History(_)
+    ) && let Some(next) = shown.answer.next_offset()
     {
         let total = shown
             .answer

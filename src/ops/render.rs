@@ -14,10 +14,55 @@ const CRON_COLUMNS: &[Column] = &[
     ("TIMEZONE", |c| {
         c["timezone"].as_str().unwrap_or("UTC").to_string()
     }),
-    ("ENABLED", |c| text(&c["enabled"])),
-    ("NEXT RUN", |c| text(&c["next_run_date"])),
-    ("THREAD", |c| text(&c["thread_id"])),
-    ("UPDATED", |c| text(&c["updated_at"])),
+    ("NEXT RUN", next_run),
+    ("LAST STATUS", last_status),
+    ("LAST RUN", |c| text(&c["last_run_at"])),
+    ("THREAD", |c| match &c["thread_id"] {
+        Value::Null => "stateless".to_string(),
+        thread => text(thread),
+    }),
+];
+
+const OWNER_COLUMN: Column = ("OWNER", |c| match c["user_id"].as_str() {
+    Some("") | None => "-".to_string(),
+    Some(owner) => owner.to_string(),
+});
+
+/// "paused" for a disabled cron (whatever its schedule says), "ended" past its end time.
+fn next_run(cron: &Value) -> String {
+    match (&cron["enabled"], &cron["next_run_date"]) {
+        (Value::Bool(false), _) => "paused".to_string(),
+        (_, Value::Null) => "ended".to_string(),
+        (_, next) => text(next),
+    }
+}
+
+/// The last run's status, and how many runs in a row failed when more than one did.
+fn last_status(cron: &Value) -> String {
+    let status = text(&cron["last_run_status"]);
+    match cron["consecutive_failures"].as_i64() {
+        Some(failures) if failures > 1 => format!("{status} x{failures}"),
+        _ => status,
+    }
+}
+
+const THREAD_COLUMNS: &[Column] = &[
+    ("THREAD ID", |t| text(&t["thread_id"])),
+    ("STATUS", |t| text(&t["status"])),
+    ("CREATED", |t| text(&t["created_at"])),
+    ("UPDATED", |t| text(&t["updated_at"])),
+    ("METADATA", |t| text(&t["metadata"])),
+];
+
+const ATTEMPT_COLUMNS: &[Column] = &[
+    ("#", |a| text(&a["attempt"])),
+    ("ATTEMPTED AT", |a| text(&a["attempted_at"])),
+    ("CODE", |a| text(&a["status_code"])),
+    ("LATENCY", |a| match a["latency_ms"].as_f64() {
+        Some(ms) => format!("{ms:.1}ms"),
+        None => "-".to_string(),
+    }),
+    ("ERROR", |a| text(&a["error"])),
 ];
 
 const RUN_COLUMNS: &[Column] = &[
@@ -41,8 +86,31 @@ const DELIVERY_COLUMNS: &[Column] = &[
     ("LAST ERROR", |d| text(&d["last_error"])),
 ];
 
-pub fn crons(list: &Value) -> String {
-    rows(CRON_COLUMNS, list)
+/// Crons; with `owners`, the identity each belongs to (for admins, who see everyone's).
+pub fn crons(list: &Value, owners: bool) -> String {
+    let mut columns = CRON_COLUMNS.to_vec();
+    if owners {
+        columns.push(OWNER_COLUMN);
+    }
+    rows(&columns, list)
+}
+
+pub fn threads(list: &Value) -> String {
+    rows(THREAD_COLUMNS, list)
+}
+
+/// `GET /webhooks/deliveries/{id}`: the delivery's fields, then one row per attempt.
+pub fn delivery(detail: &Value) -> String {
+    let mut fields = detail.clone();
+    let attempts = fields
+        .as_object_mut()
+        .and_then(|fields| fields.remove("attempt_log"))
+        .unwrap_or(Value::Null);
+    format!(
+        "{}\n\nATTEMPTS\n{}",
+        object(&fields),
+        rows(ATTEMPT_COLUMNS, &attempts)
+    )
 }
 
 pub fn runs(list: &Value) -> String {
@@ -208,17 +276,35 @@ mod tests {
         let list = json!([
             {"cron_id": "c1", "schedule": "* * * * *", "timezone": null, "enabled": true,
              "next_run_date": "2026-01-01T00:00:00+00:00", "thread_id": null,
-             "updated_at": "2025-12-31T00:00:00+00:00"},
+             "last_run_status": "error", "consecutive_failures": 3,
+             "last_run_at": "2025-12-31T23:59:00+00:00", "user_id": "alice"},
             {"cron_id": "c22", "schedule": "0 9 * * mon", "timezone": "Europe/Paris",
-             "enabled": false, "next_run_date": null, "thread_id": "t1",
-             "updated_at": "2025-12-31T00:00:00+00:00"},
+             "enabled": false, "next_run_date": "2026-01-05T08:00:00+00:00", "thread_id": "t1",
+             "last_run_status": null, "consecutive_failures": 0, "last_run_at": null,
+             "user_id": ""},
         ]);
-        let out = crons(&list);
+        let out = crons(&list, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(lines[0].starts_with("CRON ID  SCHEDULE"), "{out}");
-        assert!(lines[1].starts_with("c1       * * * * *    UTC"), "{out}");
-        assert!(lines[2].contains("Europe/Paris  false"), "{out}");
+        assert!(!lines[0].contains("OWNER"), "{out}");
+        let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words(lines[1]),
+            "c1 * * * * * UTC 2026-01-01T00:00:00+00:00 error x3 2025-12-31T23:59:00+00:00 stateless",
+            "{out}"
+        );
+        // A disabled cron says "paused" where its next run would be.
+        assert_eq!(
+            words(lines[2]),
+            "c22 0 9 * * mon Europe/Paris paused - - t1",
+            "{out}"
+        );
+        let with_owners = crons(&list, true);
+        let lines: Vec<&str> = with_owners.lines().collect();
+        assert!(lines[0].trim_end().ends_with("OWNER"), "{with_owners}");
+        assert!(lines[1].trim_end().ends_with("alice"), "{with_owners}");
+        assert!(lines[2].trim_end().ends_with('-'), "{with_owners}");
         // Columns line up: SCHEDULE starts at the same offset on every line.
         let at = lines[0].find("SCHEDULE").expect("header");
         assert_eq!(&lines[1][at..at + 9], "* * * * *");
@@ -251,6 +337,36 @@ mod tests {
             "{out}"
         );
         assert!(lines[2].contains("missed x3 (skip)"), "{out}");
+    }
+
+    #[test]
+    fn a_delivery_lists_its_attempts_under_its_fields() {
+        let detail = json!({
+            "delivery_id": "d1", "status": "failed", "attempts": 2,
+            "attempt_log": [
+                {"attempt": 1, "attempted_at": "2026-01-01T00:00:00+00:00", "status_code": 500,
+                 "latency_ms": 3.4, "error": "HTTP 500", "response_body": null},
+                {"attempt": 2, "attempted_at": "2026-01-01T00:00:05+00:00", "status_code": null,
+                 "latency_ms": 1000.0, "error": "connection refused", "response_body": null},
+            ],
+        });
+        let out = delivery(&detail);
+        assert!(out.contains("status       failed"), "{out}");
+        assert!(!out.contains("attempt_log"), "{out}");
+        let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        let lines: Vec<String> = out.lines().map(words).collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("# ATTEMPTED AT"))
+            .expect("header");
+        assert_eq!(
+            lines[header + 1],
+            "1 2026-01-01T00:00:00+00:00 500 3.4ms HTTP 500"
+        );
+        assert_eq!(
+            lines[header + 2],
+            "2 2026-01-01T00:00:05+00:00 - 1000.0ms connection refused"
+        );
     }
 
     #[test]

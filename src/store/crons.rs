@@ -3,8 +3,8 @@
 use sea_orm::SqlErr;
 use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     TransactionTrait,
 };
 use serde_json::{Map, Value};
@@ -38,6 +38,12 @@ pub struct CronFilter {
     pub metadata: Option<Map<String, Value>>,
     pub last_run_status: Option<RunStatus>,
     pub scope: Scope,
+    /// Enabled crons whose last run failed (the console's "failing").
+    pub failing: bool,
+    /// Words found (case-insensitively) in the id, schedule, time zone or metadata.
+    pub text: Option<String>,
+    /// Crons of any of these assistants (the assistants whose graph name matched `text`).
+    pub text_assistants: Vec<String>,
 }
 
 impl Store {
@@ -210,7 +216,47 @@ impl Store {
         if let Some(metadata) = filter.metadata.as_ref().filter(|m| !m.is_empty()) {
             condition = condition.add(self.json_contains("metadata", metadata));
         }
+        if filter.failing {
+            condition = condition
+                .add(Column::Enabled.eq(true))
+                .add(Column::LastRunStatus.is_in(RunStatus::FAILED));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            condition = condition.add(self.text_condition(text.trim(), &filter.text_assistants));
+        }
         condition
+    }
+
+    /// A substring search over the columns a person would type from. Not indexed (a
+    /// substring cannot be): the page's `LIMIT` stops the scan once it is full.
+    fn text_condition(&self, text: &str, assistants: &[String]) -> Condition {
+        let escaped: String = text
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let like = match self.backend {
+            Backend::Postgres => {
+                |column: &str| format!("CAST(\"{column}\" AS TEXT) ILIKE $1 ESCAPE '\\'")
+            }
+            Backend::Sqlite => {
+                |column: &str| format!("CAST(\"{column}\" AS TEXT) LIKE ? ESCAPE '\\'")
+            }
+        };
+        let mut any = Condition::any();
+        for column in ["cron_id", "schedule", "timezone", "metadata"] {
+            any = any.add(sea_orm::sea_query::Expr::cust_with_values(
+                like(column),
+                [pattern.clone()],
+            ));
+        }
+        if !assistants.is_empty() {
+            any = any.add(Column::AssistantId.is_in(assistants.iter().cloned()));
+        }
+        any
     }
 }
 
@@ -225,6 +271,38 @@ fn insert_error(err: sea_orm::DbErr, thread_id: Option<String>) -> Error {
         _ => Error::from(err),
     }
 }
+
+/// Locks the rows of the crons `ids` in `cron_id` order, on PostgreSQL (SQLite has one
+/// writer and no row locks). Every transaction that writes crons together with runs or
+/// threads (a fire, a run's end) takes its crons first and in this order, so replicas that
+/// meet on a cron queue behind each other instead of deadlocking.
+pub(super) async fn lock_crons(
+    txn: &DatabaseTransaction,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // Chunks in order keep the order across statements.
+    for chunk in ids.chunks(LOCK_CHUNK) {
+        Crons::find()
+            .select_only()
+            .column(Column::CronId)
+            .filter(Column::CronId.is_in(chunk.to_vec()))
+            .order_by_asc(Column::CronId)
+            .lock_exclusive()
+            .into_tuple::<String>()
+            .all(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Crons locked per statement by `lock_crons` (well under PostgreSQL's 65,535 parameters).
+const LOCK_CHUNK: usize = 1_000;
 
 fn not_found(cron_id: &str) -> Error {
     Error::NotFound(format!("Cron '{cron_id}' not found"))

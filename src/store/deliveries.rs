@@ -139,6 +139,7 @@ impl Store {
         .exec(&txn)
         .await?;
         txn.commit().await?;
+        self.changes.touch();
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use entity::run;
 use entity::states::{DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrategy, RunStatus};
 
 use super::alerts;
+use super::crons::lock_crons;
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
 use crate::config::{AlertEvent, AlertRouteConfig};
@@ -145,10 +146,14 @@ impl Store {
                 .fire_batched(fires, now, make_run, claim, slots)
                 .await?
         {
+            self.changes.touch();
             return Ok(fired);
         }
-        self.fire_one_by_one(fires, now, make_run, claim, slots)
-            .await
+        let fired = self
+            .fire_one_by_one(fires, now, make_run, claim, slots)
+            .await;
+        self.changes.touch();
+        fired
     }
 
     /// The fast path: claims each cron, then inserts every fire-log row, thread and run of
@@ -587,6 +592,7 @@ pub(super) async fn withdraw_prefired(
 /// claimed; otherwise (another replica or an API change got there first) the caller rolls
 /// back and takes the careful path, which sorts out which ones.
 async fn claim_all(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Result<bool> {
+    lock_crons(txn, fires.iter().map(|fire| fire.cron.cron_id.clone())).await?;
     for chunk in fires.chunks(CASE_ROWS) {
         let unchanged = chunk.iter().map(|fire| {
             let seen = &fire.cron;
@@ -617,8 +623,9 @@ async fn claim_all(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Result
 
 /// Claims crons for their fires: moves each one's `next_run_at` on, provided its row is
 /// still exactly as the scheduler read it (enabled, same instant, not changed through the
-/// API since). The rows are read locked (PostgreSQL: a replica claiming the same cron waits,
-/// then sees it moved on) and moved with one UPDATE. Whether each was claimed.
+/// API since). The rows are read locked in `cron_id` order (PostgreSQL: a replica claiming
+/// the same cron waits, then sees it moved on; see `lock_crons`) and moved with one UPDATE.
+/// Whether each was claimed.
 async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Result<Vec<bool>> {
     type Seen = (bool, Option<Millis>, Millis);
     let mut current: HashMap<String, Seen> = Crons::find()
@@ -630,6 +637,7 @@ async fn claim_crons(txn: &sea_orm::DatabaseTransaction, fires: &[Fire]) -> Resu
             Column::UpdatedAt,
         ])
         .filter(Column::CronId.is_in(fires.iter().map(|fire| fire.cron.cron_id.clone())))
+        .order_by_asc(Column::CronId)
         .lock_exclusive()
         .into_tuple::<(String, bool, Option<Millis>, Millis)>()
         .all(txn)

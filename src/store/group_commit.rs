@@ -27,6 +27,7 @@ use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, T
 use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
+use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::runs::{
     Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
@@ -82,9 +83,13 @@ enum Answer {
 
 impl Writer {
     /// Starts the writer task on `db` (the store's write connection).
-    pub(super) fn spawn(db: DatabaseConnection, routes: AlertRoutes) -> Writer {
+    pub(super) fn spawn(
+        db: DatabaseConnection,
+        routes: AlertRoutes,
+        changes: super::changes::Changes,
+    ) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, routes, queue));
+        tokio::spawn(write_loop(db, routes, changes, queue));
         Writer { jobs }
     }
 
@@ -148,6 +153,7 @@ fn stopped() -> Error {
 async fn write_loop(
     db: DatabaseConnection,
     routes: AlertRoutes,
+    changes: super::changes::Changes,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -166,6 +172,7 @@ async fn write_loop(
                 }
             }
         }
+        changes.touch();
     }
 }
 
@@ -437,6 +444,14 @@ async fn finish_all(
     if finishes.is_empty() {
         return Ok(());
     }
+    // Their crons' history and last run are written below: crons first, as fires take them.
+    lock_crons(
+        txn,
+        finishes
+            .iter()
+            .filter_map(|finish| finish.run.cron_id.clone()),
+    )
+    .await?;
     let mut deliveries = Vec::new();
     let done = finish_throwaway(txn, &finishes, answers, &mut deliveries, now).await?;
     let rest: Vec<&Finish> = finishes

@@ -3,11 +3,14 @@
 
 pub mod alerts;
 pub mod assistants;
+pub mod changes;
+pub mod console;
 pub mod crons;
 pub mod deliveries;
 pub mod fires;
 mod group_commit;
 pub mod history;
+mod one_process;
 pub mod runs;
 pub mod threads;
 
@@ -34,6 +37,9 @@ pub enum Error {
     /// The database server cannot be reached or refuses us; says where and why.
     #[error("{0}")]
     Unreachable(String),
+    /// The SQLite file is another process's (see `one_process`); says which.
+    #[error("{0}")]
+    InUse(String),
     #[error("database error: {0}")]
     Db(DbErr),
 }
@@ -189,9 +195,18 @@ pub struct Store {
     writer: group_commit::Writer,
     /// `[[alerts.routes]]`, shared with the writer.
     alert_routes: alerts::AlertRoutes,
+    /// A SQLite file's lock, held while any clone of the store lives.
+    _one_process: Option<std::sync::Arc<one_process::OneProcess>>,
+    /// Told after fires, run writes and delivery attempts commit (for the console's live pages).
+    changes: changes::Changes,
 }
 
 impl Store {
+    /// The signal of committed changes the console's live pages wait on.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.changes
+    }
+
     /// Connects and applies pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
         let store = Self::connect(url, max_connections).await?;
@@ -201,16 +216,24 @@ impl Store {
 
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
         if url.starts_with("sqlite:") {
+            let one_process = one_process::OneProcess::take(url)?.map(std::sync::Arc::new);
             let write = Database::connect(sqlite_options(url, 1, true)).await?;
             let read = Database::connect(sqlite_options(url, max_connections, false)).await?;
             let alert_routes = alerts::AlertRoutes::default();
+            let changes = changes::Changes::default();
             Ok(Store {
                 read,
-                writer: group_commit::Writer::spawn(write.clone(), alert_routes.clone()),
+                writer: group_commit::Writer::spawn(
+                    write.clone(),
+                    alert_routes.clone(),
+                    changes.clone(),
+                ),
                 alert_routes,
+                changes,
                 write,
                 backend: Backend::Sqlite,
                 assistant_metadata: Default::default(),
+                _one_process: one_process,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             probe_postgres(url).await?;
@@ -222,13 +245,20 @@ impl Store {
                 .sqlx_logging(false);
             let pool = Database::connect(options).await?;
             let alert_routes = alerts::AlertRoutes::default();
+            let changes = changes::Changes::default();
             Ok(Store {
                 read: pool.clone(),
-                writer: group_commit::Writer::spawn(pool.clone(), alert_routes.clone()),
+                writer: group_commit::Writer::spawn(
+                    pool.clone(),
+                    alert_routes.clone(),
+                    changes.clone(),
+                ),
                 alert_routes,
+                changes,
                 write: pool,
                 backend: Backend::Postgres,
                 assistant_metadata: Default::default(),
+                _one_process: None,
             })
         } else {
             Err(Error::Db(DbErr::Custom(format!(

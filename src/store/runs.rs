@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -19,6 +19,7 @@ use entity::states::{
 };
 use entity::thread::{self, Entity as Threads};
 
+use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::config::AlertRouteConfig;
@@ -271,8 +272,21 @@ impl Store {
                 .or_default()
                 .push(run.run_id.clone());
         }
+        // Rows another transaction holds (a worker's claim of the same due runs) are skipped,
+        // not waited for: the row count then falls short and the careful path below sorts
+        // them out. Waiting here could deadlock with that claim (PostgreSQL).
         let claim_these = |ids: Vec<String>, started: Millis| {
-            claim.update(now, started).filter(Column::RunId.is_in(ids))
+            let pending = Query::select()
+                .column(Column::RunId)
+                .from(Runs)
+                .and_where(Column::RunId.is_in(ids))
+                .and_where(Column::Status.eq(RunStatus::Pending))
+                .order_by(Column::RunId, sea_orm::Order::Asc)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .to_owned();
+            claim
+                .update(now, started)
+                .filter(Column::RunId.in_subquery(pending))
         };
         let txn = self.write.begin().await?;
         let mut claimed = 0;
@@ -292,6 +306,7 @@ impl Store {
                 .column(Column::RunId)
                 .filter(Column::RunId.is_in(runs.iter().map(|run| run.run_id.clone())))
                 .filter(Column::Status.eq(RunStatus::Pending))
+                .order_by_asc(Column::RunId)
                 .lock_exclusive()
                 .into_tuple()
                 .all(&txn)
@@ -395,6 +410,8 @@ impl Store {
         let count = expired.len();
         for run in expired {
             let txn = self.write.begin().await?;
+            // Crons before runs, as everywhere (see `lock_crons`).
+            lock_crons(&txn, run.cron_id.clone()).await?;
             // Re-read under the transaction: another replica may have handled it.
             let Some(run) = Runs::find_by_id(run.run_id.clone())
                 .filter(Column::Status.eq(RunStatus::Running))
@@ -853,6 +870,9 @@ pub(super) async fn claim_due(
         .order_by(Column::AvailableAt, sea_orm::Order::Asc)
         .order_by(Column::RunId, sea_orm::Order::Asc)
         .limit(limit)
+        // Runs another replica is claiming (or starting ahead) are left to it, never waited
+        // for (PostgreSQL; SQLite has one writer).
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
     Ok(claim
         .update(now, now)

@@ -123,11 +123,11 @@ async fn cron_lifecycle_through_the_cli() {
     let lines: Vec<&str> = list.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "header and one row: {list:?}");
     assert!(lines[0].starts_with("CRON ID"), "{list:?}");
-    for column in ["SCHEDULE", "TIMEZONE", "ENABLED", "NEXT RUN", "THREAD"] {
+    for column in ["SCHEDULE", "TIMEZONE", "NEXT RUN", "LAST STATUS", "THREAD"] {
         assert!(lines[0].contains(column), "{column}: {list:?}");
     }
     assert!(lines[1].starts_with(&cron_id), "{list:?}");
-    for cell in ["*/5 * * * *", "Europe/Paris", "true", &thread_id] {
+    for cell in ["*/5 * * * *", "Europe/Paris", &thread_id] {
         assert!(lines[1].contains(cell), "{cell}: {list:?}");
     }
     let at = lines[0].find("SCHEDULE").expect("SCHEDULE column");
@@ -908,5 +908,291 @@ fn an_unreachable_database_is_named_with_its_cause() {
         stderr.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}"))
             && stderr.contains("Connection refused"),
         "{stderr}"
+    );
+}
+
+/// What a new user does with the CLI alone: make a thread and a thread cron on it, see crons
+/// with their last status and next run ("paused" when paused, owners for an admin), read a
+/// failed run's error, a delivery's attempts, and be told where a stateless run went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_crons_runs_and_deliveries_as_a_new_user_sees_them() {
+    const ALICE: &str = "cli-alice-key-9f8e7d6c";
+    const OPS: &str = "cli-ops-key-5b4a3c2d1e";
+    let receiver = crate::common::receiver::Receiver::start().await;
+    receiver.answer(&[500]);
+    let graphs = crate::common::repo_root().join("tests/fixtures/graphs");
+    let (_storage, daemon) = started(&format!(
+        "[graphs.fail]\nkind = \"command\"\ncommand = [\"{}/fail.sh\"]\n\
+         [webhooks.url]\ndisable_loopback = false\n[webhooks.retry]\ndelays = [\"100ms\"]\njitter = 0.0\n\
+         [[auth.api_keys]]\nidentity = \"alice\"\nkey = \"{ALICE}\"\n\
+         [[auth.api_keys]]\nidentity = \"ops\"\nkey = \"{OPS}\"\nadmin = true\n",
+        graphs.display()
+    ))
+    .await;
+    let url = daemon.url.as_str();
+    let alice = |args: &'static [&'static str]| {
+        let mut all = vec!["--api-key", ALICE];
+        all.extend_from_slice(args);
+        all
+    };
+
+    // threads create | get | list
+    let thread = cli(
+        url,
+        &alice(&[
+            "--json",
+            "threads",
+            "create",
+            "--metadata",
+            r#"{"team":"ops"}"#,
+        ]),
+    )
+    .await
+    .ok()
+    .json();
+    let thread_id = thread["thread_id"].as_str().expect("thread_id").to_string();
+    assert_eq!(thread["metadata"]["team"], "ops", "{thread}");
+    let got = cli(
+        url,
+        &["--api-key", ALICE, "--json", "threads", "get", &thread_id],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(got["thread_id"], thread_id.as_str());
+    let listed = cli(
+        url,
+        &alice(&["threads", "list", "--metadata", r#"{"team":"ops"}"#]),
+    )
+    .await
+    .ok();
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("THREAD ID ") && lines[0].contains(" STATUS "),
+        "{listed:?}"
+    );
+    assert_eq!(lines.len(), 2, "{listed:?}");
+    assert!(lines[1].starts_with(&thread_id), "{listed:?}");
+    let none = cli(
+        url,
+        &alice(&[
+            "--json",
+            "threads",
+            "list",
+            "--metadata",
+            r#"{"team":"dev"}"#,
+        ]),
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(none, json!([]));
+
+    // A thread cron on it, made without curl, and a failing stateless cron with a webhook.
+    let thread_cron = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "--json",
+            "crons",
+            "create",
+            "--thread",
+            &thread_id,
+            "--schedule",
+            "0 0 1 1 *",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let thread_cron_id = thread_cron["cron_id"]
+        .as_str()
+        .expect("cron_id")
+        .to_string();
+    let hook = receiver.url("/hook");
+    let failing = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "--json",
+            "crons",
+            "create",
+            "--assistant",
+            "fail",
+            "--schedule",
+            "0 0 1 1 *",
+            "--webhook",
+            &hook,
+            "--on-run-completed",
+            "keep",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let failing_id = failing["cron_id"].as_str().expect("cron_id").to_string();
+
+    // Triggered: the run fails; its webhook is refused once (500), then delivered.
+    let run = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "--json",
+            "crons",
+            "trigger",
+            &failing_id,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let run_id = run["run_id"].as_str().expect("run_id").to_string();
+    let run_thread = run["thread_id"].as_str().expect("thread_id").to_string();
+    receiver.wait_for(2, Duration::from_secs(15)).await;
+    cli(url, &["--api-key", OPS, "crons", "pause", &thread_cron_id])
+        .await
+        .ok();
+
+    let table = cli(url, &alice(&["crons", "list"])).await.ok();
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lines: Vec<String> = table.stdout.lines().map(words).collect();
+    assert_eq!(
+        lines[0], "CRON ID SCHEDULE TIMEZONE NEXT RUN LAST STATUS LAST RUN THREAD",
+        "a non-admin has no OWNER column: {table:?}"
+    );
+    let row = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {table:?}"))
+            .clone()
+    };
+    assert!(
+        row(&thread_cron_id).ends_with(&format!("0 0 1 1 * UTC paused - - {thread_id}")),
+        "{table:?}"
+    );
+    let failing_row = row(&failing_id);
+    assert!(failing_row.contains(" UTC 20"), "a next run: {failing_row}");
+    assert!(
+        failing_row.contains(" error 20"),
+        "last status: {failing_row}"
+    );
+    assert!(failing_row.ends_with(" stateless"), "{failing_row}");
+
+    let as_admin = cli(url, &["--api-key", OPS, "crons", "list"]).await.ok();
+    let lines: Vec<String> = as_admin.stdout.lines().map(words).collect();
+    assert!(lines[0].ends_with("THREAD OWNER"), "{as_admin:?}");
+    assert!(
+        lines[1..].iter().all(|line| line.ends_with(" alice")),
+        "{as_admin:?}"
+    );
+
+    // runs get shows the failed run's error.
+    let shown = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "runs",
+            "get",
+            "--thread",
+            &run_thread,
+            &run_id,
+        ],
+    )
+    .await
+    .ok();
+    let error_line = shown
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("error "))
+        .unwrap_or_else(|| panic!("an error row: {shown:?}"));
+    assert!(error_line.contains("boom: the graph failed"), "{shown:?}");
+
+    // deliveries get: the attempt log, the refused attempt first.
+    let deliveries = cli(
+        url,
+        &[
+            "--api-key",
+            ALICE,
+            "--json",
+            "deliveries",
+            "list",
+            "--run",
+            &run_id,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    let delivery_id = deliveries[0]["delivery_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let detail = cli(
+        url,
+        &["--api-key", ALICE, "deliveries", "get", &delivery_id],
+    )
+    .await
+    .ok();
+    let lines: Vec<String> = detail.stdout.lines().map(words).collect();
+    let header = lines
+        .iter()
+        .position(|line| line == "# ATTEMPTED AT CODE LATENCY ERROR")
+        .unwrap_or_else(|| panic!("attempts header: {detail:?}"));
+    assert!(lines[header + 1].starts_with("1 20"), "{detail:?}");
+    assert!(lines[header + 1].contains(" 500 "), "{detail:?}");
+    assert!(lines[header + 2].starts_with("2 20"), "{detail:?}");
+    assert!(lines[header + 2].contains(" 200 "), "{detail:?}");
+    assert!(lines.iter().any(|l| l == "status delivered"), "{detail:?}");
+
+    // A stateless cron that deletes its threads: the trigger says where to look, and the
+    // thread it printed, gone after the run, is explained when asked for.
+    let stateless = cli(
+        url,
+        &alice(&["--json", "crons", "create", "--schedule", "0 0 1 1 *"]),
+    )
+    .await
+    .ok()
+    .json();
+    let stateless_id = stateless["cron_id"].as_str().expect("cron_id").to_string();
+    let triggered = cli(
+        url,
+        &["--api-key", ALICE, "crons", "trigger", &stateless_id],
+    )
+    .await;
+    assert_eq!(triggered.code, 0, "{triggered:?}");
+    assert!(
+        triggered
+            .stderr
+            .contains(&format!("cronhook crons history {stateless_id}")),
+        "{triggered:?}"
+    );
+    let gone_thread = triggered
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("thread_id"))
+        .map(str::trim)
+        .expect("thread_id row")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = cli(
+            url,
+            &["--api-key", ALICE, "runs", "list", "--thread", &gone_thread],
+        )
+        .await;
+        if out.code != 0 || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("cronhook crons history CRON_ID"),
+        "{out:?}"
     );
 }

@@ -20,7 +20,8 @@ fn toml_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut current: Option<(usize, String)> = None;
     for (number, line) in markdown.lines().enumerate() {
         match &mut current {
-            None if line.trim_start().starts_with("```toml") => {
+            // Exactly `toml`: crons files (`toml crons`) are checked by `files`.
+            None if line.trim() == "```toml" => {
                 current = Some((number + 1, String::new()));
             }
             Some(_) if line.trim_start().starts_with("```") => {

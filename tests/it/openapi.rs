@@ -723,15 +723,34 @@ fn attribute_values<'a>(html: &'a str, name: &str) -> impl Iterator<Item = &'a s
     values.into_iter()
 }
 
-/// With keys configured, the document and the page need one like every other route.
+/// With keys configured, the document and the page (no data) are served without one by
+/// default, while the API calls made from the page still need one; `[docs] public = false`
+/// puts them behind the key like every other route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn document_and_page_need_a_key() {
+async fn document_and_page_are_public_unless_configured_otherwise() {
+    let keys = "[[auth.api_keys]]\nidentity = \"ops\"\nkey = \"openapi-test-key-7d41\"\n";
     let storage = Storage::new(Backend::Sqlite).await;
-    let daemon = Daemon::start_with_config(
-        &storage,
-        "[[auth.api_keys]]\nidentity = \"ops\"\nkey = \"openapi-test-key-7d41\"\n",
-    )
-    .await;
+    let daemon = Daemon::start_with_config(&storage, keys).await;
+    for path in ["/openapi.json", "/docs", "/docs/swagger-ui.css"] {
+        let (status, body) = daemon.send_as(None, Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, _) = daemon.send_as(None, Method::GET, "/docs/", None).await;
+    assert_eq!(status, 200, "/docs/ redirects to the page (followed)");
+    let (status, body) = daemon
+        .send_as(
+            None,
+            Method::POST,
+            "/runs/crons/search",
+            Some(&serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, 401, "the API still wants a key: {body}");
+    drop(daemon);
+
+    let storage = Storage::new(Backend::Sqlite).await;
+    let daemon =
+        Daemon::start_with_config(&storage, &format!("{keys}[docs]\npublic = false\n")).await;
     for path in ["/openapi.json", "/docs", "/docs/swagger-ui.css"] {
         let (status, body) = daemon.send_as(None, Method::GET, path, None).await;
         assert_eq!(status, 401, "{path}: {body}");

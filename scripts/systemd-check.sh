@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 UNIT="${1:-$ROOT/systemd/cronhook.service}"
-# Measured 1.1 (systemd 252, Debian 12); a change that weakens the unit fails here.
+# Measured 1.2 (systemd 252, Debian 12); a change that weakens the unit fails here.
 MAX_EXPOSURE="${MAX_EXPOSURE:-1.2}"
 
 apt_install() {
@@ -29,9 +29,9 @@ trap 'rm -rf "$tmp"' EXIT
 printf '#!/bin/sh\nexit 0\n' >"$tmp/cronhook"
 chmod 0755 "$tmp/cronhook"
 # Same file name, so the unit is checked as cronhook.service.
-sed "s|/usr/local/bin/cronhook |$tmp/cronhook |" "$UNIT" >"$tmp/cronhook.service"
+sed "s|/usr/bin/cronhook |$tmp/cronhook |" "$UNIT" >"$tmp/cronhook.service"
 if ! grep -q "^ExecStart=$tmp/cronhook " "$tmp/cronhook.service"; then
-  echo "systemd-check: FAIL: ExecStart does not start /usr/local/bin/cronhook in $UNIT" >&2
+  echo "systemd-check: FAIL: ExecStart does not start /usr/bin/cronhook in $UNIT" >&2
   exit 1
 fi
 

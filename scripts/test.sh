@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (.ci/run calls this):
-#   lints, the systemd unit check, Rust unit and integration tests (SQLite and a throw-away
+#   lints, the systemd unit check, the Debian package under a real systemd (a booted
+#   container), Rust unit and integration tests (SQLite and a throw-away
 #   PostgreSQL), the croniter property test, schemathesis against the served OpenAPI document,
 #   the official-SDK suite against cronhook and the reference, README's tour as written, and
 #   the web console in a real browser (chromium driven by Playwright).
@@ -13,6 +14,7 @@ scripts/install-deps.sh --reference
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 scripts/systemd-check.sh
+scripts/systemd-boot-test.sh
 CRONHOOK_TEST_PYTHON="$ROOT/tests/sdk/.venv/bin/python" cargo test --workspace
 scripts/ui-tests.sh
 scripts/schemathesis.sh

@@ -162,8 +162,21 @@ pub enum Command {
     /// apply), calling nothing.
     #[command(after_help = IMPORT_HELP)]
     ImportCrontab(ImportCrontabArgs),
+    /// Write the man pages or shell completions generated from this command line
+    /// (packaging: scripts/deb.sh).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
     #[command(flatten)]
     Ops(OpsCommand),
+}
+
+/// What `cronhook generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Man pages (section 1) of cronhook and each of its subcommands into DIR.
+    Man { dir: PathBuf },
+    /// Completions for bash, zsh and fish into DIR (cronhook.bash, _cronhook, cronhook.fish).
+    Completions { dir: PathBuf },
 }
 
 /// Commands that talk to a running daemon over its REST API (`--url`, `--api-key`).

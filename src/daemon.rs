@@ -38,7 +38,7 @@ pub enum DaemonError {
     Parts(#[from] crate::parts::PartsError),
     #[error("metrics: {0}")]
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
-    #[error("webhook delivery: cannot build its HTTP client: {0}")]
+    #[error("webhook delivery: cannot build its HTTP client: {}", crate::parts::with_causes(.0))]
     WebhookClient(reqwest::Error),
     #[error("housekeeping: {0}")]
     Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),

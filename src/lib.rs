@@ -11,6 +11,7 @@ pub mod config;
 pub(crate) mod console;
 pub mod crontab;
 pub mod daemon;
+pub mod generate;
 pub(crate) mod housekeeping;
 pub(crate) mod metrics;
 pub(crate) mod notify;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cronhook::cli::{Cli, Command, LogFormat};
+use cronhook::cli::{Cli, Command, GenerateCommand, LogFormat};
 use cronhook::config::Config;
 use cronhook::parts::Parts;
 use cronhook::{daemon, ops};
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err.to_string()),
             };
         }
+        Some(Command::Generate(command)) => return generate(&command),
         // Converts files only: no config, no network.
         Some(Command::ImportCrontab(args)) => {
             return ExitCode::from(cronhook::crontab::run(&args));
@@ -55,7 +56,10 @@ fn main() -> ExitCode {
                 println!("migrations applied");
                 drop(store);
             }),
-            Command::CheckConfig | Command::Ops(_) | Command::ImportCrontab(_) => {
+            Command::CheckConfig
+            | Command::Generate(_)
+            | Command::Ops(_)
+            | Command::ImportCrontab(_) => {
                 unreachable!("handled above")
             }
         }
@@ -79,6 +83,22 @@ fn check_config(config: &Config) -> ExitCode {
         Err(err) => {
             eprintln!("cronhook: invalid config: {err}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes man pages or completions and names each file written.
+fn generate(command: &GenerateCommand) -> ExitCode {
+    match cronhook::generate::run(command) {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cronhook: generate: {err}");
+            ExitCode::FAILURE
         }
     }
 }

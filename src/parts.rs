@@ -22,8 +22,21 @@ pub enum PartsError {
     Webhooks(#[from] webhooks::SettingsError),
     #[error("graphs.{name}: {source}")]
     Graph { name: String, source: GraphError },
-    #[error("cannot build the HTTP client of the graphs: {0}")]
+    #[error("cannot build the HTTP client of the graphs: {}", with_causes(.0))]
     Client(reqwest::Error),
+}
+
+/// An error with its causes: reqwest's own message ("builder error") names none, its sources
+/// do (e.g. no CA certificates in the system's trust store).
+pub(crate) fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 pub struct Parts {

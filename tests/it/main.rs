@@ -19,6 +19,7 @@ mod history;
 mod limits;
 mod metrics;
 mod openapi;
+mod packaging;
 mod runs;
 mod schedule_vs_croniter;
 mod scheduler;

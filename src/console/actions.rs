@@ -509,13 +509,7 @@ fn login_markup(next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                title { "Log in · cronhook" }
-                link rel="stylesheet" href=(super::assets::CSS.path);
-            }
+            (super::view::head("Log in", html! {}))
             body {
                 main.login {
                     h1 { "cronhook console" }

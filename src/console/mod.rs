@@ -79,8 +79,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
 }
 
 /// Finds the viewer's session (or, without API keys, opens an anonymous one), sends
-/// visitors without one to the login page, and refuses a state-changing request that does
-/// not carry the session's CSRF token.
+/// visitors without one to the login page, and refuses any request but GET or HEAD without
+/// the session's CSRF token.
 async fn guard(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,

@@ -21,20 +21,29 @@ pub enum Nav {
     Deliveries,
 }
 
+/// The `<head>` of every console page; `extra` follows the stylesheet.
+pub fn head(title: &str, extra: Markup) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            title { (title) " · cronhook" }
+            link rel="stylesheet" href=(CSS.path);
+            (extra)
+        }
+    }
+}
+
 pub fn page(viewer: &Viewer, title: &str, nav: Nav, body: Markup) -> Markup {
     let current = |n: Nav| (n == nav).then_some("page");
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
+            (head(title, html! {
                 meta name="csrf-token" content=(viewer.csrf);
-                title { (title) " · cronhook" }
-                link rel="stylesheet" href=(CSS.path);
                 script src=(JS.path) defer {}
-            }
+            }))
             body data-stream="/ui/stream" {
                 header.top {
                     a.brand href="/ui" { "cronhook" }

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::states::{OnCompletion, RunStatus};
+use crate::states::{DstGap, DstRepeat, OnCompletion, Overlap, RunStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "crons")]
@@ -43,6 +43,18 @@ pub struct Model {
     pub pause_note: Option<String>,
     /// Disabled after this many failed runs in a row (null: never).
     pub pause_after_failures: Option<i32>,
+    /// Stateless crons: what an instant does while the previous run is still active.
+    pub overlap: Overlap,
+    /// Each instant starts a delay in [0, jitter) after it, fixed per (cron, instant).
+    pub jitter_seconds: i32,
+    /// Instants left to fire before the cron disables itself (null: no limit).
+    pub remaining_runs: Option<i64>,
+    /// Paused until this instant: `next_run_at` is the first instant at or after it.
+    pub paused_until: Option<i64>,
+    pub dst_repeat: DstRepeat,
+    pub dst_gap: DstGap,
+    /// Runs waiting behind this cron's active run (see `store::overlap`).
+    pub held_runs: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -34,6 +34,9 @@ pub struct Model {
     pub delivery_id: Option<String>,
     pub webhook_status: Option<DeliveryStatus>,
     pub webhook_attempts: Option<i32>,
+    /// When its run was due to start: the instant plus the cron's jitter (null: at the
+    /// instant).
+    pub due_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -199,6 +199,12 @@ pub enum FireOutcome {
     /// A manual trigger through the API (the schedule did not move).
     #[sea_orm(string_value = "triggered")]
     Triggered,
+    /// Not run: the cron's previous run was still active, under its `overlap` policy.
+    #[sea_orm(string_value = "skipped")]
+    Skipped,
+    /// A past instant fired by a backfill request.
+    #[sea_orm(string_value = "backfilled")]
+    Backfilled,
 }
 
 impl FireOutcome {
@@ -208,6 +214,8 @@ impl FireOutcome {
             FireOutcome::Missed => "missed",
             FireOutcome::Rejected => "rejected",
             FireOutcome::Triggered => "triggered",
+            FireOutcome::Skipped => "skipped",
+            FireOutcome::Backfilled => "backfilled",
         }
     }
 }
@@ -320,6 +328,9 @@ mod tests {
         agree(CancelAction::as_str, true);
         agree(FireOutcome::as_str, true);
         agree(DeliveryKind::as_str, true);
+        agree(Overlap::as_str, true);
+        agree(DstRepeat::as_str, true);
+        agree(DstGap::as_str, true);
     }
 
     #[test]
@@ -418,5 +429,139 @@ impl MisfirePolicy {
     /// The policy named `text`, if any.
     pub fn parse(text: &str) -> Option<MisfirePolicy> {
         Self::iter().find(|policy| policy.as_str() == text)
+    }
+}
+
+/// What a stateless cron's instant does while the cron's previous run is still pending or
+/// running (Temporal's overlap policies). A thread cron follows its `multitask_strategy`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Runs at once beside the active one (LangGraph's behaviour).
+    #[default]
+    #[sea_orm(string_value = "allow")]
+    Allow,
+    /// Not run (history `skipped`).
+    #[sea_orm(string_value = "skip")]
+    Skip,
+    /// At most one waits behind the active run; further instants are skipped.
+    #[sea_orm(string_value = "buffer_one")]
+    BufferOne,
+    /// Every instant waits its turn, one run at a time, in order.
+    #[sea_orm(string_value = "buffer_all")]
+    BufferAll,
+    /// The active run is interrupted, then the new one starts.
+    #[sea_orm(string_value = "cancel_other")]
+    CancelOther,
+}
+
+impl Overlap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Allow => "allow",
+            Overlap::Skip => "skip",
+            Overlap::BufferOne => "buffer_one",
+            Overlap::BufferAll => "buffer_all",
+            Overlap::CancelOther => "cancel_other",
+        }
+    }
+
+    /// The policy named `text`, if any.
+    pub fn parse(text: &str) -> Option<Overlap> {
+        Self::iter().find(|policy| policy.as_str() == text)
+    }
+}
+
+/// How often a wall-clock time that a daylight-saving change repeats fires.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum DstRepeat {
+    /// Once, at its first occurrence.
+    #[default]
+    #[sea_orm(string_value = "once")]
+    Once,
+    /// Twice, at both occurrences (croniter's behaviour).
+    #[sea_orm(string_value = "twice")]
+    Twice,
+}
+
+impl DstRepeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DstRepeat::Once => "once",
+            DstRepeat::Twice => "twice",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DstRepeat> {
+        Self::iter().find(|choice| choice.as_str() == text)
+    }
+}
+
+/// What a wall-clock time that a daylight-saving change skips does.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum DstGap {
+    /// Fires right after the gap.
+    #[default]
+    #[sea_orm(string_value = "shift")]
+    Shift,
+    /// Does not fire that day.
+    #[sea_orm(string_value = "skip")]
+    Skip,
+}
+
+impl DstGap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DstGap::Shift => "shift",
+            DstGap::Skip => "skip",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DstGap> {
+        Self::iter().find(|choice| choice.as_str() == text)
     }
 }

@@ -10,6 +10,7 @@ mod m20261202_000005_owners;
 mod m20261210_000006_history;
 mod m20261212_000007_alerts;
 mod m20261213_000008_failing_crons;
+mod m20261214_000009_controls;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000006_history::Migration),
             Box::new(m20261212_000007_alerts::Migration),
             Box::new(m20261213_000008_failing_crons::Migration),
+            Box::new(m20261214_000009_controls::Migration),
         ]
     }
 }

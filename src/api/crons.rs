@@ -513,6 +513,13 @@ async fn create(
         consecutive_failures: 0,
         pause_note: None,
         pause_after_failures,
+        overlap: Default::default(),
+        jitter_seconds: 0,
+        remaining_runs: None,
+        paused_until: None,
+        dst_repeat: Default::default(),
+        dst_gap: Default::default(),
+        held_runs: 0,
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron, caller.max_crons).await?;

@@ -158,6 +158,13 @@ pub(super) mod tests {
             consecutive_failures: 0,
             pause_note: None,
             pause_after_failures: None,
+            overlap: Default::default(),
+            jitter_seconds: 0,
+            remaining_runs: None,
+            paused_until: None,
+            dst_repeat: Default::default(),
+            dst_gap: Default::default(),
+            held_runs: 0,
         }
     }
 

@@ -449,6 +449,7 @@ fn fire_log_row(
         delivery_id: None,
         webhook_status: None,
         webhook_attempts: None,
+        due_at: None,
     })
 }
 
@@ -512,6 +513,7 @@ fn missed_row(cron: &cron::Model, missed: &Missed, now: Millis) -> cron_fire::Ac
         delivery_id: None,
         webhook_status: None,
         webhook_attempts: None,
+        due_at: None,
     })
 }
 

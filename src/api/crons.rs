@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use entity::cron;
-use entity::states::RunStatus;
+use entity::states::{DstGap, DstRepeat, Overlap, RunStatus};
 
 use super::error::ErrorBody;
 use super::extract::{JsonBody, QueryParams, RawJson, parse_uuid, reject_nulls, typed};
@@ -29,9 +29,11 @@ use crate::runs::payload::Run;
 use crate::runs::spec::cron_run;
 use crate::schedule::{Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
+use crate::scheduler::jitter;
 use crate::store::SortOrder;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
+use crate::store::fires::RUN_LIMIT_REACHED;
 use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
 
 /// The longest `pause_note` taken, in bytes.
@@ -59,6 +61,23 @@ const FIELDS: &[&str] = &[
     "consecutive_failures",
     "pause_note",
     "pause_after_failures",
+    "overlap",
+    "jitter_seconds",
+    "remaining_runs",
+    "paused_until",
+    "dst_repeat",
+    "dst_gap",
+];
+
+/// The cron's own settings (cronhook's additions), not its runs': kept out of the payload.
+const CRON_SETTINGS: &[&str] = &[
+    "pause_after_failures",
+    "overlap",
+    "jitter_seconds",
+    "remaining_runs",
+    "paused_until",
+    "dst_repeat",
+    "dst_gap",
 ];
 
 fn select_schema() -> utoipa::openapi::schema::Array {
@@ -109,7 +128,7 @@ pub(crate) async fn trigger(
         .find(|g| assistant_id_for_graph(g).to_string() == cron.assistant_id)
         .cloned()
         .unwrap_or_default();
-    let run = cron_run(&cron, graph_id, now, now);
+    let run = cron_run(&cron, graph_id, now, now, now);
     state.hub.open(&run.run_id);
     let run = state.store.trigger(&cron, run, now).await?;
     crate::metrics::instants("triggered", 1);
@@ -171,14 +190,18 @@ async fn next(
     let cron = state.store.get_cron(&cron_id, &caller.scope()).await?;
     let schedule = Schedule::parse(&cron.schedule)?;
     let zone = parse_timezone(cron.timezone.as_deref())?;
-    let instants: Vec<String> = schedule
+    let instants: Vec<Millis> = schedule
         .upcoming(after, zone, cron.end_time.map(to_datetime), count)
         .into_iter()
-        .map(|instant| iso(instant.timestamp_millis()))
+        .map(|instant| instant.timestamp_millis())
         .collect();
     Ok(Json(CronNext {
         cron_id,
-        next: instants,
+        next: instants.iter().map(|&instant| iso(instant)).collect(),
+        starts: instants
+            .iter()
+            .map(|&instant| iso(jitter::start(&cron, instant)))
+            .collect(),
     }))
 }
 
@@ -187,8 +210,13 @@ async fn next(
 struct CronNext {
     #[schema(format = Uuid)]
     cron_id: String,
+    /// The scheduled instants (each run's `scheduled_for`).
     #[schema(value_type = Vec<String>, format = DateTime)]
     next: Vec<String>,
+    /// When each instant's run starts: the instant plus the cron's jitter (the same as
+    /// `next` without jitter).
+    #[schema(value_type = Vec<String>, format = DateTime)]
+    starts: Vec<String>,
 }
 
 /// The body of both cron creates (LangGraph's CronCreate / ThreadCronCreate, plus the
@@ -230,6 +258,23 @@ struct CreateRequest {
     catchup_window_seconds: Option<u32>,
     /// Disable the cron after this many failed runs in a row (at least 1; absent: never).
     pause_after_failures: Option<i64>,
+    /// Stateless crons: what an instant does while the previous run is still active
+    /// (default `allow`).
+    overlap: Option<Overlap>,
+    /// Each instant starts a delay drawn from [0, jitter) after it (0–3600, default 0).
+    #[schema(minimum = 0, maximum = 3600)]
+    jitter_seconds: Option<i64>,
+    /// Fire this many more times, then disable the cron (at least 1; absent: no limit).
+    #[schema(minimum = 1)]
+    remaining_runs: Option<i64>,
+    /// Paused until this instant (in the future): the first instant at or after it fires.
+    #[schema(format = DateTime)]
+    paused_until: Option<String>,
+    /// A wall-clock time that a fall-back change repeats fires `once` (default) or `twice`.
+    dst_repeat: Option<DstRepeat>,
+    /// A wall-clock time that a spring-forward change skips fires right after the gap
+    /// (`shift`, default) or not at all (`skip`).
+    dst_gap: Option<DstGap>,
 }
 
 /// LangGraph's CronPatch. `end_time: null` clears the end; an absent key keeps it.
@@ -268,6 +313,20 @@ struct PatchRequest {
     #[serde(default, deserialize_with = "present_number")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     pause_after_failures: Option<Option<i64>>,
+    /// Stateless crons only.
+    overlap: Option<Overlap>,
+    #[schema(minimum = 0, maximum = 3600)]
+    jitter_seconds: Option<i64>,
+    /// A new run limit (at least 1), or `null` for none.
+    #[serde(default, deserialize_with = "present_number")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    remaining_runs: Option<Option<i64>>,
+    /// Pause until this instant (in the future), or `null` to resume now.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    paused_until: Option<Option<String>>,
+    dst_repeat: Option<DstRepeat>,
+    dst_gap: Option<DstGap>,
 }
 
 /// Tells an explicit `null` (Some(None)) from an absent key (None), for a number.
@@ -283,6 +342,58 @@ fn pause_after(value: i64) -> ApiResult<i32> {
             "pause_after_failures: must be between 1 and {} (got {value})",
             i32::MAX
         ))),
+    }
+}
+
+/// `jitter_seconds` as stored: 0 to 3600.
+fn jitter_seconds(value: i64) -> ApiResult<i32> {
+    i32::try_from(value)
+        .ok()
+        .filter(|seconds| (0..=jitter::MAX_JITTER_SECONDS).contains(seconds))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "jitter_seconds: must be between 0 and {} (got {value})",
+                jitter::MAX_JITTER_SECONDS
+            ))
+        })
+}
+
+/// `remaining_runs` as stored: at least 1.
+fn remaining_runs(value: i64) -> ApiResult<i64> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(format!(
+            "remaining_runs: must be at least 1, or null for no limit (got {value})"
+        )))
+    }
+}
+
+/// `paused_until` as stored: an instant in the future.
+fn paused_until(text: &str, now: Millis) -> ApiResult<Millis> {
+    let until = parse_instant(text)
+        .map(|dt: DateTime<Utc>| dt.timestamp_millis())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "paused_until: '{text}' is not an ISO-8601 date-time (e.g. '2026-12-07T09:00:00Z')"
+            ))
+        })?;
+    if until <= now {
+        return Err(ApiError::invalid(format!(
+            "paused_until: '{text}' is not in the future (to resume now, PATCH {{\"enabled\": true}})"
+        )));
+    }
+    Ok(until)
+}
+
+/// `overlap` is a stateless cron's: a thread cron's runs follow its `multitask_strategy`.
+fn check_overlap(overlap: Option<Overlap>, on_thread: bool) -> Result<(), String> {
+    match overlap {
+        Some(overlap) if on_thread && overlap != Overlap::Allow => Err(format!(
+            "overlap: '{}' applies to stateless crons only; a thread cron's runs follow its multitask_strategy (reject, interrupt, rollback or enqueue)",
+            overlap.as_str()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -479,16 +590,25 @@ async fn create(
     })?;
 
     let pause_after_failures = request.pause_after_failures.map(pause_after).transpose()?;
+    check_overlap(request.overlap, thread_id.is_some()).map_err(ApiError::invalid)?;
+    let jitter_seconds = request.jitter_seconds.map(jitter_seconds).transpose()?;
+    let remaining_runs = request.remaining_runs.map(remaining_runs).transpose()?;
+    let now = now_ms();
+    let paused_until = request
+        .paused_until
+        .as_deref()
+        .map(|text| paused_until(text, now))
+        .transpose()?;
     let cron_id = Uuid::now_v7().to_string();
     let mut payload = body;
-    // The cron's own settings, not its runs': they stay out of the payload.
     if let Value::Object(map) = &mut payload {
-        map.remove("pause_after_failures");
+        for key in CRON_SETTINGS {
+            map.remove(*key);
+        }
     }
     payload["assistant_id"] = json!(assistant_id);
     set_configurable_cron_id(&mut payload, &cron_id);
 
-    let now = now_ms();
     let stateless = thread_id.is_none();
     let mut cron = cron::Model {
         cron_id,
@@ -513,12 +633,12 @@ async fn create(
         consecutive_failures: 0,
         pause_note: None,
         pause_after_failures,
-        overlap: Default::default(),
-        jitter_seconds: 0,
-        remaining_runs: None,
-        paused_until: None,
-        dst_repeat: Default::default(),
-        dst_gap: Default::default(),
+        overlap: request.overlap.unwrap_or_default(),
+        jitter_seconds: jitter_seconds.unwrap_or(0),
+        remaining_runs,
+        paused_until,
+        dst_repeat: request.dst_repeat.unwrap_or_default(),
+        dst_gap: request.dst_gap.unwrap_or_default(),
         held_runs: 0,
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
@@ -584,12 +704,38 @@ pub(crate) async fn patch(
         _ => return Err(ApiError::invalid("Request body must be a JSON object")),
     };
     let changes_value = Value::Object(changes.clone());
-    reject_nulls(&changes_value, &["end_time", "pause_after_failures"])?;
+    reject_nulls(
+        &changes_value,
+        &[
+            "end_time",
+            "pause_after_failures",
+            "remaining_runs",
+            "paused_until",
+        ],
+    )?;
     let request: PatchRequest = typed(&changes_value)?;
-    // The note is the cron's, not its runs': it stays out of the payload.
+    // The note and settings are the cron's, not its runs': they stay out of the payload.
     let mut changes = changes;
     changes.remove("pause_note");
-    changes.remove("pause_after_failures");
+    for key in CRON_SETTINGS {
+        changes.remove(*key);
+    }
+    let jitter_seconds = request.jitter_seconds.map(jitter_seconds).transpose()?;
+    let remaining_runs = match request.remaining_runs {
+        Some(Some(count)) => Some(Some(remaining_runs(count)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let new_pause = match &request.paused_until {
+        Some(Some(text)) => Some(Some(paused_until(text, now_ms())?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if new_pause.is_some() && request.enabled.is_some() {
+        return Err(ApiError::invalid(
+            "paused_until: not with \"enabled\" (a pause until an instant keeps the cron enabled; \"enabled\": true resumes now)",
+        ));
+    }
     let pause_after_failures = match request.pause_after_failures {
         Some(Some(count)) => Some(Some(pause_after(count)?)),
         Some(None) => Some(None),
@@ -626,12 +772,18 @@ pub(crate) async fn patch(
     let reschedule = request.schedule.is_some()
         || request.timezone.is_some()
         || request.end_time.is_some()
-        || request.enabled.is_some();
+        || request.enabled.is_some()
+        || request.paused_until.is_some()
+        || request.dst_repeat.is_some()
+        || request.dst_gap.is_some()
+        || remaining_runs.is_some();
 
     let cron = state
         .store
         .update_cron(&cron_id, &caller.scope(), |cron| {
             let now = now_ms();
+            check_overlap(request.overlap, cron.thread_id.is_some())
+                .map_err(crate::store::Error::Invalid)?;
             if let Some(schedule) = &request.schedule {
                 cron.schedule = schedule.clone();
             }
@@ -648,6 +800,35 @@ pub(crate) async fn patch(
                 } else {
                     request.pause_note.clone()
                 };
+                // Enabling resumes now; disabling pauses until enabled.
+                cron.paused_until = None;
+            }
+            if let Some(until) = new_pause {
+                cron.paused_until = until;
+            }
+            if let Some(overlap) = request.overlap {
+                cron.overlap = overlap;
+            }
+            if let Some(seconds) = jitter_seconds {
+                cron.jitter_seconds = seconds;
+            }
+            if let Some(limit) = remaining_runs {
+                cron.remaining_runs = limit;
+                // A cron that spent its run limit resumes with a new one.
+                if limit.is_some()
+                    && !cron.enabled
+                    && cron.pause_note.as_deref() == Some(RUN_LIMIT_REACHED)
+                    && request.enabled.is_none()
+                {
+                    cron.enabled = true;
+                    cron.pause_note = None;
+                }
+            }
+            if let Some(choice) = request.dst_repeat {
+                cron.dst_repeat = choice;
+            }
+            if let Some(choice) = request.dst_gap {
+                cron.dst_gap = choice;
             }
             if let Some(count) = pause_after_failures {
                 cron.pause_after_failures = count;
@@ -685,6 +866,7 @@ pub(crate) async fn patch(
                 cron.next_run_at = schedule.and_then(|s| next_run_at(&s, cron, now));
             }
             cron.updated_at = now;
+            Ok(())
         })
         .await?;
     state.scheduler.cron_changed();
@@ -808,10 +990,15 @@ fn parse_end_time(text: &str) -> ApiResult<Millis> {
         })
 }
 
-/// The first instant after `now` in the cron's zone, or none past its end.
+/// The first instant after `now` in the cron's zone (at or after its `paused_until`), or
+/// none past its end.
 fn next_run_at(schedule: &Schedule, cron: &cron::Model, now: Millis) -> Option<Millis> {
     let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
-    let next = schedule.next_after(to_datetime(now), zone)?;
+    let after = match cron.paused_until {
+        Some(until) if until > now => until - 1,
+        _ => now,
+    };
+    let next = schedule.next_after(to_datetime(after), zone)?;
     let next = next.timestamp_millis();
     match cron.end_time {
         Some(end) if next > end => None,
@@ -906,10 +1093,22 @@ pub struct Cron {
     pub pause_note: Option<String>,
     /// Disabled after this many failed runs in a row; null: never.
     pub pause_after_failures: Option<i32>,
+    /// Stateless crons: what an instant does while the previous run is still active.
+    pub overlap: Overlap,
+    /// Each instant starts a delay in [0, jitter) after it, fixed per instant.
+    pub jitter_seconds: i32,
+    /// Instants left to fire before the cron disables itself; null: no limit.
+    pub remaining_runs: Option<i64>,
+    /// Paused until this instant (`enabled` is false until then); null otherwise.
+    #[schema(format = DateTime)]
+    pub paused_until: Option<String>,
+    pub dst_repeat: DstRepeat,
+    pub dst_gap: DstGap,
 }
 
 impl From<cron::Model> for Cron {
     fn from(cron: cron::Model) -> Cron {
+        let paused_until = cron.paused_until.filter(|&until| until > now_ms());
         Cron {
             cron_id: cron.cron_id,
             assistant_id: cron.assistant_id,
@@ -924,7 +1123,7 @@ impl From<cron::Model> for Cron {
             payload: object(&cron.payload),
             next_run_date: cron.next_run_at.map(iso),
             metadata: object(&cron.metadata),
-            enabled: cron.enabled,
+            enabled: cron.enabled && paused_until.is_none(),
             misfire_policy: cron
                 .misfire_policy
                 .as_deref()
@@ -935,6 +1134,12 @@ impl From<cron::Model> for Cron {
             consecutive_failures: cron.consecutive_failures,
             pause_note: cron.pause_note,
             pause_after_failures: cron.pause_after_failures,
+            overlap: cron.overlap,
+            jitter_seconds: cron.jitter_seconds,
+            remaining_runs: cron.remaining_runs,
+            paused_until: paused_until.map(iso),
+            dst_repeat: cron.dst_repeat,
+            dst_gap: cron.dst_gap,
         }
     }
 }

@@ -52,7 +52,9 @@ impl From<store::Error> for ApiError {
         match err {
             store::Error::NotFound(detail) => ApiError::not_found(detail),
             store::Error::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, detail),
-            store::Error::LimitReached(detail) => ApiError::invalid(detail),
+            store::Error::LimitReached(detail) | store::Error::Invalid(detail) => {
+                ApiError::invalid(detail)
+            }
             err if err.is_disk_full() => {
                 tracing::error!(error = %err, "the database's disk is full");
                 ApiError::new(

@@ -138,8 +138,9 @@ pub struct HistoryEntry {
     /// How many instants the entry covers (1 but for `missed` entries).
     pub count: i64,
     /// `fired` (its run was queued), `missed` (given up under `misfire_policy`), `rejected`
-    /// (its thread was busy under `multitask_strategy: reject`, or gone) or `triggered` (a
-    /// manual trigger).
+    /// (its thread was busy under `multitask_strategy: reject`, or gone), `skipped` (the
+    /// cron's previous run was still active under its `overlap`), `backfilled` (fired by a
+    /// backfill request) or `triggered` (a manual trigger).
     pub fire: FireOutcome,
     /// The policy that decided a `missed` entry; null for the others.
     pub misfire_policy: Option<MisfirePolicy>,
@@ -154,7 +155,11 @@ pub struct HistoryEntry {
     pub started_at: Option<String>,
     #[schema(format = DateTime)]
     pub ended_at: Option<String>,
-    /// How late the run started: its start minus its instant (a trigger's: its time).
+    /// When the run was due to start: the instant plus the cron's jitter; null without
+    /// jitter (due at the instant).
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    /// How late the run started: its start minus when it was due (a trigger's: its time).
     pub lateness_ms: Option<i64>,
     /// Its end minus its start.
     pub duration_ms: Option<i64>,
@@ -205,7 +210,10 @@ impl From<cron_fire::Model> for HistoryEntry {
             run_status: entry.run_status,
             started_at: entry.started_at.map(iso),
             ended_at: entry.ended_at.map(iso),
-            lateness_ms: entry.started_at.map(|at| at - entry.scheduled_for),
+            due_at: entry.due_at.map(iso),
+            lateness_ms: entry
+                .started_at
+                .map(|at| at - entry.due_at.unwrap_or(entry.scheduled_for)),
             duration_ms: entry.started_at.zip(entry.ended_at).map(|(s, e)| e - s),
             error: entry.error.as_ref().map(|error| HistoryError {
                 error: text(error, "error"),

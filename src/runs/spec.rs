@@ -13,7 +13,15 @@ use entity::states::MultitaskStrategy;
 /// The run one instant of `cron` queues (a scheduled fire or a manual trigger): its payload,
 /// on its thread (or a new one), with the cron's metadata under the payload's, as LangGraph
 /// merges them.
-pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Millis) -> run::Model {
+/// The run of `cron`'s instant `instant`, built at `now`; it waits until `start` (its
+/// instant plus the cron's jitter, or a manual trigger's own time).
+pub fn cron_run(
+    cron: &cron::Model,
+    graph_id: String,
+    instant: Millis,
+    start: Millis,
+    now: Millis,
+) -> run::Model {
     let mut metadata = match &cron.metadata {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
@@ -37,7 +45,7 @@ pub fn cron_run(cron: &cron::Model, graph_id: String, instant: Millis, now: Mill
             .is_none()
             .then(|| cron.on_run_completed.unwrap_or(OnCompletion::Delete)),
         // Fired ahead of its instant (stateless crons), it waits for the instant.
-        available_at: now.max(instant),
+        available_at: now.max(start),
         cron_id: Some(cron.cron_id.clone()),
         scheduled_for: Some(instant),
         user_id: cron.user_id.clone(),

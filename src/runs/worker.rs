@@ -273,6 +273,11 @@ impl Runner {
                 Ok(_) => self.control.wake(),
                 Err(err) => tracing::error!(error = %err, "recovering runs failed"),
             }
+            match self.store.release_held(crate::time::now_ms()).await {
+                Ok(0) => {}
+                Ok(_) => self.control.wake(),
+                Err(err) => tracing::error!(error = %err, "releasing held runs failed"),
+            }
         }
     }
 

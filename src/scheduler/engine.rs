@@ -15,7 +15,7 @@
 //! anything twice (the store's unique key and conditional claim forbid it) nor skips anything
 //! silently (late instants go through the misfire policy, which logs and counts them).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,6 +207,8 @@ struct LoopState {
     /// last claim took, so they are running in the store when the instant comes.
     claim_lead: Millis,
     parsed: ParsedSchedules,
+    /// When thread runs delayed by jitter fall due: the workers are woken then.
+    due_later: BTreeSet<Millis>,
     next_reload: Millis,
     next_refresh: Millis,
     /// Changes made through the API since then are read at the next refresh.
@@ -220,6 +222,7 @@ impl LoopState {
             ahead: Ahead::new(),
             claim_lead: MIN_CLAIM_LEAD,
             parsed: ParsedSchedules::default(),
+            due_later: BTreeSet::new(),
             next_reload: 0,
             next_refresh: 0,
             changes_since: now_ms(),
@@ -237,6 +240,7 @@ impl LoopState {
         let next_start = next_start.filter(|_| !slot_wanted);
         let wake_at = [
             next_start,
+            self.due_later.first().copied(),
             self.timer.next_fire_at(),
             Some(self.next_refresh),
             Some(self.next_reload),
@@ -285,6 +289,10 @@ impl Scheduler {
             // Starting runs at their instant comes before firing the next ones ahead.
             if self.start_ahead(&mut state).await {
                 continue;
+            }
+            if state.due_later.first().is_some_and(|at| *at <= now) {
+                state.due_later.retain(|at| *at > now);
+                self.runs.wake();
             }
 
             // One batch at a time, so runs fired ahead start on time during a long burst.
@@ -388,7 +396,7 @@ impl Scheduler {
             match self.store.claim_ahead(runs, &claim).await {
                 Ok(claimed) => {
                     for run in claimed {
-                        let at = run.scheduled_for.unwrap_or(run.available_at);
+                        let at = run.available_at;
                         if let Some(slot) = slots.pop() {
                             slot.start_at(run, at);
                         }
@@ -466,7 +474,13 @@ impl Scheduler {
                 .get(&cron.assistant_id)
                 .cloned()
                 .unwrap_or_default();
-            cron_run(cron, graph_id, instant, now)
+            cron_run(
+                cron,
+                graph_id,
+                instant,
+                super::jitter::start(cron, instant),
+                now,
+            )
         };
         // Free local slots let fired runs that are due start at once, in the fire's own
         // transaction (runs fired ahead are started at their instant).
@@ -489,12 +503,17 @@ impl Scheduler {
                     }
                 }
                 drop(slots);
+                for run_id in &queued.stopping {
+                    self.runs.cancel(run_id);
+                }
                 // Beyond what the scheduler holds, runs fired ahead are left to the workers
                 // (due in the store at their instant; found at their next poll).
                 let room = MAX_HELD_AHEAD.saturating_sub(state.ahead.len());
+                state.due_later.extend(queued.due_later);
                 for run in queued.ahead.into_iter().take(room) {
-                    let at = run.scheduled_for.unwrap_or(run.available_at);
-                    state.ahead.insert((at, run.run_id.clone()), run);
+                    state
+                        .ahead
+                        .insert((run.available_at, run.run_id.clone()), run);
                 }
                 for (fire, result) in fires.into_iter().zip(results) {
                     self.record(fire, result, &mut state.timer, now).await;
@@ -516,10 +535,18 @@ impl Scheduler {
     async fn record(&self, fire: Fire, result: Fired, timer: &mut Timer, now: Millis) {
         let mut cron = fire.cron;
         match result {
-            Fired::Claimed { runs, rejected } => {
+            Fired::Claimed {
+                runs,
+                rejected,
+                skipped,
+            } => {
                 metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
                 crate::metrics::instants("fired", runs.len() as u64);
                 crate::metrics::instants("rejected", rejected.len() as u64);
+                crate::metrics::instants("skipped", skipped.len() as u64);
+                if !skipped.is_empty() {
+                    tracing::info!(cron_id = %cron.cron_id, instants = skipped.len(), overlap = cron.overlap.as_str(), "previous run still active; instant skipped");
+                }
                 crate::metrics::instants("missed", fire.missed.as_ref().map_or(0, |m| m.count));
                 if !rejected.is_empty() {
                     metrics::counter!(crate::metrics::REJECTED_FIRES)

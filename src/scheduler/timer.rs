@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use entity::cron;
+use entity::states::Overlap;
 
 use crate::store::fires::CronVersion;
 use crate::time::Millis;
@@ -29,9 +30,10 @@ impl Timer {
     }
 
     /// How long before its instant `cron` is fired: stateless crons are written ahead,
-    /// thread crons at the instant (their run joins the thread's queue only when it is due).
+    /// thread crons at the instant (their run joins the thread's queue only when it is due),
+    /// and so are crons whose `overlap` looks at the runs active at the instant.
     pub fn lead(&self, cron: &cron::Model) -> Millis {
-        if cron.thread_id.is_none() {
+        if cron.thread_id.is_none() && cron.overlap == Overlap::Allow {
             self.lead
         } else {
             0

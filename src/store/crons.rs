@@ -109,7 +109,7 @@ impl Store {
         &self,
         cron_id: &str,
         scope: &Scope,
-        change: impl FnOnce(&mut cron::Model) + Send,
+        change: impl FnOnce(&mut cron::Model) -> Result<()> + Send,
     ) -> Result<cron::Model> {
         let txn = self.write.begin().await?;
         // Locked (PostgreSQL) so no fire of the old row commits between the withdrawal of
@@ -121,7 +121,7 @@ impl Store {
             .await?
             .ok_or_else(|| not_found(cron_id))?;
         let mut edited = current.clone();
-        change(&mut edited);
+        change(&mut edited)?;
         // Runs fired ahead were built from the old row: they give way to the edited one. An
         // edit that leaves the schedule alone fires the first withdrawn instant again.
         let withdrawn = withdraw_prefired(&txn, cron_id, now_ms()).await?;
@@ -129,6 +129,13 @@ impl Store {
             && edited.next_run_at == current.next_run_at
         {
             edited.next_run_at = Some(first);
+        }
+        // The withdrawn instants fire again: they give back what they took of the run
+        // limit, unless the edit set a new one.
+        if edited.remaining_runs == current.remaining_runs
+            && let Some(left) = &mut edited.remaining_runs
+        {
+            *left += withdrawn.len() as i64;
         }
         let model = edited.into_active_model().reset_all().update(&txn).await?;
         txn.commit().await?;
@@ -211,7 +218,19 @@ impl Store {
             condition = condition.add(Column::ThreadId.eq(thread_id.clone()));
         }
         if let Some(enabled) = filter.enabled {
-            condition = condition.add(Column::Enabled.eq(enabled));
+            // A cron paused until an instant still to come counts as disabled until then.
+            let now = now_ms();
+            condition = condition.add(if enabled {
+                Condition::all().add(Column::Enabled.eq(true)).add(
+                    Condition::any()
+                        .add(Column::PausedUntil.is_null())
+                        .add(Column::PausedUntil.lte(now)),
+                )
+            } else {
+                Condition::any()
+                    .add(Column::Enabled.eq(false))
+                    .add(Column::PausedUntil.gt(now))
+            });
         }
         if let Some(status) = filter.last_run_status {
             condition = condition.add(Column::LastRunStatus.eq(status));

@@ -14,10 +14,13 @@ use sea_orm::{
 use entity::cron::{self, Column, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::run;
-use entity::states::{DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrategy, RunStatus};
+use entity::states::{
+    DeliveryStatus, FireOutcome, MisfirePolicy, MultitaskStrategy, Overlap, RunStatus,
+};
 
 use super::alerts;
 use super::crons::lock_crons;
+use super::overlap::{self, Decision};
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
 use crate::config::{AlertEvent, AlertRouteConfig};
@@ -50,10 +53,11 @@ pub struct Missed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fired {
     /// Claimed: these runs were queued (instant, run id); `rejected` instants found the
-    /// thread busy under `reject`.
+    /// thread busy under `reject`, `skipped` ones the cron busy under its `overlap`.
     Claimed {
         runs: Vec<(Millis, String)>,
         rejected: Vec<Millis>,
+        skipped: Vec<Millis>,
     },
     /// Another replica fired it, or the cron changed or went away since it was read.
     Lost,
@@ -64,16 +68,26 @@ pub enum Fired {
 pub struct Queued {
     /// Claimed as they were queued: to start now.
     pub claimed: Vec<run::Model>,
-    /// Fired ahead of their instant: to start then (`Store::claim_ahead`).
+    /// Fired ahead of their instant (or with jitter): to start then (`Store::claim_ahead`).
     pub ahead: Vec<run::Model>,
+    /// Running runs asked to stop (`cancel_other`): their workers stop them.
+    pub stopping: Vec<String>,
+    /// When queued thread runs delayed by jitter fall due: the workers look then.
+    pub due_later: Vec<Millis>,
 }
 
 impl Queued {
     fn add(&mut self, run: run::Model, claimed: bool, now: Millis) {
         if claimed {
             self.claimed.push(run);
-        } else if run.available_at > now {
-            self.ahead.push(run);
+        } else if run.available_at > now && !overlap::is_held(&run) {
+            // A stateless run is alone on its thread and may be claimed ahead; a thread's
+            // run waits its turn in the thread's queue.
+            if run.on_completion.is_some() {
+                self.ahead.push(run);
+            } else {
+                self.due_later.push(run.available_at);
+            }
         }
     }
 }
@@ -138,10 +152,14 @@ impl Store {
         claim: Option<&Claim>,
         slots: usize,
     ) -> Result<(Vec<Fired>, Queued)> {
-        let all_enqueue = fires.iter().all(|fire| {
-            MultitaskStrategy::of_payload(&fire.cron.payload) == MultitaskStrategy::Enqueue
+        // The fast path takes crons that enqueue their runs and decide nothing per instant.
+        let plain = fires.iter().all(|fire| {
+            let cron = &fire.cron;
+            MultitaskStrategy::of_payload(&cron.payload) == MultitaskStrategy::Enqueue
+                && cron.overlap == Overlap::Allow
+                && cron.remaining_runs.is_none()
         });
-        if all_enqueue
+        if plain
             && let Some(fired) = self
                 .fire_batched(fires, now, make_run, claim, slots)
                 .await?
@@ -208,6 +226,7 @@ impl Store {
             results.push(Fired::Claimed {
                 runs: fired,
                 rejected: Vec::new(),
+                skipped: Vec::new(),
             });
         }
         let alerts = missed_alerts(self.alert_routes.get(), fires.iter(), now);
@@ -261,6 +280,11 @@ impl Store {
             }
             let mut runs = Vec::new();
             let mut rejected = Vec::new();
+            let mut skipped = Vec::new();
+            let mut remaining = match cron.remaining_runs {
+                Some(_) => remaining_runs(&txn, &cron.cron_id).await?,
+                None => None,
+            };
             if let Some(missed) = &fire.missed {
                 let recorded = CronFires::insert(missed_row(cron, missed, now))
                     .on_conflict(once_per_instant())
@@ -272,7 +296,10 @@ impl Store {
                 }
             }
             for &instant in &fire.instants {
-                let run = make_run(cron, instant);
+                if remaining == Some(0) {
+                    break;
+                }
+                let mut run = make_run(cron, instant);
                 let recorded = CronFires::insert(fire_log_row(
                     cron,
                     instant,
@@ -286,6 +313,27 @@ impl Store {
                 if recorded == 0 {
                     continue; // this instant already fired
                 }
+                let decision = match cron.thread_id {
+                    Some(_) => Decision::Run,
+                    None => overlap::decide(&txn, &cron.cron_id, cron.overlap, now).await?,
+                };
+                match decision {
+                    Decision::Run => {}
+                    Decision::Hold => {
+                        run.available_at = overlap::HELD;
+                        overlap::count_held(&txn, &cron.cron_id).await?;
+                    }
+                    Decision::Skip => {
+                        fire_log_row(cron, instant, None, FireOutcome::Skipped, now)
+                            .update(&txn)
+                            .await?;
+                        skipped.push(instant);
+                        continue;
+                    }
+                }
+                if let Some(left) = &mut remaining {
+                    *left -= 1;
+                }
                 let strategy = MultitaskStrategy::of_payload(&cron.payload);
                 let if_missing = if_thread_missing(cron);
                 let run_id = run.run_id.clone();
@@ -297,6 +345,7 @@ impl Store {
                         if created.claimed {
                             slots -= 1;
                         }
+                        started.stopping.extend(created.flagged);
                         started.add(created.run, created.claimed, now);
                     }
                     Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
@@ -308,7 +357,14 @@ impl Store {
                     Err(err) => return Err(err),
                 }
             }
-            results.push(Fired::Claimed { runs, rejected });
+            if let Some(left) = remaining {
+                spend_runs(&txn, &cron.cron_id, left, now).await?;
+            }
+            results.push(Fired::Claimed {
+                runs,
+                rejected,
+                skipped,
+            });
         }
         txn.commit().await?;
         Ok((results, started))
@@ -449,7 +505,9 @@ fn fire_log_row(
         delivery_id: None,
         webhook_status: None,
         webhook_attempts: None,
-        due_at: None,
+        due_at: run
+            .map(|run| run.available_at)
+            .filter(|&at| at > instant && at != overlap::HELD),
     })
 }
 
@@ -529,6 +587,41 @@ fn once_per_instant() -> OnConflict {
         .do_nothing()
         .to_owned()
 }
+
+/// The cron's `remaining_runs` as stored (its row is locked by the fire's claim).
+async fn remaining_runs(txn: &sea_orm::DatabaseTransaction, cron_id: &str) -> Result<Option<i64>> {
+    Ok(Crons::find_by_id(cron_id.to_string())
+        .select_only()
+        .column(Column::RemainingRuns)
+        .into_tuple::<Option<i64>>()
+        .one(txn)
+        .await?
+        .flatten())
+}
+
+/// Stores what is left of the cron's run limit after a fire; at 0 the cron is disabled
+/// with the note "run limit reached".
+async fn spend_runs(
+    txn: &sea_orm::DatabaseTransaction,
+    cron_id: &str,
+    left: i64,
+    now: Millis,
+) -> Result<()> {
+    let mut update = Crons::update_many()
+        .col_expr(Column::RemainingRuns, Expr::value(left))
+        .filter(Column::CronId.eq(cron_id));
+    if left <= 0 {
+        update = update
+            .col_expr(Column::Enabled, Expr::value(false))
+            .col_expr(Column::PauseNote, Expr::value(RUN_LIMIT_REACHED))
+            .col_expr(Column::UpdatedAt, Expr::value(now));
+    }
+    update.exec(txn).await?;
+    Ok(())
+}
+
+/// The `pause_note` of a cron that fired its last allowed run.
+pub const RUN_LIMIT_REACHED: &str = "run limit reached";
 
 /// Where a cron's runs go when their thread is missing: a thread cron's thread must exist;
 /// a stateless cron's runs each have a new one.

@@ -372,6 +372,11 @@ async fn record_last_runs(
             missed: None,
         });
     }
+    // Runs held behind the ones ending here (a cron's `overlap`, a backfill) go next.
+    let ending: Vec<&str> = ends.iter().map(|end| end.run.run_id.as_str()).collect();
+    for cron in crons.iter().filter(|cron| cron.held_runs > 0) {
+        super::overlap::release_next(txn, &cron.cron_id, &ending, now).await?;
+    }
     let deliveries = alerts::deliveries(routes, &events, now);
     for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))

@@ -11,6 +11,7 @@ pub mod fires;
 mod group_commit;
 pub mod history;
 mod one_process;
+pub mod overlap;
 pub mod runs;
 pub mod threads;
 
@@ -34,6 +35,9 @@ pub enum Error {
     /// A configured limit (`[limits]`, a key's `max_crons`) refuses the write.
     #[error("{0}")]
     LimitReached(String),
+    /// The change does not fit the row as stored (says which field and why).
+    #[error("{0}")]
+    Invalid(String),
     /// The database server cannot be reached or refuses us; says where and why.
     #[error("{0}")]
     Unreachable(String),

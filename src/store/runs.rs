@@ -264,7 +264,7 @@ impl Store {
         claim: &Claim,
     ) -> Result<Vec<run::Model>> {
         let now = now_ms();
-        let starts_at = |run: &run::Model| Ord::max(run.scheduled_for.unwrap_or(now), now);
+        let starts_at = |run: &run::Model| Ord::max(run.available_at, now);
         let mut by_instant: BTreeMap<Millis, Vec<String>> = BTreeMap::new();
         for run in &runs {
             by_instant
@@ -1034,7 +1034,7 @@ pub(super) fn delivery_model(
 
 /// Ends pending runs and flags running ones, for a new run's multitask strategy or a
 /// cancel. Returns the ids of the running runs flagged.
-async fn cancel_active(
+pub(super) async fn cancel_active(
     txn: &DatabaseTransaction,
     active: Vec<run::Model>,
     action: CancelAction,

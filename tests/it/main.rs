@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod cli;
 mod console;
+mod controls;
 mod examples;
 mod faults;
 mod files;

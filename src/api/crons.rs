@@ -27,7 +27,7 @@ use super::{
 use crate::auth::Caller;
 use crate::runs::payload::Run;
 use crate::runs::spec::cron_run;
-use crate::schedule::{Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
 use crate::store::SortOrder;
 use crate::store::assistants::assistant_id_for_graph;
@@ -172,7 +172,13 @@ async fn next(
     let schedule = Schedule::parse(&cron.schedule)?;
     let zone = parse_timezone(cron.timezone.as_deref())?;
     let instants: Vec<String> = schedule
-        .upcoming(after, zone, cron.end_time.map(to_datetime), count)
+        .upcoming(
+            after,
+            zone,
+            cron.end_time.map(to_datetime),
+            count,
+            Dst::of(&cron),
+        )
         .into_iter()
         .map(|instant| iso(instant.timestamp_millis()))
         .collect();
@@ -811,7 +817,7 @@ fn parse_end_time(text: &str) -> ApiResult<Millis> {
 /// The first instant after `now` in the cron's zone, or none past its end.
 fn next_run_at(schedule: &Schedule, cron: &cron::Model, now: Millis) -> Option<Millis> {
     let zone = parse_timezone(cron.timezone.as_deref()).ok()?;
-    let next = schedule.next_after(to_datetime(now), zone)?;
+    let next = schedule.next_after(to_datetime(now), zone, Dst::of(cron))?;
     let next = next.timestamp_millis();
     match cron.end_time {
         Some(end) if next > end => None,

@@ -56,12 +56,13 @@
 //! * **Repeated hour, [`DstRepeat::Once`]** (the default). A *fixed-time* schedule (one
 //!   value each in the second, minute and hour fields, e.g. `30 1 * * *`) whose time
 //!   falls in the repeated hour of a DST fall-back runs **once**, at the first
-//!   occurrence (01:30 EDT in America/New_York). This is the one place where the default
-//!   differs from croniter. Schedules with several or wildcard times (`*/15 1 * * *`,
-//!   `0 * * * *`) run through both passes of the repeated hour, as in croniter.
+//!   occurrence (01:30 EDT in America/New_York). This is the one DST rule where the
+//!   default differs from croniter. Schedules with several or wildcard times
+//!   (`*/15 1 * * *`, `0 * * * *`) run through both passes of the repeated hour, as in
+//!   croniter.
 //! * **Repeated hour, [`DstRepeat::Twice`]**: croniter's behaviour, a fixed-time
-//!   schedule runs at both occurrences (01:30 EDT and 01:30 EST). With `Twice` every
-//!   instant is croniter's.
+//!   schedule runs at both occurrences (01:30 EDT and 01:30 EST). With `Twice` and
+//!   `Shift` every instant is croniter's.
 //! * **Gap, [`DstGap::Shift`]** (the default): croniter's behaviour, described under
 //!   *Time zones and DST* above.
 //! * **Gap, [`DstGap::Skip`]**: a match in a spring-forward gap does not run at all;

@@ -679,8 +679,9 @@ fn schedule_matches_croniter() {
                         .iter()
                         .zip(later_fold.iter().zip(&moved))
                         .filter(|(_, (later_fold, moved))| {
-                            !(dst.repeat == DstRepeat::Once && **later_fold)
-                                && !(dst.gap == DstGap::Skip && **moved)
+                            let dropped_by_once = dst.repeat == DstRepeat::Once && **later_fold;
+                            let dropped_by_skip = dst.gap == DstGap::Skip && **moved;
+                            !dropped_by_once && !dropped_by_skip
                         })
                         .map(|(t, _)| *t)
                         .collect();

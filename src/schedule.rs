@@ -40,7 +40,8 @@
 //!   once, right after the gap, when the hour field is not `*` (America/New_York
 //!   `30 2 * * *` fires at 03:00; croniter moves the time forward in whole minutes, so
 //!   `30 2 * * * 15` fires at 03:00:15), and is skipped when the hour field is `*` or
-//!   covers all 24 hours (`30 * * * *` fires at 01:30 and then 03:30).
+//!   covers all 24 hours (`30 * * * *` fires at 01:30 and then 03:30). This is the
+//!   default gap choice, [`DstGap::Shift`]; see *Daylight-saving choices* below.
 //! * **Search window.** croniter gives up (raises `CroniterBadDateError`) when no match
 //!   exists within 50 years; this module returns `None` then. A schedule that can never
 //!   fire (`0 0 30 2 *`, `0 0 1 * 1#2`) is detected once, when it is parsed, by checking
@@ -50,16 +51,29 @@
 //!   interval / wildcard schedules run in both passes of a repeated hour; the adapter
 //!   computes it with croniter's algorithm so the exact instants match croniter.
 //!
-//! Deliberate differences from croniter:
+//! Daylight-saving choices ([`Dst`], a cron's `dst_repeat` and `dst_gap`):
 //!
-//! * **Autumn repeat.** A *fixed-time* schedule (one value each in the second, minute
-//!   and hour fields, e.g. `30 1 * * *`) whose time falls in the repeated hour of a
-//!   DST fall-back runs **once**, at the first occurrence; croniter runs it twice
-//!   (e.g. 01:30 EDT and 01:30 EST). Schedules with several or wildcard times
-//!   (`*/15 1 * * *`, `0 * * * *`) keep running through both passes of the repeated
-//!   hour, as in croniter.
-//! * **Random `R` fields** (croniter re-draws them every time it is constructed) and the
-//!   **7-field form with a year column** are rejected.
+//! * **Repeated hour, [`DstRepeat::Once`]** (the default). A *fixed-time* schedule (one
+//!   value each in the second, minute and hour fields, e.g. `30 1 * * *`) whose time
+//!   falls in the repeated hour of a DST fall-back runs **once**, at the first
+//!   occurrence (01:30 EDT in America/New_York). This is the one DST rule where the
+//!   default differs from croniter. Schedules with several or wildcard times
+//!   (`*/15 1 * * *`, `0 * * * *`) run through both passes of the repeated hour, as in
+//!   croniter.
+//! * **Repeated hour, [`DstRepeat::Twice`]**: croniter's behaviour, a fixed-time
+//!   schedule runs at both occurrences (01:30 EDT and 01:30 EST). With `Twice` and
+//!   `Shift` every instant is croniter's.
+//! * **Gap, [`DstGap::Shift`]** (the default): croniter's behaviour, described under
+//!   *Time zones and DST* above.
+//! * **Gap, [`DstGap::Skip`]**: a match in a spring-forward gap does not run at all;
+//!   the schedule goes on with its next match that exists (`30 2 * * *` skips the day
+//!   of the change, `0 1-3 * * *` runs at 01:00 and 03:00 that day, `30 2 * * * 15`
+//!   skips the day too). Schedules whose hour field is `*` or covers all 24 hours
+//!   behave the same under both choices.
+//!
+//! Deliberate differences from croniter: the default `Once` above, and **random `R`
+//! fields** (croniter re-draws them every time it is constructed) and the **7-field
+//! form with a year column**, which are rejected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -70,6 +84,7 @@ use chrono::{
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::{Cron, Weekday};
+use entity::states::{DstGap, DstRepeat};
 
 mod words;
 
@@ -83,6 +98,26 @@ pub enum ScheduleError {
     InvalidSchedule { expr: String, reason: String },
     #[error("Invalid timezone: '{0}'. Use IANA timezone format (e.g. 'America/New_York').")]
     InvalidTimezone(String),
+}
+
+/// A cron's daylight-saving choices (see the module documentation). The default is the
+/// schedule's behaviour for crons that make no choice: `once` and `shift`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dst {
+    /// A fixed-time schedule in a repeated (fall-back) hour: once or twice.
+    pub repeat: DstRepeat,
+    /// A match in a spring-forward gap: right after the gap, or not at all.
+    pub gap: DstGap,
+}
+
+impl Dst {
+    /// The choices stored with `cron`.
+    pub fn of(cron: &entity::cron::Model) -> Dst {
+        Dst {
+            repeat: cron.dst_repeat,
+            gap: cron.dst_gap,
+        }
+    }
 }
 
 /// Parses an IANA time zone name; `None` means UTC.
@@ -215,17 +250,18 @@ impl Schedule {
         self.has_seconds
     }
 
-    /// First instant strictly after `after`, computed in `tz`.
-    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    /// First instant strictly after `after`, computed in `tz` with the daylight-saving
+    /// choices `dst`.
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz, dst: Dst) -> Option<DateTime<Utc>> {
         if self.never {
             return None;
         }
         let mut now = after.with_timezone(&tz);
         for _ in 0..4 {
-            let next = self.next_local(&now)?;
-            // Deliberate difference from croniter: a fixed-time schedule runs once in a
-            // repeated (fall-back) hour, at the first of the two instants.
-            if self.fixed_time && is_later_fold(&next) {
+            let next = self.next_local(&now, dst.gap)?;
+            // `once`: a fixed-time schedule runs once in a repeated (fall-back) hour, at
+            // the first of the two instants (croniter, `twice`, runs at both).
+            if dst.repeat == DstRepeat::Once && self.fixed_time && is_later_fold(&next) {
                 now = next;
                 continue;
             }
@@ -242,11 +278,12 @@ impl Schedule {
         tz: Tz,
         end: Option<DateTime<Utc>>,
         count: usize,
+        dst: Dst,
     ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let mut cur = after;
         while out.len() < count {
-            let Some(next) = self.next_after(cur, tz) else {
+            let Some(next) = self.next_after(cur, tz, dst) else {
                 break;
             };
             if end.is_some_and(|end| next > end) {
@@ -259,10 +296,10 @@ impl Schedule {
     }
 
     /// croniter's `_calc_next`: run each branch, combine.
-    fn next_local(&self, now: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+    fn next_local(&self, now: &DateTime<Tz>, gap: DstGap) -> Option<DateTime<Tz>> {
         let mut best: Option<DateTime<Tz>> = None;
         for branch in &self.branches {
-            match self.calc(branch, now) {
+            match self.calc(branch, now, gap) {
                 Some(t) if best.as_ref().is_none_or(|b| t < *b) => best = Some(t),
                 Some(_) => {}
                 None if self.combine == Combine::EarliestIfAll => return None,
@@ -285,13 +322,14 @@ impl Schedule {
     }
 
     /// croniter's `_calc` for a time-zone-aware "now": next wall-clock match, placed in
-    /// the zone with croniter's gap / fold / offset-change rules.
-    fn calc(&self, m: &Matcher, now: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+    /// the zone with croniter's gap / fold / offset-change rules (`shift`), or with every
+    /// match in a gap skipped (`skip`).
+    fn calc(&self, m: &Matcher, now: &DateTime<Tz>, gap: DstGap) -> Option<DateTime<Tz>> {
         let tz = now.timezone();
         let naive_now = now.naive_local();
         let mut local = m.next_naive(self.advance(naive_now)?)?;
         let (mut aware, mut exists) = add_tzinfo(&tz, local, now)?;
-        if !exists && (aware <= *now || self.hour_star) {
+        if !exists && (aware <= *now || self.hour_star || gap == DstGap::Skip) {
             // The match does not exist and moving forward to the end of the gap is not
             // wanted: take the next match that exists.
             let mut steps = 0;
@@ -1028,8 +1066,12 @@ mod tests {
     }
 
     fn next_n(expr: &str, zone: &str, start: &str, n: usize) -> Vec<String> {
+        next_dst(expr, zone, start, n, Dst::default())
+    }
+
+    fn next_dst(expr: &str, zone: &str, start: &str, n: usize, dst: Dst) -> Vec<String> {
         let s = Schedule::parse(expr).expect("valid test expression");
-        s.upcoming(utc(start), tz(zone), None, n)
+        s.upcoming(utc(start), tz(zone), None, n, dst)
             .iter()
             .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
             .collect()
@@ -1191,7 +1233,7 @@ mod tests {
         assert!(
             Schedule::parse("0 0 15W * 0")
                 .unwrap()
-                .next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC)
+                .next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC, Dst::default())
                 .is_none()
         );
         // nth with a restricted day of month: the nth weekday only, if both ever meet
@@ -1202,7 +1244,7 @@ mod tests {
         assert!(
             Schedule::parse("0 0 1 * 1#2")
                 .unwrap()
-                .next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC)
+                .next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC, Dst::default())
                 .is_none()
         );
     }
@@ -1329,10 +1371,19 @@ mod tests {
         let start = std::time::Instant::now();
         for expr in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31 2 *"] {
             let s = Schedule::parse(expr).unwrap();
-            assert!(s.next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC).is_none());
             assert!(
-                s.upcoming(utc("2025-01-01T00:00:00Z"), Tz::UTC, None, 10)
-                    .is_empty()
+                s.next_after(utc("2025-01-01T00:00:00Z"), Tz::UTC, Dst::default())
+                    .is_none()
+            );
+            assert!(
+                s.upcoming(
+                    utc("2025-01-01T00:00:00Z"),
+                    Tz::UTC,
+                    None,
+                    10,
+                    Dst::default()
+                )
+                .is_empty()
             );
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
@@ -1351,16 +1402,29 @@ mod tests {
             Tz::UTC,
             Some(utc("2025-01-01T03:00:00Z")),
             10,
+            Dst::default(),
         );
         assert_eq!(got.len(), 3); // 01:00, 02:00, 03:00 (end is inclusive)
         assert_eq!(
-            s.upcoming(utc("2025-01-01T00:00:00Z"), Tz::UTC, None, 0)
-                .len(),
+            s.upcoming(
+                utc("2025-01-01T00:00:00Z"),
+                Tz::UTC,
+                None,
+                0,
+                Dst::default()
+            )
+            .len(),
             0
         );
         assert_eq!(
-            s.upcoming(utc("2025-01-01T00:00:00Z"), Tz::UTC, None, 5)
-                .len(),
+            s.upcoming(
+                utc("2025-01-01T00:00:00Z"),
+                Tz::UTC,
+                None,
+                5,
+                Dst::default()
+            )
+            .len(),
             5
         );
     }
@@ -1461,6 +1525,386 @@ mod tests {
                 "2025-10-26T02:00:00Z",
                 "2025-10-26T03:00:00Z"
             ]
+        );
+    }
+
+    /// The four daylight-saving combinations.
+    const ALL_DST: [Dst; 4] = [
+        Dst {
+            repeat: DstRepeat::Once,
+            gap: DstGap::Shift,
+        },
+        Dst {
+            repeat: DstRepeat::Once,
+            gap: DstGap::Skip,
+        },
+        Dst {
+            repeat: DstRepeat::Twice,
+            gap: DstGap::Shift,
+        },
+        Dst {
+            repeat: DstRepeat::Twice,
+            gap: DstGap::Skip,
+        },
+    ];
+
+    /// Spring forward: the instants under `shift` and under `skip`, whatever `repeat` is.
+    fn check_gap(zone: &str, start: &str, expr: &str, shift: &[&str], skip: &[&str]) {
+        assert_eq!(shift.len(), skip.len(), "{expr}: same count for both");
+        for dst in ALL_DST {
+            let want = match dst.gap {
+                DstGap::Shift => shift,
+                DstGap::Skip => skip,
+            };
+            assert_eq!(
+                next_dst(expr, zone, start, want.len(), dst),
+                want,
+                "{expr} in {zone} after {start} with {dst:?}"
+            );
+        }
+    }
+
+    /// Fall back: the instants under `once` and under `twice`, whatever `gap` is.
+    fn check_repeat(zone: &str, start: &str, expr: &str, once: &[&str], twice: &[&str]) {
+        assert_eq!(once.len(), twice.len(), "{expr}: same count for both");
+        for dst in ALL_DST {
+            let want = match dst.repeat {
+                DstRepeat::Once => once,
+                DstRepeat::Twice => twice,
+            };
+            assert_eq!(
+                next_dst(expr, zone, start, want.len(), dst),
+                want,
+                "{expr} in {zone} after {start} with {dst:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dst_default_is_once_and_shift() {
+        assert_eq!(
+            Dst::default(),
+            Dst {
+                repeat: DstRepeat::Once,
+                gap: DstGap::Shift
+            }
+        );
+    }
+
+    #[test]
+    fn dst_choices_new_york_spring_forward() {
+        // 2026-03-08: 02:00 EST (UTC-5) jumps to 03:00 EDT (UTC-4).
+        let (z, day_before) = ("America/New_York", "2026-03-07T12:00:00Z");
+        // fixed time before the gap: unaffected
+        let before = [
+            "2026-03-08T06:30:00Z",
+            "2026-03-09T05:30:00Z",
+            "2026-03-10T05:30:00Z",
+        ];
+        check_gap(z, day_before, "30 1 * * *", &before, &before);
+        // fixed time in the gap: 03:00 EDT, or not that day
+        check_gap(
+            z,
+            day_before,
+            "30 2 * * *",
+            &[
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:30:00Z",
+                "2026-03-10T06:30:00Z",
+            ],
+            &[
+                "2026-03-09T06:30:00Z",
+                "2026-03-10T06:30:00Z",
+                "2026-03-11T06:30:00Z",
+            ],
+        );
+        // interval in the gap hour: once at 03:00 EDT, or none that day
+        check_gap(
+            z,
+            day_before,
+            "*/15 2 * * *",
+            &[
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:00:00Z",
+                "2026-03-09T06:15:00Z",
+            ],
+            &[
+                "2026-03-09T06:00:00Z",
+                "2026-03-09T06:15:00Z",
+                "2026-03-09T06:30:00Z",
+            ],
+        );
+        // interval in the hour before the gap: unaffected
+        let one = [
+            "2026-03-08T06:00:00Z",
+            "2026-03-08T06:15:00Z",
+            "2026-03-08T06:30:00Z",
+            "2026-03-08T06:45:00Z",
+            "2026-03-09T05:00:00Z",
+        ];
+        check_gap(z, day_before, "*/15 1 * * *", &one, &one);
+        // an hour range across the gap: 01:00 EST and 03:00 EDT either way (`shift`
+        // moves 02:00 onto 03:00, which then runs once; `skip` drops 02:00)
+        let range = [
+            "2026-03-08T06:00:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-09T05:00:00Z",
+        ];
+        check_gap(z, day_before, "0 1-3 * * *", &range, &range);
+        // hour `*`: the gap is skipped under both choices
+        let star = [
+            "2026-03-08T05:30:00Z",
+            "2026-03-08T06:30:00Z",
+            "2026-03-08T07:30:00Z",
+            "2026-03-08T08:30:00Z",
+        ];
+        check_gap(z, "2026-03-08T05:00:00Z", "30 * * * *", &star, &star);
+        // seconds: shifted in whole minutes (03:00:15), or not that day
+        check_gap(
+            z,
+            day_before,
+            "30 2 * * * 15",
+            &["2026-03-08T07:00:15Z", "2026-03-09T06:30:15Z"],
+            &["2026-03-09T06:30:15Z", "2026-03-10T06:30:15Z"],
+        );
+        check_gap(
+            z,
+            day_before,
+            "0 2 * * * */20",
+            &[
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:00:00Z",
+                "2026-03-09T06:00:20Z",
+            ],
+            &[
+                "2026-03-09T06:00:00Z",
+                "2026-03-09T06:00:20Z",
+                "2026-03-09T06:00:40Z",
+            ],
+        );
+        let every_30s = [
+            "2026-03-08T06:59:30Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T07:00:30Z",
+        ];
+        check_gap(
+            z,
+            "2026-03-08T06:59:00Z",
+            "* * * * * */30",
+            &every_30s,
+            &every_30s,
+        );
+    }
+
+    #[test]
+    fn dst_choices_new_york_fall_back() {
+        // 2026-11-01: 02:00 EDT (UTC-4) falls back to 01:00 EST (UTC-5).
+        let (z, day_before) = ("America/New_York", "2026-10-31T12:00:00Z");
+        // fixed time in the repeated hour: 01:30 EDT, or 01:30 EDT and 01:30 EST
+        check_repeat(
+            z,
+            day_before,
+            "30 1 * * *",
+            &[
+                "2026-11-01T05:30:00Z",
+                "2026-11-02T06:30:00Z",
+                "2026-11-03T06:30:00Z",
+            ],
+            &[
+                "2026-11-01T05:30:00Z",
+                "2026-11-01T06:30:00Z",
+                "2026-11-02T06:30:00Z",
+            ],
+        );
+        // started between the two 01:30s
+        check_repeat(
+            z,
+            "2026-11-01T05:45:00Z",
+            "30 1 * * *",
+            &["2026-11-02T06:30:00Z"],
+            &["2026-11-01T06:30:00Z"],
+        );
+        // fixed time after the repeated hour: unaffected
+        let after = [
+            "2026-11-01T07:30:00Z",
+            "2026-11-02T07:30:00Z",
+            "2026-11-03T07:30:00Z",
+        ];
+        check_repeat(z, day_before, "30 2 * * *", &after, &after);
+        // interval in the repeated hour: both passes under both choices
+        let both_passes = [
+            "2026-11-01T05:00:00Z",
+            "2026-11-01T05:15:00Z",
+            "2026-11-01T05:30:00Z",
+            "2026-11-01T05:45:00Z",
+            "2026-11-01T06:00:00Z",
+            "2026-11-01T06:15:00Z",
+            "2026-11-01T06:30:00Z",
+            "2026-11-01T06:45:00Z",
+            "2026-11-02T06:00:00Z",
+        ];
+        check_repeat(z, day_before, "*/15 1 * * *", &both_passes, &both_passes);
+        // hour `*`: both passes
+        let star = [
+            "2026-11-01T04:30:00Z",
+            "2026-11-01T05:30:00Z",
+            "2026-11-01T06:30:00Z",
+            "2026-11-01T07:30:00Z",
+        ];
+        check_repeat(z, "2026-11-01T04:00:00Z", "30 * * * *", &star, &star);
+        // seconds: a fixed time too
+        check_repeat(
+            z,
+            day_before,
+            "30 1 * * * 15",
+            &[
+                "2026-11-01T05:30:15Z",
+                "2026-11-02T06:30:15Z",
+                "2026-11-03T06:30:15Z",
+            ],
+            &[
+                "2026-11-01T05:30:15Z",
+                "2026-11-01T06:30:15Z",
+                "2026-11-02T06:30:15Z",
+            ],
+        );
+    }
+
+    #[test]
+    fn dst_choices_london_spring_forward() {
+        // 2026-03-29: 01:00 GMT (UTC+0) jumps to 02:00 BST (UTC+1).
+        let (z, day_before) = ("Europe/London", "2026-03-28T12:00:00Z");
+        // fixed time in the gap: 02:00 BST, or not that day
+        check_gap(
+            z,
+            day_before,
+            "30 1 * * *",
+            &[
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z",
+                "2026-03-31T00:30:00Z",
+            ],
+            &[
+                "2026-03-30T00:30:00Z",
+                "2026-03-31T00:30:00Z",
+                "2026-04-01T00:30:00Z",
+            ],
+        );
+        // fixed time after the gap: unaffected
+        let after = [
+            "2026-03-29T01:30:00Z",
+            "2026-03-30T01:30:00Z",
+            "2026-03-31T01:30:00Z",
+        ];
+        check_gap(z, day_before, "30 2 * * *", &after, &after);
+        // interval in the gap hour: once at 02:00 BST, or none that day
+        check_gap(
+            z,
+            day_before,
+            "*/15 1 * * *",
+            &[
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:00:00Z",
+                "2026-03-30T00:15:00Z",
+                "2026-03-30T00:30:00Z",
+            ],
+            &[
+                "2026-03-30T00:00:00Z",
+                "2026-03-30T00:15:00Z",
+                "2026-03-30T00:30:00Z",
+                "2026-03-30T00:45:00Z",
+            ],
+        );
+        // hour `*`: the gap is skipped under both choices
+        let star = [
+            "2026-03-29T00:30:00Z",
+            "2026-03-29T01:30:00Z",
+            "2026-03-29T02:30:00Z",
+        ];
+        check_gap(z, "2026-03-29T00:00:00Z", "30 * * * *", &star, &star);
+        // seconds
+        check_gap(
+            z,
+            day_before,
+            "30 1 * * * 15",
+            &["2026-03-29T01:00:15Z", "2026-03-30T00:30:15Z"],
+            &["2026-03-30T00:30:15Z", "2026-03-31T00:30:15Z"],
+        );
+        check_gap(
+            z,
+            day_before,
+            "0 1 * * * */20",
+            &[
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:00:00Z",
+                "2026-03-30T00:00:20Z",
+            ],
+            &[
+                "2026-03-30T00:00:00Z",
+                "2026-03-30T00:00:20Z",
+                "2026-03-30T00:00:40Z",
+            ],
+        );
+    }
+
+    #[test]
+    fn dst_choices_london_fall_back() {
+        // 2026-10-25: 02:00 BST (UTC+1) falls back to 01:00 GMT (UTC+0).
+        let (z, day_before) = ("Europe/London", "2026-10-24T12:00:00Z");
+        check_repeat(
+            z,
+            day_before,
+            "30 1 * * *",
+            &[
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z",
+                "2026-10-27T01:30:00Z",
+            ],
+            &[
+                "2026-10-25T00:30:00Z",
+                "2026-10-25T01:30:00Z",
+                "2026-10-26T01:30:00Z",
+            ],
+        );
+        let after = [
+            "2026-10-25T02:30:00Z",
+            "2026-10-26T02:30:00Z",
+            "2026-10-27T02:30:00Z",
+        ];
+        check_repeat(z, day_before, "30 2 * * *", &after, &after);
+        let both_passes = [
+            "2026-10-25T00:00:00Z",
+            "2026-10-25T00:15:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T00:45:00Z",
+            "2026-10-25T01:00:00Z",
+            "2026-10-25T01:15:00Z",
+            "2026-10-25T01:30:00Z",
+            "2026-10-25T01:45:00Z",
+            "2026-10-26T01:00:00Z",
+        ];
+        check_repeat(z, day_before, "*/15 1 * * *", &both_passes, &both_passes);
+        let star = [
+            "2026-10-24T23:30:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T01:30:00Z",
+            "2026-10-25T02:30:00Z",
+        ];
+        check_repeat(z, "2026-10-24T23:00:00Z", "30 * * * *", &star, &star);
+        check_repeat(
+            z,
+            day_before,
+            "30 1 * * * 15",
+            &[
+                "2026-10-25T00:30:15Z",
+                "2026-10-26T01:30:15Z",
+                "2026-10-27T01:30:15Z",
+            ],
+            &[
+                "2026-10-25T00:30:15Z",
+                "2026-10-25T01:30:15Z",
+                "2026-10-26T01:30:15Z",
+            ],
         );
     }
 

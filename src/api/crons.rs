@@ -27,7 +27,7 @@ use super::{
 use crate::auth::Caller;
 use crate::runs::payload::Run;
 use crate::runs::spec::cron_run;
-use crate::schedule::{Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
 use crate::scheduler::jitter;
 use crate::store::SortOrder;
@@ -191,7 +191,13 @@ async fn next(
     let schedule = Schedule::parse(&cron.schedule)?;
     let zone = parse_timezone(cron.timezone.as_deref())?;
     let instants: Vec<Millis> = schedule
-        .upcoming(after, zone, cron.end_time.map(to_datetime), count)
+        .upcoming(
+            after,
+            zone,
+            cron.end_time.map(to_datetime),
+            count,
+            Dst::of(&cron),
+        )
         .into_iter()
         .map(|instant| instant.timestamp_millis())
         .collect();
@@ -998,7 +1004,7 @@ fn next_run_at(schedule: &Schedule, cron: &cron::Model, now: Millis) -> Option<M
         Some(until) if until > now => until - 1,
         _ => now,
     };
-    let next = schedule.next_after(to_datetime(after), zone)?;
+    let next = schedule.next_after(to_datetime(after), zone, Dst::of(cron))?;
     let next = next.timestamp_millis();
     match cron.end_time {
         Some(end) if next > end => None,

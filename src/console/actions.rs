@@ -19,7 +19,7 @@ use super::{Console, Viewer};
 use crate::api::extract::{RawJson, parse_uuid};
 use crate::api::{ApiError, AppState, crons, webhooks};
 use crate::auth::Refusal;
-use crate::schedule::{Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::time::{iso, now_ms, to_datetime};
 
 /// The create / edit form as posted (every field as typed).
@@ -464,7 +464,7 @@ pub async fn preview(_viewer: Viewer, Query(query): Query<PreviewQuery>) -> Resp
     match parsed {
         Ok((schedule, zone)) => {
             let next: Vec<Value> = schedule
-                .upcoming(to_datetime(now_ms()), zone, None, 5)
+                .upcoming(to_datetime(now_ms()), zone, None, 5, Dst::default())
                 .into_iter()
                 .map(|t| {
                     json!({

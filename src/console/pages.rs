@@ -22,7 +22,7 @@ use super::view::{
 };
 use crate::api::extract::parse_uuid;
 use crate::api::{ApiError, AppState};
-use crate::schedule::{Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::store::SortOrder;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
@@ -366,6 +366,7 @@ pub async fn cron(
                 zone,
                 cron.end_time.map(to_datetime),
                 10,
+                Dst::of(&cron),
             )
             .into_iter()
             .map(|t| t.timestamp_millis())

@@ -30,7 +30,7 @@ use super::timer::Timer;
 use crate::config::SchedulerConfig;
 use crate::runs::spec::cron_run;
 use crate::runs::{Control, Slot};
-use crate::schedule::{Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::store::Store;
 use crate::store::fires::{Fire, Fired, Missed};
 use crate::time::{Millis, now_ms, to_datetime};
@@ -153,10 +153,14 @@ fn plan_fire(
     settings: &SchedulerConfig,
 ) -> (CronPlan, Option<Missed>) {
     let horizon = now + lead;
+    let dst = Dst::of(cron);
     let mut instants = vec![expected];
     let mut cursor = expected;
     while instants.len() < MAX_INSTANTS {
-        match parsed.schedule.next_after(to_datetime(cursor), parsed.zone) {
+        match parsed
+            .schedule
+            .next_after(to_datetime(cursor), parsed.zone, dst)
+        {
             Some(next) if next.timestamp_millis() <= horizon => {
                 cursor = next.timestamp_millis();
                 if cron.end_time.is_some_and(|end| cursor > end) {
@@ -186,7 +190,7 @@ fn plan_fire(
     let after = now.max(cursor);
     let new_next = parsed
         .schedule
-        .next_after(to_datetime(after), parsed.zone)
+        .next_after(to_datetime(after), parsed.zone, dst)
         .map(|next| next.timestamp_millis())
         .filter(|next| cron.end_time.is_none_or(|end| *next <= end));
     let plan = CronPlan {
@@ -624,6 +628,21 @@ mod tests {
     fn given_up(cron: &cron::Model, parsed: &Parsed, now: Millis) -> Option<Missed> {
         let settings = SchedulerConfig::default();
         plan_fire(cron, cron.next_run_at.unwrap(), parsed, 0, now, &settings).1
+    }
+
+    #[test]
+    fn the_crons_dst_choices_give_its_next_instant() {
+        // America/New_York falls back on 2026-11-01: 01:30 EDT is 05:30Z, 01:30 EST 06:30Z.
+        let first = chrono::DateTime::parse_from_rfc3339("2026-11-01T05:30:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let (mut cron, mut parsed) = due("30 1 * * *", first);
+        cron.timezone = Some("America/New_York".into());
+        parsed.zone = Tz::America__New_York;
+        let next = |cron: &cron::Model| planned(cron, &parsed, 0, first + 1).new_next;
+        assert_eq!(next(&cron), Some(first + 86_400_000 + 3_600_000), "once");
+        cron.dst_repeat = entity::states::DstRepeat::Twice;
+        assert_eq!(next(&cron), Some(first + 3_600_000), "twice");
     }
 
     #[test]

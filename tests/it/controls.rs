@@ -14,6 +14,7 @@ on_both_backends!(
     a_cron_paused_until_an_instant_resumes_by_itself,
     jitter_delays_each_instant_as_next_says,
     controls_are_validated_field_by_field,
+    dst_choices_give_the_instants_next_shows,
 );
 
 /// A graph whose runs take 2.5 s, and the echo graph.
@@ -507,4 +508,120 @@ async fn controls_are_validated_field_by_field(backend: Backend) {
     assert_eq!(unchanged["overlap"], "allow");
     assert!(unchanged["remaining_runs"].is_null());
     assert!(unchanged["payload"].get("jitter_seconds").is_none());
+}
+
+/// `dst_repeat` and `dst_gap` around both changes in New York and London, as `/next` shows
+/// them: a fall-back repeat fires once or twice, a spring-forward gap shifts or skips; a
+/// PATCH of either changes the instants.
+async fn dst_choices_give_the_instants_next_shows(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(&storage, &config()).await;
+    let next = |cron_id: String, after: &'static str| {
+        let daemon = &daemon;
+        async move {
+            let (status, next) = daemon
+                .get(&format!("/runs/crons/{cron_id}/next?count=3&after={after}"))
+                .await;
+            assert_eq!(status, 200, "{next}");
+            next["next"]
+                .as_array()
+                .expect("instants")
+                .iter()
+                .map(|at| {
+                    chrono::DateTime::parse_from_rfc3339(at.as_str().expect("text"))
+                        .expect("an instant")
+                        .with_timezone(&chrono::Utc)
+                        .format("%m-%d %H:%M")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // (zone, schedule, after, choices, the first three instants in UTC)
+    let cases = [
+        (
+            "America/New_York",
+            "30 1 * * *",
+            "2026-10-31T12:00:00Z",
+            json!({}),
+            ["11-01 05:30", "11-02 06:30", "11-03 06:30"],
+        ),
+        (
+            "America/New_York",
+            "30 1 * * *",
+            "2026-10-31T12:00:00Z",
+            json!({"dst_repeat": "twice"}),
+            ["11-01 05:30", "11-01 06:30", "11-02 06:30"],
+        ),
+        (
+            "Europe/London",
+            "30 1 * * *",
+            "2026-10-24T12:00:00Z",
+            json!({}),
+            ["10-25 00:30", "10-26 01:30", "10-27 01:30"],
+        ),
+        (
+            "Europe/London",
+            "30 1 * * *",
+            "2026-10-24T12:00:00Z",
+            json!({"dst_repeat": "twice"}),
+            ["10-25 00:30", "10-25 01:30", "10-26 01:30"],
+        ),
+        (
+            "America/New_York",
+            "30 2 * * *",
+            "2026-03-07T12:00:00Z",
+            json!({}),
+            ["03-08 07:00", "03-09 06:30", "03-10 06:30"],
+        ),
+        (
+            "America/New_York",
+            "30 2 * * *",
+            "2026-03-07T12:00:00Z",
+            json!({"dst_gap": "skip"}),
+            ["03-09 06:30", "03-10 06:30", "03-11 06:30"],
+        ),
+        (
+            "Europe/London",
+            "30 1 * * *",
+            "2026-03-28T12:00:00Z",
+            json!({}),
+            ["03-29 01:00", "03-30 00:30", "03-31 00:30"],
+        ),
+        (
+            "Europe/London",
+            "30 1 * * *",
+            "2026-03-28T12:00:00Z",
+            json!({"dst_gap": "skip"}),
+            ["03-30 00:30", "03-31 00:30", "04-01 00:30"],
+        ),
+    ];
+    for (zone, schedule, after, choices, expected) in cases {
+        let mut body = json!({"schedule": schedule, "timezone": zone, "assistant_id": "agent"});
+        for (key, value) in choices.as_object().expect("choices") {
+            body[key] = value.clone();
+        }
+        let cron = create(&daemon, body.clone()).await;
+        let cron_id = cron["cron_id"].as_str().expect("id").to_string();
+        assert_eq!(next(cron_id, after).await, expected, "{body}");
+    }
+    // A PATCH of the choices changes the instants.
+    let cron = create(
+        &daemon,
+        json!({"schedule": "30 1 * * *", "timezone": "America/New_York", "assistant_id": "agent"}),
+    )
+    .await;
+    let cron_id = cron["cron_id"].as_str().expect("id").to_string();
+    let (status, patched) = daemon
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"dst_repeat": "twice"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["dst_repeat"], "twice");
+    assert_eq!(
+        next(cron_id, "2026-10-31T12:00:00Z").await,
+        ["11-01 05:30", "11-01 06:30", "11-02 06:30"]
+    );
 }

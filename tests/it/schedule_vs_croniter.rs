@@ -9,17 +9,27 @@
 //!
 //! * both accept or both reject the expression, except the two documented
 //!   rejections of cronhook: the 7-field form (year column) and random `R` fields;
-//! * the next instants agree, except the documented autumn-repeat difference.
+//! * the next instants agree under each of the four daylight-saving choices
+//!   (`dst_repeat` `once` / `twice`, `dst_gap` `shift` / `skip`): with `twice` and `shift`
+//!   (croniter's own) they are exactly croniter's, nothing excluded; the other three
+//!   are croniter's minus the instants their choice drops, as follows.
 //!
-//! **The autumn-repeat exclusion, precisely.** For a *fixed-time* schedule (croniter
-//! expands the second (6-field form), minute and hour fields to one value each; the
-//! oracle reports this as `fixed`), every croniter instant `t` whose local wall time in
-//! the case's zone is ambiguous and which is the *later* of that wall time's two
-//! instants (e.g. 01:30 EST on the New York fall-back day) is removed from croniter's
-//! list before comparing. cronhook never returns such an instant for a fixed-time
-//! schedule, and returns every other instant croniter returns. Nothing else is
-//! excluded: interval / wildcard schedules must match croniter through both passes of
-//! a repeated hour.
+//! **`once` (the default), precisely.** For a *fixed-time* schedule (croniter expands
+//! the second (6-field form), minute and hour fields to one value each; the oracle
+//! reports this as `fixed`), every croniter instant `t` whose local wall time in the
+//! case's zone is ambiguous and which is the *later* of that wall time's two instants
+//! (e.g. 01:30 EST on the New York fall-back day) is removed from croniter's list before
+//! comparing. cronhook never returns such an instant for a fixed-time schedule under
+//! `once`, and returns every other instant croniter returns. Nothing else is excluded:
+//! interval / wildcard schedules must match croniter through both passes of a repeated
+//! hour.
+//!
+//! **`skip`, precisely.** croniter moves a match in a spring-forward gap to the end of
+//! the gap; that instant's local wall time is then not a time the schedule matches
+//! (`30 2 * * *` at 03:00), unless it also is a match of its own (`0 1-3 * * *` at
+//! 03:00). Every croniter instant whose local wall time does not match the schedule is
+//! removed from croniter's list before comparing (the match is checked with the same
+//! schedule in UTC, where no wall time is skipped).
 //!
 //! Python: `$CRONHOOK_TEST_PYTHON`, else `tests/sdk/.venv/bin/python` under the crate
 //! root (made by `scripts/venv.sh`; croniter is pinned in `tests/sdk/requirements.txt`).
@@ -34,7 +44,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, LocalResult, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
-use cronhook::schedule::{Schedule, ScheduleError, parse_timezone};
+use cronhook::schedule::{Dst, Schedule, ScheduleError, parse_timezone};
+use entity::states::{DstGap, DstRepeat};
 use serde_json::{Value, json};
 
 const ZONES: &[Option<&str>] = &[
@@ -448,6 +459,34 @@ fn is_later_fold(t: DateTime<Utc>, tz: Tz) -> bool {
     }
 }
 
+/// The four daylight-saving choices; `twice` with `shift` is croniter's own behaviour.
+const ALL_DST: [Dst; 4] = [
+    Dst {
+        repeat: DstRepeat::Once,
+        gap: DstGap::Shift,
+    },
+    Dst {
+        repeat: DstRepeat::Once,
+        gap: DstGap::Skip,
+    },
+    Dst {
+        repeat: DstRepeat::Twice,
+        gap: DstGap::Shift,
+    },
+    Dst {
+        repeat: DstRepeat::Twice,
+        gap: DstGap::Skip,
+    },
+];
+
+/// Whether the local wall time of `t` in `tz` is a time `schedule` matches: the same
+/// wall time taken as UTC (no gaps there) is the schedule's next instant after the
+/// second before it.
+fn wall_time_matches(schedule: &Schedule, t: DateTime<Utc>, tz: Tz) -> bool {
+    let wall = t.with_timezone(&tz).naive_local().and_utc();
+    schedule.next_after(wall - Duration::seconds(1), Tz::UTC, Dst::default()) == Some(wall)
+}
+
 struct Case {
     expr: String,
     tz: Option<&'static str>,
@@ -581,6 +620,7 @@ fn schedule_matches_croniter() {
     let mut failures: Vec<String> = Vec::new();
     let (mut both_ok, mut both_err, mut documented_rejects) = (0, 0, 0);
     let (mut instants, mut autumn_excluded, mut exhausted) = (0usize, 0usize, 0usize);
+    let mut gap_excluded = 0usize;
     for case in &cases {
         let resp = read();
         assert!(
@@ -614,31 +654,52 @@ fn schedule_matches_croniter() {
                 let fixed = resp["fixed"].as_bool().unwrap_or(false);
                 let is_exhausted = resp["exhausted"].as_bool().unwrap_or(false);
                 exhausted += usize::from(is_exhausted);
-                let mut expected: Vec<DateTime<Utc>> = Vec::new();
-                for t in resp["times"].as_array().into_iter().flatten() {
-                    let t = DateTime::parse_from_rfc3339(t.as_str().unwrap_or(""))
-                        .expect("oracle time")
-                        .with_timezone(&Utc);
-                    if fixed && is_later_fold(t, tz) {
-                        autumn_excluded += 1;
-                        continue;
+                let croniter: Vec<DateTime<Utc>> = resp["times"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        DateTime::parse_from_rfc3339(t.as_str().unwrap_or(""))
+                            .expect("oracle time")
+                            .with_timezone(&Utc)
+                    })
+                    .collect();
+                let later_fold: Vec<bool> = croniter
+                    .iter()
+                    .map(|t| fixed && is_later_fold(*t, tz))
+                    .collect();
+                let moved: Vec<bool> = croniter
+                    .iter()
+                    .map(|t| !wall_time_matches(schedule, *t, tz))
+                    .collect();
+                autumn_excluded += later_fold.iter().filter(|x| **x).count();
+                gap_excluded += moved.iter().filter(|x| **x).count();
+                for dst in ALL_DST {
+                    let expected: Vec<DateTime<Utc>> = croniter
+                        .iter()
+                        .zip(later_fold.iter().zip(&moved))
+                        .filter(|(_, (later_fold, moved))| {
+                            let dropped_by_once = dst.repeat == DstRepeat::Once && **later_fold;
+                            let dropped_by_skip = dst.gap == DstGap::Skip && **moved;
+                            !dropped_by_once && !dropped_by_skip
+                        })
+                        .map(|(t, _)| *t)
+                        .collect();
+                    let got = schedule.upcoming(case.start, tz, None, case.count, dst);
+                    instants += expected.len();
+                    let ok = if is_exhausted {
+                        got == expected
+                    } else {
+                        got.len() == case.count && got[..expected.len()] == expected[..]
+                    };
+                    if !ok {
+                        failures.push(format!(
+                            "{ctx} {dst:?}: instants differ\n   croniter (less what this choice drops): {:?}{}\n   cronhook: {:?}",
+                            expected.iter().map(|t| iso(*t)).collect::<Vec<_>>(),
+                            if is_exhausted { " (then no more)" } else { "" },
+                            got.iter().map(|t| iso(*t)).collect::<Vec<_>>()
+                        ));
                     }
-                    expected.push(t);
-                }
-                let got = schedule.upcoming(case.start, tz, None, case.count);
-                instants += expected.len();
-                let ok = if is_exhausted {
-                    got == expected
-                } else {
-                    got.len() == case.count && got[..expected.len()] == expected[..]
-                };
-                if !ok {
-                    failures.push(format!(
-                        "{ctx}: instants differ\n   croniter: {:?}{}\n   cronhook: {:?}",
-                        expected.iter().map(|t| iso(*t)).collect::<Vec<_>>(),
-                        if is_exhausted { " (then no more)" } else { "" },
-                        got.iter().map(|t| iso(*t)).collect::<Vec<_>>()
-                    ));
                 }
             }
         }
@@ -648,8 +709,10 @@ fn schedule_matches_croniter() {
 
     eprintln!(
         "schedule_vs_croniter: {} cases (seed {seed}, croniter {version}) in {:.2?}: \
-         {both_ok} accepted by both ({instants} instants compared, {exhausted} with no further \
-         date, {autumn_excluded} autumn-repeat instants excluded), {both_err} rejected by both, \
+         {both_ok} accepted by both ({instants} instants compared under the four DST \
+         choices, {exhausted} with no further date, {autumn_excluded} autumn-repeat instants \
+         excluded under `once`, {gap_excluded} moved gap instants excluded under `skip`), \
+         {both_err} rejected by both, \
          {documented_rejects} documented rejections",
         cases.len(),
         started.elapsed()

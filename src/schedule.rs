@@ -86,6 +86,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use croner::{Cron, Weekday};
 use entity::states::{DstGap, DstRepeat};
 
+pub mod jitter;
 mod words;
 
 /// Errors of schedule and time zone parsing. The `Display` strings start with LangGraph's

@@ -27,11 +27,10 @@ use super::{
 use crate::auth::Caller;
 use crate::runs::payload::Run;
 use crate::runs::spec::cron_run;
+use crate::schedule::jitter;
 use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::scheduler::MisfirePolicy;
-use crate::scheduler::jitter;
 use crate::store::SortOrder;
-use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
 use crate::store::fires::RUN_LIMIT_REACHED;
 use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
@@ -121,13 +120,7 @@ pub(crate) async fn trigger(
     let cron_id = parse_uuid(&cron_id, "cron")?;
     let cron = state.store.get_cron(&cron_id, &caller.scope()).await?;
     let now = now_ms();
-    let graph_id = state
-        .config
-        .graphs
-        .keys()
-        .find(|g| assistant_id_for_graph(g).to_string() == cron.assistant_id)
-        .cloned()
-        .unwrap_or_default();
+    let graph_id = state.graph_of(&cron.assistant_id);
     let run = cron_run(&cron, graph_id, now, now, now);
     state.hub.open(&run.run_id);
     let run = state.store.trigger(&cron, run, now).await?;
@@ -393,7 +386,7 @@ fn paused_until(text: &str, now: Millis) -> ApiResult<Millis> {
 }
 
 /// `overlap` is a stateless cron's: a thread cron's runs follow its `multitask_strategy`.
-fn check_overlap(overlap: Option<Overlap>, on_thread: bool) -> Result<(), String> {
+pub(super) fn check_overlap(overlap: Option<Overlap>, on_thread: bool) -> Result<(), String> {
     match overlap {
         Some(overlap) if on_thread && overlap != Overlap::Allow => Err(format!(
             "overlap: '{}' applies to stateless crons only; a thread cron's runs follow its multitask_strategy (reject, interrupt, rollback or enqueue)",

@@ -3,6 +3,7 @@
 
 mod assistants;
 pub mod auth;
+mod backfill;
 pub(crate) mod crons;
 pub mod docs;
 pub mod error;
@@ -65,6 +66,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The graph behind the assistant `assistant_id` (empty when none is configured).
+    pub fn graph_of(&self, assistant_id: &str) -> String {
+        self.config
+            .graphs
+            .keys()
+            .find(|graph| {
+                crate::store::assistants::assistant_id_for_graph(graph).to_string() == assistant_id
+            })
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The id of the assistant named by `id_or_graph` (an assistant id or a graph name).
     /// Assistants are exactly the configured graphs, so no query is needed.
     pub fn assistant_id(&self, id_or_graph: &str) -> Option<String> {
@@ -95,6 +108,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(threads::router())
         .merge(crons::router())
         .merge(history::router())
+        .merge(backfill::router())
         .merge(runs::router())
         .merge(webhooks::router())
         .merge(docs::router())

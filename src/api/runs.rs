@@ -194,13 +194,7 @@ async fn queue(
         Target::Stateless => (Uuid::now_v7().to_string(), IfThreadMissing::CreateNew),
     };
     let strategy = request.multitask_strategy.unwrap_or_default();
-    let graph_id = state
-        .config
-        .graphs
-        .keys()
-        .find(|g| crate::store::assistants::assistant_id_for_graph(g).to_string() == assistant_id)
-        .cloned()
-        .unwrap_or_default();
+    let graph_id = state.graph_of(&assistant_id);
     let on_completion = stateless.then(|| request.on_completion.unwrap_or(OnCompletion::Delete));
     let now = now_ms();
     let run = RunSpec {

@@ -332,6 +332,9 @@ impl Runner {
                 {
                     self.outbox.submit(delivery);
                 }
+                if finished.released {
+                    self.control.wake();
+                }
                 Some(match finished.run {
                     Some(run) => RunEnd {
                         status: run.status,

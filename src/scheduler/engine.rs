@@ -482,7 +482,7 @@ impl Scheduler {
                 cron,
                 graph_id,
                 instant,
-                super::jitter::start(cron, instant),
+                crate::schedule::jitter::start(cron, instant),
                 now,
             )
         };

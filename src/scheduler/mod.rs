@@ -2,7 +2,6 @@
 //! and fires in batches through the store (which queues the runs), under the misfire policy.
 
 mod engine;
-pub mod jitter;
 mod policy;
 mod timer;
 

@@ -24,6 +24,7 @@ use super::overlap::{self, Decision};
 use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
 use crate::config::{AlertEvent, AlertRouteConfig};
+use crate::schedule::jitter;
 use crate::time::Millis;
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
@@ -315,13 +316,22 @@ impl Store {
                 }
                 let decision = match cron.thread_id {
                     Some(_) => Decision::Run,
-                    None => overlap::decide(&txn, &cron.cron_id, cron.overlap, now).await?,
+                    None => {
+                        overlap::decide(
+                            &txn,
+                            &cron.cron_id,
+                            cron.overlap,
+                            now,
+                            &mut started.stopping,
+                        )
+                        .await?
+                    }
                 };
                 match decision {
                     Decision::Run => {}
                     Decision::Hold => {
                         run.available_at = overlap::HELD;
-                        overlap::count_held(&txn, &cron.cron_id).await?;
+                        overlap::count_held(&txn, &cron.cron_id, 1).await?;
                     }
                     Decision::Skip => {
                         fire_log_row(cron, instant, None, FireOutcome::Skipped, now)
@@ -482,7 +492,7 @@ fn trigger_key(at: Millis) -> Millis {
 
 /// The fire-log row of `cron`'s instant `instant`, recorded at `now`, with its run (queued:
 /// the run's end fills in the rest).
-fn fire_log_row(
+pub(super) fn fire_log_row(
     cron: &cron::Model,
     instant: Millis,
     run: Option<&run::Model>,
@@ -505,9 +515,9 @@ fn fire_log_row(
         delivery_id: None,
         webhook_status: None,
         webhook_attempts: None,
-        due_at: run
-            .map(|run| run.available_at)
-            .filter(|&at| at > instant && at != overlap::HELD),
+        // Scheduled instants start after the cron's jitter; the others when queued.
+        due_at: Some(jitter::start(cron, instant))
+            .filter(|&at| outcome == FireOutcome::Fired && at > instant),
     })
 }
 

@@ -468,6 +468,7 @@ async fn finish_all(
             Some(Answer::Finished(Some(Finished {
                 run: Some(run),
                 delivery,
+                ..
             }))) => Some(End {
                 run,
                 delivery: delivery.as_ref(),
@@ -475,7 +476,14 @@ async fn finish_all(
             _ => None,
         })
         .collect();
-    record_ends(txn, routes, &batched, now).await?;
+    if record_ends(txn, routes, &batched, now).await? {
+        // Which end released a held run is not told apart: each finisher looks.
+        for answer in answers.iter_mut() {
+            if let Some(Answer::Finished(Some(finished))) = answer {
+                finished.released = true;
+            }
+        }
+    }
     for chunk in super::chunked(deliveries, 200) {
         delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
             .exec_without_returning(txn)
@@ -531,6 +539,7 @@ async fn finish_throwaway(
             answers[finish.index] = Some(Answer::Finished(Some(Finished {
                 run: Some(ended),
                 delivery,
+                released: false,
             })));
         }
     }
@@ -595,6 +604,7 @@ async fn finish_rest(
         answers[end.index] = Some(Answer::Finished(Some(Finished {
             run: Some(end.run),
             delivery: end.delivery,
+            released: false,
         })));
     }
     Ok(done)

@@ -116,17 +116,19 @@ impl Store {
 
 /// Writes the end of cron runs into their history entries and their crons' last run, in the
 /// transaction that ends them: one UPDATE of the entries and one of the crons per
-/// `CASE_ROWS` runs. Runs of no cron are skipped.
+/// `CASE_ROWS` runs. Runs of no cron are skipped. Whether a run held behind the ones ending
+/// was released.
 pub(super) async fn record_ends(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],
     ends: &[End<'_>],
     now: Millis,
-) -> Result<()> {
+) -> Result<bool> {
     let ends: Vec<&End> = ends
         .iter()
         .filter(|end| end.run.cron_id.is_some() && end.run.scheduled_for.is_some())
         .collect();
+    let mut released = false;
     for chunk in ends.chunks(CASE_ROWS) {
         let by_run = |value: &dyn Fn(&End) -> sea_orm::Value, column: Column| {
             value_by_key(
@@ -186,9 +188,9 @@ pub(super) async fn record_ends(
             .filter(Column::RunId.is_in(chunk.iter().map(|end| end.run.run_id.clone())))
             .exec(txn)
             .await?;
-        record_last_runs(txn, routes, chunk, now).await?;
+        released |= record_last_runs(txn, routes, chunk, now).await?;
     }
-    Ok(())
+    Ok(released)
 }
 
 /// A cron's last run after a batch of its runs' ends, in order.
@@ -219,14 +221,15 @@ impl LastRun {
 
 /// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, in
 /// one UPDATE (`updated_at` stays: it is the version the scheduler claims by); then the
-/// alerts those ends raise (outbox rows), and the pause of crons that reached their
-/// `pause_after_failures`.
+/// alerts those ends raise (outbox rows), the pause of crons that reached their
+/// `pause_after_failures`, and the release of runs held behind the ending ones (whether
+/// one was released).
 async fn record_last_runs(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],
     ends: &[&End<'_>],
     now: Millis,
-) -> Result<()> {
+) -> Result<bool> {
     let mut last: Vec<(String, LastRun)> = Vec::new();
     for end in ends {
         let Some(cron_id) = &end.run.cron_id else {
@@ -243,7 +246,7 @@ async fn record_last_runs(
         }
     }
     if last.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // The failures in a row before these ends, for the alerts of a change of state (read
     // only when some route wants them).
@@ -374,8 +377,9 @@ async fn record_last_runs(
     }
     // Runs held behind the ones ending here (a cron's `overlap`, a backfill) go next.
     let ending: Vec<&str> = ends.iter().map(|end| end.run.run_id.as_str()).collect();
+    let mut released = false;
     for cron in crons.iter().filter(|cron| cron.held_runs > 0) {
-        super::overlap::release_next(txn, &cron.cron_id, &ending, now).await?;
+        released |= super::overlap::release_next(txn, &cron.cron_id, &ending, now).await?;
     }
     let deliveries = alerts::deliveries(routes, &events, now);
     for chunk in super::chunked(deliveries, 200) {
@@ -383,7 +387,7 @@ async fn record_last_runs(
             .exec_without_returning(txn)
             .await?;
     }
-    Ok(())
+    Ok(released)
 }
 
 /// Writes settled webhooks (delivered or failed, after `attempts`) into the history entries

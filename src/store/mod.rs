@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod assistants;
+pub mod backfill;
 pub mod changes;
 pub mod console;
 pub mod crons;

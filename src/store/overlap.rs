@@ -53,35 +53,78 @@ impl Decision {
 
 /// Decides an instant of `cron` under `overlap`, inside the fire's transaction. Under
 /// `cancel_other` the cron's active runs are cancelled first (pending ones end at once,
-/// running ones are asked to stop), and the new run is held until they have stopped.
+/// running ones are asked to stop: `stopping`), and the new run is held until they have
+/// stopped.
 pub(super) async fn decide(
     txn: &DatabaseTransaction,
     cron_id: &str,
     overlap: Overlap,
     now: Millis,
+    stopping: &mut Vec<String>,
 ) -> Result<Decision> {
-    if overlap == Overlap::Allow {
-        return Ok(Decision::Run);
+    match overlap {
+        Overlap::Allow => Ok(Decision::Run),
+        Overlap::CancelOther => {
+            let flagged = cancel_cron_runs(txn, cron_id, now).await?;
+            let decision = Decision::of(overlap, flagged.len(), 0);
+            stopping.extend(flagged);
+            Ok(decision)
+        }
+        _ => {
+            let (busy, held) = active_runs(txn, cron_id).await?;
+            Ok(Decision::of(overlap, busy, held))
+        }
     }
+}
+
+/// How many of the cron's runs are active and not held (`busy`), and how many are held.
+pub(super) async fn active_runs(
+    txn: &DatabaseTransaction,
+    cron_id: &str,
+) -> Result<(usize, usize)> {
+    let available: Vec<Millis> = Runs::find()
+        .select_only()
+        .column(Column::AvailableAt)
+        .filter(Column::CronId.eq(cron_id))
+        .filter(Column::Status.is_in(RunStatus::ACTIVE))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let held = available.iter().filter(|at| **at == HELD).count();
+    Ok((available.len() - held, held))
+}
+
+/// Cancels the cron's active runs: pending ones (held or not) end `interrupted` at once,
+/// running ones are flagged to stop. The ids of those flagged.
+pub(super) async fn cancel_cron_runs(
+    txn: &DatabaseTransaction,
+    cron_id: &str,
+    now: Millis,
+) -> Result<Vec<String>> {
     let active = Runs::find()
         .filter(Column::CronId.eq(cron_id))
         .filter(Column::Status.is_in(RunStatus::ACTIVE))
         .all(txn)
         .await?;
-    if overlap == Overlap::CancelOther && !active.is_empty() {
-        let stopping = cancel_active(txn, active, CancelAction::Interrupt, now).await?;
-        return Ok(Decision::of(overlap, stopping.len(), 0));
+    if active.is_empty() {
+        return Ok(Vec::new());
     }
-    let held = active.iter().filter(|run| run.available_at == HELD).count();
-    Ok(Decision::of(overlap, active.len() - held, held))
+    cancel_active(txn, active, CancelAction::Interrupt, now).await
 }
 
-/// Counts a run held behind `cron_id`'s active run.
-pub(super) async fn count_held(txn: &DatabaseTransaction, cron_id: &str) -> Result<()> {
+/// Counts `count` runs held behind `cron_id`'s active run.
+pub(super) async fn count_held(
+    txn: &DatabaseTransaction,
+    cron_id: &str,
+    count: usize,
+) -> Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
     Crons::update_many()
         .col_expr(
             cron::Column::HeldRuns,
-            Expr::col(cron::Column::HeldRuns).add(1),
+            Expr::col(cron::Column::HeldRuns).add(i32::try_from(count).unwrap_or(i32::MAX)),
         )
         .filter(cron::Column::CronId.eq(cron_id))
         .exec(txn)

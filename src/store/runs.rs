@@ -79,6 +79,9 @@ pub struct Completion {
 pub struct Finished {
     pub run: Option<run::Model>,
     pub delivery: Option<delivery::Model>,
+    /// A run held behind this one (or one ended with it) was released: a worker should
+    /// look for it now.
+    pub released: bool,
 }
 
 /// A local worker slot reserved before a run is queued: when the run may start at once (its
@@ -771,7 +774,7 @@ pub(super) async fn end_run(
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
         let rolled_back = ended(&run, &Outcome::Interrupted, now);
-        record_ends(
+        let released = record_ends(
             txn,
             routes,
             &[End {
@@ -784,6 +787,7 @@ pub(super) async fn end_run(
         return Ok(Finished {
             run: None,
             delivery: None,
+            released,
         });
     }
     // A cancel that arrived while it ran wins over how the graph itself ended.
@@ -804,7 +808,7 @@ pub(super) async fn end_run(
         None => None,
     };
 
-    record_ends(
+    let released = record_ends(
         txn,
         routes,
         &[End {
@@ -821,6 +825,7 @@ pub(super) async fn end_run(
         return Ok(Finished {
             run: Some(ended),
             delivery,
+            released,
         });
     }
     let mut active = run.into_active_model();
@@ -842,6 +847,7 @@ pub(super) async fn end_run(
     Ok(Finished {
         run: Some(ended),
         delivery,
+        released,
     })
 }
 

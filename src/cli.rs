@@ -285,6 +285,8 @@ pub enum CronsCommand {
     Next(CronsNext),
     /// Show what became of a cron's instants and triggers, newest first.
     History(CronsHistory),
+    /// Fire a cron's past instants in a range, each once (at most 10,000 per call).
+    Backfill(CronsBackfill),
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +347,24 @@ pub struct CronFields {
     /// How far back fire_all catches up, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub catchup_window_seconds: Option<u32>,
+    /// Stateless crons: what an instant does while the previous run is still active.
+    #[arg(long, value_name = "POLICY")]
+    pub overlap: Option<Overlap>,
+    /// Start each instant a delay drawn from [0, SECONDS) after it (0-3600).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u16).range(0..=3600))]
+    pub jitter_seconds: Option<u16>,
+    /// Fire this many more times, then disable the cron.
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub remaining_runs: Option<u64>,
+    /// Pause until this ISO-8601 instant; the first instant at or after it fires.
+    #[arg(long, value_name = "INSTANT", value_parser = instant)]
+    pub paused_until: Option<String>,
+    /// A wall-clock time a fall-back change repeats fires once or twice.
+    #[arg(long, value_name = "HOW_OFTEN")]
+    pub dst_repeat: Option<DstRepeat>,
+    /// A wall-clock time a spring-forward change skips fires right after the gap, or not.
+    #[arg(long, value_name = "WHAT")]
+    pub dst_gap: Option<DstGap>,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +395,9 @@ pub struct CronsUpdate {
     /// Remove the end time.
     #[arg(long, conflicts_with = "end_time")]
     pub clear_end_time: bool,
+    /// Remove the run limit.
+    #[arg(long, conflicts_with = "remaining_runs")]
+    pub clear_remaining_runs: bool,
     /// Enable the cron.
     #[arg(long, conflicts_with = "disabled")]
     pub enabled: bool,
@@ -394,6 +417,23 @@ pub struct CronsNext {
     /// Count from this ISO-8601 instant instead of now.
     #[arg(long, value_name = "INSTANT", value_parser = instant)]
     pub after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CronsBackfill {
+    pub cron_id: Uuid,
+    /// The first instant of the range (ISO-8601, included).
+    #[arg(long, value_name = "INSTANT", value_parser = instant)]
+    pub from: String,
+    /// The end of the range (ISO-8601, excluded; instants still to come are left alone).
+    #[arg(long, value_name = "INSTANT", value_parser = instant)]
+    pub to: String,
+    /// Stateless crons: how the instants share the cron [server default: buffer_all].
+    #[arg(long, value_name = "POLICY")]
+    pub overlap: Option<Overlap>,
+    /// Only show the instants it would fire.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -538,6 +578,32 @@ pub enum Fire {
     Missed,
     Rejected,
     Triggered,
+    Skipped,
+    Backfilled,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Overlap {
+    Allow,
+    Skip,
+    BufferOne,
+    BufferAll,
+    CancelOther,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum DstRepeat {
+    Once,
+    Twice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum DstGap {
+    Shift,
+    Skip,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

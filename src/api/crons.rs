@@ -1093,15 +1093,21 @@ pub struct Cron {
     /// Disabled after this many failed runs in a row; null: never.
     pub pause_after_failures: Option<i32>,
     /// Stateless crons: what an instant does while the previous run is still active.
+    #[serde(default)]
     pub overlap: Overlap,
     /// Each instant starts a delay in [0, jitter) after it, fixed per instant.
+    #[serde(default)]
     pub jitter_seconds: i32,
     /// Instants left to fire before the cron disables itself; null: no limit.
+    #[serde(default)]
     pub remaining_runs: Option<i64>,
     /// Paused until this instant (`enabled` is false until then); null otherwise.
     #[schema(format = DateTime)]
+    #[serde(default)]
     pub paused_until: Option<String>,
+    #[serde(default)]
     pub dst_repeat: DstRepeat,
+    #[serde(default)]
     pub dst_gap: DstGap,
 }
 

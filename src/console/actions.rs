@@ -35,6 +35,12 @@ pub struct CronForm {
     end_time: String,
     misfire_policy: String,
     pause_after_failures: String,
+    overlap: String,
+    jitter_seconds: String,
+    remaining_runs: String,
+    paused_until: String,
+    dst_repeat: String,
+    dst_gap: String,
 }
 
 /// A form error and the field it belongs to (`None`: the form as a whole).
@@ -53,6 +59,12 @@ fn field_of(detail: &str) -> Option<&'static str> {
         ("webhook", "webhook"),
         ("pause_after_failures", "pause_after_failures"),
         ("misfire_policy", "misfire_policy"),
+        ("overlap", "overlap"),
+        ("jitter_seconds", "jitter_seconds"),
+        ("remaining_runs", "remaining_runs"),
+        ("paused_until", "paused_until"),
+        ("dst_repeat", "dst_repeat"),
+        ("dst_gap", "dst_gap"),
         ("metadata", "metadata"),
         ("input", "input"),
         ("schedule", "schedule"),
@@ -115,21 +127,52 @@ fn body_of(form: &CronForm, edit: bool) -> Result<Map<String, Value>, FormError>
     if !form.misfire_policy.is_empty() {
         body.insert("misfire_policy".into(), json!(form.misfire_policy));
     }
-    match form.pause_after_failures.trim() {
+    for field in ["pause_after_failures", "remaining_runs"] {
+        let text = match field {
+            "pause_after_failures" => &form.pause_after_failures,
+            _ => &form.remaining_runs,
+        };
+        match text.trim() {
+            "" if edit => {
+                body.insert(field.into(), Value::Null);
+            }
+            "" => {}
+            count => {
+                body.insert(field.into(), json!(whole_number(count, field)?));
+            }
+        }
+    }
+    if !form.jitter_seconds.trim().is_empty() {
+        let seconds = whole_number(form.jitter_seconds.trim(), "jitter_seconds")?;
+        body.insert("jitter_seconds".into(), json!(seconds));
+    }
+    match form.paused_until.trim() {
         "" if edit => {
-            body.insert("pause_after_failures".into(), Value::Null);
+            body.insert("paused_until".into(), Value::Null);
         }
         "" => {}
-        count => {
-            let count: i64 = count.parse().map_err(|_| FormError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                field: Some("pause_after_failures"),
-                detail: format!("pause_after_failures: '{count}' is not a whole number"),
-            })?;
-            body.insert("pause_after_failures".into(), json!(count));
+        until => {
+            body.insert("paused_until".into(), json!(until));
+        }
+    }
+    for (field, value) in [
+        ("overlap", &form.overlap),
+        ("dst_repeat", &form.dst_repeat),
+        ("dst_gap", &form.dst_gap),
+    ] {
+        if !value.is_empty() {
+            body.insert(field.into(), json!(value));
         }
     }
     Ok(body)
+}
+
+fn whole_number(text: &str, field: &'static str) -> Result<i64, FormError> {
+    text.parse().map_err(|_| FormError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        field: Some(field),
+        detail: format!("{field}: '{text}' is not a whole number"),
+    })
 }
 
 fn api_error(err: ApiError) -> FormError {
@@ -226,6 +269,19 @@ pub async fn edit_form(
             .pause_after_failures
             .map(|n| n.to_string())
             .unwrap_or_default(),
+        overlap: cron.overlap.as_str().to_string(),
+        jitter_seconds: cron.jitter_seconds.to_string(),
+        remaining_runs: cron
+            .remaining_runs
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        paused_until: cron
+            .paused_until
+            .filter(|&until| until > now_ms())
+            .map(iso)
+            .unwrap_or_default(),
+        dst_repeat: cron.dst_repeat.as_str().to_string(),
+        dst_gap: cron.dst_gap.as_str().to_string(),
     };
     Ok(form_page(&state, &viewer, Some(&cron_id), &form, None))
 }
@@ -299,6 +355,35 @@ fn form_page(
         (!ids.is_empty()).then(|| ids.join(" "))
     };
     let invalid = |id: &str| error_for(id).map(|_| "true");
+    let choice = |id: &'static str,
+                  label: &str,
+                  current: &str,
+                  options: &[(&str, &str)],
+                  hint: Option<&str>| {
+        field(
+            id,
+            label,
+            html! {
+                select id=(id) name=(id) aria-invalid=[invalid(id)] aria-describedby=[described(id, hint.is_some())] {
+                    @for (value, text) in options {
+                        option value=(value) selected[*value == current] { (text) }
+                    }
+                }
+            },
+            hint,
+        )
+    };
+    let number = |id: &'static str, label: &str, value: &str, min: &str, max: &str, hint: &str| {
+        field(
+            id,
+            label,
+            html! {
+                input id=(id) type="number" name=(id) value=(value) min=(min) max=[(!max.is_empty()).then_some(max)]
+                    aria-invalid=[invalid(id)] aria-describedby=(described(id, true).unwrap_or_default());
+            },
+            Some(hint),
+        )
+    };
     let action = match cron_id {
         Some(id) => format!("/ui/crons/{id}/edit"),
         None => "/ui/crons/new".to_string(),
@@ -355,6 +440,29 @@ fn form_page(
                 input #pause_after_failures type="number" min="1" name="pause_after_failures" value=(form.pause_after_failures)
                     aria-invalid=[invalid("pause_after_failures")] aria-describedby=(described("pause_after_failures", true).unwrap_or_default());
             }, Some("Pause the cron after this many failed runs in a row; empty: never.")))
+            (choice("overlap", "Overlap", &form.overlap, &[
+                ("allow", "allow: run beside the active run"),
+                ("skip", "skip: not while the previous run is active"),
+                ("buffer_one", "buffer_one: one waits, the rest are skipped"),
+                ("buffer_all", "buffer_all: each waits its turn"),
+                ("cancel_other", "cancel_other: interrupt the active run"),
+            ], Some("Stateless crons: what an instant does while the previous run is still pending or running.")))
+            (number("jitter_seconds", "Jitter (seconds)", &form.jitter_seconds, "0", "3600",
+                "Start each instant a delay drawn from [0, jitter) after it, the same on every replica."))
+            (number("remaining_runs", "Run limit", &form.remaining_runs, "1", "",
+                "Fire this many more times, then pause; empty: no limit."))
+            (field("paused_until", "Paused until", html! {
+                input #paused_until type="text" name="paused_until" value=(form.paused_until) placeholder="2026-12-07T09:00:00Z" autocomplete="off"
+                    aria-invalid=[invalid("paused_until")] aria-describedby=(described("paused_until", true).unwrap_or_default());
+            }, Some("ISO-8601; the first instant at or after it fires. Empty: not paused until a time.")))
+            (choice("dst_repeat", "Repeated hour (DST)", &form.dst_repeat, &[
+                ("once", "once: the first occurrence"),
+                ("twice", "twice: both occurrences"),
+            ], None))
+            (choice("dst_gap", "Skipped hour (DST)", &form.dst_gap, &[
+                ("shift", "shift: right after the gap"),
+                ("skip", "skip: not that day"),
+            ], None))
             @if cron_id.is_some() {
                 button.primary type="submit" { "Save" }
             } @else {

@@ -419,7 +419,9 @@ pub async fn cron(
                     dt { "Schedule" } dd { code { (cron.schedule) } " — " (schedule_words(&cron.schedule, cron.timezone.as_deref())) }
                     dt { "Timezone" } dd { (cron.timezone.as_deref().unwrap_or("UTC")) }
                     dt { "State" } dd {
-                        @if cron.enabled { span.badge.b-ok { "enabled" } } @else { span.badge.b-warn { "paused" } }
+                        @if let Some(until) = cron.paused_until.filter(|&until| until > now_ms()) {
+                            span.badge.b-warn { "paused until " (time(until, false)) }
+                        } @else if cron.enabled { span.badge.b-ok { "enabled" } } @else { span.badge.b-warn { "paused" } }
                         @if let Some(note) = &cron.pause_note { " " span #pause-note-text { (note) } }
                     }
                     dt { "Last run" } dd { (run_badge(cron.last_run_status)) " "
@@ -430,6 +432,10 @@ pub async fn cron(
                     dt { "Thread" } dd { (cron.thread_id.as_deref().unwrap_or("stateless: a new thread per run")) }
                     dt { "Webhook URL" } dd { (payload.get("webhook").and_then(Value::as_str).unwrap_or("none")) }
                     dt { "Misfire policy" } dd { (cron.misfire_policy.as_deref().unwrap_or("default")) }
+                    @if cron.thread_id.is_none() { dt { "Overlap" } dd { (cron.overlap.as_str()) } }
+                    dt { "Jitter" } dd { @if cron.jitter_seconds > 0 { (cron.jitter_seconds) " s" } @else { "none" } }
+                    dt { "Run limit" } dd { @if let Some(left) = cron.remaining_runs { (left) " runs left" } @else { "none" } }
+                    dt { "Daylight saving" } dd { "repeated hour: " (cron.dst_repeat.as_str()) " · skipped hour: " (cron.dst_gap.as_str()) }
                     dt { "Metadata" } dd { (tags(&cron.metadata)) }
                     dt { "Input" } dd { (pretty(payload.get("input").unwrap_or(&Value::Null))) }
                     dt { "Owner" } dd { (cron.user_id.as_deref().unwrap_or("–")) }

@@ -15,7 +15,7 @@ use std::num::NonZeroU32;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use entity::states::{MultitaskStrategy, OnCompletion};
+use entity::states::{DstGap, DstRepeat, MultitaskStrategy, OnCompletion, Overlap};
 
 use super::client::{Client, OpsError, OpsResult};
 use super::cronfile::{
@@ -25,6 +25,7 @@ use super::cronfile::{
 use crate::api::Cron;
 use crate::cli::{ApplyArgs, ExportArgs};
 use crate::store::assistants::assistant_id_for_graph;
+use crate::store::fires::RUN_LIMIT_REACHED;
 use crate::time::parse_instant;
 
 /// What `apply` will do to one cron.
@@ -533,6 +534,30 @@ fn wanted(set: &str, entry: &CronEntry) -> State {
                 opt(entry.pause_after_failures),
             ),
             field(
+                "overlap",
+                Change::Set,
+                json!(entry.overlap.unwrap_or_default()),
+                json!(entry.overlap.unwrap_or_default()),
+            ),
+            field(
+                "jitter_seconds",
+                Change::Set,
+                json!(entry.jitter_seconds.unwrap_or(0)),
+                json!(entry.jitter_seconds.unwrap_or(0)),
+            ),
+            field(
+                "dst_repeat",
+                Change::Set,
+                json!(entry.dst_repeat.unwrap_or_default()),
+                json!(entry.dst_repeat.unwrap_or_default()),
+            ),
+            field(
+                "dst_gap",
+                Change::Set,
+                json!(entry.dst_gap.unwrap_or_default()),
+                json!(entry.dst_gap.unwrap_or_default()),
+            ),
+            field(
                 "config",
                 Change::Set,
                 normalized_config(config.as_ref()),
@@ -588,10 +613,23 @@ fn state_of(cron: &Cron) -> State {
         ("multitask_strategy", json!(strategy)),
         ("schedule", json!(cron.schedule)),
         ("timezone", json!(cron.timezone.as_deref().unwrap_or("UTC"))),
-        ("enabled", json!(cron.enabled)),
+        // A pause until an instant, or a spent run limit, is the cron's operation, not its
+        // definition: the file's `enabled` does not undo it.
+        (
+            "enabled",
+            json!(
+                cron.enabled
+                    || cron.paused_until.is_some()
+                    || cron.pause_note.as_deref() == Some(RUN_LIMIT_REACHED)
+            ),
+        ),
         ("end_time", opt(end)),
         ("on_run_completed", opt(cron.on_run_completed)),
         ("pause_after_failures", opt(cron.pause_after_failures)),
+        ("overlap", json!(cron.overlap)),
+        ("jitter_seconds", json!(cron.jitter_seconds)),
+        ("dst_repeat", json!(cron.dst_repeat)),
+        ("dst_gap", json!(cron.dst_gap)),
         ("config", normalized_config(payload.get("config"))),
         ("context", non_empty(payload.get("context"))),
         (
@@ -769,6 +807,12 @@ fn entry_of(cron: &Cron, graphs: &BTreeMap<String, String>) -> OpsResult<CronEnt
             .pause_after_failures
             .and_then(|n| u32::try_from(n).ok())
             .and_then(NonZeroU32::new),
+        overlap: (cron.overlap != Overlap::Allow).then_some(cron.overlap),
+        jitter_seconds: u32::try_from(cron.jitter_seconds)
+            .ok()
+            .filter(|seconds| *seconds > 0),
+        dst_repeat: (cron.dst_repeat != DstRepeat::Once).then_some(cron.dst_repeat),
+        dst_gap: (cron.dst_gap != DstGap::Shift).then_some(cron.dst_gap),
         input,
         metadata: (!metadata.is_empty()).then_some(Metadata(metadata)),
         config,
@@ -795,7 +839,15 @@ mod tests {
     fn created(entry: &CronEntry) -> Cron {
         let body = create_body("s", entry);
         let mut payload = body.as_object().cloned().unwrap_or_default();
-        payload.remove("pause_after_failures");
+        for key in [
+            "pause_after_failures",
+            "overlap",
+            "jitter_seconds",
+            "dst_repeat",
+            "dst_gap",
+        ] {
+            payload.remove(key);
+        }
         payload.insert(
             "assistant_id".into(),
             json!(resolve_assistant(&entry.assistant_id.0)),
@@ -833,6 +885,12 @@ mod tests {
             "consecutive_failures": 0,
             "pause_note": null,
             "pause_after_failures": entry.pause_after_failures,
+            "overlap": entry.overlap.unwrap_or_default(),
+            "jitter_seconds": entry.jitter_seconds.unwrap_or(0),
+            "remaining_runs": null,
+            "paused_until": null,
+            "dst_repeat": entry.dst_repeat.unwrap_or_default(),
+            "dst_gap": entry.dst_gap.unwrap_or_default(),
         }))
         .expect("a cron")
     }
@@ -841,6 +899,7 @@ mod tests {
         end_time = \"2030-01-01T01:00:00+01:00\"\nwebhook = \"https://example.com/hook\"\n\
         on_run_completed = \"keep\"\nmultitask_strategy = \"enqueue\"\n\
         misfire_policy = \"skip\"\ncatchup_window_seconds = 60\npause_after_failures = 2\n\
+        overlap = \"buffer_one\"\njitter_seconds = 30\ndst_repeat = \"twice\"\ndst_gap = \"skip\"\n\
         input = { x = 1 }\nmetadata = { team = \"ops\" }\n\
         config = { configurable = { k = \"v\" } }\ncontext = { c = 1 }\n";
 
@@ -896,7 +955,8 @@ mod tests {
             [Step::Update { body, .. }] => assert_eq!(
                 body,
                 &json!({"timezone": "UTC", "enabled": true, "end_time": null,
-                        "pause_after_failures": null, "config": {}, "context": {}})
+                        "pause_after_failures": null, "overlap": "allow", "jitter_seconds": 0,
+                        "dst_repeat": "once", "dst_gap": "shift", "config": {}, "context": {}})
             ),
             other => panic!("{other:?}"),
         }

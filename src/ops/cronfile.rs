@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 use uuid::Uuid;
 
-use entity::states::{MisfirePolicy, MultitaskStrategy, OnCompletion};
+use entity::states::{DstGap, DstRepeat, MisfirePolicy, MultitaskStrategy, OnCompletion, Overlap};
 
 use crate::schedule::{Schedule, parse_timezone};
 use crate::time::parse_instant;
@@ -64,6 +64,18 @@ pub struct CronEntry {
     pub catchup_window_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_after_failures: Option<NonZeroU32>,
+    /// Stateless crons: absent is `allow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Overlap>,
+    /// Absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_seconds: Option<u32>,
+    /// Absent: `once`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_repeat: Option<DstRepeat>,
+    /// Absent: `shift`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_gap: Option<DstGap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Input>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::cli::{
-    ClientArgs, CronFields, CronsCommand, CronsCreate, CronsHistory, CronsList, CronsNext,
-    CronsUpdate, DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList,
+    ClientArgs, CronFields, CronsBackfill, CronsCommand, CronsCreate, CronsHistory, CronsList,
+    CronsNext, CronsUpdate, DeliveriesCommand, DeliveriesList, OpsCommand, RunsCommand, RunsList,
     ThreadsCommand, ThreadsList, value_name,
 };
 use crate::store::assistants::assistant_id_for_graph;
@@ -162,6 +162,11 @@ async fn crons(client: &Client, command: CronsCommand) -> OpsResult<Shown> {
             client.get(&next_path(&next), &next_query(&next)).await?,
             View::Next,
         ),
+        CronsCommand::Backfill(backfill) => {
+            let path = format!("{}/backfill", cron_path(backfill.cron_id));
+            let answer = client.post(&path, Some(&backfill_body(&backfill))).await?;
+            shown(answer, View::Object)
+        }
         CronsCommand::History(history) => {
             let cron = client.get(&cron_path(history.cron_id), &[]).await?;
             let zone = cron.body["timezone"]
@@ -370,6 +375,9 @@ fn update_body(update: &CronsUpdate) -> Value {
     if update.clear_end_time {
         body.insert("end_time".into(), Value::Null);
     }
+    if update.clear_remaining_runs {
+        body.insert("remaining_runs".into(), Value::Null);
+    }
     add_fields(&mut body, &update.fields);
     Value::Object(body)
 }
@@ -403,6 +411,31 @@ fn add_fields(body: &mut Map<String, Value>, fields: &CronFields) {
         "catchup_window_seconds",
         fields.catchup_window_seconds.map(|v| json!(v)),
     );
+    put("overlap", fields.overlap.map(|v| json!(value_name(&v))));
+    put("jitter_seconds", fields.jitter_seconds.map(|v| json!(v)));
+    put("remaining_runs", fields.remaining_runs.map(|v| json!(v)));
+    put(
+        "paused_until",
+        fields.paused_until.as_ref().map(|v| json!(v)),
+    );
+    put(
+        "dst_repeat",
+        fields.dst_repeat.map(|v| json!(value_name(&v))),
+    );
+    put("dst_gap", fields.dst_gap.map(|v| json!(value_name(&v))));
+}
+
+/// `POST /runs/crons/{id}/backfill`.
+fn backfill_body(backfill: &CronsBackfill) -> Value {
+    let mut body = json!({
+        "start_time": backfill.from,
+        "end_time": backfill.to,
+        "dry_run": backfill.dry_run,
+    });
+    if let Some(overlap) = backfill.overlap {
+        body["overlap"] = json!(value_name(&overlap));
+    }
+    body
 }
 
 fn runs_query(list: &RunsList) -> Vec<(&'static str, String)> {

@@ -121,11 +121,24 @@ pub fn deliveries(list: &Value) -> String {
     rows(DELIVERY_COLUMNS, list)
 }
 
-/// `GET /runs/crons/{id}/next`: one numbered row per instant.
+/// `GET /runs/crons/{id}/next`: one numbered row per instant, with its start when the
+/// cron's jitter delays it.
 pub fn next(answer: &Value) -> String {
-    let mut table = new_table(&["#", "NEXT RUN (UTC)"]);
-    for (index, instant) in answer["next"].as_array().into_iter().flatten().enumerate() {
-        table.add_row(vec![(index + 1).to_string(), text(instant)]);
+    let instants = answer["next"].as_array().cloned().unwrap_or_default();
+    let starts = answer["starts"].as_array().cloned().unwrap_or_default();
+    let jittered = starts.len() == instants.len() && starts != instants;
+    let header: &[&str] = if jittered {
+        &["#", "NEXT RUN (UTC)", "STARTS (UTC)"]
+    } else {
+        &["#", "NEXT RUN (UTC)"]
+    };
+    let mut table = new_table(header);
+    for (index, instant) in instants.iter().enumerate() {
+        let mut row = vec![(index + 1).to_string(), text(instant)];
+        if jittered {
+            row.push(text(&starts[index]));
+        }
+        table.add_row(row);
     }
     table.trim_fmt()
 }

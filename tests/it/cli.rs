@@ -1196,3 +1196,139 @@ async fn threads_crons_runs_and_deliveries_as_a_new_user_sees_them() {
         "{out:?}"
     );
 }
+
+/// The scheduling controls through the CLI: create with each flag, update a pause and clear
+/// the run limit, `next` shows the jittered starts, `backfill --dry-run` lists the instants
+/// and a backfill fires them (`history --fire backfilled`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduling_controls_and_backfill_through_the_cli() {
+    let (_storage, daemon) = started("").await;
+    let url = daemon.url.as_str();
+    let created = cli(
+        url,
+        &[
+            "crons",
+            "create",
+            "--schedule",
+            "0 * * * *",
+            "--overlap",
+            "buffer_one",
+            "--jitter-seconds",
+            "600",
+            "--remaining-runs",
+            "5",
+            "--dst-repeat",
+            "twice",
+            "--dst-gap",
+            "skip",
+            "--json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(created["overlap"], "buffer_one", "{created}");
+    assert_eq!(created["jitter_seconds"], 600);
+    assert_eq!(created["remaining_runs"], 5);
+    assert_eq!(
+        (created["dst_repeat"].clone(), created["dst_gap"].clone()),
+        (json!("twice"), json!("skip"))
+    );
+    let cron_id = created["cron_id"].as_str().expect("id").to_string();
+
+    let paused = cli(
+        url,
+        &[
+            "crons",
+            "update",
+            &cron_id,
+            "--paused-until",
+            "2099-01-01T00:00:00Z",
+            "--clear-remaining-runs",
+            "--json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(paused["enabled"], false, "{paused}");
+    assert_eq!(
+        instant(&paused["paused_until"]).to_rfc3339(),
+        "2099-01-01T00:00:00+00:00"
+    );
+    assert!(paused["remaining_runs"].is_null());
+
+    let next = cli(url, &["crons", "next", &cron_id, "-n", "3"]).await.ok();
+    assert!(next.stdout.contains("STARTS (UTC)"), "{}", next.stdout);
+
+    let dry = cli(
+        url,
+        &[
+            "crons",
+            "backfill",
+            &cron_id,
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T03:00:00Z",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(dry["instants"], 3, "{dry}");
+    assert_eq!(dry["scheduled_for"].as_array().map(Vec::len), Some(3));
+    let done = cli(
+        url,
+        &[
+            "crons",
+            "backfill",
+            &cron_id,
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T03:00:00Z",
+            "--overlap",
+            "allow",
+            "--json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(
+        (done["instants"].clone(), done["dry_run"].clone()),
+        (json!(3), json!(false))
+    );
+    let history = cli(
+        url,
+        &[
+            "crons",
+            "history",
+            &cron_id,
+            "--fire",
+            "backfilled",
+            "--json",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+
+    let refused = cli(
+        url,
+        &[
+            "crons",
+            "create",
+            "--schedule",
+            "@daily",
+            "--jitter-seconds",
+            "4000",
+        ],
+    )
+    .await;
+    assert_eq!(refused.code, 2, "a usage error: {refused:?}");
+}

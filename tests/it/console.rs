@@ -314,6 +314,58 @@ async fn changes_need_the_csrf_token_and_stay_within_the_identity() {
     let location = headers[header::LOCATION].to_str().expect("ascii");
     let made = &location["/ui/crons/".len()..location.find('?').expect("query")];
     assert_eq!(cron(&daemon, ALICE, made).await["user_id"], "alice");
+    // The scheduling controls go through the form; a bad one is shown beside its field.
+    let (status, _, page) = alice
+        .post(
+            &format!("/ui/crons/{made}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("schedule", "0 9 * * 1-5"),
+                ("jitter_seconds", "99999"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("id=\"jitter_seconds-error\""), "{page}");
+    let (status, _, _) = alice
+        .post(
+            &format!("/ui/crons/{made}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("schedule", "0 9 * * 1-5"),
+                ("timezone", "Europe/Paris"),
+                ("overlap", "skip"),
+                ("jitter_seconds", "30"),
+                ("remaining_runs", "4"),
+                ("dst_repeat", "twice"),
+                ("dst_gap", "skip"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let edited = cron(&daemon, ALICE, made).await;
+    assert_eq!(
+        (
+            &edited["overlap"],
+            &edited["jitter_seconds"],
+            &edited["remaining_runs"],
+            &edited["dst_repeat"],
+            &edited["dst_gap"]
+        ),
+        (
+            &json!("skip"),
+            &json!(30),
+            &json!(4),
+            &json!("twice"),
+            &json!("skip")
+        ),
+        "{edited}"
+    );
+    let (_, _, page) = alice.get(&format!("/ui/crons/{made}")).await;
+    assert!(
+        page.contains("4 runs left") && page.contains("30 s"),
+        "{page}"
+    );
     let (status, _) = daemon
         .send_as(Some(BOB), Method::GET, &format!("/runs/crons/{made}"), None)
         .await;

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/runs/crons/{cron_id}"),
     ("DELETE", "/runs/crons/{cron_id}"),
     ("POST", "/runs/crons/{cron_id}/trigger"),
+    ("POST", "/runs/crons/{cron_id}/backfill"),
     ("GET", "/runs/crons/{cron_id}/next"),
     // history.rs
     ("GET", "/runs/crons/{cron_id}/history"),
@@ -413,6 +414,14 @@ async fn answers_match_the_document() {
     check("PATCH", "/runs/crons/{cron_id}", status, &body);
     let (status, body) = get(format!("/runs/crons/{cron_id}/next?count=3")).await;
     check("GET", "/runs/crons/{cron_id}/next", status, &body);
+    let (status, body) = daemon
+        .post(
+            &format!("/runs/crons/{cron_id}/backfill"),
+            &json!({"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:10:00Z",
+                    "dry_run": true}),
+        )
+        .await;
+    check("POST", "/runs/crons/{cron_id}/backfill", status, &body);
     let (status, body) = daemon.post("/runs/crons/search", &json!({})).await;
     check("POST", "/runs/crons/search", status, &body);
     let (status, body) = daemon.post("/runs/crons/count", &json!({})).await;

@@ -34,6 +34,8 @@ enum Runs {
 
 /// A cron's active runs, for its overlap policy and for releasing the runs held behind them.
 const CRON_RUNS_INDEX: &str = "idx_runs_cron_status";
+/// The crons with held runs, for the recovery sweep.
+const HELD_INDEX: &str = "idx_crons_held_runs";
 
 /// The crons' new columns (SQLite adds one column per statement).
 fn cron_columns() -> Vec<ColumnDef> {
@@ -74,10 +76,24 @@ impl MigrationTrait for Migration {
             Runs::Table,
             vec![(CRON_RUNS_INDEX, vec![Runs::CronId, Runs::Status])],
         )
+        .await?;
+        crate::create_indexes(
+            manager,
+            Crons::Table,
+            vec![(HELD_INDEX, vec![Crons::HeldRuns])],
+        )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name(HELD_INDEX)
+                    .table(Crons::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()

@@ -23,7 +23,7 @@ use crate::time::{Millis, iso, now_ms, parse_instant, to_datetime};
 pub const MAX_INSTANTS: usize = 10_000;
 
 /// Instants counted at most when a range holds too many (to name how many).
-const COUNT_LIMIT: usize = 1_000_000;
+const COUNT_LIMIT: usize = 100_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(backfill))

@@ -12,10 +12,13 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use entity::states::{DstGap, DstRepeat};
+
 use super::pages::{graph_name, short};
 use super::session::{is_https, set_cookie};
 use super::view::{Failure, Nav, PageResult, page};
 use super::{Console, Viewer};
+
 use crate::api::extract::{RawJson, parse_uuid};
 use crate::api::{ApiError, AppState, crons, webhooks};
 use crate::auth::Refusal;
@@ -562,17 +565,24 @@ pub async fn retry(
 pub struct PreviewQuery {
     schedule: String,
     timezone: String,
+    /// The form's daylight-saving choices (absent or unknown: the defaults).
+    dst_repeat: String,
+    dst_gap: String,
 }
 
 /// The schedule in words and its next 5 instants, by the daemon's parser (the API's).
 pub async fn preview(_viewer: Viewer, Query(query): Query<PreviewQuery>) -> Response {
     let zone_name = Some(query.timezone.trim()).filter(|z| !z.is_empty());
+    let dst = Dst {
+        repeat: DstRepeat::parse(&query.dst_repeat).unwrap_or_default(),
+        gap: DstGap::parse(&query.dst_gap).unwrap_or_default(),
+    };
     let parsed = Schedule::parse(query.schedule.trim())
         .and_then(|schedule| Ok((schedule, parse_timezone(zone_name)?)));
     match parsed {
         Ok((schedule, zone)) => {
             let next: Vec<Value> = schedule
-                .upcoming(to_datetime(now_ms()), zone, None, 5, Dst::default())
+                .upcoming(to_datetime(now_ms()), zone, None, 5, dst)
                 .into_iter()
                 .map(|t| {
                     json!({

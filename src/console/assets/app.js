@@ -34,6 +34,10 @@
     var update = function () {
       var n = ++seq;
       var q = "schedule=" + encodeURIComponent(schedule.value) + "&timezone=" + encodeURIComponent(zone ? zone.value : "");
+      ["dst_repeat", "dst_gap"].forEach(function (id) {
+        var choice = document.getElementById(id);
+        if (choice) q += "&" + id + "=" + encodeURIComponent(choice.value);
+      });
       fetch(preview.getAttribute("data-src") + "?" + q, { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (p) {
@@ -57,6 +61,10 @@
     var later = function () { clearTimeout(timer); timer = setTimeout(update, 200); };
     schedule.addEventListener("input", later);
     if (zone) zone.addEventListener("input", later);
+    ["dst_repeat", "dst_gap"].forEach(function (id) {
+      var choice = document.getElementById(id);
+      if (choice) choice.addEventListener("change", later);
+    });
     if (schedule.value) update();
   }
 

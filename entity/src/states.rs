@@ -479,11 +479,6 @@ impl Overlap {
             Overlap::CancelOther => "cancel_other",
         }
     }
-
-    /// The policy named `text`, if any.
-    pub fn parse(text: &str) -> Option<Overlap> {
-        Self::iter().find(|policy| policy.as_str() == text)
-    }
 }
 
 /// How often a wall-clock time that a daylight-saving change repeats fires.

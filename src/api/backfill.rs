@@ -86,6 +86,7 @@ pub struct CronBackfill {
     responses(
         (status = 200, description = "What was fired", body = CronBackfill),
         (status = 404, description = "No such cron", body = ErrorBody),
+        (status = 409, description = "Instants of the range were fired meanwhile (send it again)", body = ErrorBody),
         (status = 422, description = "Invalid range or overlap, or more than 10,000 instants", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     )

@@ -4,15 +4,16 @@
 //! of its instants are queued (runs held one behind the other where its overlap policy says
 //! so), and a crash loses none of them.
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, TransactionTrait};
+use std::collections::HashSet;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
 
 use entity::cron::{self, Entity as Crons};
 use entity::cron_fire::{self, Entity as CronFires};
 use entity::states::{FireOutcome, Overlap};
 
 use super::crons::lock_crons;
-use super::fires::{MakeRun, fire_log_row};
+use super::fires::{MakeRun, fire_log_row, once_per_instant};
 use super::overlap::{self, Decision};
 use super::runs::queue_runs_batched;
 use super::{Error, Result, Store, chunked};
@@ -103,18 +104,20 @@ impl Store {
             runs.push((run, metadata));
             done.queued += 1;
         }
+        // The instants were read under the cron's lock: none can be taken meanwhile.
+        let expected = entries.len() as u64;
+        let mut recorded = 0;
         for chunk in chunked(entries, 500) {
-            CronFires::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::columns([
-                        cron_fire::Column::CronId,
-                        cron_fire::Column::ScheduledFor,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
+            recorded += CronFires::insert_many(chunk)
+                .on_conflict(once_per_instant())
                 .exec_without_returning(&txn)
                 .await?;
+        }
+        if recorded != expected {
+            txn.rollback().await?;
+            return Err(Error::Conflict(
+                "Some instants of the range were fired meanwhile; send the backfill again".into(),
+            ));
         }
         let holding = runs.iter().filter(|(run, _)| overlap::is_held(run)).count();
         queue_runs_batched(&txn, runs, None, 0, now).await?;
@@ -131,11 +134,10 @@ async fn new_instants(
     cron_id: &str,
     instants: &[Millis],
 ) -> Result<Vec<Millis>> {
-    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
     let (Some(&first), Some(&last)) = (instants.first(), instants.last()) else {
         return Ok(Vec::new());
     };
-    let known: std::collections::HashSet<Millis> = CronFires::find()
+    let known: HashSet<Millis> = CronFires::find()
         .select_only()
         .column(cron_fire::Column::ScheduledFor)
         .filter(cron_fire::Column::CronId.eq(cron_id))

@@ -592,7 +592,7 @@ fn entry(model: cron_fire::Model) -> cron_fire::ActiveModel {
 
 /// An instant already in the fire log is not recorded again (the unique key is
 /// (cron_id, scheduled_for)): the insert writes nothing, which says it fired already.
-fn once_per_instant() -> OnConflict {
+pub(super) fn once_per_instant() -> OnConflict {
     OnConflict::columns([cron_fire::Column::CronId, cron_fire::Column::ScheduledFor])
         .do_nothing()
         .to_owned()

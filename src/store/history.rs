@@ -336,8 +336,10 @@ async fn record_last_runs(
                 RunStatus::Interrupted | RunStatus::Pending | RunStatus::Running => {}
             }
             if let (Some(instant), Some(started)) = (run.scheduled_for, run.started_at) {
+                // Late after its start: the instant plus the cron's jitter.
+                let due = crate::schedule::jitter::start(cron, instant);
                 events.push(alerts::Event {
-                    lateness: Some(started - instant),
+                    lateness: Some(started - due),
                     ..event(AlertEvent::RunLate, count, false)
                 });
             }

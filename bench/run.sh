@@ -8,6 +8,7 @@
 #   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
 #   CRONHOOK_BIN=path/to/cronhook   the daemon measured (default: this tree's release build),
 #                                   e.g. an older commit's build for a back-to-back comparison
+#   FIRE_CONF='[runs]\nconcurrency = 64\n'   the fires cases' config (default: the shipped defaults)
 #
 # Prints one JSON line per measurement. Loopback only. Not part of CI.
 set -euo pipefail
@@ -26,8 +27,9 @@ cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 11; i++) t += $i; print t, $
 steal_pct() { awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" 'BEGIN {printf "%.1f", 100 * (d - b) / (c - a)}'; }
 
 cargo build --release --quiet -p cronhook -p cronhook-bench
-BENCH="$ROOT/target/release/cronhook-bench"
-CRONHOOK_BIN="${CRONHOOK_BIN:-$ROOT/target/release/cronhook}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BENCH="$TARGET/release/cronhook-bench"
+CRONHOOK_BIN="${CRONHOOK_BIN:-$TARGET/release/cronhook}"
 work="$(mktemp -d)"
 ch_port="$(free_port)"
 ref_port="$(free_port)"
@@ -127,10 +129,11 @@ fi
 
 if [[ $SECTIONS == *fires* ]]; then
   # Issue 4: fire lateness (scheduled_for -> run started) and sustained fires/s, each size on
-  # a fresh daemon with 1,024 run slots, so a whole second's burst can start at once.
+  # a fresh daemon with the shipped defaults (1,024 in-process run slots: a whole second's
+  # burst of 1,000 starts at once).
   # Crons: "stateless" (POST /runs/crons, a new thread per fire) or "thread" (one thread per
   # cron, whose state grows with every run). Spec: crons share-firing-every-second window kind db.
-  fire_conf='[runs]\nconcurrency = 1024\n'
+  fire_conf="${FIRE_CONF:-}"
   # FIRE_SPECS (";"-separated) runs only some of them.
   IFS=';' read -ra fire_specs <<< "${FIRE_SPECS:-1000 1.0 20 stateless sqlite;1000 1.0 20 thread sqlite;4000 0.5 20 stateless sqlite;10000 0.1 60 stateless sqlite;100000 0.01 60 stateless sqlite;1000 1.0 20 stateless postgres;4000 0.5 20 stateless postgres}"
   for spec in "${fire_specs[@]}"; do

@@ -437,12 +437,24 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// The run worker pool.
+/// In-process runs at once by default: a second's burst of 1,000 crons starts at once.
+pub const DEFAULT_CONCURRENCY: usize = 1024;
+/// Program runs at once by default: processes a 2-core machine runs side by side.
+pub const DEFAULT_COMMAND_CONCURRENCY: usize = 16;
+/// Above these the limits stop being limits (a task, a process each).
+pub const MAX_CONCURRENCY: usize = 100_000;
+pub const MAX_COMMAND_CONCURRENCY: usize = 4096;
+
+/// The run worker pool: two limits, one per cost of a run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunsConfig {
-    /// Runs executing at once in this process (graphs are mostly I/O-bound).
+    /// Runs of in-process graphs (`echo`, `http`, `langgraph`: a task each, mostly waiting
+    /// on I/O) executing at once in this process.
     pub concurrency: usize,
+    /// Runs of `command` graphs (a process each) executing at once in this process, apart
+    /// from `concurrency`: neither kind takes the other's slots.
+    pub command_concurrency: usize,
     /// A run whose worker stops renewing its lease for this long is re-queued once, then
     /// ended as `error` ("worker lost").
     #[serde(with = "humantime_serde")]
@@ -455,7 +467,8 @@ pub struct RunsConfig {
 impl Default for RunsConfig {
     fn default() -> Self {
         RunsConfig {
-            concurrency: 64,
+            concurrency: DEFAULT_CONCURRENCY,
+            command_concurrency: DEFAULT_COMMAND_CONCURRENCY,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
         }
@@ -706,10 +719,17 @@ impl Config {
                 "housekeeping.every must be at least 1s".into(),
             ));
         }
-        if self.runs.concurrency == 0 {
-            return Err(ConfigError::Invalid(
-                "runs.concurrency must be at least 1".into(),
-            ));
+        if !(1..=MAX_CONCURRENCY).contains(&self.runs.concurrency) {
+            return Err(ConfigError::Invalid(format!(
+                "runs.concurrency must be between 1 and {MAX_CONCURRENCY} (in-process runs: echo, http and langgraph graphs), not {}",
+                self.runs.concurrency
+            )));
+        }
+        if !(1..=MAX_COMMAND_CONCURRENCY).contains(&self.runs.command_concurrency) {
+            return Err(ConfigError::Invalid(format!(
+                "runs.command_concurrency must be between 1 and {MAX_COMMAND_CONCURRENCY} (command graphs: a process each), not {}",
+                self.runs.command_concurrency
+            )));
         }
         if self.runs.lease < Duration::from_secs(1) {
             return Err(ConfigError::Invalid(
@@ -828,6 +848,36 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         config.validate().expect("valid");
+    }
+
+    #[test]
+    fn run_limits_default_and_are_checked() {
+        let config = Config::load(None, &Overrides::default()).expect("defaults are valid");
+        assert_eq!(config.runs.concurrency, 1024);
+        assert_eq!(config.runs.command_concurrency, 16);
+        let config = Config::from_toml("[runs]\ncommand_concurrency = 3\n").expect("parses");
+        assert_eq!(
+            (config.runs.concurrency, config.runs.command_concurrency),
+            (1024, 3)
+        );
+        for (text, named) in [
+            (
+                "[runs]\nconcurrency = 0\n",
+                "runs.concurrency must be between 1 and",
+            ),
+            (
+                "[runs]\ncommand_concurrency = 0\n",
+                "runs.command_concurrency must be between 1 and",
+            ),
+            ("[runs]\ncommand_concurrency = 5000\n", "not 5000"),
+            ("[runs]\nconcurrency = 1000000\n", "not 1000000"),
+        ] {
+            let config = Config::from_toml(text).expect("parses");
+            let err = config.validate().expect_err(text).to_string();
+            assert!(err.contains(named), "{text}: {err}");
+        }
+        let err = Config::from_toml("[runs]\ncommand_concurency = 2\n").unwrap_err();
+        assert!(err.contains("command_concurency"), "{err}");
     }
 
     #[test]

@@ -642,7 +642,7 @@ async fn create(
     };
     cron.next_run_at = next_run_at(&schedule, &cron, now);
     let cron = state.store.create_cron(cron, caller.max_crons).await?;
-    state.scheduler.cron_changed();
+    state.cron_created(cron.next_run_at);
     Ok(Json(Cron::from(cron)))
 }
 

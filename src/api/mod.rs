@@ -89,6 +89,19 @@ impl AppState {
         })
     }
 
+    /// A cron was created with its first instant at `next_run_at`: the local scheduler
+    /// reads it at once when that instant may come before the scheduler's next refresh
+    /// (every `[scheduler] refresh_interval`) reads it; a later one is left to that refresh.
+    /// Each wake-up re-reads every cron changed in the refresh's look-back (2 s), so waking
+    /// for every create of a series cost more than the insert itself.
+    pub fn cron_created(&self, next_run_at: Option<i64>) {
+        let refresh = self.config.scheduler.refresh_interval.as_millis() as i64;
+        let soon = crate::time::now_ms() + refresh + 2_000;
+        if next_run_at.is_some_and(|at| at <= soon) {
+            self.scheduler.cron_changed();
+        }
+    }
+
     /// Refuses a webhook URL the policy does not allow (form, then DNS), with the reason.
     pub async fn check_webhook(&self, url: &str) -> ApiResult<()> {
         self.webhook_policy

@@ -18,32 +18,33 @@ pub use waiter::{wait_for_end, wait_with};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use entity::run;
 
 use crate::store::runs::Claim;
-pub use worker::{Graph, Runner, RunnerSettings};
+pub use worker::{Graph, Runner, RunnerSettings, SlotKind};
 
 /// In-process wake-ups between the API (and scheduler) and the local workers. Other
 /// replicas learn the same things from the store (polling), only later.
 #[derive(Clone, Default)]
 pub struct Control {
-    wake: Arc<Notify>,
+    /// One wake-up per kind of slot (`SlotKind`), each for its own claim loop.
+    wake: Arc<[Notify; 2]>,
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
-    /// The local pool while it takes work: its runner and its free slots.
-    pool: Arc<Mutex<Option<LocalPool>>>,
+    /// The local pool while it takes work (its runner holds the slots).
+    pool: Arc<Mutex<Option<Arc<Runner>>>>,
 }
-
-/// The local worker pool: its runner and the semaphore of its slots.
-type LocalPool = (Arc<Runner>, Arc<Semaphore>);
 
 /// A free worker slot of this process, reserved before a run is queued. The store inserts
 /// the run already claimed for it when nothing is ahead of it on its thread (`Claim`), and
 /// `start` executes it at once: no claim round trip through the store, no wait for a wake.
+/// A run of the other kind of slot than the one reserved takes a slot of its own kind
+/// instead, or goes back to the queue (see `Runner`): each kind keeps to its limit.
 pub struct Slot {
     runner: Arc<Runner>,
+    kind: SlotKind,
     permit: OwnedSemaphorePermit,
 }
 
@@ -55,13 +56,13 @@ impl Slot {
 
     /// Executes a run the store claimed for this slot.
     pub fn start(self, run: run::Model) {
-        self.runner.launch(run, self.permit);
+        self.runner.launch(run, self.kind, self.permit);
     }
 
     /// Executes a run the store claimed for this slot ahead of its instant `at`, at `at`
     /// (and records how late that was as the fire's lateness).
     pub fn start_at(self, run: run::Model, at: crate::time::Millis) {
-        self.runner.launch_at(run, self.permit, at);
+        self.runner.launch_at(run, self.kind, self.permit, at);
     }
 }
 
@@ -72,7 +73,14 @@ impl Control {
 
     /// A run was queued: let an idle worker claim it now rather than at its next poll.
     pub fn wake(&self) {
-        self.wake.notify_one();
+        for notify in self.wake.iter() {
+            notify.notify_one();
+        }
+    }
+
+    /// Runs for slots of `kind` were queued: wake that kind's claims.
+    fn wake_kind(&self, kind: SlotKind) {
+        self.wake[kind as usize].notify_one();
     }
 
     /// A cancel was recorded in the store: stop the run at once if it runs here.
@@ -82,45 +90,53 @@ impl Control {
         }
     }
 
-    /// A free local worker slot, if the pool runs here and has one.
-    pub fn reserve(&self) -> Option<Slot> {
-        self.reserve_many(1).pop()
+    /// A free local worker slot for a run of `assistant_id`, if the pool runs here and
+    /// has one of the run's kind.
+    pub fn reserve(&self, assistant_id: &str) -> Option<Slot> {
+        let runner = self.runner()?;
+        let kind = runner.kind_of(assistant_id);
+        let permit = runner.try_slot(kind)?;
+        Some(Slot {
+            runner,
+            kind,
+            permit,
+        })
     }
 
-    /// Up to `count` free local worker slots.
+    /// Up to `count` free local in-process slots (the scheduler's, for the runs of the
+    /// crons it fires; a `command` graph's run placed in one moves to a slot of its kind).
     pub fn reserve_many(&self, count: usize) -> Vec<Slot> {
-        let pool = self
-            .pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some((runner, permits)) = pool.as_ref() else {
+        let Some(runner) = self.runner() else {
             return Vec::new();
         };
-        std::iter::from_fn(|| permits.clone().try_acquire_owned().ok())
+        std::iter::from_fn(|| runner.try_slot(SlotKind::InProcess))
             .take(count)
             .map(|permit| Slot {
                 runner: runner.clone(),
+                kind: SlotKind::InProcess,
                 permit,
             })
             .collect()
     }
 
-    /// Returns once a local worker slot is free (never, while the pool does not run here).
+    /// Returns once a local in-process slot is free (never, while the pool does not run
+    /// here).
     pub async fn slot_freed(&self) {
-        let permits = self
-            .pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-            .map(|(_, permits)| permits.clone());
-        match permits {
-            Some(permits) => drop(permits.acquire().await),
+        match self.runner() {
+            Some(runner) => runner.slot_freed(SlotKind::InProcess).await,
             None => std::future::pending().await,
         }
     }
 
+    fn runner(&self) -> Option<Arc<Runner>> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// The pool takes work (`Some`) or has stopped taking it (`None`).
-    fn attach(&self, pool: Option<LocalPool>) {
+    fn attach(&self, pool: Option<Arc<Runner>>) {
         *self
             .pool
             .lock()
@@ -150,7 +166,7 @@ impl Control {
             .collect()
     }
 
-    async fn woken(&self) {
-        self.wake.notified().await;
+    async fn woken(&self, kind: SlotKind) {
+        self.wake[kind as usize].notified().await;
     }
 }

@@ -33,7 +33,7 @@ pub async fn submit(
     // A free local slot lets the run start the moment it is queued, if its turn has come
     // (a run held back by `after_seconds` is left to the workers).
     let slot = if run.available_at <= run.updated_at {
-        control.reserve()
+        control.reserve(&run.assistant_id)
     } else {
         None
     };

@@ -1,6 +1,6 @@
 //! The worker pool: claim, execute, finish; renew leases; recover runs whose worker died.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +18,15 @@ use super::instants::{Burst, Instants, Ticket};
 use super::payload::webhook_payload;
 use crate::config::RunsConfig;
 use crate::store::Store;
-use crate::store::runs::{Claim, Completion, Lease, Outcome};
+use crate::store::runs::{Assistants, Claim, Completion, Lease, Outcome};
 use crate::webhooks::Outbox;
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
-    /// Runs executing at once in this process.
+    /// Runs of in-process graphs executing at once in this process.
     pub concurrency: usize,
+    /// Runs of `command` graphs (a process each) executing at once in this process.
+    pub command_concurrency: usize,
     /// A claimed run is re-queued this long after its worker stops renewing.
     pub lease: Duration,
     /// How often leases are renewed (and cancels from other replicas noticed).
@@ -37,6 +39,7 @@ impl From<&RunsConfig> for RunnerSettings {
     fn from(config: &RunsConfig) -> Self {
         RunnerSettings {
             concurrency: config.concurrency,
+            command_concurrency: config.command_concurrency,
             lease: config.lease,
             // Often enough that a lease never lapses under a live worker, and that cancels
             // recorded by other replicas are noticed within seconds.
@@ -57,12 +60,47 @@ pub struct Graph {
 /// Runs claimed by one statement at most.
 const MAX_CLAIM: usize = 256;
 
+/// The two kinds of run slot, each with its own limit: a run of a `command` graph costs a
+/// process, any other run a task, so neither kind takes the other's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// `echo`, `http` and `langgraph` graphs (and runs of an unknown assistant, which
+    /// fail at once): `[runs] concurrency`.
+    InProcess,
+    /// `command` graphs: `[runs] command_concurrency`.
+    Command,
+}
+
+impl SlotKind {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The slots of one kind: a permit each, and how many there are.
+struct Pool {
+    permits: Arc<Semaphore>,
+    size: usize,
+    /// The runs this pool's claims take.
+    only: Assistants,
+}
+
+impl Pool {
+    fn busy(&self) -> usize {
+        self.size - self.permits.available_permits()
+    }
+}
+
 pub struct Runner {
     store: Store,
     hub: EventHub,
     control: Control,
     /// Graphs by assistant id.
     graphs: HashMap<String, Graph>,
+    /// Assistant ids of the `command` graphs.
+    commands: HashSet<String>,
+    /// The slots by kind (`SlotKind::index`).
+    pools: [Pool; 2],
     settings: RunnerSettings,
     worker_id: String,
     /// Where finished runs' webhook deliveries go.
@@ -85,11 +123,29 @@ impl Runner {
         settings: RunnerSettings,
         outbox: Outbox,
     ) -> Arc<Runner> {
+        let commands: HashSet<String> = graphs
+            .iter()
+            .filter(|(_, graph)| matches!(graph.executor, Executor::Command(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut ids: Vec<String> = commands.iter().cloned().collect();
+        ids.sort();
+        let pool = |size: usize, only: Assistants| Pool {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            only,
+        };
+        let pools = [
+            pool(settings.concurrency, Assistants::Except(ids.clone())),
+            pool(settings.command_concurrency, Assistants::Of(ids)),
+        ];
         Arc::new(Runner {
             store,
             hub,
             control,
             graphs,
+            commands,
+            pools,
             settings,
             worker_id: format!("worker-{}", uuid::Uuid::now_v7()),
             outbox,
@@ -106,20 +162,31 @@ impl Runner {
         let renewing = CancellationToken::new();
         let leases = tokio::spawn(self.clone().lease_loop(renewing.clone()));
         let recovery = tokio::spawn(self.clone().recovery_loop(stop.clone()));
-        let slots = self.settings.concurrency;
-        let permits = Arc::new(Semaphore::new(slots));
-        self.control.attach(Some((self.clone(), permits.clone())));
-        self.clone().claim_loop(&permits, &stop).await;
+        self.control.attach(Some(self.clone()));
+        // A pool claims only when it has runs to claim: no command graph, no command claims.
+        let command_claims = (!self.commands.is_empty())
+            .then(|| tokio::spawn(self.clone().claim_loop(SlotKind::Command, stop.clone())));
+        self.clone()
+            .claim_loop(SlotKind::InProcess, stop.clone())
+            .await;
+        if let Some(claims) = command_claims {
+            let _ = claims.await;
+        }
         // Slots reserved before this point still start their runs; no new ones are handed out.
         self.control.attach(None);
 
-        let all_done = || permits.acquire_many(slots as u32);
-        let running = slots - permits.available_permits();
+        let all_done = || async {
+            for pool in &self.pools {
+                let _ = pool.permits.acquire_many(pool.size as u32).await;
+            }
+        };
+        let busy = || self.pools.iter().map(Pool::busy).sum::<usize>();
+        let running = busy();
         if running > 0 {
             tracing::info!(running, grace = ?grace, "waiting for running runs to finish");
         }
         if tokio::time::timeout(grace, all_done()).await.is_err() {
-            let left = slots - permits.available_permits();
+            let left = busy();
             tracing::warn!(
                 runs = left,
                 "grace period over: handing runs back to the queue"
@@ -137,7 +204,10 @@ impl Runner {
         let _ = recovery.await;
     }
 
-    async fn claim_loop(self: Arc<Self>, permits: &Arc<Semaphore>, stop: &CancellationToken) {
+    /// Claims runs for the free slots of one kind, and launches them.
+    async fn claim_loop(self: Arc<Self>, kind: SlotKind, stop: CancellationToken) {
+        let pool = &self.pools[kind.index()];
+        let permits = &pool.permits;
         while !stop.is_cancelled() {
             // Slots first, so every run claimed has one to start in.
             let slots: Vec<OwnedSemaphorePermit> =
@@ -154,7 +224,11 @@ impl Runner {
                 continue;
             }
             let wanted = slots.len();
-            let claimed = match self.store.claim_runs(self.claim(), wanted as u64).await {
+            let claimed = match self
+                .store
+                .claim_runs(self.claim(), wanted as u64, pool.only.clone())
+                .await
+            {
                 Ok(runs) => runs,
                 Err(err) => {
                     tracing::error!(error = %err, "claiming runs failed");
@@ -163,13 +237,13 @@ impl Runner {
             };
             let claimed_all = claimed.len() == wanted;
             for (run, slot) in claimed.into_iter().zip(slots) {
-                self.clone().launch(run, slot);
+                self.clone().spawn(run, slot, None);
             }
             if claimed_all {
                 continue;
             }
             tokio::select! {
-                _ = self.control.woken() => {}
+                _ = self.control.woken(kind) => {}
                 _ = tokio::time::sleep(self.settings.poll_every) => {}
                 _ = stop.cancelled() => return,
             }
@@ -184,20 +258,92 @@ impl Runner {
         }
     }
 
-    /// Executes a claimed run in one of this process's slots (`permit`).
-    pub(super) fn launch(self: Arc<Self>, run: run::Model, permit: OwnedSemaphorePermit) {
-        self.spawn(run, permit, None);
+    /// The kind of slot a run of `assistant_id` executes in.
+    pub(super) fn kind_of(&self, assistant_id: &str) -> SlotKind {
+        if self.commands.contains(assistant_id) {
+            SlotKind::Command
+        } else {
+            SlotKind::InProcess
+        }
+    }
+
+    /// A free slot of `kind`, if there is one.
+    pub(super) fn try_slot(&self, kind: SlotKind) -> Option<OwnedSemaphorePermit> {
+        self.pools[kind.index()]
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+    }
+
+    /// Returns once a slot of `kind` is free.
+    pub(super) async fn slot_freed(&self, kind: SlotKind) {
+        drop(self.pools[kind.index()].permits.acquire().await);
+    }
+
+    /// Executes a claimed run in one of this process's slots (`permit`, of kind `kind`).
+    pub(super) fn launch(
+        self: Arc<Self>,
+        run: run::Model,
+        kind: SlotKind,
+        permit: OwnedSemaphorePermit,
+    ) {
+        if let Some(permit) = self.fit(&run, kind, permit) {
+            self.spawn(run, permit, None);
+        }
     }
 
     /// Executes a run claimed ahead of its instant `at` (wall-clock ms) when `at` comes.
     pub(super) fn launch_at(
         self: Arc<Self>,
         run: run::Model,
+        kind: SlotKind,
         permit: OwnedSemaphorePermit,
         at: crate::time::Millis,
     ) {
-        let ticket = self.instants.join(at);
-        self.spawn(run, permit, Some((at, ticket)));
+        if let Some(permit) = self.fit(&run, kind, permit) {
+            let ticket = self.instants.join(at);
+            self.spawn(run, permit, Some((at, ticket)));
+        }
+    }
+
+    /// The slot a run claimed for a slot of `kind` executes in. A slot reserved before the
+    /// run was known (the scheduler reserves in-process slots for the crons it fires) may be
+    /// of the other kind: the run then takes a free slot of its own kind in its place, or,
+    /// when there is none, goes back to the queue, where its own pool claims it once one of
+    /// its slots frees. Either way no kind runs beyond its limit.
+    fn fit(
+        self: &Arc<Self>,
+        run: &run::Model,
+        kind: SlotKind,
+        permit: OwnedSemaphorePermit,
+    ) -> Option<OwnedSemaphorePermit> {
+        let own = self.kind_of(&run.assistant_id);
+        if own == kind {
+            return Some(permit);
+        }
+        drop(permit);
+        if let Some(permit) = self.try_slot(own) {
+            return Some(permit);
+        }
+        let runner = self.clone();
+        let run_id = run.run_id.clone();
+        tokio::spawn(async move {
+            match runner
+                .store
+                .release_runs(&runner.worker_id, std::slice::from_ref(&run_id))
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(%run_id, kind = ?own, "no free slot of the run's kind: run back in the queue")
+                }
+                Err(err) => {
+                    tracing::error!(%run_id, error = %err, "handing a run back failed; its lease will re-queue it")
+                }
+            }
+            runner.control.wake_kind(own);
+        });
+        None
     }
 
     /// The run's task: tracked (for cancels and lease renewals) and with its event channel

@@ -30,8 +30,8 @@ use super::alerts::AlertRoutes;
 use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::runs::{
-    Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due, delivery_model,
-    end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
+    Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due,
+    delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
 };
 use super::{Error, Result};
 use crate::config::AlertRouteConfig;
@@ -68,6 +68,7 @@ enum Job {
     Claim {
         claim: Claim,
         limit: u64,
+        only: Assistants,
         reply: oneshot::Sender<Result<Vec<run::Model>>>,
     },
 }
@@ -129,10 +130,16 @@ impl Writer {
         .await
     }
 
-    pub(super) async fn claim(&self, claim: Claim, limit: u64) -> Result<Vec<run::Model>> {
+    pub(super) async fn claim(
+        &self,
+        claim: Claim,
+        limit: u64,
+        only: Assistants,
+    ) -> Result<Vec<run::Model>> {
         self.ask(|reply| Job::Claim {
             claim,
             limit,
+            only,
             reply,
         })
         .await
@@ -270,8 +277,11 @@ async fn write(
     // Finishes first, so that claims (then creates) find the slots and threads they free.
     finish_all(&txn, routes, jobs, &mut answers).await?;
     for (index, job) in jobs.iter().enumerate() {
-        if let Job::Claim { claim, limit, .. } = job {
-            answers[index] = Some(Answer::Claimed(claim_due(&txn, claim, *limit).await?));
+        if let Job::Claim {
+            claim, limit, only, ..
+        } = job
+        {
+            answers[index] = Some(Answer::Claimed(claim_due(&txn, claim, *limit, only).await?));
         }
     }
     create_all(&txn, jobs, &mut answers).await?;

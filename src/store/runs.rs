@@ -115,6 +115,35 @@ impl Claim {
     }
 }
 
+/// Which runs a claim may take, by assistant: each of the worker pool's two limits claims
+/// the runs of its own graphs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Assistants {
+    /// Runs of any assistant.
+    #[default]
+    Any,
+    /// Runs of these assistants only.
+    Of(Vec<String>),
+    /// Runs of any assistant but these.
+    Except(Vec<String>),
+}
+
+impl Assistants {
+    /// Narrows a query on `runs` to these assistants' runs.
+    fn condition(&self) -> sea_orm::Condition {
+        match self {
+            Assistants::Any => sea_orm::Condition::all(),
+            Assistants::Of(ids) => {
+                sea_orm::Condition::all().add(Column::AssistantId.is_in(ids.iter().cloned()))
+            }
+            Assistants::Except(ids) if ids.is_empty() => sea_orm::Condition::all(),
+            Assistants::Except(ids) => {
+                sea_orm::Condition::all().add(Column::AssistantId.is_not_in(ids.iter().cloned()))
+            }
+        }
+    }
+}
+
 /// A queued run, the running runs its strategy flagged for cancelling (their workers must
 /// stop), and whether it was claimed as it was queued (see `Claim`).
 #[derive(Debug, Clone)]
@@ -250,9 +279,15 @@ impl Store {
     }
 
     /// Claims up to `limit` runs for `claim`'s worker: pending, due, first in line on their
-    /// thread, on a thread with no running run (see `group_commit`).
-    pub async fn claim_runs(&self, claim: Claim, limit: u64) -> Result<Vec<run::Model>> {
-        self.writer.claim(claim, limit).await
+    /// thread, on a thread with no running run, of the assistants `only` names (see
+    /// `group_commit`).
+    pub async fn claim_runs(
+        &self,
+        claim: Claim,
+        limit: u64,
+        only: Assistants,
+    ) -> Result<Vec<run::Model>> {
+        self.writer.claim(claim, limit, only).await
     }
 
     /// Claims runs fired ahead of their instant for `claim`'s worker, just before the
@@ -854,11 +889,12 @@ pub(super) async fn end_run(
 /// Claims up to `limit` due runs under `claim` with one conditional update: a run qualifies
 /// when it is pending, due, and first in line on a thread with no running run, so at most one
 /// run per thread is taken; the unique index on running runs per thread stops any replica
-/// racing this one.
+/// racing this one. Only runs of the assistants `only` names are taken.
 pub(super) async fn claim_due(
     txn: &DatabaseTransaction,
     claim: &Claim,
     limit: u64,
+    only: &Assistants,
 ) -> Result<Vec<run::Model>> {
     let now = now_ms();
     let due = Query::select()
@@ -873,6 +909,7 @@ pub(super) async fn claim_due(
             running = RunStatus::Running.as_str(),
             pending = RunStatus::Pending.as_str(),
         )))
+        .cond_where(only.condition())
         .order_by(Column::AvailableAt, sea_orm::Order::Asc)
         .order_by(Column::RunId, sea_orm::Order::Asc)
         .limit(limit)

@@ -21,6 +21,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod packaging;
+mod run_slots;
 mod runs;
 mod schedule_vs_croniter;
 mod scheduler;

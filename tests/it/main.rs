@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod cli;
 mod console;
+mod cron_create;
 mod examples;
 mod faults;
 mod files;

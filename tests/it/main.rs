@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod console;
 mod controls;
+mod cron_create;
 mod examples;
 mod faults;
 mod files;

@@ -28,9 +28,13 @@ const OWNER_COLUMN: Column = ("OWNER", |c| match c["user_id"].as_str() {
     Some(owner) => owner.to_string(),
 });
 
-/// "paused" for a disabled cron (whatever its schedule says), "ended" past its end time.
+/// "paused" for a disabled cron (whatever its schedule says; "paused until …" when it
+/// resumes by itself), "ended" past its end time.
 fn next_run(cron: &Value) -> String {
     match (&cron["enabled"], &cron["next_run_date"]) {
+        (Value::Bool(false), _) if cron["paused_until"].is_string() => {
+            format!("paused until {}", text(&cron["paused_until"]))
+        }
         (Value::Bool(false), _) => "paused".to_string(),
         (_, Value::Null) => "ended".to_string(),
         (_, next) => text(next),
@@ -312,6 +316,13 @@ mod tests {
             words(lines[2]),
             "c22 0 9 * * mon Europe/Paris paused - - t1",
             "{out}"
+        );
+        let mut resuming = list.clone();
+        resuming[1]["paused_until"] = json!("2026-01-05T08:00:00+00:00");
+        assert!(
+            crons(&resuming, false).contains("paused until 2026-01-05T08:00:00+00:00"),
+            "{}",
+            crons(&resuming, false)
         );
         let with_owners = crons(&list, true);
         let lines: Vec<&str> = with_owners.lines().collect();

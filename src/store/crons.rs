@@ -142,7 +142,8 @@ impl Store {
         Ok(model)
     }
 
-    /// Deletes the cron, its history and the runs it fired ahead of instants still to come.
+    /// Deletes the cron, its history, the runs it fired ahead of instants still to come and
+    /// the runs waiting behind its active run (`overlap`, backfill).
     pub async fn delete_cron(&self, cron_id: &str, scope: &Scope) -> Result<()> {
         let txn = self.write.begin().await?;
         Crons::find_by_id(cron_id.to_string())
@@ -152,6 +153,7 @@ impl Store {
             .await?
             .ok_or_else(|| not_found(cron_id))?;
         withdraw_prefired(&txn, cron_id, now_ms()).await?;
+        super::overlap::withdraw_held(&txn, cron_id).await?;
         entity::cron_fire::Entity::delete_many()
             .filter(entity::cron_fire::Column::CronId.eq(cron_id.to_string()))
             .exec(&txn)

@@ -183,6 +183,29 @@ pub(super) async fn release_next(
     Ok(released)
 }
 
+/// Deletes the runs held behind `cron_id`'s active run, with their threads (made for them
+/// alone): a deleted cron's waiting instants are not run.
+pub(super) async fn withdraw_held(txn: &DatabaseTransaction, cron_id: &str) -> Result<()> {
+    let threads: Vec<String> = Runs::find()
+        .select_only()
+        .column(Column::ThreadId)
+        .filter(Column::CronId.eq(cron_id))
+        .filter(Column::Status.eq(RunStatus::Pending))
+        .filter(Column::AvailableAt.eq(HELD))
+        .filter(Column::OnCompletion.is_not_null())
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !threads.is_empty() {
+        // The runs go with their threads (the foreign key cascades).
+        entity::thread::Entity::delete_many()
+            .filter(entity::thread::Column::ThreadId.is_in(threads))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Releases the held runs whose cron has no active run left (the recovery sweep). How
     /// many were released.

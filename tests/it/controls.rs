@@ -16,6 +16,7 @@ on_both_backends!(
     controls_are_validated_field_by_field,
     dst_choices_give_the_instants_next_shows,
     a_backfill_fires_each_past_instant_once_through_a_crash,
+    deleting_a_cron_withdraws_the_runs_waiting_behind_it,
 );
 
 /// A graph whose runs take 2.5 s, and the echo graph.
@@ -781,4 +782,37 @@ async fn a_backfill_fires_each_past_instant_once_through_a_crash(backend: Backen
         future["instants"], 0,
         "instants to come are the schedule's: {future}"
     );
+}
+
+/// A backfill of ten instants of a cron whose runs take 2.5 s: one runs, nine wait (each on
+/// its own thread). Deleting the cron withdraws the nine with their threads; the running
+/// one ends as usual.
+async fn deleting_a_cron_withdraws_the_runs_waiting_behind_it(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(&storage, &config()).await;
+    let cron = create(
+        &daemon,
+        json!({"schedule": "0 0 1 1 *", "assistant_id": "slow", "on_run_completed": "keep"}),
+    )
+    .await;
+    let cron_id = cron["cron_id"].as_str().expect("id");
+    let (status, done) = daemon
+        .post(
+            &format!("/runs/crons/{cron_id}/backfill"),
+            &json!({"start_time": "2010-01-01T00:00:00Z", "end_time": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["instants"], 10);
+    let (_, threads) = daemon.post("/threads/count", &json!({})).await;
+    assert_eq!(threads, 10, "a thread per instant");
+    let (status, _) = daemon.delete(&format!("/runs/crons/{cron_id}")).await;
+    assert_eq!(status, 204);
+    let (_, threads) = daemon.post("/threads/count", &json!({})).await;
+    assert_eq!(threads, 1, "only the running run's thread is left");
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    let (_, busy) = daemon
+        .post("/threads/count", &json!({"status": "busy"}))
+        .await;
+    assert_eq!(busy, 0, "nothing else ran");
 }

@@ -22,7 +22,7 @@ use super::view::{
 };
 use crate::api::extract::parse_uuid;
 use crate::api::{ApiError, AppState};
-use crate::schedule::{Dst, Schedule, parse_timezone};
+use crate::schedule::{Dst, Schedule, jitter, parse_timezone};
 use crate::store::SortOrder;
 use crate::store::assistants::assistant_id_for_graph;
 use crate::store::crons::{CronFilter, CronSort};
@@ -83,13 +83,14 @@ pub async fn overview(
         let label = match fire.outcome {
             FireOutcome::Missed => "missed",
             FireOutcome::Rejected => "rejected",
+            FireOutcome::Skipped => "skipped",
             _ => fire.run_status.map_or("queued", RunStatus::as_str),
         };
         *outcomes.entry(label).or_default() += 1;
         if matches!(fire.outcome, FireOutcome::Fired | FireOutcome::Triggered) {
             per_minute[minute] += 1;
             if let Some(started) = fire.started_at {
-                let late = (started - fire.scheduled_for).max(0);
+                let late = (started - fire.due_at.unwrap_or(fire.scheduled_for)).max(0);
                 lateness.push(late);
                 late_by_minute[minute].push(late);
             }
@@ -359,10 +360,14 @@ pub async fn cron(
     )
     .map_err(ApiError::from)?;
     let zone = parse_timezone(cron.timezone.as_deref()).unwrap_or(chrono_tz::UTC);
+    // A cron paused until an instant fires from then on.
+    let from = cron
+        .paused_until
+        .map_or(now_ms(), |until| now_ms().max(until - 1));
     let next: Vec<Millis> = Schedule::parse(&cron.schedule)
         .map(|s| {
             s.upcoming(
-                to_datetime(now_ms()),
+                to_datetime(from),
                 zone,
                 cron.end_time.map(to_datetime),
                 10,
@@ -377,7 +382,10 @@ pub async fn cron(
         .items
         .iter()
         .rev()
-        .map(|e| e.started_at.map(|s| (s - e.scheduled_for).max(0) as f64))
+        .map(|e| {
+            e.started_at
+                .map(|s| (s - e.due_at.unwrap_or(e.scheduled_for)).max(0) as f64)
+        })
         .collect();
     let name = format!("{} ({})", short(&cron.cron_id), cron.schedule);
     let payload = &cron.payload;
@@ -445,7 +453,12 @@ pub async fn cron(
                 h2 #h-next { "Next 10 instants" }
                 @if !cron.enabled { p.muted { "Paused: these instants fire only if it is resumed." } }
                 ol #next-instants {
-                    @for at in &next { li { (zoned(*at, zone)) " · " (time(*at, true)) } }
+                    @for at in &next {
+                        li {
+                            (zoned(*at, zone)) " · " (time(*at, true))
+                            @if cron.jitter_seconds > 0 { " · starts " (time(jitter::start(&cron, *at), true)) }
+                        }
+                    }
                 }
                 @if next.is_empty() { p.muted { "None: the schedule ends." } }
             }
@@ -460,17 +473,17 @@ pub async fn cron(
                     tbody {
                         @for entry in &history.items {
                             tr {
-                                td { @if entry.outcome == FireOutcome::Triggered { "triggered " } (time(entry.scheduled_for, false))
+                                td { @if matches!(entry.outcome, FireOutcome::Triggered | FireOutcome::Backfilled) { (entry.outcome.as_str()) " " } (time(entry.scheduled_for, false))
                                     @if entry.instants > 1 { " (" (entry.instants) " instants)" } }
                                 td {
                                     @match entry.outcome {
-                                        FireOutcome::Missed | FireOutcome::Rejected => {
+                                        FireOutcome::Missed | FireOutcome::Rejected | FireOutcome::Skipped => {
                                             span class=(format!("badge b-{}", outcome_class(entry.outcome, entry.run_status))) { (entry.outcome.as_str()) }
                                         }
                                         _ => { (run_badge(entry.run_status)) }
                                     }
                                 }
-                                td { (entry.started_at.map_or("–".to_string(), |s| millis(s - entry.scheduled_for))) }
+                                td { (entry.started_at.map_or("–".to_string(), |s| millis(s - entry.due_at.unwrap_or(entry.scheduled_for)))) }
                                 td { (entry.started_at.zip(entry.ended_at).map_or("–".to_string(), |(s, e)| millis(e - s))) }
                                 td.small { @if let Some(error) = &entry.error {
                                     (error.get("error").and_then(Value::as_str).unwrap_or("")) ": "

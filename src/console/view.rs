@@ -159,7 +159,7 @@ pub fn delivery_badge(status: DeliveryStatus) -> Markup {
 /// The class of a history entry's outcome: its run's status, or what kept it from running.
 pub fn outcome_class(outcome: FireOutcome, status: Option<RunStatus>) -> &'static str {
     match outcome {
-        FireOutcome::Missed | FireOutcome::Rejected => "warn",
+        FireOutcome::Missed | FireOutcome::Rejected | FireOutcome::Skipped => "warn",
         _ => status_class(status),
     }
 }

@@ -30,6 +30,8 @@ pub struct RecentFire {
     pub outcome: FireOutcome,
     pub run_status: Option<RunStatus>,
     pub started_at: Option<Millis>,
+    /// When its run was due (the instant plus jitter); null: at the instant.
+    pub due_at: Option<Millis>,
 }
 
 /// The most history entries the overview reads (the last hour of a busy daemon is
@@ -99,6 +101,7 @@ impl Store {
                 cron_fire::Column::Outcome,
                 cron_fire::Column::RunStatus,
                 cron_fire::Column::StartedAt,
+                cron_fire::Column::DueAt,
             ])
             .filter(cron_fire::Column::FiredAt.gte(since));
         if let Scope::Owner(owner) = scope {
@@ -121,18 +124,20 @@ impl Store {
                 FireOutcome,
                 Option<RunStatus>,
                 Option<Millis>,
+                Option<Millis>,
             )>()
             .all(&self.read)
             .await?;
         Ok(rows
             .into_iter()
             .map(
-                |(scheduled_for, fired_at, outcome, run_status, started_at)| RecentFire {
+                |(scheduled_for, fired_at, outcome, run_status, started_at, due_at)| RecentFire {
                     scheduled_for,
                     fired_at,
                     outcome,
                     run_status,
                     started_at,
+                    due_at,
                 },
             )
             .collect())

@@ -460,6 +460,7 @@ impl Runner {
         let outbox = self.outbox.clone();
         let completion = move |run: &run::Model| completion(&outbox, run, true);
         let started_at = run.started_at;
+        let on_thread = run.on_completion.is_none();
         let resumable = run
             .kwargs
             .get("resumable")
@@ -478,7 +479,9 @@ impl Runner {
                 {
                     self.outbox.submit(delivery);
                 }
-                if finished.released {
+                // The next run queued on its thread, or a run held behind it, may start
+                // now: the claims look at once instead of at the next poll.
+                if finished.released || on_thread {
                     self.control.wake();
                 }
                 Some(match finished.run {

@@ -226,8 +226,46 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
 on_both_backends!(
     runs_survive_kill_9,
     a_run_whose_worker_dies_twice_ends_in_error,
-    concurrent_runs_share_transactions_and_refusals_stay_their_own
+    concurrent_runs_share_transactions_and_refusals_stay_their_own,
+    a_threads_queue_drains_without_waiting_for_polls
 );
+
+/// Twenty runs queued on one thread with polls a minute apart: each run's end lets the
+/// next one start, so the queue drains in seconds (a poll per run would take twenty
+/// minutes).
+async fn a_threads_queue_drains_without_waiting_for_polls(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(
+        &storage,
+        "[runs]\npoll_interval = \"60s\"\n\n[graphs.agent]\nkind = \"echo\"\n",
+    )
+    .await;
+    let thread_id = daemon.new_thread().await;
+    let mut last = String::new();
+    for n in 0..20 {
+        let (code, run) = daemon
+            .post(
+                &format!("/threads/{thread_id}/runs"),
+                &json!({"assistant_id": "agent", "input": {"n": n}, "multitask_strategy": "enqueue"}),
+            )
+            .await;
+        assert_eq!(code, 200, "{run}");
+        last = run["run_id"].as_str().expect("run_id").to_string();
+    }
+    let joined = tokio::time::timeout(
+        Duration::from_secs(20),
+        daemon.get(&format!("/threads/{thread_id}/runs/{last}/join")),
+    )
+    .await;
+    let (code, values) = joined.expect("the queue drained within 20 s");
+    assert_eq!(code, 200, "{values}");
+    let (_, runs) = daemon
+        .get(&format!("/threads/{thread_id}/runs?limit=100"))
+        .await;
+    let runs = runs.as_array().expect("runs").clone();
+    assert_eq!(runs.len(), 20);
+    assert!(runs.iter().all(|run| run["status"] == "success"), "{runs:?}");
+}
 
 /// Many run creates and finishes at once go through shared transactions (group commit): the
 /// refusals among them (409 on a busy thread under `reject`, 404 for a missing thread) reach

@@ -217,5 +217,7 @@ fn entry(cron_id: &str, now_ms: i64, n: i64) -> cron_fire::ActiveModel {
         delivery_id: Set(Some(format!("{cron_id:.8}-delivery-{n}"))),
         webhook_status: Set(Some(DeliveryStatus::Delivered)),
         webhook_attempts: Set(Some(1)),
+        // Columns added later (jitter's due_at, …) keep their defaults.
+        ..Default::default()
     }
 }

@@ -20,15 +20,20 @@ wait_ready() {
 }
 
 # A throw-away PostgreSQL server with a database `bench` (benchmarks): pg_start sets pg_url,
-# pg_dir and pg_port; pg_stop removes it.
+# pg_dir and pg_port; pg_stop removes it. `pg_start ADDRESS CLIENTS` also listens on ADDRESS
+# and trusts connections from the CIDR CLIENTS (bench/faults.sh: a replica in a namespace).
 pg_start() {
   command -v initdb >/dev/null || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1):$PATH"
   pg_dir="$(mktemp -d)"; pg_port="$(free_port)"
-  local as=()
+  local as=() listen=127.0.0.1
   if [[ $(id -u) == 0 ]]; then chown postgres "$pg_dir"; as=(runuser -u postgres --); fi
   "${as[@]}" initdb -D "$pg_dir/data" -U postgres -A trust >/dev/null
+  if [[ -n ${1:-} ]]; then
+    listen="127.0.0.1,$1"
+    echo "host all all $2 trust" >>"$pg_dir/data/pg_hba.conf"
+  fi
   "${as[@]}" pg_ctl -D "$pg_dir/data" -l "$pg_dir/log" -w \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=$listen -c fsync=on" start >/dev/null
   "${as[@]}" createdb -h 127.0.0.1 -p "$pg_port" -U postgres bench
   pg_url="postgres://postgres@127.0.0.1:$pg_port/bench"
 }

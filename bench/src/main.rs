@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod faults;
 mod history;
 mod webhooks;
 
@@ -14,9 +15,9 @@ use serde_json::{Value, json};
 #[derive(Parser)]
 #[command(about = "cronhook benchmarks")]
 struct Args {
-    /// Base URL of the server (loopback only).
+    /// Base URL of the server (loopback only); the `faults-*` commands take none.
     #[arg(long)]
-    url: String,
+    url: Option<String>,
     #[command(subcommand)]
     command: Bench,
 }
@@ -115,6 +116,56 @@ enum Bench {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// A webhook receiver for bench/faults.sh on `listen` (ADDR:PORT), logging each request
+    /// to `log`; `POST /_mode/half` fails every other webhook, `POST /_mode/ok` stops that.
+    FaultsReceiver {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        log: std::path::PathBuf,
+    },
+    /// Follows daemons (`--daemon NAME,URL,PIDFILE`, repeated) for bench/faults.sh: each
+    /// change of their `/ok` answer, their RSS and descriptors every 10 s, unasked exits.
+    FaultsWatch {
+        #[arg(long = "daemon")]
+        daemons: Vec<String>,
+        #[arg(long)]
+        log: std::path::PathBuf,
+    },
+    /// Waits until the runs and run webhooks of instants up to `horizon` (epoch ms) are no
+    /// longer pending in the databases (`--database-url`, repeated), at most `timeout` s.
+    FaultsDrain {
+        #[arg(long = "database-url")]
+        database_urls: Vec<String>,
+        #[arg(long)]
+        horizon: i64,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Reads bench/faults.sh's databases and logs, prints the per-phase table, and exits 1
+    /// when an invariant failed.
+    FaultsReport {
+        /// NAME=URL of a database, repeated.
+        #[arg(long = "database")]
+        databases: Vec<String>,
+        #[arg(long = "receiver-log")]
+        receiver_logs: Vec<std::path::PathBuf>,
+        #[arg(long = "watch-log")]
+        watch_logs: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        phases: std::path::PathBuf,
+        #[arg(long)]
+        events: std::path::PathBuf,
+        /// Epoch ms: when the load started.
+        #[arg(long)]
+        started: i64,
+        /// Epoch ms: instants up to this one are counted.
+        #[arg(long)]
+        horizon: i64,
+        /// Where to write a JSON summary.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug)]
@@ -170,7 +221,49 @@ fn is_loopback(url: &str) -> bool {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if !is_loopback(&args.url) {
+    match &args.command {
+        Bench::FaultsReceiver { listen, log } => return faults::receiver(listen, log).await,
+        Bench::FaultsWatch { daemons, log } => return faults::watch(daemons, log).await,
+        Bench::FaultsDrain {
+            database_urls,
+            horizon,
+            timeout,
+        } => return faults::drain(database_urls, *horizon, *timeout).await,
+        Bench::FaultsReport {
+            databases,
+            receiver_logs,
+            watch_logs,
+            phases,
+            events,
+            started,
+            horizon,
+            json,
+        } => {
+            let failures = faults::report(&faults::ReportArgs {
+                databases: databases.clone(),
+                receiver_logs: receiver_logs.clone(),
+                watch_logs: watch_logs.clone(),
+                phases: phases.clone(),
+                events: events.clone(),
+                horizon: *horizon,
+                started: *started,
+                json: json.clone(),
+            })
+            .await?;
+            if failures.is_empty() {
+                println!("\nAll invariants hold.");
+                return Ok(());
+            }
+            println!("\nFAILED:");
+            for failure in &failures {
+                println!("- {failure}");
+            }
+            std::process::exit(1);
+        }
+        _ => {}
+    }
+    let url = args.url.clone().unwrap_or_default();
+    if !is_loopback(&url) {
         return Err("benchmarks only talk to loopback (http://127.0.0.1:PORT)".into());
     }
     let client = reqwest::Client::builder()
@@ -178,16 +271,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pool_max_idle_per_host(256)
         .build()?;
     match args.command {
-        Bench::Create { count, concurrency } => create(&client, &args.url, count, concurrency)
-            .await?
-            .print(),
+        Bench::Create { count, concurrency } => {
+            create(&client, &url, count, concurrency).await?.print()
+        }
         Bench::Search { requests } => {
-            for summary in search(&client, &args.url, requests).await? {
+            for summary in search(&client, &url, requests).await? {
                 summary.print();
             }
         }
         Bench::Wait { count, concurrency } => {
-            wait(&client, &args.url, count, concurrency).await?.print()
+            wait(&client, &url, count, concurrency).await?.print()
         }
         Bench::Fires {
             crons,
@@ -198,7 +291,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } => {
             fires(
                 &client,
-                &args.url,
+                &url,
                 crons,
                 per_second,
                 seconds,
@@ -224,20 +317,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 requests,
                 measure_only,
             };
-            history::run(&client, &args.url, &database_url, &sizes).await?
+            history::run(&client, &url, &database_url, &sizes).await?
         }
         Bench::Webhooks { rate, seconds } => {
-            webhooks::at_rate(&client, &args.url, rate, seconds).await?
+            webhooks::at_rate(&client, &url, rate, seconds).await?
         }
         Bench::WebhookFill { count, port } => {
-            webhook_fill(&client, &args.url, count, port).await?.print()
+            webhook_fill(&client, &url, count, port).await?.print()
         }
-        Bench::Console { requests } => console(&client, &args.url, requests).await?,
+        Bench::Console { requests } => console(&client, &url, requests).await?,
         Bench::WebhookDrain {
             port,
             expect,
             timeout,
         } => webhooks::drain(port, expect, timeout).await?,
+        // Answered above.
+        Bench::FaultsReceiver { .. }
+        | Bench::FaultsWatch { .. }
+        | Bench::FaultsDrain { .. }
+        | Bench::FaultsReport { .. } => {}
     }
     Ok(())
 }

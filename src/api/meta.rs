@@ -25,7 +25,11 @@ struct Readiness {
     ok: bool,
 }
 
-/// Readiness: 200 once the database is migrated and answering.
+/// How long readiness waits for the database: a database cut off by the network can take
+/// seconds to fail a query (address resolution, retransmissions), and a probe wants an answer.
+const PING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Readiness: 200 once the database is migrated and answering within a second.
 ///
 /// Open to every caller, with or without an API key. During a shutdown it answers 503.
 #[utoipa::path(
@@ -36,18 +40,28 @@ struct Readiness {
     security(()),
     responses(
         (status = 200, description = "Ready", body = Readiness, example = json!({"ok": true})),
-        (status = 503, description = "The database does not answer (or a shutdown is under way)", body = ErrorBody),
+        (status = 503, description = "The database does not answer within 1 s (or a shutdown is under way)", body = ErrorBody),
     )
 )]
 async fn ok(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
     // Whatever the failure, a probe's answer is the same: not ready, because of the database.
-    state.store.ping().await.map_err(|err| {
-        tracing::warn!(error = %err, "readiness: the database does not answer");
+    let unavailable = || {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "The database is unavailable; retry shortly",
         )
-    })?;
+    };
+    match tokio::time::timeout(PING_DEADLINE, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: the database does not answer");
+            return Err(unavailable());
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within 1 s");
+            return Err(unavailable());
+        }
+    }
     Ok(Json(Readiness { ok: true }))
 }
 

@@ -45,11 +45,14 @@ async fn a_second_daemon_on_one_sqlite_file_refuses_to_start() {
 
 /// A TCP link on loopback between the daemon and PostgreSQL: `cut` closes every connection
 /// through it and refuses new ones (the database is away, as in a restart or a partition),
-/// `restore` lets connections through again on the same port.
+/// `restore` lets connections through again on the same port; `stall` keeps every connection
+/// open but carries nothing (packets dropped on the way, as in a partition that refuses
+/// nothing), `resume` carries again what was held.
 struct Link {
     port: u16,
     target: u16,
     task: Option<tokio::task::JoinHandle<()>>,
+    stalled: tokio::sync::watch::Sender<bool>,
 }
 
 impl Link {
@@ -58,11 +61,21 @@ impl Link {
             .await
             .expect("bind link");
         let port = listener.local_addr().expect("addr").port();
+        let stalled = tokio::sync::watch::Sender::new(false);
         Link {
             port,
             target,
-            task: Some(tokio::spawn(forward(listener, target))),
+            task: Some(tokio::spawn(forward(listener, target, stalled.subscribe()))),
+            stalled,
         }
+    }
+
+    fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    fn resume(&self) {
+        self.stalled.send_replace(false);
     }
 
     fn cut(&mut self) {
@@ -83,20 +96,116 @@ impl Link {
                 Err(err) => panic!("cannot rebind the link on {}: {err}", self.port),
             }
         };
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
+        self.task = Some(tokio::spawn(forward(
+            listener,
+            self.target,
+            self.stalled.subscribe(),
+        )));
     }
 }
 
-/// Accepts and pipes each connection to `target`; aborting it drops every pipe.
-async fn forward(listener: tokio::net::TcpListener, target: u16) {
+/// Accepts and pipes each connection to `target`, holding every byte while `stalled`;
+/// aborting it drops every pipe.
+async fn forward(
+    listener: tokio::net::TcpListener,
+    target: u16,
+    stalled: tokio::sync::watch::Receiver<bool>,
+) {
     let mut pipes = tokio::task::JoinSet::new();
-    while let Ok((mut inbound, _)) = listener.accept().await {
+    while let Ok((inbound, _)) = listener.accept().await {
+        let mut stalled = stalled.clone();
         pipes.spawn(async move {
-            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            let _ = stalled.wait_for(|stalled| !stalled).await;
+            if let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::join!(
+                    pump(in_read, out_write, stalled.clone()),
+                    pump(out_read, in_write, stalled)
+                );
             }
         });
     }
+}
+
+/// Copies `from` to `to`, each read held back while the link is stalled.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stalled.wait_for(|stalled| !stalled).await.is_err()
+            || to.write_all(&buf[..n]).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// PostgreSQL unreachable without a refusal (every byte to and from it held for 8 s, the
+/// connections left open): `/ok` answers 503 with its JSON `detail` within its one-second
+/// deadline instead of waiting on the database, and the daemon is ready within 5 s once the
+/// link carries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_answers_503_at_once_and_recovers() {
+    let real = Storage::new(Backend::Postgres).await;
+    let server = crate::common::postgres::server();
+    let link = Link::open(server.port).await;
+    let through_link = Storage {
+        dir: tempfile::tempdir().expect("temp dir"),
+        database_url: real
+            .database_url
+            .replace(&format!(":{}/", server.port), &format!(":{}/", link.port)),
+    };
+    let mut daemon = Daemon::start(&through_link).await;
+    let (status, _) = daemon.get("/ok").await;
+    assert_eq!(status, 200);
+
+    link.stall();
+    let stalled_at = Instant::now();
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let (status, body) = daemon.get("/ok").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("database")),
+            "{body}"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_millis(1_800),
+            "/ok took {:?} on a stalled database",
+            asked.elapsed()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(stalled_at.elapsed())).await;
+    assert!(
+        daemon.child.try_wait().expect("status").is_none(),
+        "the daemon stays up while the database is stalled"
+    );
+
+    link.resume();
+    let back_at = Instant::now();
+    loop {
+        let (status, body) = daemon.get("/ok").await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back_at.elapsed() < Duration::from_secs(5),
+            "not ready within 5 s of the link carrying again: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(daemon.stop().success());
 }
 
 /// PostgreSQL away for 10 s under a running daemon with per-second crons: the daemon stays

@@ -264,7 +264,10 @@ async fn a_threads_queue_drains_without_waiting_for_polls(backend: Backend) {
         .await;
     let runs = runs.as_array().expect("runs").clone();
     assert_eq!(runs.len(), 20);
-    assert!(runs.iter().all(|run| run["status"] == "success"), "{runs:?}");
+    assert!(
+        runs.iter().all(|run| run["status"] == "success"),
+        "{runs:?}"
+    );
 }
 
 /// Many run creates and finishes at once go through shared transactions (group commit): the

@@ -37,7 +37,7 @@ const CRON_RUNS_INDEX: &str = "idx_runs_cron_status";
 /// The crons with held runs, for the recovery sweep.
 const HELD_INDEX: &str = "idx_crons_held_runs";
 
-/// The crons' new columns (SQLite adds one column per statement).
+/// The columns this migration adds to crons (SQLite adds one per statement).
 fn cron_columns() -> Vec<ColumnDef> {
     vec![
         string(Crons::Overlap).default("allow").to_owned(),

@@ -53,7 +53,8 @@ CRON_KEYS = {
     "created_at",
     "updated_at",
 }
-# cronhook's additions to the Cron object: misfire policy, last run, pause.
+# cronhook's additions to the Cron object: misfire policy, last run, pause, scheduling
+# controls.
 if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
     CRON_KEYS |= {
         "misfire_policy",
@@ -63,6 +64,12 @@ if os.environ.get("SDK_TARGET", "cronhook").strip() in ("", "cronhook"):
         "consecutive_failures",
         "pause_note",
         "pause_after_failures",
+        "overlap",
+        "jitter_seconds",
+        "remaining_runs",
+        "paused_until",
+        "dst_repeat",
+        "dst_gap",
     }
 THREAD_KEYS = {
     "thread_id",

@@ -347,7 +347,7 @@ pub struct CronFields {
     /// How far back fire_all catches up, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub catchup_window_seconds: Option<u32>,
-    /// Stateless crons: what an instant does while the previous run is still active.
+    /// Stateless crons: what an instant does while an earlier run of the cron is still active.
     #[arg(long, value_name = "POLICY")]
     pub overlap: Option<Overlap>,
     /// Start each instant a delay drawn from [0, SECONDS) after it (0-3600).

@@ -43,7 +43,7 @@ pub struct Model {
     pub pause_note: Option<String>,
     /// Disabled after this many failed runs in a row (null: never).
     pub pause_after_failures: Option<i32>,
-    /// Stateless crons: what an instant does while the previous run is still active.
+    /// Stateless crons: what an instant does while an earlier run of the cron is still active.
     pub overlap: Overlap,
     /// Each instant starts a delay in [0, jitter) after it, fixed per (cron, instant).
     pub jitter_seconds: i32,

@@ -199,7 +199,7 @@ pub enum FireOutcome {
     /// A manual trigger through the API (the schedule did not move).
     #[sea_orm(string_value = "triggered")]
     Triggered,
-    /// Not run: the cron's previous run was still active, under its `overlap` policy.
+    /// Not run: the cron's earlier run was still active, under its `overlap` policy.
     #[sea_orm(string_value = "skipped")]
     Skipped,
     /// A past instant fired by a backfill request.
@@ -432,7 +432,7 @@ impl MisfirePolicy {
     }
 }
 
-/// What a stateless cron's instant does while the cron's previous run is still pending or
+/// What a stateless cron's instant does while the cron's earlier run is still pending or
 /// running (Temporal's overlap policies). A thread cron follows its `multitask_strategy`.
 #[derive(
     Debug,

@@ -257,7 +257,7 @@ struct CreateRequest {
     catchup_window_seconds: Option<u32>,
     /// Disable the cron after this many failed runs in a row (at least 1; absent: never).
     pause_after_failures: Option<i64>,
-    /// Stateless crons: what an instant does while the previous run is still active
+    /// Stateless crons: what an instant does while an earlier run of the cron is still active
     /// (default `allow`).
     overlap: Option<Overlap>,
     /// Each instant starts a delay drawn from [0, jitter) after it (0–3600, default 0).
@@ -1092,7 +1092,7 @@ pub struct Cron {
     pub pause_note: Option<String>,
     /// Disabled after this many failed runs in a row; null: never.
     pub pause_after_failures: Option<i32>,
-    /// Stateless crons: what an instant does while the previous run is still active.
+    /// Stateless crons: what an instant does while an earlier run of the cron is still active.
     #[serde(default)]
     pub overlap: Overlap,
     /// Each instant starts a delay in [0, jitter) after it, fixed per instant.

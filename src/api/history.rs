@@ -139,7 +139,7 @@ pub struct HistoryEntry {
     pub count: i64,
     /// `fired` (its run was queued), `missed` (given up under `misfire_policy`), `rejected`
     /// (its thread was busy under `multitask_strategy: reject`, or gone), `skipped` (the
-    /// cron's previous run was still active under its `overlap`), `backfilled` (fired by a
+    /// cron's earlier run was still active under its `overlap`), `backfilled` (fired by a
     /// backfill request) or `triggered` (a manual trigger).
     pub fire: FireOutcome,
     /// The policy that decided a `missed` entry; null for the others.

@@ -445,11 +445,11 @@ fn form_page(
             }, Some("Pause the cron after this many failed runs in a row; empty: never.")))
             (choice("overlap", "Overlap", &form.overlap, &[
                 ("allow", "allow: run beside the active run"),
-                ("skip", "skip: not while the previous run is active"),
+                ("skip", "skip: not while an earlier run of the cron is active"),
                 ("buffer_one", "buffer_one: one waits, the rest are skipped"),
                 ("buffer_all", "buffer_all: each waits its turn"),
                 ("cancel_other", "cancel_other: interrupt the active run"),
-            ], Some("Stateless crons: what an instant does while the previous run is still pending or running.")))
+            ], Some("Stateless crons: what an instant does while an earlier run of the cron is still pending or running.")))
             (number("jitter_seconds", "Jitter (seconds)", &form.jitter_seconds, "0", "3600",
                 "Start each instant a delay drawn from [0, jitter) after it, the same on every replica."))
             (number("remaining_runs", "Run limit", &form.remaining_runs, "1", "",

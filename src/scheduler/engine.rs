@@ -549,7 +549,7 @@ impl Scheduler {
                 crate::metrics::instants("rejected", rejected.len() as u64);
                 crate::metrics::instants("skipped", skipped.len() as u64);
                 if !skipped.is_empty() {
-                    tracing::info!(cron_id = %cron.cron_id, instants = skipped.len(), overlap = cron.overlap.as_str(), "previous run still active; instant skipped");
+                    tracing::info!(cron_id = %cron.cron_id, instants = skipped.len(), overlap = cron.overlap.as_str(), "an earlier run still active; instant skipped");
                 }
                 crate::metrics::instants("missed", fire.missed.as_ref().map_or(0, |m| m.count));
                 if !rejected.is_empty() {

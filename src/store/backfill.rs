@@ -13,10 +13,10 @@ use entity::cron_fire::{self, Entity as CronFires};
 use entity::states::{FireOutcome, Overlap};
 
 use super::crons::lock_crons;
-use super::fires::{MakeRun, fire_log_row, once_per_instant};
+use super::fires::{MakeRun, fire_log_row, record_all};
 use super::overlap::{self, Decision};
 use super::runs::queue_runs_batched;
-use super::{Error, Result, Store, chunked};
+use super::{Error, Result, Store};
 use crate::time::Millis;
 
 /// What a backfill did.
@@ -105,15 +105,7 @@ impl Store {
             done.queued += 1;
         }
         // The instants were read under the cron's lock: none can be taken meanwhile.
-        let expected = entries.len() as u64;
-        let mut recorded = 0;
-        for chunk in chunked(entries, 500) {
-            recorded += CronFires::insert_many(chunk)
-                .on_conflict(once_per_instant())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        if recorded != expected {
+        if !record_all(&txn, entries).await? {
             txn.rollback().await?;
             return Err(Error::Conflict(
                 "Some instants of the range were fired meanwhile; send the backfill again".into(),

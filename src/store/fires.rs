@@ -231,15 +231,7 @@ impl Store {
             });
         }
         let alerts = missed_alerts(self.alert_routes.get(), fires.iter(), now);
-        let expected = log.len() as u64;
-        let mut recorded = 0;
-        for chunk in chunked(log, 500) {
-            recorded += CronFires::insert_many(chunk)
-                .on_conflict(once_per_instant())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        if recorded != expected {
+        if !record_all(&txn, log).await? {
             txn.rollback().await?;
             return Ok(None);
         }
@@ -590,9 +582,26 @@ fn entry(model: cron_fire::Model) -> cron_fire::ActiveModel {
     model.into_active_model().reset_all()
 }
 
+/// Records history entries with multi-row inserts; false when an instant among them was in
+/// the fire log already (the caller rolls back).
+pub(super) async fn record_all(
+    txn: &sea_orm::DatabaseTransaction,
+    entries: Vec<cron_fire::ActiveModel>,
+) -> Result<bool> {
+    let expected = entries.len() as u64;
+    let mut recorded = 0;
+    for chunk in chunked(entries, 500) {
+        recorded += CronFires::insert_many(chunk)
+            .on_conflict(once_per_instant())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(recorded == expected)
+}
+
 /// An instant already in the fire log is not recorded again (the unique key is
 /// (cron_id, scheduled_for)): the insert writes nothing, which says it fired already.
-pub(super) fn once_per_instant() -> OnConflict {
+fn once_per_instant() -> OnConflict {
     OnConflict::columns([cron_fire::Column::CronId, cron_fire::Column::ScheduledFor])
         .do_nothing()
         .to_owned()

@@ -57,6 +57,10 @@ pub struct Graph {
     pub executor: Executor,
 }
 
+/// Pauses between attempts to record a run's end: doubling from the first to the most.
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Runs claimed by one statement at most.
 const MAX_CLAIM: usize = 256;
 
@@ -457,8 +461,6 @@ impl Runner {
         if let Some(burst) = burst {
             burst.all_started().await;
         }
-        let outbox = self.outbox.clone();
-        let completion = move |run: &run::Model| completion(&outbox, run, true);
         let started_at = run.started_at;
         let on_thread = run.on_completion.is_none();
         let resumable = run
@@ -468,11 +470,7 @@ impl Runner {
             .unwrap_or(false);
         // Waiters get the end as the store recorded it (a cancel that came while the run
         // ran wins over the graph's own end); one that was not recorded is not announced.
-        let end = match self
-            .store
-            .finish_run(run, &self.worker_id, outcome, completion)
-            .await
-        {
+        let end = match self.record_end(run, outcome).await {
             Ok(Some(finished)) => {
                 if let Some(delivery) = finished.delivery
                     && delivery.lease_owner.is_some()
@@ -503,7 +501,7 @@ impl Runner {
                 None
             }
             Err(err) => {
-                tracing::error!(%run_id, error = %err, "finishing run failed");
+                tracing::error!(%run_id, error = %err, "finishing run failed; its lease will re-queue it");
                 None
             }
         };
@@ -522,6 +520,36 @@ impl Runner {
             None => self.hub.forget(&run_id),
         }
         self.control.untrack(&run_id);
+    }
+
+    /// Records the run's end, retrying a failed write (database away, disk full) for as long
+    /// as a lease lasts: the run stays tracked meanwhile, so its lease is renewed and no
+    /// other worker runs it again. Only when that time is out is the run left to its lease.
+    async fn record_end(
+        &self,
+        run: run::Model,
+        outcome: Outcome,
+    ) -> crate::store::Result<Option<crate::store::runs::Finished>> {
+        let give_up = tokio::time::Instant::now() + self.settings.lease;
+        let mut pause = FINISH_RETRY_FIRST;
+        loop {
+            let outbox = self.outbox.clone();
+            let completion = move |run: &run::Model| completion(&outbox, run, true);
+            let err = match self
+                .store
+                .finish_run(run.clone(), &self.worker_id, outcome.clone(), completion)
+                .await
+            {
+                Ok(finished) => return Ok(finished),
+                Err(err) => err,
+            };
+            if tokio::time::Instant::now() + pause > give_up {
+                return Err(err);
+            }
+            tracing::warn!(run_id = %run.run_id, error = %err, retry_in_ms = pause.as_millis() as u64, "finishing run failed; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(FINISH_RETRY_MAX);
+        }
     }
 
     /// How the run ended; `None` when it was stopped to be handed back (shutdown).

@@ -217,6 +217,46 @@ struct LoopState {
     next_refresh: Millis,
     /// Changes made through the API since then are read at the next refresh.
     changes_since: Millis,
+    fire_failures: FailureStreak,
+}
+
+/// Failed fire transactions in a row. An outage (database away, disk full) fails every
+/// retry; one ERROR line when it starts, a reminder each minute and one line when it ends
+/// say as much as a line per retry would.
+#[derive(Default)]
+struct FailureStreak {
+    /// When the streak began, how many failed, and when it was last logged.
+    current: Option<(Millis, u64, Millis)>,
+}
+
+impl FailureStreak {
+    const REMIND_EVERY: Millis = 60_000;
+
+    fn failed(&mut self, now: Millis, err: &crate::store::Error, crons: usize) {
+        match &mut self.current {
+            None => {
+                tracing::error!(error = %err, crons, "firing crons failed; retrying");
+                self.current = Some((now, 1, now));
+            }
+            Some((since, count, logged)) => {
+                *count += 1;
+                if now - *logged >= Self::REMIND_EVERY {
+                    tracing::error!(error = %err, crons, failures = *count, failing_for_s = (now - *since) / 1000, "firing crons still failing; retrying");
+                    *logged = now;
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self, now: Millis) {
+        if let Some((since, count, _)) = self.current.take() {
+            tracing::info!(
+                failures = count,
+                failing_for_ms = now - since,
+                "firing crons recovered"
+            );
+        }
+    }
 }
 
 impl LoopState {
@@ -230,6 +270,7 @@ impl LoopState {
             next_reload: 0,
             next_refresh: 0,
             changes_since: now_ms(),
+            fire_failures: FailureStreak::default(),
         }
     }
 
@@ -501,6 +542,7 @@ impl Scheduler {
             .await;
         match fired {
             Ok((results, queued)) => {
+                state.fire_failures.succeeded(now);
                 for run in queued.claimed {
                     if let Some(slot) = slots.pop() {
                         slot.start(run);
@@ -525,7 +567,7 @@ impl Scheduler {
                 self.runs.wake();
             }
             Err(err) => {
-                tracing::error!(error = %err, crons = fires.len(), "firing crons failed; retrying");
+                state.fire_failures.failed(now, &err, fires.len());
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 for cron in due {
                     state.timer.upsert(cron, now + self.window());

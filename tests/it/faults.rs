@@ -337,9 +337,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The SQLite daemon's disk fills up under per-second crons: writes answer 503 with a JSON
-/// `detail` naming the cause, the daemon stays up, nothing accepted before is lost, firing
-/// resumes once space is freed, and the database passes `PRAGMA integrity_check`.
+/// The SQLite daemon's disk fills up under per-second crons and a run that ends meanwhile:
+/// writes answer 503 with a JSON `detail` naming the cause, the daemon stays up, nothing
+/// accepted before is lost, the run's end is recorded once space is freed (not run again),
+/// firing resumes, and the database passes `PRAGMA integrity_check`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
     // SAFETY: geteuid has no preconditions.
@@ -352,7 +353,13 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         dir: tempfile::tempdir().expect("temp dir"),
         database_url: format!("sqlite://{}?mode=rwc", disk.0.join("cronhook.db").display()),
     };
-    let mut daemon = Daemon::start(&storage).await;
+    let mut daemon = Daemon::start_with_config(
+        &storage,
+        "[graphs.agent]\nkind = \"echo\"\n\
+         [graphs.slow]\nkind = \"command\"\n\
+         command = [\"sh\", \"-c\", \"cat >/dev/null; sleep 3; echo '{}'\"]\n",
+    )
+    .await;
     let (status, cron) = daemon
         .post(
             "/runs/crons",
@@ -364,6 +371,16 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
     assert_eq!(status, 200, "{cron}");
     let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Started now, it ends while the disk is full.
+    let (status, slow) = daemon
+        .post(
+            "/runs",
+            &json!({"assistant_id": "slow", "input": {}, "on_completion": "keep"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{slow}");
+    let slow_id = slow["run_id"].as_str().expect("run_id").to_string();
+    let slow_ends = Instant::now() + Duration::from_secs(3);
 
     // Fill what is left of the disk, and again whenever SQLite frees some (a checkpoint
     // truncating its log), then write crons of 256 KiB until one is refused: a write that
@@ -402,7 +419,12 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
             .is_some_and(|d| d.contains("disk is full")),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep_until(
+        (slow_ends + Duration::from_secs(2))
+            .max(Instant::now() + Duration::from_secs(2))
+            .into(),
+    )
+    .await;
     assert!(
         daemon.child.try_wait().expect("status").is_none(),
         "the daemon stays up on a full disk; log: {}",
@@ -452,6 +474,32 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
     assert_eq!(checked, ["ok"]);
     let fired_after = covered_once(&db, &cron_id, freed_ms).await;
     assert!(fired_after >= 2, "firing resumes; log: {log}");
+    // A run that ended while the disk was full has its end recorded once space frees: none
+    // is left running for its lease to re-queue, none ran twice.
+    let runs = entity::run::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(entity::run::Column::CronId.eq(cron_id.clone()))
+                .add(entity::run::Column::RunId.eq(slow_id.clone())),
+        )
+        .all(&db)
+        .await
+        .expect("read runs");
+    let ran_again: Vec<_> = runs
+        .iter()
+        .filter(|run| run.attempt > 1 || run.status == entity::states::RunStatus::Running)
+        .map(|run| (&run.run_id, run.attempt, run.status))
+        .collect();
+    assert!(ran_again.is_empty(), "{ran_again:?}; log: {log}");
+    let slow = runs
+        .iter()
+        .find(|run| run.run_id == slow_id)
+        .expect("the run is kept");
+    assert_eq!(
+        slow.status,
+        entity::states::RunStatus::Success,
+        "log: {log}"
+    );
 }
 
 /// Asserts that every instant of the per-second cron `cron_id`, from its first up to its

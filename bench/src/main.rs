@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod faults;
+mod herd;
 mod history;
 mod webhooks;
 
@@ -62,6 +63,29 @@ enum Bench {
         /// `thread`: each cron on a thread of its own, whose state grows with every run.
         #[arg(long, default_value = "stateless")]
         kind: String,
+    },
+    /// The top-of-the-minute herd: `crons` stateless crons due at one minute boundary, each
+    /// with a webhook to a receiver in this process, beside `per_second` per-second crons;
+    /// reports webhook arrival against the boundary and, given the database and the daemon's
+    /// pid, when the burst was written, the per-second crons' instants, peak RSS and CPU.
+    Herd {
+        #[arg(long)]
+        crons: u64,
+        #[arg(long, default_value_t = 100)]
+        per_second: u64,
+        /// Seconds between the end of creation and the boundary, at least.
+        #[arg(long, default_value_t = 20)]
+        margin: u64,
+        /// Seconds after the boundary to wait for the webhooks.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The server's name in the report.
+        #[arg(long, default_value = "cronhook")]
+        label: String,
     },
     /// Creates `crons` crons, writes `entries` history entries for `with_history` of them and
     /// a failed last run for `failing` of them into the daemon's SQLite file, then times a
@@ -299,6 +323,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 kind == "thread",
             )
             .await?
+        }
+        Bench::Herd {
+            crons,
+            per_second,
+            margin,
+            timeout,
+            database_url,
+            pid,
+            label,
+        } => {
+            let herd = herd::Herd {
+                crons,
+                per_second,
+                margin: Duration::from_secs(margin),
+                timeout: Duration::from_secs(timeout),
+                database_url: database_url.as_deref(),
+                pid,
+                label: &label,
+            };
+            herd::run(&client, &url, &herd).await?
         }
         Bench::History {
             crons,
@@ -766,7 +810,7 @@ async fn fire_lateness(
         .collect())
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

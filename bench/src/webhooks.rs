@@ -13,9 +13,23 @@ use serde_json::{Value, json};
 use crate::Summary;
 
 #[derive(Default)]
-struct Arrivals {
+pub struct Arrivals {
     /// (arrival wall time, arrival monotonic time, body)
     seen: Mutex<Vec<(SystemTime, Instant, Bytes)>>,
+}
+
+impl Arrivals {
+    pub fn count(&self) -> usize {
+        self.seen.lock().map(|seen| seen.len()).unwrap_or(0)
+    }
+
+    /// What arrived so far, in order of arrival.
+    pub fn take(&self) -> Vec<(SystemTime, Instant, Bytes)> {
+        self.seen
+            .lock()
+            .map(|mut seen| std::mem::take(&mut *seen))
+            .unwrap_or_default()
+    }
 }
 
 async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static str {
@@ -28,7 +42,7 @@ async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> &'static
     "ok"
 }
 
-async fn receiver(port: u16) -> std::io::Result<(u16, Arc<Arrivals>)> {
+pub async fn receiver(port: u16) -> std::io::Result<(u16, Arc<Arrivals>)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     let arrivals = Arc::new(Arrivals::default());

@@ -262,7 +262,12 @@ impl FailureStreak {
 impl LoopState {
     fn new(settings: &SchedulerConfig) -> LoopState {
         LoopState {
-            timer: Timer::with_lead(settings.prefire.as_millis() as Millis),
+            // Crons are loaded a window ahead and reloaded every half window: a burst can
+            // be fired as early as half a window before its instant.
+            timer: Timer::with_leads(
+                settings.prefire.as_millis() as Millis,
+                settings.window.as_millis() as Millis / 2,
+            ),
             ahead: Ahead::new(),
             claim_lead: MIN_CLAIM_LEAD,
             parsed: ParsedSchedules::default(),
@@ -536,6 +541,7 @@ impl Scheduler {
             .count();
         let mut slots = self.runs.reserve_many(due_now);
         let claim = slots.first().map(Slot::claim);
+        let writing = std::time::Instant::now();
         let fired = self
             .store
             .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
@@ -543,6 +549,10 @@ impl Scheduler {
         match fired {
             Ok((results, queued)) => {
                 state.fire_failures.succeeded(now);
+                let instants = fires.iter().map(|fire| fire.instants.len()).sum();
+                state
+                    .timer
+                    .measured(instants, writing.elapsed().as_millis() as Millis);
                 for run in queued.claimed {
                     if let Some(slot) = slots.pop() {
                         slot.start(run);

@@ -2,9 +2,14 @@
 //! its next instant, less the pre-fire lead for stateless crons (see `Scheduler`). Entries
 //! are replaced or removed as crons change; a superseded heap entry is skipped when it
 //! surfaces.
+//!
+//! A large burst (many stateless crons at one instant) fires earlier than the lead: as long
+//! before its instant as writing it takes at the store's measured rate, twice over, so its
+//! runs are durable when the instant comes. The timer counts the stateless crons of each
+//! instant to know the size of every burst it holds.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use entity::cron;
 use entity::states::Overlap;
@@ -12,21 +17,77 @@ use entity::states::Overlap;
 use crate::store::fires::CronVersion;
 use crate::time::Millis;
 
-#[derive(Default)]
 pub struct Timer {
     heap: BinaryHeap<Reverse<(Millis, String)>>,
     /// The live entry of each cron: the row as last read.
     crons: HashMap<String, cron::Model>,
     /// How long before its instant a stateless cron fires.
     lead: Millis,
+    /// The crons fired ahead, by instant: the size of each burst.
+    bursts: BTreeMap<Millis, HashSet<String>>,
+    /// Fires the store writes per second, as last measured (see `measured`).
+    write_rate: f64,
+    /// A burst fires this long before its instant at most (crons are loaded only so far
+    /// ahead).
+    max_burst_lead: Millis,
 }
 
+impl Default for Timer {
+    fn default() -> Timer {
+        Timer {
+            heap: BinaryHeap::new(),
+            crons: HashMap::new(),
+            lead: 0,
+            bursts: BTreeMap::new(),
+            write_rate: INITIAL_WRITE_RATE,
+            max_burst_lead: 0,
+        }
+    }
+}
+
+/// Fires per second assumed until the store's rate is measured: a low figure, so a first
+/// burst starts early rather than late.
+const INITIAL_WRITE_RATE: f64 = 2_000.0;
+/// A burst's lead is the time its writing takes at the measured rate, times this.
+const BURST_LEAD_FACTOR: f64 = 2.0;
+/// Batches smaller than this say little about the write rate.
+const MIN_MEASURED_BATCH: usize = 64;
+
 impl Timer {
-    pub fn with_lead(lead: Millis) -> Timer {
+    /// A timer that fires stateless crons `lead` ahead, and large bursts up to
+    /// `max_burst_lead` ahead.
+    pub fn with_leads(lead: Millis, max_burst_lead: Millis) -> Timer {
         Timer {
             lead,
+            max_burst_lead: max_burst_lead.max(lead),
             ..Timer::default()
         }
+    }
+
+    #[cfg(test)]
+    pub fn with_lead(lead: Millis) -> Timer {
+        Timer::with_leads(lead, lead)
+    }
+
+    /// A batch of `fires` took `took_ms` to write: the rate the bursts' leads follow
+    /// (a moving average, so one slow batch does not double every lead).
+    pub fn measured(&mut self, fires: usize, took_ms: Millis) {
+        if fires < MIN_MEASURED_BATCH {
+            return;
+        }
+        let rate = fires as f64 * 1000.0 / took_ms.max(1) as f64;
+        self.write_rate = (0.7 * self.write_rate + 0.3 * rate).clamp(100.0, 1_000_000.0);
+    }
+
+    /// How long before its instant a burst of `crons` stateless crons fires.
+    fn burst_lead(&self, crons: usize) -> Millis {
+        let writing = crons as f64 / self.write_rate * 1000.0 * BURST_LEAD_FACTOR;
+        (writing.round() as Millis).clamp(self.lead, self.max_burst_lead)
+    }
+
+    /// Whether `cron` is fired ahead (and so counts in its instant's burst).
+    fn fired_ahead(&self, cron: &cron::Model) -> bool {
+        self.lead(cron) > 0
     }
 
     /// How long before its instant `cron` is fired: stateless crons are written ahead,
@@ -59,20 +120,50 @@ impl Timer {
     pub fn upsert(&mut self, cron: cron::Model, horizon: Millis) {
         match cron.next_run_at {
             Some(next) if cron.enabled && next <= horizon => {
-                let unchanged = self
-                    .crons
-                    .get(&cron.cron_id)
-                    .is_some_and(|known| known.next_run_at == cron.next_run_at);
+                let unchanged = self.crons.get(&cron.cron_id).is_some_and(|known| {
+                    known.next_run_at == cron.next_run_at
+                        && self.fired_ahead(known) == self.fired_ahead(&cron)
+                });
                 if !unchanged {
+                    self.take(&cron.cron_id);
                     let at = self.fire_at(&cron).unwrap_or(next);
                     self.heap.push(Reverse((at, cron.cron_id.clone())));
+                    if self.fired_ahead(&cron) {
+                        self.bursts
+                            .entry(next)
+                            .or_default()
+                            .insert(cron.cron_id.clone());
+                    }
                 }
                 self.crons.insert(cron.cron_id.clone(), cron);
             }
             _ => {
-                self.crons.remove(&cron.cron_id);
+                self.take(&cron.cron_id);
             }
         }
+    }
+
+    /// Removes a cron from the map and from its burst (its heap entry goes stale).
+    fn take(&mut self, cron_id: &str) -> Option<cron::Model> {
+        let cron = self.crons.remove(cron_id)?;
+        if let Some(next) = cron.next_run_at
+            && let Some(burst) = self.bursts.get_mut(&next)
+        {
+            burst.remove(cron_id);
+            if burst.is_empty() {
+                self.bursts.remove(&next);
+            }
+        }
+        Some(cron)
+    }
+
+    /// The earliest instant whose burst is due to fire ahead of the lead, and when.
+    fn earliest_burst(&self) -> Option<(Millis, Millis)> {
+        self.bursts
+            .iter()
+            .map(|(instant, crons)| (instant - self.burst_lead(crons.len()), *instant))
+            .filter(|(fire_at, instant)| instant - fire_at > self.lead)
+            .min()
     }
 
     /// Whether the timer holds this version of a cron (same next instant, same last change).
@@ -88,16 +179,19 @@ impl Timer {
     }
 
     pub fn remove(&mut self, cron_id: &str) {
-        self.crons.remove(cron_id);
+        self.take(cron_id);
     }
 
     /// The earliest live fire time.
     pub fn next_fire_at(&mut self) -> Option<Millis> {
         self.skip_stale();
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        let heap = self.heap.peek().map(|Reverse((at, _))| *at);
+        let burst = self.earliest_burst().map(|(at, _)| at);
+        heap.into_iter().chain(burst).min()
     }
 
-    /// Takes up to `limit` crons whose fire time is at or before `now`, earliest first.
+    /// Takes up to `limit` crons whose fire time is at or before `now`: those at their
+    /// usual lead first, earliest first, then those of bursts fired further ahead.
     pub fn pop_due(&mut self, now: Millis, limit: usize) -> Vec<cron::Model> {
         let mut due = Vec::new();
         while due.len() < limit {
@@ -105,13 +199,24 @@ impl Timer {
             match self.heap.peek() {
                 Some(Reverse((at, _))) if *at <= now => {
                     if let Some(Reverse((_, cron_id))) = self.heap.pop()
-                        && let Some(cron) = self.crons.remove(&cron_id)
+                        && let Some(cron) = self.take(&cron_id)
                     {
                         due.push(cron);
                     }
                 }
                 _ => break,
             }
+        }
+        while due.len() < limit
+            && let Some((fire_at, instant)) = self.earliest_burst()
+            && fire_at <= now
+        {
+            let ids: Vec<String> = self.bursts[&instant]
+                .iter()
+                .take(limit - due.len())
+                .cloned()
+                .collect();
+            due.extend(ids.iter().filter_map(|id| self.take(id)));
         }
         due
     }
@@ -170,6 +275,13 @@ pub(super) mod tests {
         }
     }
 
+    /// The same measurement, often enough for the moving average to settle on it.
+    fn measured_often(timer: &mut Timer, fires: usize, took_ms: Millis) {
+        for _ in 0..60 {
+            timer.measured(fires, took_ms);
+        }
+    }
+
     fn ids(due: Vec<cron::Model>) -> Vec<String> {
         due.into_iter().map(|c| c.cron_id).collect()
     }
@@ -204,6 +316,73 @@ pub(super) mod tests {
         assert_eq!(ids(timer.pop_due(1_500, 10)), ["s"]);
         assert_eq!(timer.next_fire_at(), Some(2_000));
         assert_eq!(timer.pop_due(2_000, 10).len(), 1);
+    }
+
+    #[test]
+    fn a_large_burst_fires_twice_its_write_time_ahead_at_the_measured_rate() {
+        let mut timer = Timer::with_leads(500, 30_000);
+        measured_often(&mut timer, 1_000, 100); // 10,000 fires/s
+        for i in 0..20_000 {
+            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+        }
+        timer.upsert(cron("tick", Some(20_000), true), 90_000);
+        // 20,000 fires at 10,000/s take 2 s: fired 4 s ahead.
+        assert_eq!(timer.next_fire_at(), Some(19_500), "the usual lead first");
+        assert_eq!(ids(timer.pop_due(19_500, 10)), ["tick"]);
+        assert_eq!(timer.next_fire_at(), Some(56_000));
+        assert!(timer.pop_due(55_999, 10).is_empty());
+        assert_eq!(timer.pop_due(56_000, 15_000).len(), 15_000);
+        // What is left is paced by its own size: 5,000 take 0.5 s, fired 1 s ahead.
+        assert_eq!(timer.next_fire_at(), Some(59_000));
+        assert_eq!(timer.pop_due(59_000, 15_000).len(), 5_000);
+        assert_eq!(timer.next_fire_at(), None);
+    }
+
+    #[test]
+    fn a_burst_ahead_gives_way_to_crons_due_at_the_usual_lead_and_skips_thread_crons() {
+        let mut timer = Timer::with_leads(500, 30_000);
+        measured_often(&mut timer, 1_000, 1_000); // 1,000 fires/s
+        for i in 0..3_000 {
+            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+        }
+        let mut on_thread = cron("t", Some(60_000), true);
+        on_thread.thread_id = Some("thread".into());
+        timer.upsert(on_thread, 90_000);
+        timer.upsert(cron("tick", Some(54_400), true), 90_000);
+        // 3,000 stateless crons at 1,000/s: 6 s ahead; the thread cron waits for its instant.
+        let due = ids(timer.pop_due(54_000, 10));
+        assert_eq!(due.len(), 10);
+        assert_eq!(due[0], "tick", "{due:?}");
+        assert!(!due.contains(&"t".to_string()));
+        while !timer.pop_due(59_999, 1_000).is_empty() {}
+        assert_eq!(
+            timer.next_fire_at(),
+            Some(60_000),
+            "the thread cron is left"
+        );
+        // The slowest the store can be only makes the lead longer, up to its bound.
+        timer.measured(100_000, 1_000_000);
+        assert_eq!(timer.burst_lead(1_000_000), 30_000);
+        assert_eq!(timer.burst_lead(1), 500);
+    }
+
+    #[test]
+    fn a_changed_cron_leaves_its_burst() {
+        let mut timer = Timer::with_leads(500, 30_000);
+        measured_often(&mut timer, 1_000, 1_000);
+        for i in 0..3_000 {
+            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+        }
+        timer.upsert(cron("b0", Some(61_000), true), 90_000);
+        timer.remove("b1");
+        let mut skip = cron("b2", Some(60_000), true);
+        skip.overlap = Overlap::Skip;
+        timer.upsert(skip, 90_000);
+        assert_eq!(timer.bursts[&60_000].len(), 2_997);
+        assert_eq!(timer.bursts[&61_000].len(), 1);
+        let due = timer.pop_due(60_000, 10_000);
+        assert_eq!(due.len(), 2_998, "b2 fires at its instant, not ahead");
+        assert_eq!(timer.bursts.keys().collect::<Vec<_>>(), [&61_000]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 #
 #   bench/run.sh                 full run (fills cronhook to 1,000,000 crons; ~25 min)
 #   FILL_TO=100000 bench/run.sh  stop filling at 100k
-#   SECTIONS="api runs fires webhooks load history"   which parts to run (default: all six)
+#   SECTIONS="api runs fires webhooks load history herd"   which parts to run (default: all)
+#   HERD_SPECS="20000 sqlite;..."   which herd cases (default: 1,000, 20,000, 100,000 on SQLite,
+#                                   20,000 and 100,000 on PostgreSQL; the reference at 1,000)
 #   FIRE_SPECS="1000 1.0 20 stateless sqlite;..."   which fire cases (default: all seven)
 #   CRONHOOK_BIN=path/to/cronhook   the daemon measured (default: this tree's release build),
 #                                   e.g. an older commit's build for a back-to-back comparison
@@ -47,7 +49,7 @@ ref_pid="$(scripts/reference-server.sh "$ref_port")"
 until curl -fsS -o /dev/null "http://127.0.0.1:$ch_port/ok"; do sleep 0.1; done
 
 echo "# machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ)"
-SECTIONS="${SECTIONS:-api runs fires webhooks load history}"
+SECTIONS="${SECTIONS:-api runs fires webhooks load history herd}"
 
 # A cronhook daemon of its own on a fresh data dir: start_daemon DIR CONFIG_TEXT [ARGS];
 # sets dpid, dport.
@@ -57,6 +59,20 @@ start_daemon() {
   "$CRONHOOK_BIN" --bind "127.0.0.1:$dport" --data-dir "$1" --config "$1/cronhook.toml" "${@:3}" 2>>"$1/log" &
   dpid=$!
   until curl -fsS -o /dev/null "http://127.0.0.1:$dport/ok"; do sleep 0.1; done
+}
+# A daemon of its own on SQLite in DIR or on a fresh PostgreSQL: fresh_daemon DIR sqlite|postgres
+# CONFIG_TEXT; sets db (the URL the bench reads the store from), dpid, dport. stop_fresh DIR DB
+# stops it and removes what it used.
+fresh_daemon() {
+  if [[ $2 == postgres ]]; then
+    pg_start; db="$pg_url"; start_daemon "$1" "$3" --database-url "$pg_url"
+  else
+    db="sqlite://$1/cronhook.db?mode=ro"; start_daemon "$1" "$3"
+  fi
+}
+stop_fresh() {
+  kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$1"
+  if [[ $2 == postgres ]]; then pg_stop; fi
 }
 
 if [[ $SECTIONS == *webhooks* ]]; then
@@ -121,6 +137,25 @@ if [[ $SECTIONS == *history* ]]; then
   kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$hdir"
 fi
 
+if [[ $SECTIONS == *herd* ]]; then
+  # Issue 22: N stateless crons due at one minute boundary, each with a webhook to a receiver
+  # in the bench process, beside 100 per-second crons; a fresh daemon on the shipped defaults
+  # (loopback webhooks allowed) for each case, and the reference at 1,000 in the same run.
+  IFS=';' read -ra herd_specs <<< "${HERD_SPECS:-1000 sqlite;20000 sqlite;100000 sqlite;20000 postgres;100000 postgres}"
+  for spec in "${herd_specs[@]}"; do
+    set -- $spec
+    hdir="$(mktemp -d)"
+    fresh_daemon "$hdir" "$2" '[graphs.agent]\nkind = "echo"\n[webhooks.url]\ndisable_loopback = false\n'
+    read -r t0 s0 < <(cpu_ticks)
+    "$BENCH" --url "http://127.0.0.1:$dport" herd --crons "$1" --database-url "$db" --pid "$dpid" \
+      | sed "s/^{/{\"db\":\"$2\",/"
+    read -r t1 s1 < <(cpu_ticks)
+    echo "{\"server\":\"cronhook\",\"db\":\"$2\",\"herd\":$1,\"steal_pct\":$(steal_pct "$t0" "$s0" "$t1" "$s1")}"
+    stop_fresh "$hdir" "$2"
+  done
+  "$BENCH" --url "http://127.0.0.1:$ref_port" herd --crons 1000 --per-second 0 --pid "$ref_pid" --label reference
+fi
+
 if [[ $SECTIONS == *runs* ]]; then
   # Issue 3: runs.wait with the echo graph from 32 clients, both servers, same client.
   "$BENCH" --url "http://127.0.0.1:$ch_port" wait --count 5000 --concurrency 32 | label cronhook 0
@@ -139,19 +174,13 @@ if [[ $SECTIONS == *fires* ]]; then
   for spec in "${fire_specs[@]}"; do
     set -- $spec
     fdir="$(mktemp -d)"
-    if [[ $5 == postgres ]]; then
-      pg_start; db="$pg_url"; extra=(--database-url "$pg_url")
-    else
-      db="sqlite://$fdir/cronhook.db?mode=ro"; extra=()
-    fi
-    start_daemon "$fdir" "$fire_conf" "${extra[@]}"
+    fresh_daemon "$fdir" "$5" "$fire_conf"
     read -r t0 s0 < <(cpu_ticks)
     "$BENCH" --url "http://127.0.0.1:$dport" fires --crons "$1" --per-second "$2" --seconds "$3" \
       --kind "$4" --database-url "$db" | sed "s/^{/{\"db\":\"$5\",/" | label cronhook "$1"
     read -r t1 s1 < <(cpu_ticks)
     echo "{\"server\":\"cronhook\",\"db\":\"$5\",\"crons\":$1,\"rss_mb\":$(rss_mb "$dpid"),\"cpu_s\":$(awk '{print ($14+$15)/100}' "/proc/$dpid/stat"),\"steal_pct\":$(steal_pct "$t0" "$s0" "$t1" "$s1")}"
-    kill "$dpid"; wait "$dpid" 2>/dev/null || true; rm -rf "$fdir"
-    [[ $5 == postgres ]] && pg_stop
+    stop_fresh "$fdir" "$5"
   done
   tests/reference/.venv/bin/python bench/reference_fires.py "http://127.0.0.1:$ref_port" 200
 fi

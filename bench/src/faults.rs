@@ -122,15 +122,7 @@ fn read_pid(pidfile: &Path) -> Option<u32> {
 
 /// RSS in KiB and open descriptors of `pid`, or `None` when it is gone.
 fn rss_and_fds(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let rss = crate::rss_kib(pid)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     Some((rss, fds))
 }

@@ -75,11 +75,11 @@ pub async fn run(
     // Memory and CPU of the daemon from a little before the boundary to the last arrival.
     tokio::time::sleep(Duration::from_millis((lead_left - 1_000) as u64)).await;
     let cpu_before = herd.pid.and_then(cpu_ticks);
-    let baseline_rss = herd.pid.and_then(rss_kib);
+    let baseline_rss = herd.pid.and_then(crate::rss_kib);
     let mut peak_rss = baseline_rss.unwrap_or(0);
     let deadline = Instant::now() + Duration::from_millis(1_000) + herd.timeout;
     while arrivals.count() < herd.crons as usize && Instant::now() < deadline {
-        if let Some(rss) = herd.pid.and_then(rss_kib) {
+        if let Some(rss) = herd.pid.and_then(crate::rss_kib) {
             peak_rss = peak_rss.max(rss);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -247,19 +247,6 @@ fn next_minute(ms: i64) -> i64 {
 
 fn now_ms() -> i64 {
     crate::now_ms()
-}
-
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// User plus system CPU time of `pid`, in clock ticks.

@@ -336,21 +336,23 @@ impl Scheduler {
                 self.refresh(&mut state, now).await;
             }
 
-            // Starting runs at their instant comes before firing the next ones ahead.
-            if self.start_ahead(&mut state).await {
-                continue;
-            }
+            // Runs fired ahead whose instant has come start first; then one batch of fires.
+            // Each turn does at most one of each, so neither a long burst of starts nor a
+            // long burst of fires holds up the other (a burst's starts would otherwise keep
+            // the per-second crons beside it from being fired for seconds).
+            let started = self.start_ahead(&mut state).await;
             if state.due_later.first().is_some_and(|at| *at <= now) {
                 state.due_later.retain(|at| *at > now);
                 self.runs.wake();
             }
-
-            // One batch at a time, so runs fired ahead start on time during a long burst.
             let due = state
                 .timer
                 .pop_due(now_ms(), self.settings.batch_size.max(1));
             if !due.is_empty() {
                 self.fire(due, &mut state).await;
+                continue;
+            }
+            if started {
                 continue;
             }
 
@@ -464,9 +466,14 @@ impl Scheduler {
     /// Fires a batch of due crons (see `pop_due`), stamped with its own time: runs record
     /// when they were really queued and started, not when the first batch of a burst was.
     async fn fire(&self, due: Vec<cron::Model>, state: &mut LoopState) {
+        let firing = std::time::Instant::now();
         let now = now_ms();
         let fires = self.plan(&due, &state.timer, &mut state.parsed, now);
-        self.apply(fires, due, state, now).await;
+        let instants = fires.iter().map(|fire| fire.instants.len()).sum();
+        if self.apply(fires, due, state, now).await {
+            let took = firing.elapsed().as_millis() as Millis;
+            state.timer.measured(instants, took);
+        }
     }
 
     /// Plans the fire of each due cron (see `plan_fire`); a cron whose stored schedule does
@@ -511,13 +518,14 @@ impl Scheduler {
     /// Writes the planned fires through the store, starts the runs it claimed for local
     /// slots, holds those fired ahead, and puts each cron back in the timer at its next
     /// instant. When the store fails, the `due` crons are put back as they were, to retry.
+    /// Whether the store wrote the fires.
     async fn apply(
         &self,
         fires: Vec<Fire>,
         due: Vec<cron::Model>,
         state: &mut LoopState,
         now: Millis,
-    ) {
+    ) -> bool {
         let make_run = |cron: &cron::Model, instant: Millis| {
             let graph_id = self
                 .graphs
@@ -541,7 +549,6 @@ impl Scheduler {
             .count();
         let mut slots = self.runs.reserve_many(due_now);
         let claim = slots.first().map(Slot::claim);
-        let writing = std::time::Instant::now();
         let fired = self
             .store
             .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
@@ -549,10 +556,6 @@ impl Scheduler {
         match fired {
             Ok((results, queued)) => {
                 state.fire_failures.succeeded(now);
-                let instants = fires.iter().map(|fire| fire.instants.len()).sum();
-                state
-                    .timer
-                    .measured(instants, writing.elapsed().as_millis() as Millis);
                 for run in queued.claimed {
                     if let Some(slot) = slots.pop() {
                         slot.start(run);
@@ -575,6 +578,7 @@ impl Scheduler {
                     self.record(fire, result, &mut state.timer, now).await;
                 }
                 self.runs.wake();
+                true
             }
             Err(err) => {
                 state.fire_failures.failed(now, &err, fires.len());
@@ -582,6 +586,7 @@ impl Scheduler {
                 for cron in due {
                     state.timer.upsert(cron, now + self.window());
                 }
+                false
             }
         }
     }

@@ -522,9 +522,10 @@ impl Runner {
         self.control.untrack(&run_id);
     }
 
-    /// Records the run's end, retrying a failed write (database away, disk full) for as long
-    /// as a lease lasts: the run stays tracked meanwhile, so its lease is renewed and no
-    /// other worker runs it again. Only when that time is out is the run left to its lease.
+    /// Records the run's end, retrying a write that failed for a passing cause (database
+    /// away, disk full) for as long as a lease lasts: the run stays tracked meanwhile, so its
+    /// lease is renewed and no other worker runs it again. Only when that time is out is the
+    /// run left to its lease; any other failure is final at once.
     async fn record_end(
         &self,
         run: run::Model,
@@ -543,7 +544,8 @@ impl Runner {
                 Ok(finished) => return Ok(finished),
                 Err(err) => err,
             };
-            if tokio::time::Instant::now() + pause > give_up {
+            let passing = err.is_unavailable() || err.is_disk_full();
+            if !passing || tokio::time::Instant::now() + pause > give_up {
                 return Err(err);
             }
             tracing::warn!(run_id = %run.run_id, error = %err, retry_in_ms = pause.as_millis() as u64, "finishing run failed; retrying");

@@ -44,6 +44,9 @@ const MAX_CLAIM_AHEAD: usize = 1024;
 /// Runs fired ahead held in memory (with their rows) at most.
 const MAX_HELD_AHEAD: usize = 10_000;
 
+/// Crons read into the timer per turn of the loop (see `load_some`).
+const LOAD_CHUNK: usize = 5_000;
+
 /// At most this many missed instants are enumerated for one cron in one fire.
 const MAX_INSTANTS: usize = 100_000;
 
@@ -218,6 +221,8 @@ struct LoopState {
     /// Changes made through the API since then are read at the next refresh.
     changes_since: Millis,
     fire_failures: FailureStreak,
+    /// Crons found missing by the last reload, still to be read (see `load_some`).
+    to_load: Vec<String>,
 }
 
 /// Failed fire transactions in a row. An outage (database away, disk full) fails every
@@ -276,6 +281,7 @@ impl LoopState {
             next_refresh: 0,
             changes_since: now_ms(),
             fire_failures: FailureStreak::default(),
+            to_load: Vec::new(),
         }
     }
 
@@ -340,6 +346,7 @@ impl Scheduler {
             // Each turn does at most one of each, so neither a long burst of starts nor a
             // long burst of fires holds up the other (a burst's starts would otherwise keep
             // the per-second crons beside it from being fired for seconds).
+            let loaded = self.load_some(&mut state).await;
             let started = self.start_ahead(&mut state).await;
             if state.due_later.first().is_some_and(|at| *at <= now) {
                 state.due_later.retain(|at| *at > now);
@@ -352,7 +359,7 @@ impl Scheduler {
                 self.fire(due, &mut state).await;
                 continue;
             }
-            if started {
+            if started || loaded {
                 continue;
             }
 
@@ -367,14 +374,13 @@ impl Scheduler {
         }
     }
 
-    /// Loads the crons due within the window that the timer does not hold as they are.
+    /// Finds the crons due within the window that the timer does not hold as they are; they
+    /// are read in chunks, one a turn (see `load_some`).
     async fn reload(&self, state: &mut LoopState, now: Millis) {
         let window = self.window();
-        match self.load_due(&state.timer, now + window).await {
-            Ok(crons) => {
-                for cron in crons {
-                    state.timer.upsert(cron, now + window);
-                }
+        match self.missing(&state.timer, now + window).await {
+            Ok(missing) => {
+                state.to_load = missing;
                 state.parsed.forget_unused(&state.timer);
                 state.next_reload = now + window / 2;
                 state.changes_since = now;
@@ -634,20 +640,49 @@ impl Scheduler {
         }
     }
 
-    /// The crons due before `horizon` that the timer does not hold as they are now: all of
-    /// them at start, then those that came into the window or were changed elsewhere.
-    async fn load_due(
-        &self,
-        timer: &Timer,
-        horizon: Millis,
-    ) -> crate::store::Result<Vec<cron::Model>> {
-        let versions = self.store.due_cron_versions(horizon).await?;
-        let missing: Vec<String> = versions
+    /// The ids of the crons due before `horizon` that the timer does not hold as they are
+    /// now (all of them at start, then those that came into the window or were changed
+    /// elsewhere), the soonest due first.
+    async fn missing(&self, timer: &Timer, horizon: Millis) -> crate::store::Result<Vec<String>> {
+        let mut versions: Vec<_> = self
+            .store
+            .due_cron_versions(horizon)
+            .await?
             .into_iter()
             .filter(|version| !timer.holds(version))
-            .map(|(cron_id, _, _)| cron_id)
             .collect();
-        self.store.crons_by_id(missing).await
+        versions.sort_unstable_by_key(|(_, next_run_at, _)| *next_run_at);
+        Ok(versions
+            .into_iter()
+            .map(|(cron_id, _, _)| cron_id)
+            .collect())
+    }
+
+    /// Reads one chunk of the crons a reload found missing into the timer. A hundred
+    /// thousand crons coming into the window at once take seconds to read: a chunk a turn
+    /// lets the crons due meanwhile fire on time. Whether any were waiting.
+    async fn load_some(&self, state: &mut LoopState) -> bool {
+        if state.to_load.is_empty() {
+            return false;
+        }
+        let chunk: Vec<String> = state
+            .to_load
+            .drain(..LOAD_CHUNK.min(state.to_load.len()))
+            .collect();
+        match self.store.crons_by_id(chunk.clone()).await {
+            Ok(crons) => {
+                let horizon = now_ms() + self.window();
+                for cron in crons {
+                    state.timer.upsert(cron, horizon);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "loading due crons failed");
+                // Read again at the next reload.
+                state.next_reload = state.next_reload.min(now_ms() + 1_000);
+            }
+        }
+        true
     }
 }
 

@@ -221,7 +221,21 @@ impl Timer {
                 .take(limit - due.len())
                 .cloned()
                 .collect();
-            due.extend(ids.iter().filter_map(|id| self.take(id)));
+            for id in ids {
+                match self.take(&id) {
+                    Some(cron) => due.push(cron),
+                    // Not held (never expected): dropped from the burst all the same, so
+                    // this loop always moves on.
+                    None => {
+                        if let Some(burst) = self.bursts.get_mut(&instant) {
+                            burst.remove(&id);
+                            if burst.is_empty() {
+                                self.bursts.remove(&instant);
+                            }
+                        }
+                    }
+                }
+            }
         }
         due
     }

@@ -151,7 +151,23 @@ impl Daemon {
     /// Stops the daemon with SIGTERM and waits for it to exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, libc::SIGTERM);
-        let status = wait_exit(&mut self.child, Duration::from_secs(20));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "cronhook {} did not exit within 20 s of SIGTERM; its log ends:\n{}",
+                    self.child.id(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         std::mem::forget(self);
         status
     }

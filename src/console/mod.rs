@@ -80,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
 
 /// Finds the viewer's session (or, without API keys, opens an anonymous one), sends
 /// visitors without one to the login page, and refuses any request but GET or HEAD without
-/// the session's CSRF token.
+/// the CSRF token issued at login.
 async fn guard(
     State(state): State<AppState>,
     Extension(console): Extension<Arc<Console>>,

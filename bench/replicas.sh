@@ -4,7 +4,8 @@
 # crons, all firing every second, for DURATION seconds; one replica is SIGKILLed a third of
 # the way in and restarted 3 s later. Reports the `deadlock detected` errors in the replicas'
 # logs, duplicated instants (runs of one cron for one instant), and start lateness
-# (started_at - scheduled_for) of the runs.
+# (started_at - scheduled_for) of the runs, the runs that never started, and how long the
+# replicas took to stop.
 #
 #   bench/replicas.sh                          3 replicas, 200 + 200 crons, 25 s
 #   REPLICAS=5 DURATION=300 bench/replicas.sh  5 replicas for five minutes
@@ -65,15 +66,20 @@ kill -9 "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
 sleep 3
 start_replica 1
 sleep $((DURATION - DURATION / 3 - 3))
+stopped="$(date +%s%3N)"
 for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
+stop_ms=$(( $(date +%s%3N) - stopped ))
 
 deadlocks="$(cat "$work"/r*.log | grep -c 'deadlock detected' || true)"
 duplicated="$(psql_q "SELECT count(*) FROM (SELECT cron_id, scheduled_for FROM runs WHERE scheduled_for IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) AS d")"
 fired="$(psql_q "SELECT count(*) FROM cron_fires WHERE outcome = 'fired' AND scheduled_for >= $started")"
 read -r p50 p99 maxl < <(psql_q "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY started_at - scheduled_for), percentile_cont(0.99) WITHIN GROUP (ORDER BY started_at - scheduled_for), max(started_at - scheduled_for) FROM runs WHERE scheduled_for >= $started AND started_at IS NOT NULL" | tr '|' ' ')
 errors="$(cat "$work"/r*.log | grep -c ' ERROR ' || true)"
-echo "{\"replicas\":$REPLICAS,\"seconds\":$DURATION,\"thread_crons\":$THREAD_CRONS,\"stateless_crons\":$STATELESS_CRONS,\"fired\":$fired,\"duplicated_instants\":$duplicated,\"deadlocks\":$deadlocks,\"error_lines\":$errors,\"start_lateness_ms\":{\"p50\":$p50,\"p99\":$p99,\"max\":$maxl}}"
+# Runs of instants more than 5 s before the stop that never started: a backlog the
+# lateness figures (started runs only) would not show.
+not_started="$(psql_q "SELECT count(*) FROM runs WHERE scheduled_for >= $started AND scheduled_for < $stopped - 5000 AND started_at IS NULL")"
+echo "{\"replicas\":$REPLICAS,\"seconds\":$DURATION,\"thread_crons\":$THREAD_CRONS,\"stateless_crons\":$STATELESS_CRONS,\"fired\":$fired,\"duplicated_instants\":$duplicated,\"deadlocks\":$deadlocks,\"error_lines\":$errors,\"not_started\":$not_started,\"stop_ms\":$stop_ms,\"start_lateness_ms\":{\"p50\":$p50,\"p99\":$p99,\"max\":$maxl}}"
 # What PostgreSQL says of each deadlock: the statements and the rows they waited for.
 grep -A8 'deadlock detected' "$pg_dir/log" | sed 's/^/# pg: /' | head -60 || true

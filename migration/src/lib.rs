@@ -11,6 +11,7 @@ mod m20261210_000006_history;
 mod m20261212_000007_alerts;
 mod m20261213_000008_failing_crons;
 mod m20261214_000009_controls;
+mod m20261216_000010_thread_queue;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000007_alerts::Migration),
             Box::new(m20261213_000008_failing_crons::Migration),
             Box::new(m20261214_000009_controls::Migration),
+            Box::new(m20261216_000010_thread_queue::Migration),
         ]
     }
 }

@@ -2,12 +2,13 @@
 //! `runs.rs`); here they are claimed under a lease, their attempts recorded, listed and
 //! re-queued.
 //!
-//! Claims are one conditional UPDATE; on PostgreSQL its candidates are picked with
-//! `FOR UPDATE SKIP LOCKED`, so replicas never take the same delivery.
+//! A claim reads the due deliveries and leases them in one transaction; on PostgreSQL they
+//! are read with `FOR UPDATE SKIP LOCKED`, so replicas never take the same delivery.
 
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use entity::attempt::{self, Entity as Attempts};
@@ -58,27 +59,35 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Vec<delivery::Model>> {
         let now = now_ms();
-        let mut due = Query::select();
-        due.column(Column::DeliveryId)
-            .from(Deliveries)
-            .and_where(Column::Status.eq(DeliveryStatus::Pending))
-            .and_where(Column::NextAttemptAt.lte(now))
-            .cond_where(
+        let mut due = Deliveries::find()
+            .select_only()
+            .column(Column::DeliveryId)
+            .filter(Column::Status.eq(DeliveryStatus::Pending))
+            .filter(Column::NextAttemptAt.lte(now))
+            .filter(
                 Condition::any()
                     .add(Column::LeaseExpiresAt.is_null())
                     .add(Column::LeaseExpiresAt.lt(now)),
             )
-            .order_by(Column::NextAttemptAt, sea_orm::Order::Asc)
+            .order_by_asc(Column::NextAttemptAt)
             .limit(limit);
         if self.backend == Backend::Postgres {
-            due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        // A SELECT, then an UPDATE of what it locked: see `claim_due` in runs.rs.
+        let txn = self.write.begin().await?;
+        let due: Vec<String> = due.into_tuple().all(&txn).await?;
+        if due.is_empty() {
+            txn.commit().await?;
+            return Ok(Vec::new());
         }
         let claimed = Deliveries::update_many()
             .col_expr(Column::LeaseOwner, Expr::value(owner))
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
-            .filter(Column::DeliveryId.in_subquery(due))
-            .exec_with_returning(&self.write)
+            .filter(Column::DeliveryId.is_in(due))
+            .exec_with_returning(&txn)
             .await?;
+        txn.commit().await?;
         Ok(claimed)
     }
 

@@ -897,31 +897,47 @@ pub(super) async fn claim_due(
     only: &Assistants,
 ) -> Result<Vec<run::Model>> {
     let now = now_ms();
-    let due = Query::select()
+    // Two statements, not one UPDATE over `IN (SELECT … FOR UPDATE SKIP LOCKED)`: with
+    // several replicas claiming, PostgreSQL can keep such an UPDATE busy for minutes where the
+    // SELECT alone takes milliseconds (docs/benchmarks.md, "Replicas on one PostgreSQL").
+    let due: Vec<String> = due_runs(limit, only, now).into_tuple().all(txn).await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claimed = claim
+        .update(now, now)
+        .filter(Column::RunId.is_in(due))
+        .filter(Column::Status.eq(RunStatus::Pending))
+        .exec_with_returning(txn)
+        .await?;
+    claimed.sort_by(|a, b| (a.available_at, &a.run_id).cmp(&(b.available_at, &b.run_id)));
+    Ok(claimed)
+}
+
+/// The first `limit` runs due at `now` whose thread has no earlier active run, locked.
+fn due_runs(limit: u64, only: &Assistants, now: Millis) -> sea_orm::Select<Runs> {
+    Runs::find()
+        .select_only()
         .column(Column::RunId)
-        .from(Runs)
-        .and_where(Column::Status.eq(RunStatus::Pending))
-        .and_where(Column::AvailableAt.lte(now))
-        .and_where(Expr::cust(format!(
+        .filter(Column::Status.eq(RunStatus::Pending))
+        .filter(Column::AvailableAt.lte(now))
+        .filter(Expr::cust(format!(
+            // The `IN` term lets both databases read only the thread's active runs
+            // (`idx_runs_thread_active`), not every run it ever had.
             "NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.thread_id = runs.thread_id \
-             AND (other.status = '{running}' OR (other.status = '{pending}' AND (other.created_at < runs.created_at \
-             OR (other.created_at = runs.created_at AND other.run_id < runs.run_id)))))",
+             AND other.status IN ('{pending}', '{running}') \
+             AND (other.status = '{running}' OR (other.created_at < runs.created_at \
+             OR (other.created_at = runs.created_at AND other.run_id < runs.run_id))))",
             running = RunStatus::Running.as_str(),
             pending = RunStatus::Pending.as_str(),
         )))
-        .cond_where(only.condition())
-        .order_by(Column::AvailableAt, sea_orm::Order::Asc)
-        .order_by(Column::RunId, sea_orm::Order::Asc)
+        .filter(only.condition())
+        .order_by_asc(Column::AvailableAt)
+        .order_by_asc(Column::RunId)
         .limit(limit)
         // Runs another replica is claiming (or starting ahead) are left to it, never waited
         // for (PostgreSQL; SQLite has one writer).
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .to_owned();
-    Ok(claim
-        .update(now, now)
-        .filter(Column::RunId.in_subquery(due))
-        .exec_with_returning(txn)
-        .await?)
 }
 
 /// Writes many ended runs (`ended`, each on a different thread that stays) with two
@@ -1162,4 +1178,85 @@ async fn refresh_thread_status(
 
 fn run_not_found() -> Error {
     Error::NotFound("Run not found".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{
+        ConnectionTrait, Database, DatabaseConnection, DbBackend, QueryTrait, Statement,
+        TransactionTrait,
+    };
+
+    const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, status, metadata, kwargs, \
+        multitask_strategy, available_at, attempt, created_at, updated_at";
+
+    /// Thread `busy` has 2,000 finished runs, one running and three pending behind it;
+    /// thread `free` has one pending run.
+    async fn busy_and_free_threads(db: &DatabaseConnection) {
+        let statements = [
+            "INSERT INTO threads (thread_id, metadata, status, created_at, updated_at, state_updated_at) \
+             VALUES ('busy', '{}', 'busy', 0, 0, 0), ('free', '{}', 'idle', 0, 0, 0)"
+                .to_string(),
+            format!(
+                "INSERT INTO runs ({RUN_COLUMNS}) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL \
+                 SELECT i + 1 FROM n WHERE i < 2000) SELECT 'done-' || i, 'busy', 'a', 'success', \
+                 '{{}}', '{{}}', 'enqueue', i, 1, i, i FROM n"
+            ),
+            format!(
+                "INSERT INTO runs ({RUN_COLUMNS}) VALUES \
+                 ('running', 'busy', 'a', 'running', '{{}}', '{{}}', 'enqueue', 3000, 1, 3000, 3000), \
+                 ('waiting-1', 'busy', 'a', 'pending', '{{}}', '{{}}', 'enqueue', 3001, 0, 3001, 3001), \
+                 ('waiting-2', 'busy', 'a', 'pending', '{{}}', '{{}}', 'enqueue', 3002, 0, 3002, 3002), \
+                 ('waiting-3', 'busy', 'a', 'pending', '{{}}', '{{}}', 'enqueue', 3003, 0, 3003, 3003), \
+                 ('ready', 'free', 'a', 'pending', '{{}}', '{{}}', 'enqueue', 3004, 0, 3004, 3004)"
+            ),
+            "ANALYZE".to_string(),
+        ];
+        for sql in statements {
+            db.execute_unprepared(&sql).await.expect(&sql);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_reads_only_the_active_runs_of_each_thread() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Database::connect(url.as_str()).await.expect("SQLite");
+        Migrator::up(&db, None).await.expect("migrations");
+        busy_and_free_threads(&db).await;
+        let claim = Claim {
+            worker: "w".into(),
+            lease_ms: 60_000,
+        };
+
+        let select = due_runs(10, &Assistants::Any, 10_000).build(DbBackend::Sqlite);
+        let plan = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {}", select.sql),
+                select.values.map(|values| values.0).unwrap_or_default(),
+            ))
+            .await
+            .expect("the plan");
+        let steps: Vec<String> = plan
+            .iter()
+            .filter_map(|row| row.try_get::<String>("", "detail").ok())
+            .collect();
+        assert!(
+            steps
+                .iter()
+                .any(|step| step.contains("other USING INDEX idx_runs_thread_active")),
+            "each pending run's thread is checked through its active runs only: {steps:#?}"
+        );
+
+        let txn = db.begin().await.expect("a transaction");
+        let claimed = claim_due(&txn, &claim, 10, &Assistants::Any)
+            .await
+            .expect("the claim");
+        txn.commit().await.expect("commit");
+        let ids: Vec<&str> = claimed.iter().map(|run| run.run_id.as_str()).collect();
+        assert_eq!(ids, ["ready"], "runs queued behind a running one wait");
+    }
 }

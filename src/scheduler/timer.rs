@@ -151,15 +151,20 @@ impl Timer {
     /// Removes a cron from the map and from its burst (its heap entry goes stale).
     fn take(&mut self, cron_id: &str) -> Option<cron::Model> {
         let cron = self.crons.remove(cron_id)?;
-        if let Some(next) = cron.next_run_at
-            && let Some(burst) = self.bursts.get_mut(&next)
-        {
-            burst.remove(cron_id);
-            if burst.is_empty() {
-                self.bursts.remove(&next);
-            }
+        if let Some(next) = cron.next_run_at {
+            self.leave_burst(next, cron_id);
         }
         Some(cron)
+    }
+
+    /// Drops a cron from the burst of `instant` (and the burst once it is empty).
+    fn leave_burst(&mut self, instant: Millis, cron_id: &str) {
+        if let Some(burst) = self.bursts.get_mut(&instant) {
+            burst.remove(cron_id);
+            if burst.is_empty() {
+                self.bursts.remove(&instant);
+            }
+        }
     }
 
     /// The earliest instant whose burst is due to fire ahead of the lead, and when.
@@ -226,14 +231,7 @@ impl Timer {
                     Some(cron) => due.push(cron),
                     // Not held (never expected): dropped from the burst all the same, so
                     // this loop always moves on.
-                    None => {
-                        if let Some(burst) = self.bursts.get_mut(&instant) {
-                            burst.remove(&id);
-                            if burst.is_empty() {
-                                self.bursts.remove(&instant);
-                            }
-                        }
-                    }
+                    None => self.leave_burst(instant, &id),
                 }
             }
         }

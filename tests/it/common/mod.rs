@@ -151,22 +151,14 @@ impl Daemon {
     /// Stops the daemon with SIGTERM and waits for it to exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                panic!(
-                    "cronhook {} did not exit within 20 s of SIGTERM; its log ends:\n{}",
-                    self.child.id(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = exit_within(&mut self.child, Duration::from_secs(20)) else {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "cronhook {} did not exit within 20 s of SIGTERM; its log ends:\n{}",
+                self.child.id(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         };
         std::mem::forget(self);
         status
@@ -292,14 +284,20 @@ pub fn signal(child: &Child, signal: i32) {
 }
 
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    exit_within(child, timeout)
+        .unwrap_or_else(|| panic!("process {} did not exit within {timeout:?}", child.id()))
+}
+
+/// The child's exit status once it exits, or None (and the child killed) after `timeout`.
+fn exit_within(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("process {} did not exit within {timeout:?}", child.id());
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

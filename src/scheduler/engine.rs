@@ -26,13 +26,13 @@ use tokio_util::sync::CancellationToken;
 use entity::{cron, run};
 
 use super::policy::{MisfirePolicy, plan};
-use super::timer::Timer;
+use super::timer::{Due, Timer};
 use crate::config::SchedulerConfig;
 use crate::runs::spec::cron_run;
 use crate::runs::{Control, Slot};
 use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::store::Store;
-use crate::store::fires::{Fire, Fired, Missed};
+use crate::store::fires::{CronTiming, Fire, Fired, Missed};
 use crate::time::{Millis, now_ms, to_datetime};
 
 /// Bounds of how long before their instant runs fired ahead are claimed (see `run`).
@@ -41,11 +41,15 @@ const MAX_CLAIM_LEAD: Millis = 100;
 
 /// Runs fired ahead claimed by one statement at most.
 const MAX_CLAIM_AHEAD: usize = 1024;
-/// Runs fired ahead held in memory (with their rows) at most.
+/// Runs fired ahead held in memory (with their rows) at most, of bursts and of the others
+/// each (see `Ahead`).
 const MAX_HELD_AHEAD: usize = 10_000;
 
 /// Crons read into the timer per turn of the loop (see `load_some`).
 const LOAD_CHUNK: usize = 5_000;
+
+/// How long the loop waits before firing again after the store failed a fire.
+const FAILED_FIRE_PAUSE: Duration = Duration::from_millis(200);
 
 /// At most this many missed instants are enumerated for one cron in one fire.
 const MAX_INSTANTS: usize = 100_000;
@@ -72,7 +76,52 @@ pub struct Scheduler {
 }
 
 /// Runs fired ahead of their instant, by (instant, run id), until the scheduler starts them.
-type Ahead = BTreeMap<(Millis, String), run::Model>;
+/// A burst's runs are held apart from the others and started after them: the crons due
+/// beside a burst start at their instants instead of queueing behind its backlog.
+#[derive(Default)]
+struct Ahead {
+    usual: BTreeMap<(Millis, String), run::Model>,
+    burst: BTreeMap<(Millis, String), run::Model>,
+}
+
+impl Ahead {
+    /// When the earliest run held is due.
+    fn first_at(&self) -> Option<Millis> {
+        [&self.usual, &self.burst]
+            .into_iter()
+            .filter_map(|held| held.first_key_value().map(|((at, _), _)| *at))
+            .min()
+    }
+
+    /// Holds `run` unless `MAX_HELD_AHEAD` runs of its kind are held already (it is then
+    /// left to the workers: due in the store at its instant).
+    fn hold(&mut self, run: run::Model, burst: bool) {
+        let held = if burst {
+            &mut self.burst
+        } else {
+            &mut self.usual
+        };
+        if held.len() < MAX_HELD_AHEAD {
+            held.insert((run.available_at, run.run_id.clone()), run);
+        }
+    }
+
+    /// Takes up to `limit` runs due by `before`: the usual ones first, then the bursts'.
+    fn take_due(&mut self, before: Millis, limit: usize) -> Vec<run::Model> {
+        let mut runs = Vec::with_capacity(limit);
+        for held in [&mut self.usual, &mut self.burst] {
+            while runs.len() < limit
+                && held
+                    .first_key_value()
+                    .is_some_and(|((at, _), _)| *at <= before)
+                && let Some((_, run)) = held.pop_first()
+            {
+                runs.push(run);
+            }
+        }
+        runs
+    }
+}
 
 /// A parsed schedule and its time zone.
 struct Parsed {
@@ -106,8 +155,8 @@ impl ParsedSchedules {
     /// Drops the schedules no cron in the timer uses; they are parsed again when one is due.
     fn forget_unused(&mut self, timer: &Timer) {
         let used: HashSet<(&Option<String>, &String)> = timer
-            .crons()
-            .map(|cron| (&cron.timezone, &cron.schedule))
+            .entries()
+            .map(|entry| (&entry.timezone, &entry.schedule))
             .collect();
         for (zone, by_expression) in self.0.iter_mut() {
             by_expression.retain(|expression, _| used.contains(&(zone, expression)));
@@ -273,7 +322,7 @@ impl LoopState {
                 settings.prefire.as_millis() as Millis,
                 settings.window.as_millis() as Millis / 2,
             ),
-            ahead: Ahead::new(),
+            ahead: Ahead::default(),
             claim_lead: MIN_CLAIM_LEAD,
             parsed: ParsedSchedules::default(),
             due_later: BTreeSet::new(),
@@ -288,10 +337,7 @@ impl LoopState {
     /// When the loop wakes next, and whether it waits for a free slot too: runs due but
     /// without a slot wake the loop when one frees, not at an instant.
     fn wake_at(&mut self, now: Millis, refresh: Millis) -> (Millis, bool) {
-        let next_start = self
-            .ahead
-            .first_key_value()
-            .map(|((at, _), _)| *at - self.claim_lead);
+        let next_start = self.ahead.first_at().map(|at| at - self.claim_lead);
         let slot_wanted = next_start.is_some_and(|at| at <= now_ms());
         let next_start = next_start.filter(|_| !slot_wanted);
         let wake_at = [
@@ -403,7 +449,7 @@ impl Scheduler {
             .await
         {
             Ok(crons) => {
-                for cron in crons {
+                for cron in &crons {
                     state.timer.upsert(cron, now + self.window());
                 }
                 state.changes_since = now;
@@ -418,22 +464,11 @@ impl Scheduler {
     /// store too, so an idle worker may take them first). Whether any were started.
     async fn start_ahead(&self, state: &mut LoopState) -> bool {
         let claim_before = now_ms() + state.claim_lead;
-        let ready = |ahead: &Ahead| {
-            ahead
-                .first_key_value()
-                .is_some_and(|((at, _), _)| *at <= claim_before)
-        };
-        if !ready(&state.ahead) {
+        if state.ahead.first_at().is_none_or(|at| at > claim_before) {
             return false;
         }
         let mut slots = self.runs.reserve_many(MAX_CLAIM_AHEAD);
-        let mut runs = Vec::with_capacity(slots.len());
-        while runs.len() < slots.len()
-            && ready(&state.ahead)
-            && let Some((_, run)) = state.ahead.pop_first()
-        {
-            runs.push(run);
-        }
+        let runs = state.ahead.take_due(claim_before, slots.len());
         slots.truncate(runs.len());
         if runs.is_empty() {
             return false;
@@ -471,15 +506,56 @@ impl Scheduler {
 
     /// Fires a batch of due crons (see `pop_due`), stamped with its own time: runs record
     /// when they were really queued and started, not when the first batch of a burst was.
-    async fn fire(&self, due: Vec<cron::Model>, state: &mut LoopState) {
+    async fn fire(&self, due: Vec<Due>, state: &mut LoopState) {
         let firing = std::time::Instant::now();
+        let bursts: HashSet<String> = due
+            .iter()
+            .filter(|due| due.burst)
+            .map(|due| due.cron_id.clone())
+            .collect();
+        let Some(due) = self.read_due(due, state).await else {
+            return;
+        };
         let now = now_ms();
         let fires = self.plan(&due, &state.timer, &mut state.parsed, now);
         let instants = fires.iter().map(|fire| fire.instants.len()).sum();
-        if self.apply(fires, due, state, now).await {
+        if self.apply(fires, due, &bursts, state, now).await {
             let took = firing.elapsed().as_millis() as Millis;
             state.timer.measured(instants, took);
         }
+    }
+
+    /// The whole rows of the crons `pop_due` took, as they are now. A cron changed since
+    /// the timer read it (through the API, or fired by another replica) goes back into the
+    /// timer as it is now instead of firing; a deleted one is gone. When the read fails,
+    /// they all go back to the timer, to retry (None).
+    async fn read_due(&self, due: Vec<Due>, state: &mut LoopState) -> Option<Vec<cron::Model>> {
+        let ids = due.iter().map(|due| due.cron_id.clone()).collect();
+        let rows = self.store.crons_by_id::<cron::Model>(ids).await;
+        let mut rows: HashMap<String, cron::Model> = match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|cron| (cron.cron_id.clone(), cron))
+                .collect(),
+            Err(err) => {
+                state.fire_failures.failed(now_ms(), &err, due.len());
+                tokio::time::sleep(FAILED_FIRE_PAUSE).await;
+                for due in due {
+                    state.timer.restore(due);
+                }
+                return None;
+            }
+        };
+        let horizon = now_ms() + self.window();
+        let mut current = Vec::with_capacity(due.len());
+        for due in due {
+            match rows.remove(&due.cron_id) {
+                Some(cron) if due.entry.is_version_of(&cron) => current.push(cron),
+                Some(cron) => state.timer.upsert(&CronTiming::from(&cron), horizon),
+                None => {}
+            }
+        }
+        Some(current)
     }
 
     /// Plans the fire of each due cron (see `plan_fire`); a cron whose stored schedule does
@@ -522,13 +598,14 @@ impl Scheduler {
     }
 
     /// Writes the planned fires through the store, starts the runs it claimed for local
-    /// slots, holds those fired ahead, and puts each cron back in the timer at its next
-    /// instant. When the store fails, the `due` crons are put back as they were, to retry.
-    /// Whether the store wrote the fires.
+    /// slots, holds those fired ahead (the runs of the crons in `bursts` apart), and puts
+    /// each cron back in the timer at its next instant. When the store fails, the `due`
+    /// crons are put back as they were, to retry. Whether the store wrote the fires.
     async fn apply(
         &self,
         fires: Vec<Fire>,
         due: Vec<cron::Model>,
+        bursts: &HashSet<String>,
         state: &mut LoopState,
         now: Millis,
     ) -> bool {
@@ -571,14 +648,10 @@ impl Scheduler {
                 for run_id in &queued.stopping {
                     self.runs.cancel(run_id);
                 }
-                // Beyond what the scheduler holds, runs fired ahead are left to the workers
-                // (due in the store at their instant; found at their next poll).
-                let room = MAX_HELD_AHEAD.saturating_sub(state.ahead.len());
                 state.due_later.extend(queued.due_later);
-                for run in queued.ahead.into_iter().take(room) {
-                    state
-                        .ahead
-                        .insert((run.available_at, run.run_id.clone()), run);
+                for run in queued.ahead {
+                    let burst = run.cron_id.as_ref().is_some_and(|id| bursts.contains(id));
+                    state.ahead.hold(run, burst);
                 }
                 for (fire, result) in fires.into_iter().zip(results) {
                     self.record(fire, result, &mut state.timer, now).await;
@@ -588,9 +661,11 @@ impl Scheduler {
             }
             Err(err) => {
                 state.fire_failures.failed(now, &err, fires.len());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                for cron in due {
-                    state.timer.upsert(cron, now + self.window());
+                tokio::time::sleep(FAILED_FIRE_PAUSE).await;
+                for cron in &due {
+                    state
+                        .timer
+                        .upsert(&CronTiming::from(cron), now + self.window());
                 }
                 false
             }
@@ -628,10 +703,10 @@ impl Scheduler {
                     }
                 }
                 cron.next_run_at = fire.new_next;
-                timer.upsert(cron, now + self.window());
+                timer.upsert(&CronTiming::from(&cron), now + self.window());
             }
             Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
-                Ok(Some(current)) => timer.upsert(current, now + self.window()),
+                Ok(Some(current)) => timer.upsert(&CronTiming::from(&current), now + self.window()),
                 Ok(None) => timer.remove(&cron.cron_id),
                 Err(err) => {
                     tracing::error!(error = %err, "re-reading a cron failed")
@@ -669,10 +744,10 @@ impl Scheduler {
             .to_load
             .drain(..LOAD_CHUNK.min(state.to_load.len()))
             .collect();
-        match self.store.crons_by_id(chunk.clone()).await {
+        match self.store.crons_by_id::<CronTiming>(chunk.clone()).await {
             Ok(crons) => {
                 let horizon = now_ms() + self.window();
-                for cron in crons {
+                for cron in &crons {
                     state.timer.upsert(cron, horizon);
                 }
             }
@@ -690,6 +765,45 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::scheduler::timer::tests::cron;
+
+    fn held_run(run_id: &str, at: Millis) -> run::Model {
+        let mut run = cron_run(&cron("c", Some(at), true), "g".into(), at, at, 0);
+        run.run_id = run_id.into();
+        run
+    }
+
+    #[test]
+    fn runs_held_ahead_start_before_a_bursts_backlog() {
+        let mut ahead = Ahead::default();
+        for i in 0..MAX_HELD_AHEAD + 5 {
+            ahead.hold(held_run(&format!("b{i:05}"), 60_000), true);
+        }
+        ahead.hold(held_run("tick1", 61_000), false);
+        ahead.hold(held_run("tick2", 62_000), false);
+        assert_eq!(
+            ahead.burst.len(),
+            MAX_HELD_AHEAD,
+            "the rest is left to the workers"
+        );
+        assert_eq!(ahead.first_at(), Some(60_000));
+        let first = ahead.take_due(60_500, 3);
+        let ids: Vec<&str> = first.iter().map(|run| run.run_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["b00000", "b00001", "b00002"],
+            "the burst's instant is due"
+        );
+        let next = ahead.take_due(61_000, 3);
+        let ids: Vec<&str> = next.iter().map(|run| run.run_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["tick1", "b00003", "b00004"],
+            "the instant beside it goes first"
+        );
+        assert_eq!(ahead.take_due(62_000, 1)[0].run_id, "tick2");
+        assert_eq!(ahead.take_due(62_000, 20_000).len(), MAX_HELD_AHEAD - 5);
+        assert_eq!(ahead.first_at(), None);
+    }
 
     const MINUTE: Millis = 60_000;
 

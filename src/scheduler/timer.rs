@@ -3,6 +3,10 @@
 //! are replaced or removed as crons change; a superseded heap entry is skipped when it
 //! surfaces.
 //!
+//! The timer keeps only what places a cron in time and the version it was read at; the
+//! scheduler reads the whole row (payload, metadata) when the cron comes due. A window
+//! holding a hundred thousand whole rows would cost hundreds of megabytes.
+//!
 //! A large burst (many stateless crons at one instant) fires earlier than the lead: as long
 //! before its instant as writing it takes at the store's measured rate, twice over, so its
 //! runs are durable when the instant comes. The timer counts the stateless crons of each
@@ -14,13 +18,42 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use entity::cron;
 use entity::states::Overlap;
 
-use crate::store::fires::CronVersion;
+use crate::store::fires::{CronTiming, CronVersion};
 use crate::time::Millis;
+
+/// What the timer keeps of a cron.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub next_run_at: Millis,
+    /// With `next_run_at`, the version of the row this entry was made from.
+    pub updated_at: Millis,
+    /// Fired ahead of its instant (see `Timer::lead`).
+    ahead: bool,
+    /// Its schedule, for the scheduler's cache of parsed schedules.
+    pub timezone: Option<String>,
+    pub schedule: String,
+}
+
+impl Entry {
+    /// Whether `cron` is the version of the row this entry was made from.
+    pub fn is_version_of(&self, cron: &cron::Model) -> bool {
+        cron.next_run_at == Some(self.next_run_at) && cron.updated_at == self.updated_at
+    }
+}
+
+/// A cron whose fire time has come, as the timer held it.
+#[derive(Debug)]
+pub struct Due {
+    pub cron_id: String,
+    pub entry: Entry,
+    /// Fired with its instant's burst, further ahead than the usual lead.
+    pub burst: bool,
+}
 
 pub struct Timer {
     heap: BinaryHeap<Reverse<(Millis, String)>>,
-    /// The live entry of each cron: the row as last read.
-    crons: HashMap<String, cron::Model>,
+    /// The live entry of each cron.
+    crons: HashMap<String, Entry>,
     /// How long before its instant a stateless cron fires.
     lead: Millis,
     /// The crons fired ahead, by instant: the size of each burst.
@@ -90,24 +123,27 @@ impl Timer {
         (writing.round() as Millis).clamp(self.lead, self.max_burst_lead)
     }
 
-    /// Whether `cron` is fired ahead (and so counts in its instant's burst).
-    fn fired_ahead(&self, cron: &cron::Model) -> bool {
-        self.lead(cron) > 0
-    }
-
     /// How long before its instant `cron` is fired: stateless crons are written ahead,
     /// thread crons at the instant (their run joins the thread's queue only when it is due),
     /// and so are crons whose `overlap` looks at the runs active at the instant.
     pub fn lead(&self, cron: &cron::Model) -> Millis {
-        if cron.thread_id.is_none() && cron.overlap == Overlap::Allow {
+        self.lead_of(cron.thread_id.as_deref(), cron.overlap)
+    }
+
+    fn lead_of(&self, thread_id: Option<&str>, overlap: Overlap) -> Millis {
+        if thread_id.is_none() && overlap == Overlap::Allow {
             self.lead
         } else {
             0
         }
     }
 
-    fn fire_at(&self, cron: &cron::Model) -> Option<Millis> {
-        cron.next_run_at.map(|next| next - self.lead(cron))
+    fn fire_at(&self, entry: &Entry) -> Millis {
+        if entry.ahead {
+            entry.next_run_at - self.lead
+        } else {
+            entry.next_run_at
+        }
     }
 
     #[cfg(test)]
@@ -122,25 +158,17 @@ impl Timer {
 
     /// Adds or replaces a cron; one that is disabled, or has no next instant, or is not due
     /// before `horizon`, is removed instead.
-    pub fn upsert(&mut self, cron: cron::Model, horizon: Millis) {
+    pub fn upsert(&mut self, cron: &CronTiming, horizon: Millis) {
         match cron.next_run_at {
-            Some(next) if cron.enabled && next <= horizon => {
-                let unchanged = self.crons.get(&cron.cron_id).is_some_and(|known| {
-                    known.next_run_at == cron.next_run_at
-                        && self.fired_ahead(known) == self.fired_ahead(&cron)
-                });
-                if !unchanged {
-                    self.take(&cron.cron_id);
-                    let at = self.fire_at(&cron).unwrap_or(next);
-                    self.heap.push(Reverse((at, cron.cron_id.clone())));
-                    if self.fired_ahead(&cron) {
-                        self.bursts
-                            .entry(next)
-                            .or_default()
-                            .insert(cron.cron_id.clone());
-                    }
-                }
-                self.crons.insert(cron.cron_id.clone(), cron);
+            Some(next_run_at) if cron.enabled && next_run_at <= horizon => {
+                let entry = Entry {
+                    next_run_at,
+                    updated_at: cron.updated_at,
+                    ahead: self.lead_of(cron.thread_id.as_deref(), cron.overlap) > 0,
+                    timezone: cron.timezone.clone(),
+                    schedule: cron.schedule.clone(),
+                };
+                self.put(cron.cron_id.clone(), entry);
             }
             _ => {
                 self.take(&cron.cron_id);
@@ -148,13 +176,34 @@ impl Timer {
         }
     }
 
-    /// Removes a cron from the map and from its burst (its heap entry goes stale).
-    fn take(&mut self, cron_id: &str) -> Option<cron::Model> {
-        let cron = self.crons.remove(cron_id)?;
-        if let Some(next) = cron.next_run_at {
-            self.leave_burst(next, cron_id);
+    /// Puts back a cron taken by `pop_due` that could not be fired.
+    pub fn restore(&mut self, due: Due) {
+        self.put(due.cron_id, due.entry);
+    }
+
+    fn put(&mut self, cron_id: String, entry: Entry) {
+        let unchanged = self.crons.get(&cron_id).is_some_and(|known| {
+            known.next_run_at == entry.next_run_at && known.ahead == entry.ahead
+        });
+        if !unchanged {
+            self.take(&cron_id);
+            self.heap
+                .push(Reverse((self.fire_at(&entry), cron_id.clone())));
+            if entry.ahead {
+                self.bursts
+                    .entry(entry.next_run_at)
+                    .or_default()
+                    .insert(cron_id.clone());
+            }
         }
-        Some(cron)
+        self.crons.insert(cron_id, entry);
+    }
+
+    /// Removes a cron from the map and from its burst (its heap entry goes stale).
+    fn take(&mut self, cron_id: &str) -> Option<Entry> {
+        let entry = self.crons.remove(cron_id)?;
+        self.leave_burst(entry.next_run_at, cron_id);
+        Some(entry)
     }
 
     /// Drops a cron from the burst of `instant` (and the burst once it is empty).
@@ -178,13 +227,13 @@ impl Timer {
 
     /// Whether the timer holds this version of a cron (same next instant, same last change).
     pub fn holds(&self, (cron_id, next_run_at, updated_at): &CronVersion) -> bool {
-        self.crons
-            .get(cron_id)
-            .is_some_and(|cron| cron.next_run_at == *next_run_at && cron.updated_at == *updated_at)
+        self.crons.get(cron_id).is_some_and(|entry| {
+            Some(entry.next_run_at) == *next_run_at && entry.updated_at == *updated_at
+        })
     }
 
-    /// The crons held, as last read.
-    pub fn crons(&self) -> impl Iterator<Item = &cron::Model> {
+    /// The crons held.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.crons.values()
     }
 
@@ -202,16 +251,20 @@ impl Timer {
 
     /// Takes up to `limit` crons whose fire time is at or before `now`: those at their
     /// usual lead first, earliest first, then those of bursts fired further ahead.
-    pub fn pop_due(&mut self, now: Millis, limit: usize) -> Vec<cron::Model> {
+    pub fn pop_due(&mut self, now: Millis, limit: usize) -> Vec<Due> {
         let mut due = Vec::new();
         while due.len() < limit {
             self.skip_stale();
             match self.heap.peek() {
                 Some(Reverse((at, _))) if *at <= now => {
                     if let Some(Reverse((_, cron_id))) = self.heap.pop()
-                        && let Some(cron) = self.take(&cron_id)
+                        && let Some(entry) = self.take(&cron_id)
                     {
-                        due.push(cron);
+                        due.push(Due {
+                            cron_id,
+                            entry,
+                            burst: false,
+                        });
                     }
                 }
                 _ => break,
@@ -228,7 +281,11 @@ impl Timer {
                 .collect();
             for id in ids {
                 match self.take(&id) {
-                    Some(cron) => due.push(cron),
+                    Some(entry) => due.push(Due {
+                        cron_id: id,
+                        entry,
+                        burst: true,
+                    }),
                     // Not held (never expected): dropped from the burst all the same, so
                     // this loop always moves on.
                     None => self.leave_burst(instant, &id),
@@ -244,7 +301,7 @@ impl Timer {
             let live = self
                 .crons
                 .get(cron_id)
-                .is_some_and(|cron| self.fire_at(cron) == Some(*at));
+                .is_some_and(|entry| self.fire_at(entry) == *at);
             if live {
                 return;
             }
@@ -292,6 +349,10 @@ pub(super) mod tests {
         }
     }
 
+    fn timing(id: &str, next: Option<Millis>, enabled: bool) -> CronTiming {
+        CronTiming::from(&cron(id, next, enabled))
+    }
+
     /// The same measurement, often enough for the moving average to settle on it.
     fn measured_often(timer: &mut Timer, fires: usize, took_ms: Millis) {
         for _ in 0..300 {
@@ -299,21 +360,21 @@ pub(super) mod tests {
         }
     }
 
-    fn ids(due: Vec<cron::Model>) -> Vec<String> {
-        due.into_iter().map(|c| c.cron_id).collect()
+    fn ids(due: Vec<Due>) -> Vec<String> {
+        due.into_iter().map(|due| due.cron_id).collect()
     }
 
     #[test]
     fn pops_in_instant_order_up_to_now() {
         let mut timer = Timer::default();
-        timer.upsert(cron("b", Some(2_000), true), 10_000);
-        timer.upsert(cron("a", Some(1_000), true), 10_000);
-        timer.upsert(cron("c", Some(3_000), true), 10_000);
+        timer.upsert(&timing("b", Some(2_000), true), 10_000);
+        timer.upsert(&timing("a", Some(1_000), true), 10_000);
+        timer.upsert(&timing("c", Some(3_000), true), 10_000);
         assert_eq!(timer.next_fire_at(), Some(1_000));
         assert_eq!(ids(timer.pop_due(2_000, 10)), ["a", "b"]);
         assert_eq!(timer.next_fire_at(), Some(3_000));
         assert_eq!(timer.len(), 1);
-        timer.upsert(cron("d", Some(3_000), true), 10_000);
+        timer.upsert(&timing("d", Some(3_000), true), 10_000);
         assert_eq!(
             timer.pop_due(5_000, 1).len(),
             1,
@@ -325,10 +386,10 @@ pub(super) mod tests {
     #[test]
     fn stateless_crons_fire_ahead_by_the_lead_thread_crons_at_their_instant() {
         let mut timer = Timer::with_lead(500);
-        let mut on_thread = cron("t", Some(2_000), true);
+        let mut on_thread = timing("t", Some(2_000), true);
         on_thread.thread_id = Some("thread".into());
-        timer.upsert(on_thread, 10_000);
-        timer.upsert(cron("s", Some(2_000), true), 10_000);
+        timer.upsert(&on_thread, 10_000);
+        timer.upsert(&timing("s", Some(2_000), true), 10_000);
         assert_eq!(timer.next_fire_at(), Some(1_500));
         assert_eq!(ids(timer.pop_due(1_500, 10)), ["s"]);
         assert_eq!(timer.next_fire_at(), Some(2_000));
@@ -340,15 +401,19 @@ pub(super) mod tests {
         let mut timer = Timer::with_leads(500, 30_000);
         measured_often(&mut timer, 1_000, 100); // 10,000 fires/s
         for i in 0..20_000 {
-            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+            timer.upsert(&timing(&format!("b{i}"), Some(60_000), true), 90_000);
         }
-        timer.upsert(cron("tick", Some(20_000), true), 90_000);
+        timer.upsert(&timing("tick", Some(20_000), true), 90_000);
         // 20,000 fires at 10,000/s take 2 s: fired 4 s ahead.
         assert_eq!(timer.next_fire_at(), Some(19_500), "the usual lead first");
-        assert_eq!(ids(timer.pop_due(19_500, 10)), ["tick"]);
+        let tick = timer.pop_due(19_500, 10);
+        assert!(!tick[0].burst, "fired at the usual lead");
+        assert_eq!(ids(tick), ["tick"]);
         assert_eq!(timer.next_fire_at(), Some(56_000));
         assert!(timer.pop_due(55_999, 10).is_empty());
-        assert_eq!(timer.pop_due(56_000, 15_000).len(), 15_000);
+        let burst = timer.pop_due(56_000, 15_000);
+        assert_eq!(burst.len(), 15_000);
+        assert!(burst.iter().all(|due| due.burst));
         // What is left is paced by its own size: 5,000 take 0.5 s, fired 1 s ahead.
         assert_eq!(timer.next_fire_at(), Some(59_000));
         assert_eq!(timer.pop_due(59_000, 15_000).len(), 5_000);
@@ -360,12 +425,12 @@ pub(super) mod tests {
         let mut timer = Timer::with_leads(500, 30_000);
         measured_often(&mut timer, 1_000, 1_000); // 1,000 fires/s
         for i in 0..3_000 {
-            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+            timer.upsert(&timing(&format!("b{i}"), Some(60_000), true), 90_000);
         }
-        let mut on_thread = cron("t", Some(60_000), true);
+        let mut on_thread = timing("t", Some(60_000), true);
         on_thread.thread_id = Some("thread".into());
-        timer.upsert(on_thread, 90_000);
-        timer.upsert(cron("tick", Some(54_400), true), 90_000);
+        timer.upsert(&on_thread, 90_000);
+        timer.upsert(&timing("tick", Some(54_400), true), 90_000);
         // 3,000 stateless crons at 1,000/s: 6 s ahead; the thread cron waits for its instant.
         let due = ids(timer.pop_due(54_000, 10));
         assert_eq!(due.len(), 10);
@@ -388,13 +453,13 @@ pub(super) mod tests {
         let mut timer = Timer::with_leads(500, 30_000);
         measured_often(&mut timer, 1_000, 1_000);
         for i in 0..3_000 {
-            timer.upsert(cron(&format!("b{i}"), Some(60_000), true), 90_000);
+            timer.upsert(&timing(&format!("b{i}"), Some(60_000), true), 90_000);
         }
-        timer.upsert(cron("b0", Some(61_000), true), 90_000);
+        timer.upsert(&timing("b0", Some(61_000), true), 90_000);
         timer.remove("b1");
-        let mut skip = cron("b2", Some(60_000), true);
+        let mut skip = timing("b2", Some(60_000), true);
         skip.overlap = Overlap::Skip;
-        timer.upsert(skip, 90_000);
+        timer.upsert(&skip, 90_000);
         assert_eq!(timer.bursts[&60_000].len(), 2_997);
         assert_eq!(timer.bursts[&61_000].len(), 1);
         let due = timer.pop_due(60_000, 10_000);
@@ -403,21 +468,63 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_cron_put_back_fires_as_it_would_have() {
+        let mut timer = Timer::with_leads(500, 30_000);
+        measured_often(&mut timer, 1_000, 1_000);
+        for i in 0..3_000 {
+            timer.upsert(&timing(&format!("b{i}"), Some(60_000), true), 90_000);
+        }
+        let fire_at = timer.next_fire_at();
+        let due = timer.pop_due(60_000, 10);
+        assert_eq!(due.len(), 10);
+        assert_eq!(due[0].entry.next_run_at, 60_000);
+        assert_eq!(timer.bursts[&60_000].len(), 2_990);
+        for due in due {
+            timer.restore(due);
+        }
+        assert_eq!(timer.bursts[&60_000].len(), 3_000, "back in their burst");
+        assert_eq!(timer.next_fire_at(), fire_at);
+        assert_eq!(timer.pop_due(60_000, 5_000).len(), 3_000);
+    }
+
+    #[test]
+    fn an_entry_knows_the_version_it_was_made_from() {
+        let mut timer = Timer::default();
+        let mut read = cron("a", Some(1_000), true);
+        read.updated_at = 7;
+        timer.upsert(&CronTiming::from(&read), 10_000);
+        let due = timer.pop_due(1_000, 10).pop().expect("due");
+        assert!(due.entry.is_version_of(&read));
+        let mut fired_elsewhere = read.clone();
+        fired_elsewhere.next_run_at = Some(2_000);
+        assert!(!due.entry.is_version_of(&fired_elsewhere));
+        let mut changed = read.clone();
+        changed.updated_at = 8;
+        assert!(!due.entry.is_version_of(&changed));
+        let mut payload_only = read;
+        payload_only.payload = json!({"input": {"n": 1}});
+        assert!(
+            due.entry.is_version_of(&payload_only),
+            "the version is (next, updated_at)"
+        );
+    }
+
+    #[test]
     fn changes_replace_and_removals_drop() {
         let mut timer = Timer::default();
-        timer.upsert(cron("a", Some(1_000), true), 10_000);
-        timer.upsert(cron("a", Some(5_000), true), 10_000);
+        timer.upsert(&timing("a", Some(1_000), true), 10_000);
+        timer.upsert(&timing("a", Some(5_000), true), 10_000);
         assert_eq!(
             timer.next_fire_at(),
             Some(5_000),
             "the old instant is stale"
         );
         assert!(timer.pop_due(4_000, 10).is_empty());
-        timer.upsert(cron("a", Some(5_000), false), 10_000);
+        timer.upsert(&timing("a", Some(5_000), false), 10_000);
         assert_eq!(timer.next_fire_at(), None, "disabled crons leave the timer");
-        timer.upsert(cron("b", Some(50_000), true), 10_000);
+        timer.upsert(&timing("b", Some(50_000), true), 10_000);
         assert!(timer.is_empty(), "beyond the horizon: loaded later");
-        timer.upsert(cron("c", Some(1_000), true), 10_000);
+        timer.upsert(&timing("c", Some(1_000), true), 10_000);
         timer.remove("c");
         assert!(timer.pop_due(99_000, 10).is_empty());
     }
@@ -425,7 +532,7 @@ pub(super) mod tests {
     #[test]
     fn holds_only_the_version_it_was_given() {
         let mut timer = Timer::default();
-        timer.upsert(cron("a", Some(1_000), true), 10_000);
+        timer.upsert(&timing("a", Some(1_000), true), 10_000);
         assert!(timer.holds(&("a".into(), Some(1_000), 0)));
         assert!(
             !timer.holds(&("a".into(), Some(2_000), 0)),

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel,
+    PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use entity::cron::{self, Column, Entity as Crons};
@@ -26,6 +26,37 @@ use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key}
 use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::schedule::jitter;
 use crate::time::Millis;
+
+/// What the scheduler's timer reads of a cron: when it is due, the version of its row, what
+/// decides how far ahead it fires, and its schedule. The rest of the row is read when the
+/// cron comes due.
+#[derive(Debug, Clone, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Crons")]
+pub struct CronTiming {
+    pub cron_id: String,
+    pub enabled: bool,
+    pub next_run_at: Option<Millis>,
+    pub updated_at: Millis,
+    pub thread_id: Option<String>,
+    pub overlap: Overlap,
+    pub timezone: Option<String>,
+    pub schedule: String,
+}
+
+impl From<&cron::Model> for CronTiming {
+    fn from(cron: &cron::Model) -> CronTiming {
+        CronTiming {
+            cron_id: cron.cron_id.clone(),
+            enabled: cron.enabled,
+            next_run_at: cron.next_run_at,
+            updated_at: cron.updated_at,
+            thread_id: cron.thread_id.clone(),
+            overlap: cron.overlap,
+            timezone: cron.timezone.clone(),
+            schedule: cron.schedule.clone(),
+        }
+    }
+}
 
 /// One cron's fire, planned by the scheduler from the row it last saw.
 #[derive(Debug, Clone)]
@@ -110,13 +141,18 @@ impl Store {
             .await?)
     }
 
-    /// The crons with these ids (those that still exist).
-    pub async fn crons_by_id(&self, ids: Vec<String>) -> Result<Vec<cron::Model>> {
+    /// The crons with these ids (those that still exist): whole rows (`cron::Model`) or
+    /// what the timer reads of them (`CronTiming`).
+    pub async fn crons_by_id<M>(&self, ids: Vec<String>) -> Result<Vec<M>>
+    where
+        M: PartialModelTrait + Send + Sync,
+    {
         let mut crons = Vec::with_capacity(ids.len());
         for chunk in chunked(ids, 500) {
             crons.extend(
                 Crons::find()
                     .filter(Column::CronId.is_in(chunk))
+                    .into_partial_model::<M>()
                     .all(&self.read)
                     .await?,
             );
@@ -125,9 +161,10 @@ impl Store {
     }
 
     /// Crons changed through the API at or after `since` (enabled or not).
-    pub async fn crons_changed_since(&self, since: Millis) -> Result<Vec<cron::Model>> {
+    pub async fn crons_changed_since(&self, since: Millis) -> Result<Vec<CronTiming>> {
         Ok(Crons::find()
             .filter(Column::UpdatedAt.gte(since))
+            .into_partial_model::<CronTiming>()
             .all(&self.read)
             .await?)
     }

@@ -577,3 +577,118 @@ async fn replicas_see_each_others_changes_within_a_second() {
     );
     assert_every_second(&cron_id, instants);
 }
+
+/// Stateless crons due at one instant, more than the run slots take at once, drain after
+/// it; per-second crons beside them start at their own instants, not behind the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crons_beside_a_burst_start_at_their_own_instants() {
+    use chrono::{TimeZone, Timelike, Utc};
+    use futures_util::{StreamExt, stream};
+
+    const BURST: usize = 4_000;
+    let storage = Storage::new(Backend::Sqlite).await;
+    // Few slots, so the burst queues whatever the machine's speed.
+    let daemon = Daemon::start_with_config(
+        &storage,
+        "[graphs.agent]\nkind = \"echo\"\n[runs]\nconcurrency = 16\n",
+    )
+    .await;
+    let mut ticks = Vec::new();
+    for _ in 0..3 {
+        let (status, cron) = daemon
+            .post(
+                "/runs/crons",
+                &json!({"assistant_id": "agent", "schedule": "* * * * * *"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{cron}");
+        ticks.push(cron["cron_id"].as_str().expect("cron_id").to_string());
+    }
+    let instant_ms = (chrono::Utc::now().timestamp() + 25) * 1_000;
+    let instant = Utc
+        .timestamp_millis_opt(instant_ms)
+        .single()
+        .expect("instant");
+    // croniter's order: the seconds come sixth.
+    let schedule = format!(
+        "{} {} * * * {}",
+        instant.minute(),
+        instant.hour(),
+        instant.second()
+    );
+    let created: Vec<u16> = stream::iter(0..BURST)
+        .map(|i| {
+            let daemon = &daemon;
+            let schedule = schedule.clone();
+            async move {
+                let body =
+                    json!({"assistant_id": "agent", "schedule": schedule, "metadata": {"n": i}});
+                daemon.post("/runs/crons", &body).await.0
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(created.iter().all(|status| *status == 200));
+    let left = instant_ms - chrono::Utc::now().timestamp_millis();
+    assert!(
+        left > 3_000,
+        "creating {BURST} crons left {left} ms before their instant"
+    );
+
+    // Every run of the burst ended, as the history says.
+    let db = Database::connect(&storage.database_url)
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let burst = loop {
+        let entries = entity::cron_fire::Entity::find()
+            .filter(entity::cron_fire::Column::ScheduledFor.eq(instant_ms))
+            .filter(entity::cron_fire::Column::CronId.is_not_in(ticks.clone()))
+            .all(&db)
+            .await
+            .expect("history");
+        if entries.len() == BURST && entries.iter().all(|entry| entry.ended_at.is_some()) {
+            break entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {BURST} ended",
+            entries.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let drained = burst
+        .iter()
+        .filter_map(|entry| entry.started_at)
+        .max()
+        .expect("started")
+        - instant_ms;
+    assert!(
+        drained >= 1_500,
+        "the burst started within {drained} ms of its instant: no backlog to start beside"
+    );
+    let beside = entity::cron_fire::Entity::find()
+        .filter(entity::cron_fire::Column::CronId.is_in(ticks.clone()))
+        .filter(entity::cron_fire::Column::ScheduledFor.gt(instant_ms))
+        .filter(entity::cron_fire::Column::ScheduledFor.lt(instant_ms + drained))
+        .all(&db)
+        .await
+        .expect("history");
+    let _ = db.close().await;
+    assert!(beside.len() >= ticks.len(), "{beside:?}");
+    let mut late: Vec<i64> = beside
+        .iter()
+        .map(|entry| entry.started_at.expect("started") - entry.scheduled_for)
+        .collect();
+    late.sort_unstable();
+    eprintln!(
+        "burst of {BURST} started over {drained} ms; per-second crons' starts (ms late): {late:?}"
+    );
+    // Generous for a loaded CI machine: behind the backlog they wait up to `drained` (20 s
+    // on a debug build).
+    assert!(
+        late.last().is_some_and(|max| *max < 1_000),
+        "per-second crons started behind the burst (ms late): {late:?}"
+    );
+}

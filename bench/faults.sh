@@ -102,7 +102,10 @@ mkdir -p "$disk"
 mount -t tmpfs -o size=256m tmpfs "$disk"
 
 cat >"$work/cronhook.toml" <<'EOF'
-# bench/faults.sh: loopback and veth receivers, and retries that outlast a receiver down 5 min.
+# bench/faults.sh: loopback and veth receivers, retries that outlast a receiver down 5 min,
+# and every instant's history entry kept for the check (an hour is 3,600 per-second instants).
+[history]
+keep_per_cron = 10000
 [webhooks.url]
 disable_loopback = false
 [webhooks.retry]

@@ -119,12 +119,18 @@ impl Control {
             .collect()
     }
 
-    /// Returns once a local in-process slot is free (never, while the pool does not run
-    /// here).
-    pub async fn slot_freed(&self) {
-        match self.runner() {
-            Some(runner) => runner.slot_freed(SlotKind::InProcess).await,
-            None => std::future::pending().await,
+    /// The next local in-process slot to free (never, while the pool does not run here).
+    /// Waiters are served in turn, so the scheduler waiting here gets its share of the slots
+    /// that free while the workers claim a backlog.
+    pub async fn next_slot(&self) -> Slot {
+        let Some(runner) = self.runner() else {
+            return std::future::pending().await;
+        };
+        let permit = runner.next_slot(SlotKind::InProcess).await;
+        Slot {
+            runner,
+            kind: SlotKind::InProcess,
+            permit,
         }
     }
 

@@ -280,9 +280,18 @@ impl Runner {
             .ok()
     }
 
-    /// Returns once a slot of `kind` is free.
-    pub(super) async fn slot_freed(&self, kind: SlotKind) {
-        drop(self.pools[kind.index()].permits.acquire().await);
+    /// The next slot of `kind` to free.
+    pub(super) async fn next_slot(&self, kind: SlotKind) -> OwnedSemaphorePermit {
+        match self.pools[kind.index()]
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+        {
+            Ok(permit) => permit,
+            // The pools' semaphores are never closed.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Executes a claimed run in one of this process's slots (`permit`, of kind `kind`).

@@ -75,34 +75,41 @@ pub struct Scheduler {
     graphs: HashMap<String, String>,
 }
 
-/// Runs fired ahead of their instant, by (instant, run id), until the scheduler starts them.
-/// A burst's runs are held apart from the others and started after them: the crons due
-/// beside a burst start at their instants instead of queueing behind its backlog.
+/// Runs fired ahead of their instant, until the scheduler starts them. A burst's runs are
+/// held apart from the others and started after them: the crons due beside a burst start at
+/// their own instants instead of queueing behind its backlog. Each instant's runs start in
+/// the order of their crons' next instants, so a per-second cron caught in a minute's burst
+/// does not start after its own next instants.
 #[derive(Default)]
 struct Ahead {
-    usual: BTreeMap<(Millis, String), run::Model>,
-    burst: BTreeMap<(Millis, String), run::Model>,
+    usual: BTreeMap<HeldKey, run::Model>,
+    burst: BTreeMap<HeldKey, run::Model>,
 }
+
+/// (instant, the cron's next instant after it, run id).
+type HeldKey = (Millis, Millis, String);
 
 impl Ahead {
     /// When the earliest run held is due.
     fn first_at(&self) -> Option<Millis> {
         [&self.usual, &self.burst]
             .into_iter()
-            .filter_map(|held| held.first_key_value().map(|((at, _), _)| *at))
+            .filter_map(|held| held.first_key_value().map(|((at, ..), _)| *at))
             .min()
     }
 
-    /// Holds `run` unless `MAX_HELD_AHEAD` runs of its kind are held already (it is then
-    /// left to the workers: due in the store at its instant).
-    fn hold(&mut self, run: run::Model, burst: bool) {
+    /// Holds `run`, whose cron is due next at `next`. Past `MAX_HELD_AHEAD` runs of its kind
+    /// the run that would start last is left to the workers (due in the store at its
+    /// instant).
+    fn hold(&mut self, run: run::Model, next: Millis, burst: bool) {
         let held = if burst {
             &mut self.burst
         } else {
             &mut self.usual
         };
-        if held.len() < MAX_HELD_AHEAD {
-            held.insert((run.available_at, run.run_id.clone()), run);
+        held.insert((run.available_at, next, run.run_id.clone()), run);
+        if held.len() > MAX_HELD_AHEAD {
+            held.pop_last();
         }
     }
 
@@ -113,7 +120,7 @@ impl Ahead {
             while runs.len() < limit
                 && held
                     .first_key_value()
-                    .is_some_and(|((at, _), _)| *at <= before)
+                    .is_some_and(|((at, ..), _)| *at <= before)
                 && let Some((_, run)) = held.pop_first()
             {
                 runs.push(run);
@@ -272,6 +279,8 @@ struct LoopState {
     fire_failures: FailureStreak,
     /// Crons found missing by the last reload, still to be read (see `load_some`).
     to_load: Vec<String>,
+    /// A slot the loop waited for, for the runs held ahead that are due.
+    slot: Option<Slot>,
 }
 
 /// Failed fire transactions in a row. An outage (database away, disk full) fails every
@@ -331,6 +340,7 @@ impl LoopState {
             changes_since: now_ms(),
             fire_failures: FailureStreak::default(),
             to_load: Vec::new(),
+            slot: None,
         }
     }
 
@@ -413,7 +423,7 @@ impl Scheduler {
             let sleep = Duration::from_millis((wake_at - now_ms()).max(0) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = self.runs.slot_freed(), if slot_wanted => {}
+                slot = self.runs.next_slot(), if slot_wanted => state.slot = Some(slot),
                 _ = self.handle.changed.notified() => state.next_refresh = 0,
                 _ = shutdown.cancelled() => return,
             }
@@ -464,10 +474,12 @@ impl Scheduler {
     /// store too, so an idle worker may take them first). Whether any were started.
     async fn start_ahead(&self, state: &mut LoopState) -> bool {
         let claim_before = now_ms() + state.claim_lead;
+        let waited = state.slot.take();
         if state.ahead.first_at().is_none_or(|at| at > claim_before) {
             return false;
         }
-        let mut slots = self.runs.reserve_many(MAX_CLAIM_AHEAD);
+        let mut slots: Vec<Slot> = waited.into_iter().collect();
+        slots.extend(self.runs.reserve_many(MAX_CLAIM_AHEAD - slots.len()));
         let runs = state.ahead.take_due(claim_before, slots.len());
         slots.truncate(runs.len());
         if runs.is_empty() {
@@ -525,12 +537,18 @@ impl Scheduler {
         }
     }
 
-    /// The whole rows of the crons `pop_due` took, as they are now. A cron changed since
-    /// the timer read it (through the API, or fired by another replica) goes back into the
-    /// timer as it is now instead of firing; a deleted one is gone. When the read fails,
-    /// they all go back to the timer, to retry (None).
+    /// The whole rows of the crons `pop_due` took: the row the timer holds for a cron fired
+    /// at its instant, else the row as it is now. A cron changed since the timer read it
+    /// (through the API, or fired by another replica) goes back into the timer as it is now
+    /// instead of firing; a deleted one is gone (a held row that is no longer current makes
+    /// the fire's claim fail, and the cron is read again). When the read fails, they all go
+    /// back to the timer, to retry (None).
     async fn read_due(&self, due: Vec<Due>, state: &mut LoopState) -> Option<Vec<cron::Model>> {
-        let ids = due.iter().map(|due| due.cron_id.clone()).collect();
+        let ids = due
+            .iter()
+            .filter(|due| due.entry.row.is_none())
+            .map(|due| due.cron_id.clone())
+            .collect();
         let rows = self.store.crons_by_id::<cron::Model>(ids).await;
         let mut rows: HashMap<String, cron::Model> = match rows {
             Ok(rows) => rows
@@ -549,9 +567,13 @@ impl Scheduler {
         let horizon = now_ms() + self.window();
         let mut current = Vec::with_capacity(due.len());
         for due in due {
+            if let Some(row) = due.entry.row {
+                current.push(*row);
+                continue;
+            }
             match rows.remove(&due.cron_id) {
                 Some(cron) if due.entry.is_version_of(&cron) => current.push(cron),
-                Some(cron) => state.timer.upsert(&CronTiming::from(&cron), horizon),
+                Some(cron) => state.timer.upsert_row(cron, horizon),
                 None => {}
             }
         }
@@ -649,9 +671,18 @@ impl Scheduler {
                     self.runs.cancel(run_id);
                 }
                 state.due_later.extend(queued.due_later);
+                let next_of: HashMap<&str, Millis> = fires
+                    .iter()
+                    .map(|fire| {
+                        let next = fire.new_next.unwrap_or(Millis::MAX);
+                        (fire.cron.cron_id.as_str(), next)
+                    })
+                    .collect();
                 for run in queued.ahead {
-                    let burst = run.cron_id.as_ref().is_some_and(|id| bursts.contains(id));
-                    state.ahead.hold(run, burst);
+                    let cron_id = run.cron_id.as_deref().unwrap_or_default();
+                    let next = next_of.get(cron_id).copied().unwrap_or(Millis::MAX);
+                    let burst = bursts.contains(cron_id);
+                    state.ahead.hold(run, next, burst);
                 }
                 for (fire, result) in fires.into_iter().zip(results) {
                     self.record(fire, result, &mut state.timer, now).await;
@@ -662,10 +693,8 @@ impl Scheduler {
             Err(err) => {
                 state.fire_failures.failed(now, &err, fires.len());
                 tokio::time::sleep(FAILED_FIRE_PAUSE).await;
-                for cron in &due {
-                    state
-                        .timer
-                        .upsert(&CronTiming::from(cron), now + self.window());
+                for cron in due {
+                    state.timer.upsert_row(cron, now + self.window());
                 }
                 false
             }
@@ -703,10 +732,10 @@ impl Scheduler {
                     }
                 }
                 cron.next_run_at = fire.new_next;
-                timer.upsert(&CronTiming::from(&cron), now + self.window());
+                timer.upsert_row(cron, now + self.window());
             }
             Fired::Lost => match self.store.find_cron(&cron.cron_id).await {
-                Ok(Some(current)) => timer.upsert(&CronTiming::from(&current), now + self.window()),
+                Ok(Some(current)) => timer.upsert_row(current, now + self.window()),
                 Ok(None) => timer.remove(&cron.cron_id),
                 Err(err) => {
                     tracing::error!(error = %err, "re-reading a cron failed")
@@ -776,10 +805,12 @@ mod tests {
     fn runs_held_ahead_start_before_a_bursts_backlog() {
         let mut ahead = Ahead::default();
         for i in 0..MAX_HELD_AHEAD + 5 {
-            ahead.hold(held_run(&format!("b{i:05}"), 60_000), true);
+            ahead.hold(held_run(&format!("b{i:05}"), 60_000), 86_460_000, true);
         }
-        ahead.hold(held_run("tick1", 61_000), false);
-        ahead.hold(held_run("tick2", 62_000), false);
+        // A per-second cron caught in the burst, and two of its instants beside it.
+        ahead.hold(held_run("tick0", 60_000), 61_000, true);
+        ahead.hold(held_run("tick1", 61_000), 62_000, false);
+        ahead.hold(held_run("tick2", 62_000), 63_000, false);
         assert_eq!(
             ahead.burst.len(),
             MAX_HELD_AHEAD,
@@ -790,18 +821,24 @@ mod tests {
         let ids: Vec<&str> = first.iter().map(|run| run.run_id.as_str()).collect();
         assert_eq!(
             ids,
-            ["b00000", "b00001", "b00002"],
-            "the burst's instant is due"
+            ["tick0", "b00000", "b00001"],
+            "the instant's runs in the order of their crons' next instants"
         );
         let next = ahead.take_due(61_000, 3);
         let ids: Vec<&str> = next.iter().map(|run| run.run_id.as_str()).collect();
         assert_eq!(
             ids,
-            ["tick1", "b00003", "b00004"],
+            ["tick1", "b00002", "b00003"],
             "the instant beside it goes first"
         );
         assert_eq!(ahead.take_due(62_000, 1)[0].run_id, "tick2");
-        assert_eq!(ahead.take_due(62_000, 20_000).len(), MAX_HELD_AHEAD - 5);
+        let rest = ahead.take_due(62_000, 20_000);
+        assert_eq!(rest.len(), MAX_HELD_AHEAD - 5);
+        assert_eq!(
+            rest.last().map(|run| run.run_id.as_str()),
+            Some("b09998"),
+            "those beyond the bound were the last to start"
+        );
         assert_eq!(ahead.first_at(), None);
     }
 

@@ -22,7 +22,7 @@ use crate::store::fires::{CronTiming, CronVersion};
 use crate::time::Millis;
 
 /// What the timer keeps of a cron.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub next_run_at: Millis,
     /// With `next_run_at`, the version of the row this entry was made from.
@@ -32,6 +32,10 @@ pub struct Entry {
     /// Its schedule, for the scheduler's cache of parsed schedules.
     pub timezone: Option<String>,
     pub schedule: String,
+    /// The whole row, for a cron fired at its instant whose row the scheduler had at hand
+    /// (it just fired it): nothing is read between its instant and its fire. A cron fired
+    /// ahead is read before its instant, and never holds its row here.
+    pub row: Option<Box<cron::Model>>,
 }
 
 impl Entry {
@@ -159,14 +163,26 @@ impl Timer {
     /// Adds or replaces a cron; one that is disabled, or has no next instant, or is not due
     /// before `horizon`, is removed instead.
     pub fn upsert(&mut self, cron: &CronTiming, horizon: Millis) {
+        self.upsert_with(cron, None, horizon);
+    }
+
+    /// `upsert` from the whole row, which a cron fired at its instant keeps.
+    pub fn upsert_row(&mut self, cron: cron::Model, horizon: Millis) {
+        let timing = CronTiming::from(&cron);
+        self.upsert_with(&timing, Some(cron), horizon);
+    }
+
+    fn upsert_with(&mut self, cron: &CronTiming, row: Option<cron::Model>, horizon: Millis) {
         match cron.next_run_at {
             Some(next_run_at) if cron.enabled && next_run_at <= horizon => {
+                let ahead = self.lead_of(cron.thread_id.as_deref(), cron.overlap) > 0;
                 let entry = Entry {
                     next_run_at,
                     updated_at: cron.updated_at,
-                    ahead: self.lead_of(cron.thread_id.as_deref(), cron.overlap) > 0,
+                    ahead,
                     timezone: cron.timezone.clone(),
                     schedule: cron.schedule.clone(),
+                    row: row.filter(|_| !ahead).map(Box::new),
                 };
                 self.put(cron.cron_id.clone(), entry);
             }
@@ -507,6 +523,24 @@ pub(super) mod tests {
             due.entry.is_version_of(&payload_only),
             "the version is (next, updated_at)"
         );
+    }
+
+    #[test]
+    fn only_a_cron_fired_at_its_instant_keeps_its_row() {
+        let mut timer = Timer::with_lead(500);
+        let mut on_thread = cron("t", Some(2_000), true);
+        on_thread.thread_id = Some("thread".into());
+        timer.upsert_row(on_thread, 10_000);
+        timer.upsert_row(cron("s", Some(2_000), true), 10_000);
+        let stateless = timer.pop_due(1_500, 10).pop().expect("s");
+        assert!(stateless.entry.row.is_none(), "read ahead of its instant");
+        let thread = timer.pop_due(2_000, 10).pop().expect("t");
+        assert_eq!(thread.entry.row.map(|row| row.cron_id), Some("t".into()));
+        let mut changed = timing("t", Some(3_000), true);
+        changed.thread_id = Some("thread".into());
+        timer.upsert(&changed, 10_000);
+        let read_again = timer.pop_due(3_000, 10).pop().expect("t");
+        assert!(read_again.entry.row.is_none(), "a change drops the row");
     }
 
     #[test]

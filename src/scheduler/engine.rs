@@ -525,7 +525,11 @@ impl Scheduler {
             .filter(|due| due.burst)
             .map(|due| due.cron_id.clone())
             .collect();
-        let Some(due) = self.read_due(due, state).await else {
+        let Some(due) = self
+            .read_due(due, state)
+            .await
+            .filter(|due| !due.is_empty())
+        else {
             return;
         };
         let now = now_ms();

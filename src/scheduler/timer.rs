@@ -3,9 +3,11 @@
 //! are replaced or removed as crons change; a superseded heap entry is skipped when it
 //! surfaces.
 //!
-//! The timer keeps only what places a cron in time and the version it was read at; the
-//! scheduler reads the whole row (payload, metadata) when the cron comes due. A window
-//! holding a hundred thousand whole rows would cost hundreds of megabytes.
+//! The timer keeps what places a cron in time and the version it was read at; the scheduler
+//! reads the whole row (payload, metadata) when the cron comes due. A window holding a
+//! hundred thousand whole rows would cost hundreds of megabytes. A cron fired at its instant
+//! (not ahead) keeps the row it was last fired from, so no read stands between its instant
+//! and its fire.
 //!
 //! A large burst (many stateless crons at one instant) fires earlier than the lead: as long
 //! before its instant as writing it takes at the store's measured rate, twice over, so its

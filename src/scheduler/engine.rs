@@ -821,17 +821,16 @@ mod tests {
             "the rest is left to the workers"
         );
         assert_eq!(ahead.first_at(), Some(60_000));
-        let first = ahead.take_due(60_500, 3);
-        let ids: Vec<&str> = first.iter().map(|run| run.run_id.as_str()).collect();
+        let ids = |runs: Vec<run::Model>| -> Vec<String> {
+            runs.into_iter().map(|run| run.run_id).collect()
+        };
         assert_eq!(
-            ids,
+            ids(ahead.take_due(60_500, 3)),
             ["tick0", "b00000", "b00001"],
             "the instant's runs in the order of their crons' next instants"
         );
-        let next = ahead.take_due(61_000, 3);
-        let ids: Vec<&str> = next.iter().map(|run| run.run_id.as_str()).collect();
         assert_eq!(
-            ids,
+            ids(ahead.take_due(61_000, 3)),
             ["tick1", "b00002", "b00003"],
             "the instant beside it goes first"
         );

@@ -43,7 +43,11 @@ pub struct Entry {
 impl Entry {
     /// Whether `cron` is the version of the row this entry was made from.
     pub fn is_version_of(&self, cron: &cron::Model) -> bool {
-        cron.next_run_at == Some(self.next_run_at) && cron.updated_at == self.updated_at
+        self.is_version(cron.next_run_at, cron.updated_at)
+    }
+
+    fn is_version(&self, next_run_at: Option<Millis>, updated_at: Millis) -> bool {
+        next_run_at == Some(self.next_run_at) && updated_at == self.updated_at
     }
 }
 
@@ -245,9 +249,9 @@ impl Timer {
 
     /// Whether the timer holds this version of a cron (same next instant, same last change).
     pub fn holds(&self, (cron_id, next_run_at, updated_at): &CronVersion) -> bool {
-        self.crons.get(cron_id).is_some_and(|entry| {
-            Some(entry.next_run_at) == *next_run_at && entry.updated_at == *updated_at
-        })
+        self.crons
+            .get(cron_id)
+            .is_some_and(|entry| entry.is_version(*next_run_at, *updated_at))
     }
 
     /// The crons held.

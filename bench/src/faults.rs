@@ -351,6 +351,53 @@ const POOL_DESCRIPTORS: f64 = 24.0;
 /// The shortest run whose RSS and descriptor growth fails it (see the report).
 const MIN_JUDGED_RUN: i64 = 30 * 60_000;
 
+/// How long the windows whose low points the resource check compares are (at most).
+const RESOURCE_WINDOW: i64 = 5 * 60_000;
+
+/// One of the watcher's RSS and descriptor samples.
+struct Sample {
+    t: i64,
+    pid: i64,
+    rss_kb: f64,
+    fds: f64,
+}
+
+impl Sample {
+    fn of(line: &Value) -> Option<Sample> {
+        Some(Sample {
+            t: line["t"].as_i64()?,
+            pid: line["pid"].as_i64()?,
+            rss_kb: line["rss_kb"].as_f64()?,
+            fds: line["fds"].as_f64()?,
+        })
+    }
+}
+
+/// The lowest RSS and descriptor count of one process over a window.
+struct Floor {
+    pid: i64,
+    rss_kb: f64,
+    fds: f64,
+}
+
+impl Floor {
+    /// Over the samples in `[from, to]` of the process that was running at the window's end
+    /// (a restart within the window leaves the earlier process out); None when there are none.
+    fn of(samples: &[Sample], from: i64, to: i64) -> Option<Floor> {
+        let within = || samples.iter().filter(|s| s.t >= from && s.t <= to);
+        let pid = within().last()?.pid;
+        within()
+            .filter(|s| s.pid == pid)
+            .fold(None, |floor: Option<Floor>, s| {
+                Some(Floor {
+                    pid,
+                    rss_kb: floor.as_ref().map_or(s.rss_kb, |f| f.rss_kb.min(s.rss_kb)),
+                    fds: floor.as_ref().map_or(s.fds, |f| f.fds.min(s.fds)),
+                })
+            })
+    }
+}
+
 /// Inputs of the report.
 pub struct ReportArgs {
     /// `name=url` of each database.
@@ -363,8 +410,8 @@ pub struct ReportArgs {
     pub events: PathBuf,
     /// Instants up to this one are counted (the end of the fault schedule).
     pub horizon: i64,
-    /// When the load started (RSS and descriptors are compared from `min(10 min, a third of
-    /// the run)` after it to the end).
+    /// When the load started (RSS and descriptors are compared between a window from
+    /// `min(10 min, a third of the run)` after it and the run's last window).
     pub started: i64,
     /// Where to write the report's JSON summary.
     pub json: Option<PathBuf>,
@@ -805,10 +852,14 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
             _ => {}
         }
     }
-    // Resources: from min(10 min, a third of the run) after the start to the end. Growth
-    // fails the run only when it lasts 30 minutes or more: in a shorter one the early sample
-    // is still the daemons' warm-up (pools and caches filling), not a leak.
+    // Resources: the low point of a window from min(10 min, a third of the run) after the
+    // start against the low point of the run's last window. A leak raises the low point;
+    // the swings between (webhook connections opened and closed with the load, a backlog
+    // drained after the receivers came back) do not. Growth fails the run only when it
+    // lasts 30 minutes or more: in a shorter one the early window is still the daemons'
+    // warm-up (pools and caches filling), not a leak.
     let early = args.started + ((args.horizon - args.started) / 3).min(600_000);
+    let window = ((args.horizon - early) / 6).min(RESOURCE_WINDOW);
     let judged = args.horizon - args.started >= MIN_JUDGED_RUN;
     let mut resources = Vec::new();
     let mut names: Vec<&str> = watch
@@ -819,54 +870,54 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
     names.sort_unstable();
     names.dedup();
     for name in names {
-        let samples: Vec<&Value> = watch
+        let samples: Vec<Sample> = watch
             .iter()
-            .filter(|v| v["daemon"] == name && v.get("rss_kb").is_some())
-            .filter(|v| v["t"].as_i64().unwrap_or(0) <= args.horizon)
+            .filter(|v| v["daemon"] == name)
+            .filter_map(Sample::of)
+            .filter(|sample| sample.t <= args.horizon)
             .collect();
-        let first = samples
-            .iter()
-            .find(|v| v["t"].as_i64().unwrap_or(0) >= early);
-        let last = samples.last();
-        let (Some(first), Some(last)) = (first, last) else {
+        let (Some(first), Some(last)) = (
+            Floor::of(&samples, early, early + window),
+            Floor::of(&samples, args.horizon - window, args.horizon),
+        ) else {
             continue;
         };
-        let minutes = |v: &Value| (v["t"].as_i64().unwrap_or(0) - args.started) as f64 / 60_000.0;
-        if first["pid"] != last["pid"] {
+        let minutes = |t: i64| (t - args.started) as f64 / 60_000.0;
+        if first.pid != last.pid {
             resources.push(format!(
                 "| {name} | restarted in between (pid {} → {}) | | |",
-                first["pid"], last["pid"]
+                first.pid, last.pid
             ));
             continue;
         }
-        let (rss1, rss2) = (
-            first["rss_kb"].as_f64().unwrap_or(0.0),
-            last["rss_kb"].as_f64().unwrap_or(0.0),
-        );
-        let (fd1, fd2) = (
-            first["fds"].as_f64().unwrap_or(0.0),
-            last["fds"].as_f64().unwrap_or(0.0),
-        );
         let growth = |a: f64, b: f64| if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 };
+        let (rss, fds) = (
+            growth(first.rss_kb, last.rss_kb),
+            growth(first.fds, last.fds),
+        );
         resources.push(format!(
-            "| {name} | {:.1} → {:.1} min | {:.1} → {:.1} MB ({:+.1} %) | {fd1} → {fd2} ({:+.1} %) |",
-            minutes(first),
-            minutes(last),
-            rss1 / 1024.0,
-            rss2 / 1024.0,
-            growth(rss1, rss2),
-            growth(fd1, fd2)
+            "| {name} | {:.1}–{:.1} → {:.1}–{:.1} min | {:.1} → {:.1} MB ({rss:+.1} %) | {} → {} ({fds:+.1} %) |",
+            minutes(early),
+            minutes(early + window),
+            minutes(args.horizon - window),
+            minutes(args.horizon),
+            first.rss_kb / 1024.0,
+            last.rss_kb / 1024.0,
+            first.fds,
+            last.fds,
         ));
-        if judged && growth(rss1, rss2) > 10.0 {
+        if judged && rss > 10.0 {
             failures.push(format!(
-                "{name}: RSS grew {:.1} % ({:.1} → {:.1} MB)",
-                growth(rss1, rss2),
-                rss1 / 1024.0,
-                rss2 / 1024.0
+                "{name}: RSS grew {rss:.1} % ({:.1} → {:.1} MB)",
+                first.rss_kb / 1024.0,
+                last.rss_kb / 1024.0
             ));
         }
-        if judged && growth(fd1, fd2) > 10.0 && fd2 - fd1 > POOL_DESCRIPTORS {
-            failures.push(format!("{name}: open descriptors grew {fd1} → {fd2}"));
+        if judged && fds > 10.0 && last.fds - first.fds > POOL_DESCRIPTORS {
+            failures.push(format!(
+                "{name}: open descriptors grew {} → {}",
+                first.fds, last.fds
+            ));
         }
     }
 
@@ -901,7 +952,7 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
         }
     }
     println!();
-    println!("| daemon | samples | RSS | open descriptors |");
+    println!("| daemon | windows compared | RSS, low point | open descriptors, low point |");
     println!("|---|---|---|---|");
     for line in &resources {
         println!("{line}");
@@ -991,4 +1042,36 @@ fn print_row(name: &str, tally: &mut Tally) {
         tally.webhooks_duplicated,
         lateness
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: i64, pid: i64, rss_kb: f64, fds: f64) -> Sample {
+        Sample {
+            t,
+            pid,
+            rss_kb,
+            fds,
+        }
+    }
+
+    #[test]
+    fn a_window_s_floor_is_its_low_point_of_the_last_process() {
+        let samples = [
+            sample(0, 1, 500.0, 90.0),
+            sample(10, 1, 100.0, 21.0),
+            sample(20, 1, 300.0, 118.0),
+            sample(30, 2, 400.0, 40.0),
+            sample(40, 2, 350.0, 60.0),
+            sample(50, 2, 50.0, 10.0),
+        ];
+        let floor = Floor::of(&samples, 0, 20).expect("samples in the window");
+        assert_eq!((floor.pid, floor.rss_kb, floor.fds), (1, 100.0, 21.0));
+        // Pid 1 was replaced within the window: only pid 2's samples count.
+        let floor = Floor::of(&samples, 10, 40).expect("samples in the window");
+        assert_eq!((floor.pid, floor.rss_kb, floor.fds), (2, 350.0, 40.0));
+        assert!(Floor::of(&samples, 60, 90).is_none());
+    }
 }

@@ -122,8 +122,16 @@ pub(crate) async fn trigger(
     let now = now_ms();
     let graph_id = state.graph_of(&cron.assistant_id);
     let run = cron_run(&cron, graph_id, now, now, now);
-    state.hub.open(&run.run_id);
-    let run = state.store.trigger(&cron, run, now).await?;
+    let run_id = run.run_id.clone();
+    state.hub.open(&run_id);
+    let run = match state.store.trigger(&cron, run, now).await {
+        Ok(run) => run,
+        Err(err) => {
+            // Not queued: nothing will end its events.
+            state.hub.forget(&run_id);
+            return Err(err.into());
+        }
+    };
     crate::metrics::instants("triggered", 1);
     state.control.wake();
     Ok(Json(Run::from(&run)))

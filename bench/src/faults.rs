@@ -385,7 +385,7 @@ impl Floor {
     /// (a restart within the window leaves the earlier process out); None when there are none.
     fn of(samples: &[Sample], from: i64, to: i64) -> Option<Floor> {
         let within = || samples.iter().filter(|s| s.t >= from && s.t <= to);
-        let pid = within().last()?.pid;
+        let pid = within().next_back()?.pid;
         within()
             .filter(|s| s.pid == pid)
             .fold(None, |floor: Option<Floor>, s| {

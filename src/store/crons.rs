@@ -49,28 +49,36 @@ pub struct CronFilter {
 impl Store {
     /// Stores a new cron. A thread cron's thread must exist (the foreign key checks it, so
     /// the insert needs no read first). With `max_owned`, the cron's owner may own at most
-    /// that many: counted and inserted in one transaction.
+    /// that many: counted and inserted in one transaction. Every column comes from `cron`,
+    /// so the row is not read back.
     pub async fn create_cron(
         &self,
         cron: cron::Model,
         max_owned: Option<u64>,
     ) -> Result<cron::Model> {
         let thread_id = cron.thread_id.clone();
-        // Always a transaction: SQLite commits a lone INSERT … RETURNING when the statement
-        // is reset, after the row was read, so a failed commit (a full disk) would go
-        // unreported; COMMIT reports it.
-        let txn = self.write.begin().await?;
-        if let (Some(max), Some(owner)) = (max_owned, cron.user_id.clone()) {
-            self.check_owned(&txn, &owner, max).await?;
+        let insert = Crons::insert(cron.clone().into_active_model().reset_all());
+        match (max_owned, cron.user_id.clone()) {
+            (Some(max), Some(owner)) => {
+                let txn = self.write.begin().await?;
+                self.check_owned(&txn, &owner, max).await?;
+                insert
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(|err| insert_error(err, thread_id))?;
+                txn.commit().await?;
+            }
+            // One statement in its own transaction: SQLite commits it within the step that
+            // ends it (a statement without RETURNING), so a failed commit (a full disk) is
+            // this statement's error.
+            _ => {
+                insert
+                    .exec_without_returning(&self.write)
+                    .await
+                    .map_err(|err| insert_error(err, thread_id))?;
+            }
         }
-        let model = cron
-            .into_active_model()
-            .reset_all()
-            .insert(&txn)
-            .await
-            .map_err(|err| insert_error(err, thread_id))?;
-        txn.commit().await?;
-        Ok(model)
+        Ok(cron)
     }
 
     /// Refuses a cron beyond `max` owned by `owner`, in the creating transaction (which on

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use entity::states::FireOutcome;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use crate::common::{Backend, Daemon, Storage, free_port};
@@ -394,6 +394,7 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         let _ = file.flush();
     };
     let full_at = Instant::now();
+    let mut accepted = Vec::new();
     let (status, body) = loop {
         fill();
         let (status, body) = daemon
@@ -406,6 +407,7 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         if status != 200 || full_at.elapsed() > Duration::from_secs(20) {
             break (status, body);
         }
+        accepted.push(body["cron_id"].as_str().expect("cron_id").to_string());
     };
     assert_eq!(
         status,
@@ -472,6 +474,13 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         .collect()
     };
     assert_eq!(checked, ["ok"]);
+    // Every cron the full disk accepted is kept.
+    let kept = entity::cron::Entity::find()
+        .filter(entity::cron::Column::CronId.is_in(accepted.clone()))
+        .count(&db)
+        .await
+        .expect("count crons");
+    assert_eq!(kept as usize, accepted.len(), "accepted: {accepted:?}");
     let fired_after = covered_once(&db, &cron_id, freed_ms).await;
     assert!(fired_after >= 2, "firing resumes; log: {log}");
     // A run that ended while the disk was full has its end recorded once space frees: none

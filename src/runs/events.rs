@@ -3,7 +3,7 @@
 //! Each run has a buffer (for clients that join late or resume with `Last-Event-ID`) and a
 //! broadcast channel. A run's buffer is kept for a while after it ends, then dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,10 @@ use entity::states::RunStatus;
 
 /// How long a finished run's events stay available for joins and resumes.
 const KEEP_AFTER_END: Duration = Duration::from_secs(60);
+
+/// How long the channel of a run queued here but not running here is kept while nobody
+/// listens: another replica may have claimed the run, and its end is never told here.
+pub const KEEP_UNCLAIMED: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -52,6 +56,7 @@ struct Channel {
     /// Made on the first live subscriber: most runs (cron fires) never have one, and a
     /// channel's 64 slots cost more than the rest of a short run's start.
     sender: Option<broadcast::Sender<Frame>>,
+    opened_at: Instant,
     ended_at: Option<Instant>,
 }
 
@@ -60,8 +65,16 @@ impl Channel {
         Channel {
             events: Vec::new(),
             sender: None,
+            opened_at: Instant::now(),
             ended_at: None,
         }
+    }
+
+    /// Whether a live subscriber still holds the feed.
+    fn listened(&self) -> bool {
+        self.sender
+            .as_ref()
+            .is_some_and(|sender| sender.receiver_count() > 0)
     }
 
     fn send(&self, frame: Frame) {
@@ -124,10 +137,13 @@ impl EventHub {
         f(&mut runs)
     }
 
-    /// Makes the run's channel exist (so events are kept from the first one on).
+    /// Makes the run's channel exist (so events are kept from the first one on). Opened
+    /// again when the run starts here, it counts as new for `sweep`.
     pub fn open(&self, run_id: &str) {
         self.with(|runs| {
-            channel(runs, run_id);
+            if let Some(channel) = channel(runs, run_id) {
+                channel.opened_at = Instant::now();
+            }
         });
     }
 
@@ -196,15 +212,38 @@ impl EventHub {
         })
     }
 
-    /// Drops finished runs' events once nobody can still need them.
-    pub fn sweep(&self) {
-        self.with(|runs| {
-            runs.retain(|_, channel| {
-                channel
-                    .ended_at
-                    .is_none_or(|ended| ended.elapsed() < KEEP_AFTER_END)
-            });
+    /// Drops finished runs' events once nobody can still need them, and the channels of
+    /// runs that are not running here (`running_here` is every run this process runs),
+    /// that nobody listens to, and that were opened more than `unclaimed_after` ago: such a
+    /// run was queued here and claimed by another replica, or not claimed yet (the worker
+    /// that starts it here opens its channel again).
+    pub fn sweep(&self, running_here: &HashSet<String>, unclaimed_after: Duration) {
+        let dropped = self.with(|runs| {
+            let stale: Vec<String> = runs
+                .iter()
+                .filter(|(run_id, channel)| match channel.ended_at {
+                    Some(ended) => ended.elapsed() >= KEEP_AFTER_END,
+                    None => {
+                        !running_here.contains(*run_id)
+                            && !channel.listened()
+                            && channel.opened_at.elapsed() >= unclaimed_after
+                    }
+                })
+                .map(|(run_id, _)| run_id.clone())
+                .collect();
+            stale
+                .iter()
+                .filter_map(|run_id| runs.remove(run_id))
+                .collect::<Vec<Channel>>()
         });
+        // Freed outside the lock every run's events go through.
+        drop(dropped);
+    }
+
+    /// How many runs' events are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.with(|runs| runs.len())
     }
 }
 
@@ -262,5 +301,33 @@ mod tests {
             Err(broadcast::error::RecvError::Closed)
         ));
         assert!(hub.subscribe("lost", None).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_run_not_running_here_loses_its_channel_once_nobody_listens() {
+        let hub = EventHub::new();
+        for run_id in ["elsewhere", "here", "listened"] {
+            hub.open(run_id);
+        }
+        let live = hub
+            .subscribe("listened", None)
+            .and_then(|sub| sub.live)
+            .expect("not ended");
+        let running_here = HashSet::from(["here".to_string()]);
+        hub.sweep(&running_here, Duration::from_secs(3600));
+        assert_eq!(hub.len(), 3, "all younger than the grace");
+        hub.sweep(&running_here, Duration::ZERO);
+        assert!(
+            hub.subscribe("elsewhere", None).is_none(),
+            "claimed elsewhere"
+        );
+        assert!(hub.subscribe("here", None).is_some(), "running here");
+        assert!(
+            hub.subscribe("listened", None).is_some(),
+            "a client waits on it"
+        );
+        drop(live);
+        hub.sweep(&running_here, Duration::ZERO);
+        assert_eq!(hub.len(), 1, "only the run running here is left");
     }
 }

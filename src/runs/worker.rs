@@ -415,7 +415,13 @@ impl Runner {
                 }
                 Err(err) => tracing::error!(error = %err, "renewing run leases failed"),
             }
-            self.hub.sweep();
+            let running_here = self
+                .control
+                .tracked()
+                .into_iter()
+                .map(|(run_id, _)| run_id)
+                .collect();
+            self.hub.sweep(&running_here, super::events::KEEP_UNCLAIMED);
         }
     }
 

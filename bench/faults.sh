@@ -22,9 +22,10 @@
 # an instant with no history entry, a missed instant against the misfire policy, a lost run,
 # a webhook not delivered or delivered more than twice, a daemon that exited, /ok other than
 # 503 with a JSON detail while its database was away, readiness later than 5 s after the
-# database came back, a full disk not answered 503, or, from the low point of a window from
-# minute 10 (or a third of the run) to the low point of the last window, RSS up more than
-# 10 % or descriptors up more than 10 % and more than the 24 the pools may open lazily).
+# database came back, a full disk not answered 503, or, from the low point of the quiet
+# phases of minutes 10-30 to that of minutes 45-60 (in the same shares of a shorter run), RSS
+# up more than 10 % or descriptors up more than 10 % and more than the 24 the pools may open
+# lazily).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

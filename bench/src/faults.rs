@@ -351,9 +351,6 @@ const POOL_DESCRIPTORS: f64 = 24.0;
 /// The shortest run whose RSS and descriptor growth fails it (see the report).
 const MIN_JUDGED_RUN: i64 = 30 * 60_000;
 
-/// How long the windows whose low points the resource check compares are (at most).
-const RESOURCE_WINDOW: i64 = 5 * 60_000;
-
 /// One of the watcher's RSS and descriptor samples.
 struct Sample {
     t: i64,
@@ -410,8 +407,8 @@ pub struct ReportArgs {
     pub events: PathBuf,
     /// Instants up to this one are counted (the end of the fault schedule).
     pub horizon: i64,
-    /// When the load started (RSS and descriptors are compared between a window from
-    /// `min(10 min, a third of the run)` after it and the run's last window).
+    /// When the load started (RSS and descriptors are compared between the quiet phases of
+    /// a window from `min(10 min, a third of the run)` after it and of the run's last window).
     pub started: i64,
     /// Where to write the report's JSON summary.
     pub json: Option<PathBuf>,
@@ -852,14 +849,25 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
             _ => {}
         }
     }
-    // Resources: the low point of a window from min(10 min, a third of the run) after the
-    // start against the low point of the run's last window. A leak raises the low point;
-    // the swings between (webhook connections opened and closed with the load, a backlog
-    // drained after the receivers came back) do not. Growth fails the run only when it
-    // lasts 30 minutes or more: in a shorter one the early window is still the daemons'
-    // warm-up (pools and caches filling), not a leak.
+    // Resources: the low point over the quiet phases (the baseline and the gaps after the
+    // faults) of an early window, from min(10 min, a third of the run) after the start, and
+    // of the run's last window. Quiet phases only, so that like is compared with like: with
+    // the receivers down no webhook connection is open and descriptors fall to the pools'
+    // own. A leak raises the low point; the swings between (connections opened and closed
+    // with the load, a backlog drained) do not. Growth fails the run only when it lasts
+    // 30 minutes or more: in a shorter one the early window is still the daemons' warm-up
+    // (pools and caches filling), not a leak.
     let early = args.started + ((args.horizon - args.started) / 3).min(600_000);
-    let window = ((args.horizon - early) / 6).min(RESOURCE_WINDOW);
+    let (early_end, late) = (
+        early + (args.horizon - early) * 2 / 5,
+        args.horizon - (args.horizon - early) * 3 / 10,
+    );
+    let quiet = |t: i64| {
+        phase_of(t).is_some_and(|p| {
+            let name = &phases[p].name;
+            name == "baseline" || name.starts_with("after-")
+        })
+    };
     let judged = args.horizon - args.started >= MIN_JUDGED_RUN;
     let mut resources = Vec::new();
     let mut names: Vec<&str> = watch
@@ -874,12 +882,13 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
             .iter()
             .filter(|v| v["daemon"] == name)
             .filter_map(Sample::of)
-            .filter(|sample| sample.t <= args.horizon)
+            .filter(|sample| sample.t <= args.horizon && quiet(sample.t))
             .collect();
         let (Some(first), Some(last)) = (
-            Floor::of(&samples, early, early + window),
-            Floor::of(&samples, args.horizon - window, args.horizon),
+            Floor::of(&samples, early, early_end),
+            Floor::of(&samples, late, args.horizon),
         ) else {
+            resources.push(format!("| {name} | no quiet sample in a window | | |"));
             continue;
         };
         let minutes = |t: i64| (t - args.started) as f64 / 60_000.0;
@@ -898,8 +907,8 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
         resources.push(format!(
             "| {name} | {:.1}–{:.1} → {:.1}–{:.1} min | {:.1} → {:.1} MB ({rss:+.1} %) | {} → {} ({fds:+.1} %) |",
             minutes(early),
-            minutes(early + window),
-            minutes(args.horizon - window),
+            minutes(early_end),
+            minutes(late),
             minutes(args.horizon),
             first.rss_kb / 1024.0,
             last.rss_kb / 1024.0,
@@ -952,7 +961,9 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
         }
     }
     println!();
-    println!("| daemon | windows compared | RSS, low point | open descriptors, low point |");
+    println!(
+        "| daemon | windows compared (quiet phases) | RSS, low point | open descriptors, low point |"
+    );
     println!("|---|---|---|---|");
     for line in &resources {
         println!("{line}");

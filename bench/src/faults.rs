@@ -383,15 +383,17 @@ impl Floor {
     fn of(samples: &[Sample], from: i64, to: i64) -> Option<Floor> {
         let within = || samples.iter().filter(|s| s.t >= from && s.t <= to);
         let pid = within().next_back()?.pid;
-        within()
-            .filter(|s| s.pid == pid)
-            .fold(None, |floor: Option<Floor>, s| {
-                Some(Floor {
-                    pid,
-                    rss_kb: floor.as_ref().map_or(s.rss_kb, |f| f.rss_kb.min(s.rss_kb)),
-                    fds: floor.as_ref().map_or(s.fds, |f| f.fds.min(s.fds)),
-                })
-            })
+        let lowest = |value: fn(&Sample) -> f64| {
+            within()
+                .filter(|s| s.pid == pid)
+                .map(value)
+                .fold(f64::INFINITY, f64::min)
+        };
+        Some(Floor {
+            pid,
+            rss_kb: lowest(|s| s.rss_kb),
+            fds: lowest(|s| s.fds),
+        })
     }
 }
 

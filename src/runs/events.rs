@@ -219,22 +219,15 @@ impl EventHub {
     /// that starts it here opens its channel again).
     pub fn sweep(&self, running_here: &HashSet<String>, unclaimed_after: Duration) {
         let dropped = self.with(|runs| {
-            let stale: Vec<String> = runs
-                .iter()
-                .filter(|(run_id, channel)| match channel.ended_at {
-                    Some(ended) => ended.elapsed() >= KEEP_AFTER_END,
-                    None => {
-                        !running_here.contains(*run_id)
-                            && !channel.listened()
-                            && channel.opened_at.elapsed() >= unclaimed_after
-                    }
-                })
-                .map(|(run_id, _)| run_id.clone())
-                .collect();
-            stale
-                .iter()
-                .filter_map(|run_id| runs.remove(run_id))
-                .collect::<Vec<Channel>>()
+            runs.extract_if(|run_id, channel| match channel.ended_at {
+                Some(ended) => ended.elapsed() >= KEEP_AFTER_END,
+                None => {
+                    !running_here.contains(run_id)
+                        && !channel.listened()
+                        && channel.opened_at.elapsed() >= unclaimed_after
+                }
+            })
+            .collect::<Vec<_>>()
         });
         // Freed outside the lock every run's events go through.
         drop(dropped);

@@ -58,10 +58,10 @@ impl Store {
     ) -> Result<cron::Model> {
         let thread_id = cron.thread_id.clone();
         let insert = Crons::insert(cron.clone().into_active_model().reset_all());
-        match (max_owned, cron.user_id.clone()) {
+        match (max_owned, cron.user_id.as_deref()) {
             (Some(max), Some(owner)) => {
                 let txn = self.write.begin().await?;
-                self.check_owned(&txn, &owner, max).await?;
+                self.check_owned(&txn, owner, max).await?;
                 insert
                     .exec_without_returning(&txn)
                     .await

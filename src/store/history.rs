@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::{Value, json};
 
@@ -219,6 +219,71 @@ impl LastRun {
     }
 }
 
+/// What `record_last_runs` reads back of each cron it updates: whether it now pauses, and
+/// whether runs wait behind it.
+#[derive(Debug, FromQueryResult)]
+struct AfterEnd {
+    cron_id: String,
+    enabled: bool,
+    pause_after_failures: Option<i32>,
+    consecutive_failures: i32,
+    held_runs: i32,
+}
+
+impl AfterEnd {
+    const COLUMNS: [cron::Column; 5] = [
+        cron::Column::CronId,
+        cron::Column::Enabled,
+        cron::Column::PauseAfterFailures,
+        cron::Column::ConsecutiveFailures,
+        cron::Column::HeldRuns,
+    ];
+}
+
+/// The alert events of `runs` of `cron`, in order, `before` being its failures in a row
+/// before them.
+fn run_events<'a>(
+    cron: &'a cron::Model,
+    runs: &[&'a run::Model],
+    before: i32,
+    events: &mut Vec<alerts::Event<'a>>,
+) {
+    let mut count = before;
+    for run in runs {
+        let event = |event, consecutive_failures, change| alerts::Event {
+            event,
+            cron,
+            run: Some(*run),
+            scheduled_for: run.scheduled_for,
+            consecutive_failures,
+            change,
+            lateness: None,
+            missed: None,
+        };
+        match run.status {
+            RunStatus::Error | RunStatus::Timeout => {
+                events.push(event(AlertEvent::RunFailed, count + 1, count == 0));
+                count += 1;
+            }
+            RunStatus::Success => {
+                if count > 0 {
+                    events.push(event(AlertEvent::CronRecovered, 0, true));
+                }
+                count = 0;
+            }
+            RunStatus::Interrupted | RunStatus::Pending | RunStatus::Running => {}
+        }
+        if let (Some(instant), Some(started)) = (run.scheduled_for, run.started_at) {
+            // Late after its start: the instant plus the cron's jitter.
+            let due = crate::schedule::jitter::start(cron, instant);
+            events.push(alerts::Event {
+                lateness: Some(started - due),
+                ..event(AlertEvent::RunLate, count, false)
+            });
+        }
+    }
+}
+
 /// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, in
 /// one UPDATE (`updated_at` stays: it is the version the scheduler claims by); then the
 /// alerts those ends raise (outbox rows), the pause of crons that reached their
@@ -274,7 +339,7 @@ async fn record_last_runs(
         };
         (cron_id.clone(), count)
     });
-    let crons = Crons::update_many()
+    let mut update = Crons::update_many()
         .col_expr(
             cron::Column::LastRunStatus,
             value_by_key(
@@ -300,88 +365,76 @@ async fn record_last_runs(
             ),
         )
         .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
-        .exec_with_returning(txn)
+        .into_query();
+    update.returning(Query::returning().columns(AfterEnd::COLUMNS));
+    let crons = AfterEnd::find_by_statement(txn.get_database_backend().build(&update))
+        .all(txn)
         .await?;
+    // Whole rows (payload and metadata decoded) only where alerts are routed: their texts
+    // and the routes' metadata filters need them; a burst's ends need only the five columns.
+    let models: HashMap<String, cron::Model> = if routes.is_empty() {
+        HashMap::new()
+    } else {
+        Crons::find()
+            .filter(cron::Column::CronId.is_in(crons.iter().map(|c| c.cron_id.clone())))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|cron| (cron.cron_id.clone(), cron))
+            .collect()
+    };
     let mut events = Vec::new();
     let mut paused = Vec::new();
-    for cron in &crons {
+    for after in &crons {
         let runs: Vec<&run::Model> = ends
             .iter()
             .map(|end| end.run)
-            .filter(|run| run.cron_id.as_deref() == Some(cron.cron_id.as_str()))
+            .filter(|run| run.cron_id.as_deref() == Some(after.cron_id.as_str()))
             .collect();
-        let mut count = before.get(&cron.cron_id).copied().unwrap_or(0);
-        for run in &runs {
-            let event = |event, consecutive_failures, change| alerts::Event {
-                event,
-                cron,
-                run: Some(run),
-                scheduled_for: run.scheduled_for,
-                consecutive_failures,
-                change,
-                lateness: None,
-                missed: None,
-            };
-            match run.status {
-                RunStatus::Error | RunStatus::Timeout => {
-                    events.push(event(AlertEvent::RunFailed, count + 1, count == 0));
-                    count += 1;
-                }
-                RunStatus::Success => {
-                    if count > 0 {
-                        events.push(event(AlertEvent::CronRecovered, 0, true));
-                    }
-                    count = 0;
-                }
-                RunStatus::Interrupted | RunStatus::Pending | RunStatus::Running => {}
-            }
-            if let (Some(instant), Some(started)) = (run.scheduled_for, run.started_at) {
-                // Late after its start: the instant plus the cron's jitter.
-                let due = crate::schedule::jitter::start(cron, instant);
-                events.push(alerts::Event {
-                    lateness: Some(started - due),
-                    ..event(AlertEvent::RunLate, count, false)
-                });
-            }
+        if let Some(cron) = models.get(&after.cron_id) {
+            let before = before.get(&cron.cron_id).copied().unwrap_or(0);
+            run_events(cron, &runs, before, &mut events);
         }
-        if cron.enabled
-            && cron
+        if after.enabled
+            && after
                 .pause_after_failures
-                .is_some_and(|limit| limit > 0 && cron.consecutive_failures >= limit)
+                .is_some_and(|limit| limit > 0 && after.consecutive_failures >= limit)
         {
-            paused.push((cron, runs.last().copied()));
+            paused.push((after, runs.last().copied()));
         }
     }
-    for (cron, run) in &paused {
-        let limit = cron
+    for (after, run) in &paused {
+        let limit = after
             .pause_after_failures
-            .unwrap_or(cron.consecutive_failures);
+            .unwrap_or(after.consecutive_failures);
         let note = format!("paused after {limit} consecutive failures");
         // Runs fired ahead of the pause give way, as when a cron is disabled by PATCH.
-        super::fires::withdraw_prefired(txn, &cron.cron_id, now).await?;
+        super::fires::withdraw_prefired(txn, &after.cron_id, now).await?;
         Crons::update_many()
             .col_expr(cron::Column::Enabled, Expr::value(false))
             .col_expr(cron::Column::PauseNote, Expr::value(note))
             .col_expr(cron::Column::UpdatedAt, Expr::value(now))
-            .filter(cron::Column::CronId.eq(cron.cron_id.clone()))
+            .filter(cron::Column::CronId.eq(after.cron_id.clone()))
             .exec(txn)
             .await?;
-        events.push(alerts::Event {
-            event: AlertEvent::CronPaused,
-            cron,
-            run: *run,
-            scheduled_for: run.and_then(|run| run.scheduled_for),
-            consecutive_failures: cron.consecutive_failures,
-            change: true,
-            lateness: None,
-            missed: None,
-        });
+        if let Some(cron) = models.get(&after.cron_id) {
+            events.push(alerts::Event {
+                event: AlertEvent::CronPaused,
+                cron,
+                run: *run,
+                scheduled_for: run.and_then(|run| run.scheduled_for),
+                consecutive_failures: after.consecutive_failures,
+                change: true,
+                lateness: None,
+                missed: None,
+            });
+        }
     }
     // Runs held behind the ones ending here (a cron's `overlap`, a backfill) go next.
     let ending: Vec<&str> = ends.iter().map(|end| end.run.run_id.as_str()).collect();
     let mut released = false;
-    for cron in crons.iter().filter(|cron| cron.held_runs > 0) {
-        released |= super::overlap::release_next(txn, &cron.cron_id, &ending, now).await?;
+    for after in crons.iter().filter(|after| after.held_runs > 0) {
+        released |= super::overlap::release_next(txn, &after.cron_id, &ending, now).await?;
     }
     let deliveries = alerts::deliveries(routes, &events, now);
     for chunk in super::chunked(deliveries, 200) {

@@ -15,6 +15,7 @@ use crate::common::{Backend, Daemon, Storage, repo_root};
 
 on_both_backends!(
     a_failing_cron_alerts_pauses_and_recovers,
+    a_failing_cron_pauses_with_no_alert_routes,
     alerts_written_before_a_kill_are_delivered_once,
     bad_pause_after_failures_is_refused,
     runs_starting_late_raise_run_late,
@@ -64,6 +65,49 @@ async fn cron(daemon: &Daemon, cron_id: &str) -> Value {
     let (status, cron) = daemon.get(&format!("/runs/crons/{cron_id}")).await;
     assert_eq!(status, 200, "{cron}");
     cron
+}
+
+/// `pause_after_failures` holds on a daemon with no alert routes (where the crons' whole
+/// rows are not read back at a run's end), and a healthy cron beside it keeps running.
+async fn a_failing_cron_pauses_with_no_alert_routes(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let daemon = Daemon::start_with_config(&storage, &config("", "")).await;
+    let failing = json!({"schedule": "* * * * * *", "assistant_id": "flaky",
+        "input": {"fail": true}, "pause_after_failures": 2});
+    let healthy = json!({"schedule": "* * * * * *", "assistant_id": "agent",
+        "input": {"messages": []}, "pause_after_failures": 1});
+    let (status, failing) = daemon.post("/runs/crons", &failing).await;
+    assert_eq!(status, 200, "{failing}");
+    let (status, healthy) = daemon.post("/runs/crons", &healthy).await;
+    assert_eq!(status, 200, "{healthy}");
+    let failing_id = failing["cron_id"].as_str().expect("id").to_string();
+    let healthy_id = healthy["cron_id"].as_str().expect("id").to_string();
+
+    wait_until("the auto-pause", Duration::from_secs(20), || async {
+        cron(&daemon, &failing_id).await["enabled"] == false
+    })
+    .await;
+    let paused = cron(&daemon, &failing_id).await;
+    assert_eq!(
+        paused["pause_note"], "paused after 2 consecutive failures",
+        "{paused}"
+    );
+    assert_eq!(paused["last_run_status"], "error", "{paused}");
+    assert!(
+        paused["consecutive_failures"].as_u64() >= Some(2),
+        "{paused}"
+    );
+
+    wait_until(
+        "a success of the healthy cron",
+        Duration::from_secs(10),
+        || async { cron(&daemon, &healthy_id).await["last_run_status"] == "success" },
+    )
+    .await;
+    let running = cron(&daemon, &healthy_id).await;
+    assert_eq!(running["enabled"], true, "{running}");
+    assert_eq!(running["consecutive_failures"], 0, "{running}");
+    assert_eq!(running["pause_note"], Value::Null, "{running}");
 }
 
 /// A per-second cron of the flaky graph failing until its input is fixed.

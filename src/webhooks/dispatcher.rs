@@ -5,7 +5,8 @@
 //!
 //! URLs are never logged: they may carry a token in their query string.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -27,6 +28,10 @@ use crate::time::{Millis, now_ms};
 const RECORD_BATCH: usize = 256;
 /// Deliveries claimed per query at most.
 const CLAIM_BATCH: u64 = 256;
+/// The first and the longest pause before writing outcomes again after the store refused
+/// them for a passing cause.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The handle the runs layer and the API hold: hand over new deliveries, wake the pool.
 #[derive(Clone)]
@@ -122,7 +127,14 @@ impl Dispatcher {
         }
         let permits = Arc::new(Semaphore::new(self.settings.workers));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_loop(self.store.clone(), self.owner.clone(), done_rx));
+        let unwritten = Unwritten::default();
+        let recorder = tokio::spawn(record_loop(
+            self.store.clone(),
+            self.owner.clone(),
+            unwritten.clone(),
+            shutdown.clone(),
+            done_rx,
+        ));
         let mut in_flight = JoinSet::new();
         let mut unstarted = Vec::new();
         let mut claim_now = true;
@@ -155,7 +167,7 @@ impl Dispatcher {
                                     unstarted.push(delivery.delivery_id);
                                     continue;
                                 };
-                                self.start(&mut in_flight, permit, delivery, &done_tx);
+                                self.start(&mut in_flight, permit, delivery, &done_tx, &unwritten);
                             }
                         }
                         Err(err) => {
@@ -175,7 +187,9 @@ impl Dispatcher {
                         continue;
                     }
                     match self.permit(&permits, &shutdown).await {
-                        Some(permit) => self.start(&mut in_flight, permit, delivery, &done_tx),
+                        Some(permit) => {
+                            self.start(&mut in_flight, permit, delivery, &done_tx, &unwritten)
+                        }
                         None => unstarted.push(delivery.delivery_id),
                     }
                 }
@@ -218,7 +232,13 @@ impl Dispatcher {
         permit: tokio::sync::OwnedSemaphorePermit,
         delivery: delivery::Model,
         done: &mpsc::UnboundedSender<AttemptRecord>,
+        unwritten: &Unwritten,
     ) {
+        // Claimed again while the outcome of its last attempt waits to be written (its lease
+        // lapsed while the store refused writes): that outcome stands, nothing is sent.
+        if !unwritten.add(&delivery.delivery_id) {
+            return;
+        }
         let client = self.client.clone();
         let settings = self.settings.clone();
         let base = self.base.clone();
@@ -273,10 +293,36 @@ fn record(
     }
 }
 
+/// The deliveries attempted whose outcome is not written yet.
+#[derive(Clone, Default)]
+struct Unwritten(Arc<Mutex<HashSet<String>>>);
+
+impl Unwritten {
+    /// Marks an attempt begun; false when one of the delivery's is still unwritten.
+    fn add(&self, delivery_id: &str) -> bool {
+        self.ids().insert(delivery_id.to_string())
+    }
+
+    fn written(&self, records: &[AttemptRecord]) {
+        let mut ids = self.ids();
+        for record in records {
+            ids.remove(&record.delivery_id);
+        }
+    }
+
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // The set stays whole whatever a panicking holder did: each call is one insert or
+        // removes.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Writes outcomes as they come, many per transaction when many come together.
 async fn record_loop(
     store: Store,
     owner: String,
+    unwritten: Unwritten,
+    shutdown: CancellationToken,
     mut done: mpsc::UnboundedReceiver<AttemptRecord>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
@@ -292,10 +338,36 @@ async fn record_loop(
             metrics::histogram!(crate::metrics::WEBHOOK_LATENCY)
                 .record(record.latency_us.max(0) as f64 / 1e6);
         }
-        if let Err(err) = store.record_attempts(&owner, &batch).await {
-            // The leases lapse and the deliveries are attempted again: at least once.
-            tracing::error!(error = %err, count = batch.len(), "recording webhook attempts failed");
-        }
+        write_outcomes(&store, &owner, &batch, &shutdown).await;
+        unwritten.written(&batch);
         batch.clear();
+    }
+}
+
+/// Writes a batch of outcomes, again and again while the store refuses it for a passing
+/// cause (database away, disk full): a delivery its receiver got is then not sent again
+/// however long the outage lasts. At shutdown, or on any other error, the batch is given
+/// up: the leases lapse and the deliveries are attempted again (at least once).
+async fn write_outcomes(
+    store: &Store,
+    owner: &str,
+    batch: &[AttemptRecord],
+    shutdown: &CancellationToken,
+) {
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        let Err(err) = store.record_attempts(owner, batch).await else {
+            return;
+        };
+        if !(err.is_unavailable() || err.is_disk_full()) || shutdown.is_cancelled() {
+            tracing::error!(error = %err, count = batch.len(), "recording webhook attempts failed; their deliveries will be attempted again");
+            return;
+        }
+        tracing::warn!(error = %err, count = batch.len(), retry_in_ms = pause.as_millis() as u64, "recording webhook attempts failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        pause = (pause * 2).min(RECORD_RETRY_MAX);
     }
 }

@@ -8,6 +8,7 @@ use entity::states::FireOutcome;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
+use crate::common::receiver::Receiver;
 use crate::common::{Backend, Daemon, Storage, free_port};
 
 /// A second daemon on a SQLite file that a running daemon holds refuses to start, naming the
@@ -337,10 +338,11 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The SQLite daemon's disk fills up under per-second crons and a run that ends meanwhile:
-/// writes answer 503 with a JSON `detail` naming the cause, the daemon stays up, nothing
-/// accepted before is lost, the run's end is recorded once space is freed (not run again),
-/// firing resumes, and the database passes `PRAGMA integrity_check`.
+/// The SQLite daemon's disk fills up under per-second crons, a run that ends meanwhile and a
+/// webhook answered meanwhile: writes answer 503 with a JSON `detail` naming the cause, the
+/// daemon stays up, nothing accepted before is lost, the run's end and the webhook's
+/// outcome are recorded once space is freed (neither run nor sent again), firing resumes,
+/// and the database passes `PRAGMA integrity_check`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
     // SAFETY: geteuid has no preconditions.
@@ -357,9 +359,11 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         &storage,
         "[graphs.agent]\nkind = \"echo\"\n\
          [graphs.slow]\nkind = \"command\"\n\
-         command = [\"sh\", \"-c\", \"cat >/dev/null; sleep 3; echo '{}'\"]\n",
+         command = [\"sh\", \"-c\", \"cat >/dev/null; sleep 3; echo '{}'\"]\n\
+         [webhooks.url]\ndisable_loopback = false\n",
     )
     .await;
+    let receiver = Receiver::start().await;
     let (status, cron) = daemon
         .post(
             "/runs/crons",
@@ -381,6 +385,18 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
     assert_eq!(status, 200, "{slow}");
     let slow_id = slow["run_id"].as_str().expect("run_id").to_string();
     let slow_ends = Instant::now() + Duration::from_secs(3);
+    // Its webhook reaches the receiver now and is answered once the disk is full.
+    receiver.hold();
+    let (status, hooked) = daemon
+        .post(
+            "/runs",
+            &json!({"assistant_id": "agent", "input": {"messages": []},
+                    "on_completion": "keep", "webhook": receiver.url("/hook")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{hooked}");
+    let hooked_id = hooked["run_id"].as_str().expect("run_id").to_string();
+    receiver.wait_for(1, Duration::from_secs(5)).await;
 
     // Fill what is left of the disk, and again whenever SQLite frees some (a checkpoint
     // truncating its log), then write crons of 256 KiB until one is refused: a write that
@@ -421,6 +437,21 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
             .is_some_and(|d| d.contains("disk is full")),
         "{body}"
     );
+    // Small writes too, until one is refused: no room is left for the webhook's outcome.
+    for _ in 0..200 {
+        fill();
+        let (status, body) = daemon
+            .post(
+                "/runs/crons",
+                &json!({"assistant_id": "agent", "schedule": "0 0 1 1 *"}),
+            )
+            .await;
+        if status != 200 {
+            break;
+        }
+        accepted.push(body["cron_id"].as_str().expect("cron_id").to_string());
+    }
+    receiver.release();
     tokio::time::sleep_until(
         (slow_ends + Duration::from_secs(2))
             .max(Instant::now() + Duration::from_secs(2))
@@ -509,6 +540,20 @@ async fn a_full_disk_answers_503_and_firing_resumes_when_space_frees() {
         entity::states::RunStatus::Success,
         "log: {log}"
     );
+    // The webhook answered while the disk was full is recorded as delivered once, not
+    // left to its lease to be sent again.
+    let delivery = entity::delivery::Entity::find()
+        .filter(entity::delivery::Column::RunId.eq(hooked_id.clone()))
+        .one(&db)
+        .await
+        .expect("read the delivery")
+        .expect("the run's delivery");
+    assert_eq!(
+        (delivery.status, delivery.attempts),
+        (entity::states::DeliveryStatus::Delivered, 1),
+        "{delivery:?}; log: {log}"
+    );
+    assert_eq!(receiver.seen().len(), 1);
 }
 
 /// Asserts that every instant of the per-second cron `cron_id`, from its first up to its

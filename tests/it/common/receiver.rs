@@ -25,11 +25,22 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 pub struct ReceiverState {
     seen: Mutex<Vec<Received>>,
     /// Status codes to answer, in order; 200 once they run out.
     plan: Mutex<VecDeque<u16>>,
+    /// While true, requests are recorded but not answered.
+    held: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ReceiverState {
+    fn default() -> Self {
+        ReceiverState {
+            seen: Mutex::default(),
+            plan: Mutex::default(),
+            held: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 /// An HTTP receiver on a loopback port that records every request.
@@ -69,6 +80,16 @@ impl Receiver {
             .lock()
             .expect("plan")
             .extend(codes.iter().copied());
+    }
+
+    /// Records requests from now on without answering them, until `release`.
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Answers the requests held and those to come.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -119,6 +140,7 @@ async fn record(
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     let code = state.plan.lock().expect("plan").pop_front().unwrap_or(200);
+    let _ = state.held.subscribe().wait_for(|held| !held).await;
     (
         StatusCode::from_u16(code).expect("status"),
         "receiver says hello",

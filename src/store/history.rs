@@ -240,15 +240,15 @@ impl AfterEnd {
     ];
 }
 
-/// The alert events of `runs` of `cron`, in order, `before` being its failures in a row
-/// before them.
+/// The alert events of `runs` of `cron`, in order, after `failures_before` failures in a
+/// row.
 fn run_events<'a>(
     cron: &'a cron::Model,
     runs: &[&'a run::Model],
-    before: i32,
+    failures_before: i32,
     events: &mut Vec<alerts::Event<'a>>,
 ) {
-    let mut count = before;
+    let mut count = failures_before;
     for run in runs {
         let event = |event, consecutive_failures, change| alerts::Event {
             event,
@@ -392,8 +392,8 @@ async fn record_last_runs(
             .filter(|run| run.cron_id.as_deref() == Some(after.cron_id.as_str()))
             .collect();
         if let Some(cron) = models.get(&after.cron_id) {
-            let before = before.get(&cron.cron_id).copied().unwrap_or(0);
-            run_events(cron, &runs, before, &mut events);
+            let failures_before = before.get(&cron.cron_id).copied().unwrap_or(0);
+            run_events(cron, &runs, failures_before, &mut events);
         }
         if after.enabled
             && after

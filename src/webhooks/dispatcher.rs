@@ -311,8 +311,8 @@ impl Unwritten {
     }
 
     fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        // The set stays whole whatever a panicking holder did: each call is one insert or
-        // removes.
+        // A panic cannot leave the set half-changed (a holder does one insert, or removes),
+        // so a poisoned lock is used as it is.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -345,9 +345,10 @@ async fn record_loop(
 }
 
 /// Writes a batch of outcomes, again and again while the store refuses it for a passing
-/// cause (database away, disk full): a delivery its receiver got is then not sent again
-/// however long the outage lasts. At shutdown, or on any other error, the batch is given
-/// up: the leases lapse and the deliveries are attempted again (at least once).
+/// cause (database away, disk full): this process does not send those deliveries again
+/// however long the outage lasts (another replica may, once their leases lapse). At
+/// shutdown, or on any other error, the batch is given up: the leases lapse and the
+/// deliveries are attempted again (at least once).
 async fn write_outcomes(
     store: &Store,
     owner: &str,

@@ -559,8 +559,7 @@ impl Runner {
                 Ok(finished) => return Ok(finished),
                 Err(err) => err,
             };
-            let passing = err.is_unavailable() || err.is_disk_full();
-            if !passing || tokio::time::Instant::now() + pause > give_up {
+            if !err.is_passing() || tokio::time::Instant::now() + pause > give_up {
                 return Err(err);
             }
             tracing::warn!(run_id = %run.run_id, error = %err, retry_in_ms = pause.as_millis() as u64, "finishing run failed; retrying");

@@ -59,6 +59,12 @@ impl Error {
         )
     }
 
+    /// The same write may succeed later: the database is away or its disk is full (what the
+    /// writers that retry a refused write wait out).
+    pub fn is_passing(&self) -> bool {
+        self.is_unavailable() || self.is_disk_full()
+    }
+
     /// The database's disk is full (SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`): no
     /// write can succeed until space is freed; reads still can.
     pub fn is_disk_full(&self) -> bool {

@@ -360,7 +360,7 @@ async fn write_outcomes(
         let Err(err) = store.record_attempts(owner, batch).await else {
             return;
         };
-        if !(err.is_unavailable() || err.is_disk_full()) || shutdown.is_cancelled() {
+        if !err.is_passing() || shutdown.is_cancelled() {
             tracing::error!(error = %err, count = batch.len(), "recording webhook attempts failed; their deliveries will be attempted again");
             return;
         }

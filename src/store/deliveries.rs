@@ -16,7 +16,7 @@ use entity::delivery::{self, Column, Entity as Deliveries};
 use entity::states::{DeliveryKind, DeliveryStatus};
 
 use super::history::record_webhooks;
-use super::{Backend, Error, Page, Result, Scope, Store};
+use super::{Backend, Error, IN_KEYS, Page, Result, Scope, Store, chunked, keys_by_value};
 use crate::time::{Millis, now_ms};
 
 /// What comes after an attempt.
@@ -100,28 +100,44 @@ impl Store {
         }
         let now = now_ms();
         let txn = self.write.begin().await?;
-        for record in records {
+        // Attempts that came out alike (a batch of 2xx answers, typically) move their
+        // deliveries with one statement.
+        let outcomes = records.iter().map(|record| {
             let (status, next_attempt_at) = match record.next {
                 NextStep::Delivered => (DeliveryStatus::Delivered, None),
                 NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
                 NextStep::Failed => (DeliveryStatus::Failed, None),
             };
-            let mut update = Deliveries::update_many()
-                .col_expr(Column::Status, Expr::value(status))
-                .col_expr(Column::Attempts, Expr::value(record.attempt))
-                .col_expr(Column::LastStatusCode, Expr::value(record.status_code))
-                .col_expr(Column::LastError, Expr::value(record.error.clone()))
-                .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
-                .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
-                .col_expr(Column::UpdatedAt, Expr::value(now));
-            if let Some(at) = next_attempt_at {
-                update = update.col_expr(Column::NextAttemptAt, Expr::value(at));
+            let outcome = (
+                status,
+                next_attempt_at,
+                record.attempt,
+                record.status_code,
+                record.error.as_deref(),
+            );
+            (record.delivery_id.clone(), outcome)
+        });
+        for ((status, next_attempt_at, attempts, status_code, error), ids) in
+            keys_by_value(outcomes)
+        {
+            for ids in chunked(ids, IN_KEYS) {
+                let mut update = Deliveries::update_many()
+                    .col_expr(Column::Status, Expr::value(status))
+                    .col_expr(Column::Attempts, Expr::value(attempts))
+                    .col_expr(Column::LastStatusCode, Expr::value(status_code))
+                    .col_expr(Column::LastError, Expr::value(error.map(str::to_string)))
+                    .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+                    .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
+                    .col_expr(Column::UpdatedAt, Expr::value(now));
+                if let Some(at) = next_attempt_at {
+                    update = update.col_expr(Column::NextAttemptAt, Expr::value(at));
+                }
+                update
+                    .filter(Column::DeliveryId.is_in(ids))
+                    .filter(Column::LeaseOwner.eq(owner))
+                    .exec(&txn)
+                    .await?;
             }
-            update
-                .filter(Column::DeliveryId.eq(record.delivery_id.clone()))
-                .filter(Column::LeaseOwner.eq(owner))
-                .exec(&txn)
-                .await?;
         }
         let settled: Vec<(String, DeliveryStatus, i32)> = records
             .iter()

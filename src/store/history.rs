@@ -17,7 +17,7 @@ use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
 use entity::{delivery, run};
 
 use super::alerts;
-use super::{CASE_ROWS, Page, Result, Scope, Store, expr_by_key, value_by_key};
+use super::{CASE_ROWS, IN_KEYS, Page, Result, Scope, Store, chunked, keys_by_value, value_by_key};
 use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::time::Millis;
 
@@ -331,45 +331,30 @@ async fn record_last_runs(
     } else {
         HashMap::new()
     };
-    let failures = last.iter().map(|(cron_id, run)| {
-        let count = if run.reset {
+    // Crons whose runs ended alike (a burst's successes, typically) are moved by one
+    // statement: the same status, time and failure count.
+    let mut crons = Vec::with_capacity(last.len());
+    for (run, ids) in keys_by_value(last.iter().map(|(cron_id, run)| (cron_id.clone(), run))) {
+        let failures = if run.reset {
             Expr::value(run.failures)
         } else {
             Expr::col(cron::Column::ConsecutiveFailures).add(run.failures)
         };
-        (cron_id.clone(), count)
-    });
-    let mut update = Crons::update_many()
-        .col_expr(
-            cron::Column::LastRunStatus,
-            value_by_key(
-                cron::Column::CronId,
-                last.iter().map(|(id, run)| (id.clone(), run.status)),
-                Expr::col(cron::Column::LastRunStatus),
-            ),
-        )
-        .col_expr(
-            cron::Column::LastRunAt,
-            value_by_key(
-                cron::Column::CronId,
-                last.iter().map(|(id, run)| (id.clone(), run.at)),
-                Expr::col(cron::Column::LastRunAt),
-            ),
-        )
-        .col_expr(
-            cron::Column::ConsecutiveFailures,
-            expr_by_key(
-                cron::Column::CronId,
-                failures,
-                Expr::col(cron::Column::ConsecutiveFailures),
-            ),
-        )
-        .filter(cron::Column::CronId.is_in(last.iter().map(|(id, _)| id.clone())))
-        .into_query();
-    update.returning(Query::returning().columns(AfterEnd::COLUMNS));
-    let crons = AfterEnd::find_by_statement(txn.get_database_backend().build(&update))
-        .all(txn)
-        .await?;
+        for ids in chunked(ids, IN_KEYS) {
+            let mut update = Crons::update_many()
+                .col_expr(cron::Column::LastRunStatus, Expr::value(run.status))
+                .col_expr(cron::Column::LastRunAt, Expr::value(run.at))
+                .col_expr(cron::Column::ConsecutiveFailures, failures.clone())
+                .filter(cron::Column::CronId.is_in(ids))
+                .into_query();
+            update.returning(Query::returning().columns(AfterEnd::COLUMNS));
+            crons.extend(
+                AfterEnd::find_by_statement(txn.get_database_backend().build(&update))
+                    .all(txn)
+                    .await?,
+            );
+        }
+    }
     // Whole rows (payload and metadata decoded) only where alerts are routed: their texts
     // and the routes' metadata filters need them; a burst's ends need only the five columns.
     let models: HashMap<String, cron::Model> = if routes.is_empty() {
@@ -451,40 +436,32 @@ pub(super) async fn record_webhooks<C: ConnectionTrait>(
     txn: &C,
     settled: &[(String, DeliveryStatus, i32)],
 ) -> Result<()> {
-    for chunk in settled.chunks(CASE_ROWS) {
-        let ids = || chunk.iter().map(|(id, ..)| id.clone());
-        let keys = |column: delivery::Column| {
-            Query::select()
-                .column(column)
-                .from(delivery::Entity)
-                .and_where(delivery::Column::DeliveryId.is_in(ids()))
-                .and_where(delivery::Column::ScheduledFor.is_not_null())
-                .to_owned()
-        };
-        CronFires::update_many()
-            .col_expr(
-                Column::WebhookStatus,
-                value_by_key(
-                    Column::DeliveryId,
-                    chunk.iter().map(|(id, status, _)| (id.clone(), *status)),
-                    Expr::col(Column::WebhookStatus),
-                ),
-            )
-            .col_expr(
-                Column::WebhookAttempts,
-                value_by_key(
-                    Column::DeliveryId,
-                    chunk
-                        .iter()
-                        .map(|(id, _, attempts)| (id.clone(), *attempts)),
-                    Expr::col(Column::WebhookAttempts),
-                ),
-            )
-            .filter(Column::CronId.in_subquery(keys(delivery::Column::CronId)))
-            .filter(Column::ScheduledFor.in_subquery(keys(delivery::Column::ScheduledFor)))
-            .filter(Column::DeliveryId.is_in(ids()))
-            .exec(txn)
-            .await?;
+    // Webhooks that settled alike (delivered at the first attempt, typically) are written
+    // by one statement.
+    let outcomes = settled
+        .iter()
+        .map(|(id, status, attempts)| (id.clone(), (*status, *attempts)));
+    for ((status, attempts), ids) in keys_by_value(outcomes) {
+        // The entries are found by their key (cron, instant): each statement probes up to
+        // the square of its rows, so they stay at `CASE_ROWS`.
+        for ids in chunked(ids, CASE_ROWS) {
+            let keys = |column: delivery::Column| {
+                Query::select()
+                    .column(column)
+                    .from(delivery::Entity)
+                    .and_where(delivery::Column::DeliveryId.is_in(ids.iter().cloned()))
+                    .and_where(delivery::Column::ScheduledFor.is_not_null())
+                    .to_owned()
+            };
+            CronFires::update_many()
+                .col_expr(Column::WebhookStatus, Expr::value(status))
+                .col_expr(Column::WebhookAttempts, Expr::value(attempts))
+                .filter(Column::CronId.in_subquery(keys(delivery::Column::CronId)))
+                .filter(Column::ScheduledFor.in_subquery(keys(delivery::Column::ScheduledFor)))
+                .filter(Column::DeliveryId.is_in(ids.iter().cloned()))
+                .exec(txn)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -478,6 +478,24 @@ fn expr_by_key(
         .into()
 }
 
+/// Keys gathered by equal value, in the order each value first appears: rows that take the
+/// same values are moved by one `UPDATE … WHERE key IN (…)`, which costs a look-up per row
+/// where a `value_by_key` CASE costs a comparison per arm. A batch of runs or webhooks that
+/// ended alike (the common case) is one group.
+fn keys_by_value<K, V: PartialEq>(rows: impl IntoIterator<Item = (K, V)>) -> Vec<(V, Vec<K>)> {
+    let mut groups: Vec<(V, Vec<K>)> = Vec::new();
+    for (key, value) in rows {
+        match groups.iter_mut().find(|(seen, _)| *seen == value) {
+            Some((_, keys)) => keys.push(key),
+            None => groups.push((value, vec![key])),
+        }
+    }
+    groups
+}
+
+/// Keys per `WHERE key IN (…)` of an UPDATE by `keys_by_value`.
+const IN_KEYS: usize = 500;
+
 /// Splits rows into groups small enough for one multi-row statement.
 pub(super) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
@@ -516,6 +534,16 @@ mod tests {
             "postgres://u:***@127.0.0.1:5432/db"
         );
         assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn keys_by_value_groups_equal_values_in_first_seen_order() {
+        let rows = [("a", 1), ("b", 2), ("c", 1), ("d", 3), ("e", 2)];
+        assert_eq!(
+            keys_by_value(rows),
+            vec![(1, vec!["a", "c"]), (2, vec!["b", "e"]), (3, vec!["d"])]
+        );
+        assert!(keys_by_value(Vec::<(&str, i32)>::new()).is_empty());
     }
 
     #[test]

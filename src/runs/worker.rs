@@ -17,8 +17,8 @@ use super::executors::{Emitter, Executor, Failure, RunInput};
 use super::instants::{Burst, Instants, Ticket};
 use super::payload::webhook_payload;
 use crate::config::RunsConfig;
-use crate::store::Store;
 use crate::store::runs::{Assistants, Claim, Completion, Lease, Outcome};
+use crate::store::{PassingRetry, Store};
 use crate::webhooks::Outbox;
 
 #[derive(Debug, Clone)]
@@ -56,10 +56,6 @@ pub struct Graph {
     pub graph_id: String,
     pub executor: Executor,
 }
-
-/// Pauses between attempts to record a run's end: doubling from the first to the most.
-const FINISH_RETRY_FIRST: Duration = Duration::from_millis(100);
-const FINISH_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Runs claimed by one statement at most.
 const MAX_CLAIM: usize = 256;
@@ -547,7 +543,7 @@ impl Runner {
         outcome: Outcome,
     ) -> crate::store::Result<Option<crate::store::runs::Finished>> {
         let give_up = tokio::time::Instant::now() + self.settings.lease;
-        let mut pause = FINISH_RETRY_FIRST;
+        let mut retry = PassingRetry::default();
         loop {
             let outbox = self.outbox.clone();
             let completion = move |run: &run::Model| completion(&outbox, run, true);
@@ -559,12 +555,12 @@ impl Runner {
                 Ok(finished) => return Ok(finished),
                 Err(err) => err,
             };
+            let pause = retry.next_pause();
             if !err.is_passing() || tokio::time::Instant::now() + pause > give_up {
                 return Err(err);
             }
             tracing::warn!(run_id = %run.run_id, error = %err, retry_in_ms = pause.as_millis() as u64, "finishing run failed; retrying");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(FINISH_RETRY_MAX);
         }
     }
 

@@ -49,6 +49,30 @@ pub enum Error {
     Db(DbErr),
 }
 
+/// The pauses of a writer that writes again after a passing refusal (`Error::is_passing`):
+/// 100 ms, doubling, at most 2 s.
+#[derive(Debug)]
+pub struct PassingRetry {
+    pause: Duration,
+}
+
+impl Default for PassingRetry {
+    fn default() -> Self {
+        PassingRetry {
+            pause: Duration::from_millis(100),
+        }
+    }
+}
+
+impl PassingRetry {
+    /// The pause before the next attempt.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = self.pause;
+        self.pause = (pause * 2).min(Duration::from_secs(2));
+        pause
+    }
+}
+
 impl Error {
     /// The database cannot be reached (down, restarting, out of connections), as opposed
     /// to a statement that failed.

@@ -20,18 +20,14 @@ use entity::states::DeliveryStatus;
 use super::Settings;
 use super::retry::Verdict;
 use super::sender::{self, AttemptOutcome};
-use crate::store::Store;
 use crate::store::deliveries::{AttemptRecord, NextStep};
+use crate::store::{PassingRetry, Store};
 use crate::time::{Millis, now_ms};
 
 /// Outcomes written per transaction at most.
 const RECORD_BATCH: usize = 256;
 /// Deliveries claimed per query at most.
 const CLAIM_BATCH: u64 = 256;
-/// The first and the longest pause before writing outcomes again after the store refused
-/// them for a passing cause.
-const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
-const RECORD_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The handle the runs layer and the API hold: hand over new deliveries, wake the pool.
 #[derive(Clone)]
@@ -355,7 +351,7 @@ async fn write_outcomes(
     batch: &[AttemptRecord],
     shutdown: &CancellationToken,
 ) {
-    let mut pause = RECORD_RETRY_FIRST;
+    let mut retry = PassingRetry::default();
     loop {
         let Err(err) = store.record_attempts(owner, batch).await else {
             return;
@@ -364,11 +360,11 @@ async fn write_outcomes(
             tracing::error!(error = %err, count = batch.len(), "recording webhook attempts failed; their deliveries will be attempted again");
             return;
         }
+        let pause = retry.next_pause();
         tracing::warn!(error = %err, count = batch.len(), retry_in_ms = pause.as_millis() as u64, "recording webhook attempts failed; retrying");
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => {}
         }
-        pause = (pause * 2).min(RECORD_RETRY_MAX);
     }
 }

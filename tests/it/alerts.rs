@@ -67,6 +67,17 @@ async fn cron(daemon: &Daemon, cron_id: &str) -> Value {
     cron
 }
 
+/// The cron once it has paused itself (within 20 s), with the pause note it gives.
+async fn paused_cron(daemon: &Daemon, cron_id: &str, note: &str) -> Value {
+    wait_until("the auto-pause", Duration::from_secs(20), || async {
+        cron(daemon, cron_id).await["enabled"] == false
+    })
+    .await;
+    let paused = cron(daemon, cron_id).await;
+    assert_eq!(paused["pause_note"], note, "{paused}");
+    paused
+}
+
 /// `pause_after_failures` holds on a daemon with no alert routes (where the crons' whole
 /// rows are not read back at a run's end), and a healthy cron beside it keeps running.
 async fn a_failing_cron_pauses_with_no_alert_routes(backend: Backend) {
@@ -83,15 +94,7 @@ async fn a_failing_cron_pauses_with_no_alert_routes(backend: Backend) {
     let failing_id = failing["cron_id"].as_str().expect("id").to_string();
     let healthy_id = healthy["cron_id"].as_str().expect("id").to_string();
 
-    wait_until("the auto-pause", Duration::from_secs(20), || async {
-        cron(&daemon, &failing_id).await["enabled"] == false
-    })
-    .await;
-    let paused = cron(&daemon, &failing_id).await;
-    assert_eq!(
-        paused["pause_note"], "paused after 2 consecutive failures",
-        "{paused}"
-    );
+    let paused = paused_cron(&daemon, &failing_id, "paused after 2 consecutive failures").await;
     assert_eq!(paused["last_run_status"], "error", "{paused}");
     assert!(
         paused["consecutive_failures"].as_u64() >= Some(2),
@@ -142,15 +145,7 @@ async fn a_failing_cron_alerts_pauses_and_recovers(backend: Backend) {
     assert!(created["payload"].get("pause_after_failures").is_none());
     let cron_id = created["cron_id"].as_str().expect("id").to_string();
 
-    wait_until("the auto-pause", Duration::from_secs(20), || async {
-        cron(&daemon, &cron_id).await["enabled"] == false
-    })
-    .await;
-    let paused = cron(&daemon, &cron_id).await;
-    assert_eq!(
-        paused["pause_note"], "paused after 3 consecutive failures",
-        "{paused}"
-    );
+    let paused = paused_cron(&daemon, &cron_id, "paused after 3 consecutive failures").await;
     let failures = paused["consecutive_failures"].as_u64().expect("count") as usize;
     assert!(failures >= 3, "{paused}");
 

@@ -284,11 +284,11 @@ fn run_events<'a>(
     }
 }
 
-/// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, in
-/// one UPDATE (`updated_at` stays: it is the version the scheduler claims by); then the
-/// alerts those ends raise (outbox rows), the pause of crons that reached their
-/// `pause_after_failures`, and the release of runs held behind the ending ones (whether
-/// one was released).
+/// `last_run_status`, `last_run_at` and `consecutive_failures` of the crons of `ends`, one
+/// UPDATE per group of crons whose runs ended alike (`updated_at` stays: it is the version
+/// the scheduler claims by); then the alerts those ends raise (outbox rows), the pause of
+/// crons that reached their `pause_after_failures`, and the release of runs held behind the
+/// ending ones (whether one was released).
 async fn record_last_runs(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],

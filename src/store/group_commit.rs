@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IdenStatic,
+    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -532,13 +532,18 @@ async fn finish_throwaway(
             .and_where(Column::LeaseOwner.eq(worker))
             .and_where(Column::CancelAction.is_null())
             .to_owned();
-        let deleted: HashSet<String> = Threads::delete_many()
+        // The ids alone come back: nothing here reads the rest of a thread row (its JSON
+        // columns would be decoded for nothing).
+        let mut delete = Threads::delete_many()
             .filter(Expr::col(thread::Column::ThreadId).in_subquery(ours))
-            .exec_with_returning(txn)
+            .into_query();
+        delete.returning_col(thread::Column::ThreadId);
+        let deleted: HashSet<String> = txn
+            .query_all(&delete)
             .await?
-            .into_iter()
-            .map(|thread| thread.thread_id)
-            .collect();
+            .iter()
+            .map(|row| row.try_get::<String>("", thread::Column::ThreadId.as_str()))
+            .collect::<std::result::Result<_, _>>()?;
         for finish in throwaway {
             if !deleted.contains(&finish.run.thread_id) {
                 continue;

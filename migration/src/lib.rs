@@ -12,6 +12,7 @@ mod m20261212_000007_alerts;
 mod m20261213_000008_failing_crons;
 mod m20261214_000009_controls;
 mod m20261216_000010_thread_queue;
+mod m20261217_000011_sparse_indexes;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261213_000008_failing_crons::Migration),
             Box::new(m20261214_000009_controls::Migration),
             Box::new(m20261216_000010_thread_queue::Migration),
+            Box::new(m20261217_000011_sparse_indexes::Migration),
         ]
     }
 }

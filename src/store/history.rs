@@ -437,30 +437,34 @@ pub(super) async fn record_webhooks<C: ConnectionTrait>(
     settled: &[(String, DeliveryStatus, i32)],
 ) -> Result<()> {
     // Webhooks that settled alike (delivered at the first attempt, typically) are written
-    // by one statement.
+    // by one statement, which joins each delivery to its entry by the entry's key (cron,
+    // instant): a lookup by primary key per delivery on both databases. (Matched by the
+    // entry's own `delivery_id`, which has no index, PostgreSQL scanned the whole history.)
     let outcomes = settled
         .iter()
         .map(|(id, status, attempts)| (id.clone(), (*status, *attempts)));
     for ((status, attempts), ids) in keys_by_value(outcomes) {
-        // The entries are found by their key (cron, instant): each statement probes up to
-        // the square of its rows, so they stay at `CASE_ROWS`.
-        for ids in chunked(ids, CASE_ROWS) {
-            let keys = |column: delivery::Column| {
-                Query::select()
-                    .column(column)
-                    .from(delivery::Entity)
-                    .and_where(delivery::Column::DeliveryId.is_in(ids.iter().cloned()))
-                    .and_where(delivery::Column::ScheduledFor.is_not_null())
-                    .to_owned()
-            };
-            CronFires::update_many()
-                .col_expr(Column::WebhookStatus, Expr::value(status))
-                .col_expr(Column::WebhookAttempts, Expr::value(attempts))
-                .filter(Column::CronId.in_subquery(keys(delivery::Column::CronId)))
-                .filter(Column::ScheduledFor.in_subquery(keys(delivery::Column::ScheduledFor)))
-                .filter(Column::DeliveryId.is_in(ids.iter().cloned()))
-                .exec(txn)
-                .await?;
+        for ids in chunked(ids, IN_KEYS) {
+            let update = Query::update()
+                .table(CronFires)
+                .value(Column::WebhookStatus, status)
+                .value(Column::WebhookAttempts, attempts)
+                .from(delivery::Entity)
+                .and_where(Expr::col((delivery::Entity, delivery::Column::DeliveryId)).is_in(ids))
+                .and_where(
+                    Expr::col((CronFires, Column::CronId))
+                        .equals((delivery::Entity, delivery::Column::CronId)),
+                )
+                .and_where(
+                    Expr::col((CronFires, Column::ScheduledFor))
+                        .equals((delivery::Entity, delivery::Column::ScheduledFor)),
+                )
+                .and_where(
+                    Expr::col((CronFires, Column::DeliveryId))
+                        .equals((delivery::Entity, delivery::Column::DeliveryId)),
+                )
+                .to_owned();
+            txn.execute(&update).await?;
         }
     }
     Ok(())

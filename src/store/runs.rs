@@ -439,21 +439,15 @@ impl Store {
         completion: impl Fn(&run::Model) -> Option<Completion> + Send + Sync,
     ) -> Result<usize> {
         let now = now_ms();
-        let expired = Runs::find()
-            .filter(Column::Status.eq(RunStatus::Running))
-            .filter(Column::LeaseExpiresAt.lt(now))
-            .limit(100)
-            .all(&self.write)
-            .await?;
+        let expired = expired_leases(now).limit(100).all(&self.write).await?;
         let count = expired.len();
         for run in expired {
             let txn = self.write.begin().await?;
             // Crons before runs, as everywhere (see `lock_crons`).
             lock_crons(&txn, run.cron_id.clone()).await?;
             // Re-read under the transaction: another replica may have handled it.
-            let Some(run) = Runs::find_by_id(run.run_id.clone())
-                .filter(Column::Status.eq(RunStatus::Running))
-                .filter(Column::LeaseExpiresAt.lt(now))
+            let Some(run) = expired_leases(now)
+                .filter(Column::RunId.eq(run.run_id.clone()))
                 .one(&txn)
                 .await?
             else {
@@ -1180,6 +1174,13 @@ fn run_not_found() -> Error {
     Error::NotFound("Run not found".into())
 }
 
+/// Running runs whose worker's lease ran out before `now`.
+fn expired_leases(now: Millis) -> sea_orm::Select<Runs> {
+    Runs::find()
+        .filter(Column::Status.eq(RunStatus::Running))
+        .filter(Column::LeaseExpiresAt.lt(now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1219,6 +1220,73 @@ mod tests {
         }
     }
 
+    /// The steps of SQLite's plan for `query`.
+    async fn plan_of(db: &DatabaseConnection, query: impl QueryTrait) -> Vec<String> {
+        let query = query.build(DbBackend::Sqlite);
+        db.query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!("EXPLAIN QUERY PLAN {}", query.sql),
+            query.values.map(|values| values.0).unwrap_or_default(),
+        ))
+        .await
+        .expect("the plan")
+        .iter()
+        .filter_map(|row| row.try_get::<String>("", "detail").ok())
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn leases_and_owners_are_indexed_for_the_rows_that_have_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
+        let db = Database::connect(url.as_str()).await.expect("SQLite");
+        Migrator::up(&db, None).await.expect("migrations");
+        // Undone and redone: the indexes' whole forms come back, then the partial ones.
+        Migrator::down(&db, Some(1))
+            .await
+            .expect("migration undone");
+        Migrator::up(&db, None).await.expect("migration redone");
+        busy_and_free_threads(&db).await;
+
+        for name in [
+            "idx_runs_lease",
+            "idx_threads_user",
+            "idx_crons_user",
+            "idx_deliveries_user",
+        ] {
+            let sql = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                    [name.into()],
+                ))
+                .await
+                .expect("the schema")
+                .and_then(|row| row.try_get::<String>("", "sql").ok())
+                .unwrap_or_else(|| panic!("index {name} exists"));
+            assert!(sql.ends_with("IS NOT NULL"), "{name} is partial: {sql}");
+        }
+
+        let expired = plan_of(&db, expired_leases(1_000)).await;
+        assert!(
+            expired
+                .iter()
+                .any(|step| step.contains("USING INDEX idx_runs_lease")),
+            "expired leases are found through the partial index: {expired:#?}"
+        );
+        let owned = plan_of(
+            &db,
+            Threads::find().filter(Scope::Owner("alice".into()).condition(thread::Column::UserId)),
+        )
+        .await;
+        assert!(
+            owned
+                .iter()
+                .any(|step| step.contains("USING INDEX idx_threads_user")),
+            "an owner's threads are found through the partial index: {owned:#?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_claim_reads_only_the_active_runs_of_each_thread() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1231,19 +1299,7 @@ mod tests {
             lease_ms: 60_000,
         };
 
-        let select = due_runs(10, &Assistants::Any, 10_000).build(DbBackend::Sqlite);
-        let plan = db
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                format!("EXPLAIN QUERY PLAN {}", select.sql),
-                select.values.map(|values| values.0).unwrap_or_default(),
-            ))
-            .await
-            .expect("the plan");
-        let steps: Vec<String> = plan
-            .iter()
-            .filter_map(|row| row.try_get::<String>("", "detail").ok())
-            .collect();
+        let steps = plan_of(&db, due_runs(10, &Assistants::Any, 10_000)).await;
         assert!(
             steps
                 .iter()

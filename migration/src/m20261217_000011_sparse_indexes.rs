@@ -1,9 +1,9 @@
 //! Indexes on columns that most rows leave empty hold only the rows that fill them. Owners
 //! (`user_id`) exist only with authentication on, and a run has a lease only while it runs;
-//! every other row still cost each index an entry, written when the row came and again
-//! when it went, on the path every cron run takes. The queries that use these indexes all
-//! compare the column to a value (`user_id = ?`, `lease_expires_at < ?`), which implies
-//! `IS NOT NULL`, so SQLite and PostgreSQL both use the partial index for them.
+//! a whole index would take an entry for every other row too, written when the row comes
+//! and again when it goes, on the path every cron run takes. The queries that use these
+//! indexes all compare the column to a value (`user_id = ?`, `lease_expires_at < ?`), which
+//! implies `IS NOT NULL`, so SQLite and PostgreSQL both use the partial index for them.
 
 use sea_orm_migration::prelude::*;
 

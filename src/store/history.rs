@@ -438,8 +438,8 @@ pub(super) async fn record_webhooks<C: ConnectionTrait>(
 ) -> Result<()> {
     // Webhooks that settled alike (delivered at the first attempt, typically) are written
     // by one statement, which joins each delivery to its entry by the entry's key (cron,
-    // instant): a lookup by primary key per delivery on both databases. (Matched by the
-    // entry's own `delivery_id`, which has no index, PostgreSQL scanned the whole history.)
+    // instant): a lookup by primary key per delivery on both databases. (The entry's own
+    // `delivery_id` has no index: matched by it alone, PostgreSQL scans the whole history.)
     let outcomes = settled
         .iter()
         .map(|(id, status, attempts)| (id.clone(), (*status, *attempts)));

@@ -1235,37 +1235,45 @@ mod tests {
         .collect()
     }
 
+    /// The `CREATE INDEX` statement of index `name`.
+    async fn index_sql(db: &DatabaseConnection, name: &str) -> String {
+        db.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+            [name.into()],
+        ))
+        .await
+        .expect("the schema")
+        .and_then(|row| row.try_get::<String>("", "sql").ok())
+        .unwrap_or_else(|| panic!("index {name} exists"))
+    }
+
     #[tokio::test]
     async fn leases_and_owners_are_indexed_for_the_rows_that_have_them() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
         let db = Database::connect(url.as_str()).await.expect("SQLite");
-        Migrator::up(&db, None).await.expect("migrations");
-        // Undone and redone: the indexes' whole forms come back, then the partial ones.
-        Migrator::down(&db, Some(1))
-            .await
-            .expect("migration undone");
-        Migrator::up(&db, None).await.expect("migration redone");
-        busy_and_free_threads(&db).await;
-
-        for name in [
+        const SPARSE: [&str; 4] = [
             "idx_runs_lease",
             "idx_threads_user",
             "idx_crons_user",
             "idx_deliveries_user",
-        ] {
-            let sql = db
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Sqlite,
-                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
-                    [name.into()],
-                ))
-                .await
-                .expect("the schema")
-                .and_then(|row| row.try_get::<String>("", "sql").ok())
-                .unwrap_or_else(|| panic!("index {name} exists"));
+        ];
+        // Undone and redone: the whole indexes come back, then the partial ones.
+        Migrator::up(&db, None).await.expect("migrations");
+        Migrator::down(&db, Some(1))
+            .await
+            .expect("migration undone");
+        for name in SPARSE {
+            let sql = index_sql(&db, name).await;
+            assert!(!sql.contains("WHERE"), "{name} is whole: {sql}");
+        }
+        Migrator::up(&db, None).await.expect("migration redone");
+        for name in SPARSE {
+            let sql = index_sql(&db, name).await;
             assert!(sql.ends_with("IS NOT NULL"), "{name} is partial: {sql}");
         }
+        busy_and_free_threads(&db).await;
 
         let expired = plan_of(&db, expired_leases(1_000)).await;
         assert!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, TableRef, ValueTuple};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -17,7 +17,7 @@ use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
 use entity::{delivery, run};
 
 use super::alerts;
-use super::{CASE_ROWS, IN_KEYS, Page, Result, Scope, Store, chunked, keys_by_value, value_by_key};
+use super::{IN_KEYS, Page, Result, Scope, Store, chunked, keys_by_value};
 use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::time::Millis;
 
@@ -114,10 +114,14 @@ impl Store {
     }
 }
 
+/// One value a run's end writes into its history entry.
+type EndValue<'a> = dyn Fn(&End) -> sea_orm::Value + Sync + 'a;
+
 /// Writes the end of cron runs into their history entries and their crons' last run, in the
-/// transaction that ends them: one UPDATE of the entries and one of the crons per
-/// `CASE_ROWS` runs. Runs of no cron are skipped. Whether a run held behind the ones ending
-/// was released.
+/// transaction that ends them: per `IN_KEYS` runs, one UPDATE of the entries (each joined to
+/// its run's end, a row of a `VALUES` list, by its key) and the crons' (see
+/// `record_last_runs`). Runs of no cron are skipped. Whether a run held behind the ones
+/// ending was released.
 pub(super) async fn record_ends(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],
@@ -128,66 +132,58 @@ pub(super) async fn record_ends(
         .iter()
         .filter(|end| end.run.cron_id.is_some() && end.run.scheduled_for.is_some())
         .collect();
+    // What an end writes into its entry; each row of the list is the entry's key (cron,
+    // instant, run) and then these, in order.
+    let written: [(Column, &EndValue<'_>); 7] = [
+        (Column::RunStatus, &|end| end.run.status.into()),
+        (Column::StartedAt, &|end| end.run.started_at.into()),
+        (Column::EndedAt, &|end| {
+            end.run.ended_at.unwrap_or(now).into()
+        }),
+        (Column::Error, &|end| {
+            cut_error(end.run.error.as_ref()).into()
+        }),
+        (Column::DeliveryId, &|end| {
+            end.delivery.map(|d| d.delivery_id.clone()).into()
+        }),
+        (Column::WebhookStatus, &|end| {
+            end.delivery.map(|d| d.status).into()
+        }),
+        (Column::WebhookAttempts, &|end| {
+            end.delivery.map(|d| d.attempts).into()
+        }),
+    ];
+    // A `VALUES` list names its columns column1, column2, … (SQLite and PostgreSQL alike).
+    let ended =
+        |position: usize| Expr::col((Alias::new("ended"), Alias::new(format!("column{position}"))));
     let mut released = false;
-    for chunk in ends.chunks(CASE_ROWS) {
-        let by_run = |value: &dyn Fn(&End) -> sea_orm::Value, column: Column| {
-            value_by_key(
-                Column::RunId,
-                chunk.iter().map(|end| (end.run.run_id.clone(), value(end))),
-                Expr::col(column),
+    for chunk in ends.chunks(IN_KEYS) {
+        let rows = chunk
+            .iter()
+            .map(|end| {
+                let key = [
+                    end.run.cron_id.clone().into(),
+                    end.run.scheduled_for.into(),
+                    end.run.run_id.clone().into(),
+                ];
+                let values = written.iter().map(|(_, value)| value(end));
+                ValueTuple::Many(key.into_iter().chain(values).collect())
+            })
+            .collect();
+        let update = Query::update()
+            .table(CronFires)
+            .values(
+                written
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (column, _))| (*column, ended(index + 4))),
             )
-        };
-        CronFires::update_many()
-            .col_expr(
-                Column::RunStatus,
-                by_run(&|end| end.run.status.into(), Column::RunStatus),
-            )
-            .col_expr(
-                Column::StartedAt,
-                by_run(&|end| end.run.started_at.into(), Column::StartedAt),
-            )
-            .col_expr(
-                Column::EndedAt,
-                by_run(
-                    &|end| end.run.ended_at.unwrap_or(now).into(),
-                    Column::EndedAt,
-                ),
-            )
-            .col_expr(
-                Column::Error,
-                by_run(
-                    &|end| cut_error(end.run.error.as_ref()).into(),
-                    Column::Error,
-                ),
-            )
-            .col_expr(
-                Column::DeliveryId,
-                by_run(
-                    &|end| end.delivery.map(|d| d.delivery_id.clone()).into(),
-                    Column::DeliveryId,
-                ),
-            )
-            .col_expr(
-                Column::WebhookStatus,
-                by_run(
-                    &|end| end.delivery.map(|d| d.status).into(),
-                    Column::WebhookStatus,
-                ),
-            )
-            .col_expr(
-                Column::WebhookAttempts,
-                by_run(
-                    &|end| end.delivery.map(|d| d.attempts).into(),
-                    Column::WebhookAttempts,
-                ),
-            )
-            .filter(Column::CronId.is_in(chunk.iter().filter_map(|end| end.run.cron_id.clone())))
-            .filter(
-                Column::ScheduledFor.is_in(chunk.iter().filter_map(|end| end.run.scheduled_for)),
-            )
-            .filter(Column::RunId.is_in(chunk.iter().map(|end| end.run.run_id.clone())))
-            .exec(txn)
-            .await?;
+            .from(TableRef::ValuesList(rows, Alias::new("ended").into_iden()))
+            .and_where(Expr::col((CronFires, Column::CronId)).eq(ended(1)))
+            .and_where(Expr::col((CronFires, Column::ScheduledFor)).eq(ended(2)))
+            .and_where(Expr::col((CronFires, Column::RunId)).eq(ended(3)))
+            .to_owned();
+        txn.execute(&update).await?;
         released |= record_last_runs(txn, routes, chunk, now).await?;
     }
     Ok(released)

@@ -153,36 +153,38 @@ pub(super) async fn record_ends(
             end.delivery.map(|d| d.attempts).into()
         }),
     ];
+    // The entry's key: the first columns of each row of the list.
+    let key = [Column::CronId, Column::ScheduledFor, Column::RunId];
     // A `VALUES` list names its columns column1, column2, … (SQLite and PostgreSQL alike).
-    let ended =
-        |position: usize| Expr::col((Alias::new("ended"), Alias::new(format!("column{position}"))));
+    let list = || Alias::new("ended");
+    let ended = |position: usize| Expr::col((list(), Alias::new(format!("column{position}"))));
     let mut released = false;
     for chunk in ends.chunks(IN_KEYS) {
         let rows = chunk
             .iter()
             .map(|end| {
-                let key = [
+                let keyed_by = [
                     end.run.cron_id.clone().into(),
                     end.run.scheduled_for.into(),
                     end.run.run_id.clone().into(),
                 ];
                 let values = written.iter().map(|(_, value)| value(end));
-                ValueTuple::Many(key.into_iter().chain(values).collect())
+                ValueTuple::Many(keyed_by.into_iter().chain(values).collect())
             })
             .collect();
-        let update = Query::update()
+        let mut update = Query::update()
             .table(CronFires)
             .values(
                 written
                     .iter()
                     .enumerate()
-                    .map(|(index, (column, _))| (*column, ended(index + 4))),
+                    .map(|(index, (column, _))| (*column, ended(key.len() + index + 1))),
             )
-            .from(TableRef::ValuesList(rows, Alias::new("ended").into_iden()))
-            .and_where(Expr::col((CronFires, Column::CronId)).eq(ended(1)))
-            .and_where(Expr::col((CronFires, Column::ScheduledFor)).eq(ended(2)))
-            .and_where(Expr::col((CronFires, Column::RunId)).eq(ended(3)))
+            .from(TableRef::ValuesList(rows, list().into_iden()))
             .to_owned();
+        for (index, column) in key.into_iter().enumerate() {
+            update.and_where(Expr::col((CronFires, column)).eq(ended(index + 1)));
+        }
         txn.execute(&update).await?;
         released |= record_last_runs(txn, routes, chunk, now).await?;
     }

@@ -397,6 +397,7 @@ impl Runner {
                     &self.worker_id,
                     &ids,
                     self.settings.lease.as_millis() as i64,
+                    self.settings.renew_every.as_millis() as i64,
                 )
                 .await
             {

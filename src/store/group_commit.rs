@@ -11,27 +11,28 @@
 //! rolls the whole batch back; each of its operations is then retried alone, so only the
 //! operation at fault sees the error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IdenStatic,
-    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, SqlErr, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{CancelAction, MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
+use entity::states::{MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
 use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::runs::{
-    Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, claim_due,
-    delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
+    Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, RunState,
+    claim_due, delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
+    run_states,
 };
 use super::{Error, Result};
 use crate::config::AlertRouteConfig;
@@ -390,13 +391,6 @@ impl<'a> Finish<'a> {
     }
 }
 
-/// What the store says decides how a finished run ends.
-struct RunState {
-    status: RunStatus,
-    lease_owner: Option<String>,
-    cancel_action: Option<CancelAction>,
-}
-
 /// How a finished run is written.
 #[derive(Debug, PartialEq, Eq)]
 enum Ending {
@@ -414,10 +408,7 @@ enum Ending {
 /// `threads` holds the threads of the runs of the batch written plainly so far.
 fn ending(state: Option<RunState>, finish: &Finish, threads: &mut HashSet<String>) -> Ending {
     match state {
-        Some(state)
-            if state.status == RunStatus::Running
-                && state.lease_owner.as_deref() == Some(finish.worker) =>
-        {
+        Some(state) if state.held_by(finish.worker) => {
             if state.cancel_action.is_none()
                 && finish.run.on_completion != Some(OnCompletion::Delete)
                 && threads.insert(finish.run.thread_id.clone())
@@ -575,7 +566,12 @@ async fn finish_rest(
     deliveries: &mut Vec<delivery::Model>,
     now: Millis,
 ) -> Result<Vec<usize>> {
-    let mut current = run_states(txn, &rest).await?;
+    let mut current = run_states(
+        txn,
+        rest.iter().map(|finish| finish.run.run_id.clone()),
+        true,
+    )
+    .await?;
     // The common case, a run that simply ended on a thread that stays, is written with
     // multi-row statements for the whole batch; cancels and rollbacks one by one.
     let mut plain = Vec::new();
@@ -625,43 +621,11 @@ async fn finish_rest(
     Ok(done)
 }
 
-/// The state of the runs of `finishes` in the store, by run id, read locked.
-async fn run_states(
-    txn: &DatabaseTransaction,
-    finishes: &[&Finish<'_>],
-) -> Result<HashMap<String, RunState>> {
-    if finishes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(Runs::find()
-        .select_only()
-        .columns([
-            Column::RunId,
-            Column::Status,
-            Column::LeaseOwner,
-            Column::CancelAction,
-        ])
-        .filter(Column::RunId.is_in(finishes.iter().map(|f| f.run.run_id.clone())))
-        .lock_exclusive()
-        .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|(run_id, status, lease_owner, cancel_action)| {
-            let state = RunState {
-                status,
-                lease_owner,
-                cancel_action,
-            };
-            (run_id, state)
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runs::spec::RunSpec;
+    use entity::states::CancelAction;
     use serde_json::json;
 
     fn run(run_id: &str, thread_id: &str, on_completion: Option<OnCompletion>) -> run::Model {

@@ -448,9 +448,14 @@ fn sqlite_options(url: &str, max_connections: u32, writer: bool) -> ConnectOptio
                 // pages of runs, fires and crons again and again, and with 2 MiB they are read
                 // from the kernel (`pread`, 7 % of the writer thread's time in a profile;
                 // docs/benchmarks.md, "The top-of-the-minute herd").
+                //
+                // Statement journals in memory: a multi-row statement inside a batch keeps one
+                // (to undo itself alone if it fails), and past 64 KiB SQLite spills it to a
+                // temporary file, written and thrown away for every large statement.
                 opts.pragma("wal_autocheckpoint", "0")
                     .pragma("journal_size_limit", (64 << 20).to_string())
                     .pragma("cache_size", (-16 * 1024).to_string())
+                    .pragma("temp_store", "memory")
             } else {
                 opts
             }

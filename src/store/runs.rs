@@ -2,12 +2,12 @@
 //! workers under a lease, finished in one transaction that also updates the thread and
 //! writes the webhook outbox row.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
@@ -380,35 +380,31 @@ impl Store {
         worker: &str,
         run_ids: &[String],
         lease_ms: i64,
+        renew_every_ms: i64,
     ) -> Result<Vec<(String, Lease)>> {
         if run_ids.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        // Leases taken or renewed within the last round are fresh enough to last until the
+        // next: a burst's short runs are then never rewritten just to be renewed.
         Runs::update_many()
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
             .filter(Column::RunId.is_in(run_ids.iter().cloned()))
             .filter(Column::LeaseOwner.eq(worker))
             .filter(Column::Status.eq(RunStatus::Running))
+            .filter(Column::LeaseExpiresAt.lt(now + lease_ms - renew_every_ms))
             .exec(&self.write)
             .await?;
-        let rows = Runs::find()
-            .filter(Column::RunId.is_in(run_ids.iter().cloned()))
-            .all(&self.write)
-            .await?;
+        let states = run_states(&self.write, run_ids.iter().cloned(), false).await?;
         Ok(run_ids
             .iter()
             .map(|id| {
-                let lease = match rows.iter().find(|r| &r.run_id == id) {
-                    Some(r)
-                        if r.status == RunStatus::Running
-                            && r.lease_owner.as_deref() == Some(worker) =>
-                    {
-                        match r.cancel_action {
-                            Some(action) => Lease::Cancel(action),
-                            None => Lease::Held,
-                        }
-                    }
+                let lease = match states.get(id) {
+                    Some(state) if state.held_by(worker) => match state.cancel_action {
+                        Some(action) => Lease::Cancel(action),
+                        None => Lease::Held,
+                    },
                     _ => Lease::Lost,
                 };
                 (id.clone(), lease)
@@ -780,6 +776,61 @@ fn object(value: &Value) -> Map<String, Value> {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     }
+}
+
+/// What the store says of a run its worker holds: whether it still does, and whether a
+/// cancel came in.
+pub(super) struct RunState {
+    pub status: RunStatus,
+    pub lease_owner: Option<String>,
+    pub cancel_action: Option<CancelAction>,
+}
+
+impl RunState {
+    /// Still running under `worker`'s lease.
+    pub fn held_by(&self, worker: &str) -> bool {
+        self.status == RunStatus::Running && self.lease_owner.as_deref() == Some(worker)
+    }
+}
+
+/// The state of the runs `run_ids` by run id (those gone are absent); `locked` reads them
+/// locked, so that a cancel from another replica cannot slip in before the transaction ends
+/// (PostgreSQL).
+pub(super) async fn run_states(
+    db: &impl ConnectionTrait,
+    run_ids: impl IntoIterator<Item = String>,
+    locked: bool,
+) -> Result<HashMap<String, RunState>> {
+    let run_ids: Vec<String> = run_ids.into_iter().collect();
+    if run_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut select = Runs::find()
+        .select_only()
+        .columns([
+            Column::RunId,
+            Column::Status,
+            Column::LeaseOwner,
+            Column::CancelAction,
+        ])
+        .filter(Column::RunId.is_in(run_ids));
+    if locked {
+        select = select.lock_exclusive();
+    }
+    Ok(select
+        .into_tuple::<(String, RunStatus, Option<String>, Option<CancelAction>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(run_id, status, lease_owner, cancel_action)| {
+            let state = RunState {
+                status,
+                lease_owner,
+                cancel_action,
+            };
+            (run_id, state)
+        })
+        .collect())
 }
 
 /// What a lease renewal found.

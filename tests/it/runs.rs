@@ -225,6 +225,7 @@ async fn http_graph_posts_the_run_and_takes_its_answer() {
 
 on_both_backends!(
     runs_survive_kill_9,
+    a_run_longer_than_its_lease_keeps_it,
     a_run_whose_worker_dies_twice_ends_in_error,
     concurrent_runs_share_transactions_and_refusals_stay_their_own,
     a_threads_queue_drains_without_waiting_for_polls
@@ -402,6 +403,32 @@ async fn runs_survive_kill_9(backend: Backend) {
         state["values"]["messages"][1]["content"], "queued",
         "{state}"
     );
+}
+
+/// A run lasting several leases keeps its lease (renewed by its live worker): it runs once
+/// and succeeds, never re-queued.
+async fn a_run_longer_than_its_lease_keeps_it(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let starts = storage.dir.path().join("starts");
+    // Each execution appends a line to `starts` before working for 3 leases (2 s each).
+    let graph = format!(
+        "[graphs.long]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo started >> {}; cat >/dev/null; sleep 6; echo '{{}}'\"]\n",
+        starts.display()
+    );
+    let daemon = daemon_with_graphs(&storage, &graph).await;
+    let thread_id = daemon.new_thread().await;
+    let (code, run) = daemon
+        .post(
+            &format!("/threads/{thread_id}/runs"),
+            &json!({"assistant_id": "long", "input": {}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{run}");
+    let run_id = run["run_id"].as_str().expect("id");
+    let run = wait_status(&daemon, &thread_id, run_id, &["success", "error"]).await;
+    assert_eq!(run["status"], "success", "{run}");
+    let started = std::fs::read_to_string(&starts).expect("the graph ran");
+    assert_eq!(started.lines().count(), 1, "executed once: {started:?}");
 }
 
 /// A run is re-queued once; when its worker dies again it ends as `error` ("worker lost").

@@ -15,15 +15,15 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IdenStatic,
-    IntoActiveModel, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IdenStatic, IntoActiveModel, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
-use entity::states::{MultitaskStrategy, OnCompletion, RunStatus, ThreadStatus};
+use entity::states::{MultitaskStrategy, OnCompletion, ThreadStatus};
 use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
@@ -31,8 +31,8 @@ use super::crons::lock_crons;
 use super::history::{End, record_ends};
 use super::runs::{
     Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, RunState,
-    claim_due, delivery_model, end_run, end_runs_batched, ended, queue_run, queue_runs_batched,
-    run_states,
+    claim_due, delivery_model, end_run, end_runs_batched, ended, held_by, queue_run,
+    queue_runs_batched, run_states,
 };
 use super::{Error, Result};
 use crate::config::AlertRouteConfig;
@@ -518,10 +518,12 @@ async fn finish_throwaway(
         let ours = Query::select()
             .column(Column::ThreadId)
             .from(Runs)
-            .and_where(Column::RunId.is_in(throwaway.iter().map(|f| f.run.run_id.clone())))
-            .and_where(Column::Status.eq(RunStatus::Running))
-            .and_where(Column::LeaseOwner.eq(worker))
-            .and_where(Column::CancelAction.is_null())
+            .cond_where(
+                Condition::all()
+                    .add(Column::RunId.is_in(throwaway.iter().map(|f| f.run.run_id.clone())))
+                    .add(held_by(worker))
+                    .add(Column::CancelAction.is_null()),
+            )
             .to_owned();
         // The ids alone come back: nothing here reads the rest of a thread row (its JSON
         // columns would be decoded for nothing).
@@ -625,7 +627,7 @@ async fn finish_rest(
 mod tests {
     use super::*;
     use crate::runs::spec::RunSpec;
-    use entity::states::CancelAction;
+    use entity::states::{CancelAction, RunStatus};
     use serde_json::json;
 
     fn run(run_id: &str, thread_id: &str, on_completion: Option<OnCompletion>) -> run::Model {

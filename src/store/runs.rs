@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Map, Value};
@@ -391,8 +391,7 @@ impl Store {
         Runs::update_many()
             .col_expr(Column::LeaseExpiresAt, Expr::value(now + lease_ms))
             .filter(Column::RunId.is_in(run_ids.iter().cloned()))
-            .filter(Column::LeaseOwner.eq(worker))
-            .filter(Column::Status.eq(RunStatus::Running))
+            .filter(held_by(worker))
             .filter(Column::LeaseExpiresAt.lt(now + lease_ms - renew_every_ms))
             .exec(&self.write)
             .await?;
@@ -482,8 +481,7 @@ impl Store {
             .col_expr(Column::StartedAt, Expr::value(Option::<i64>::None))
             .col_expr(Column::UpdatedAt, Expr::value(now_ms()))
             .filter(Column::RunId.is_in(run_ids.iter().cloned()))
-            .filter(Column::LeaseOwner.eq(worker))
-            .filter(Column::Status.eq(RunStatus::Running))
+            .filter(held_by(worker))
             .exec(&self.write)
             .await?
             .rows_affected)
@@ -787,10 +785,17 @@ pub(super) struct RunState {
 }
 
 impl RunState {
-    /// Still running under `worker`'s lease.
+    /// Still running under `worker`'s lease (in SQL: `held_by`).
     pub fn held_by(&self, worker: &str) -> bool {
         self.status == RunStatus::Running && self.lease_owner.as_deref() == Some(worker)
     }
+}
+
+/// Runs still running under `worker`'s lease (in memory: `RunState::held_by`).
+pub(super) fn held_by(worker: &str) -> Condition {
+    Condition::all()
+        .add(Column::Status.eq(RunStatus::Running))
+        .add(Column::LeaseOwner.eq(worker))
 }
 
 /// The state of the runs `run_ids` by run id (those gone are absent); `locked` reads them

@@ -429,6 +429,10 @@ fn sqlite_options(url: &str, max_connections: u32, writer: bool) -> ConnectOptio
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // SQLite runs in this process: there is no link to lose between statements, and a
+        // ping on every acquire is one more hand-off to the connection's thread and back per
+        // statement or transaction.
+        .test_before_acquire(false)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |opts| {
             let opts = opts

@@ -24,6 +24,9 @@ pub use signing::Signer;
 
 use crate::config::Config;
 
+/// The key each attempt adds to a run webhook's stored payload: when it was sent.
+pub const WEBHOOK_SENT_AT: &str = "webhook_sent_at";
+
 /// The keys a webhook body can have; `allowed_fields` may name only these.
 pub const PAYLOAD_FIELDS: [&str; 17] = [
     "run_id",
@@ -40,7 +43,7 @@ pub const PAYLOAD_FIELDS: [&str; 17] = [
     "scheduled_for",
     "run_started_at",
     "run_ended_at",
-    "webhook_sent_at",
+    WEBHOOK_SENT_AT,
     "values",
     "error",
 ];

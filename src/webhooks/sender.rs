@@ -11,8 +11,8 @@ use url::Url;
 use entity::delivery;
 use entity::states::DeliveryKind;
 
-use super::Settings;
 use super::retry::{Verdict, parse_retry_after, verdict};
+use super::{Settings, WEBHOOK_SENT_AT};
 use crate::time::{iso, now_ms};
 
 /// The first bytes of an answer kept in the delivery log.
@@ -72,19 +72,16 @@ impl Serialize for Stamped<'_> {
         let kept = |key: &str| self.allowed.is_none_or(|allowed| allowed.contains(key));
         let mut map = serializer.serialize_map(None)?;
         for (key, value) in self.payload.into_iter().flatten() {
-            if key != SENT_AT && kept(key) {
+            if key != WEBHOOK_SENT_AT && kept(key) {
                 map.serialize_entry(key, value)?;
             }
         }
-        if kept(SENT_AT) {
-            map.serialize_entry(SENT_AT, &self.sent_at)?;
+        if kept(WEBHOOK_SENT_AT) {
+            map.serialize_entry(WEBHOOK_SENT_AT, &self.sent_at)?;
         }
         map.end()
     }
 }
-
-/// The key each attempt adds to a run payload.
-const SENT_AT: &str = "webhook_sent_at";
 
 pub async fn attempt(
     client: &reqwest::Client,
@@ -223,7 +220,7 @@ mod tests {
         let payload = json!({"run_id": "r", "status": "success", "kwargs": {}});
         let allowed: HashSet<String> = ["status".to_string()].into();
         assert_eq!(stamped(&payload, Some(&allowed)), r#"{"status":"success"}"#);
-        let allowed: HashSet<String> = ["run_id".to_string(), SENT_AT.to_string()].into();
+        let allowed: HashSet<String> = ["run_id".to_string(), WEBHOOK_SENT_AT.to_string()].into();
         assert_eq!(
             stamped(&payload, Some(&allowed)),
             r#"{"run_id":"r","webhook_sent_at":"2026-12-07T12:00:00+00:00"}"#

@@ -222,8 +222,9 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64, Error> {
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
-/// Waits (at most `timeout` s) until no run scheduled before `horizon` is pending or running
-/// and no run webhook is pending in any of the databases.
+/// Waits (at most `timeout` s) until no instant before `horizon` is still recorded ahead
+/// (`scheduled`), no run scheduled before it is pending or running and no run webhook is
+/// pending in any of the databases.
 pub async fn drain(urls: &[String], horizon: i64, timeout: u64) -> Result<(), Error> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut dbs = Vec::new();
@@ -249,12 +250,22 @@ pub async fn drain(urls: &[String], horizon: i64, timeout: u64) -> Result<(), Er
                 ),
             )
             .await?;
+            left += scalar(
+                db,
+                &format!(
+                    "SELECT count(*) FROM cron_fires WHERE outcome = 'scheduled' \
+                     AND scheduled_for <= {horizon}"
+                ),
+            )
+            .await?;
         }
         if left == 0 {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            eprintln!("faults-drain: {left} runs or webhooks still pending after {timeout} s");
+            eprintln!(
+                "faults-drain: {left} instants, runs or webhooks still pending after {timeout} s"
+            );
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -585,6 +596,11 @@ pub async fn report(args: &ReportArgs) -> Result<Vec<String>, Error> {
                 if let Some(entry) = cover.get_mut(&t) {
                     match fire.outcome.as_str() {
                         "fired" => entry.0 += 1,
+                        // Recorded ahead and never fired: no run, so not covered.
+                        "scheduled" => problems.push(format!(
+                            "{} {} ({}): instant {t} recorded ahead, never fired",
+                            cron.db, cron.id, cron.load
+                        )),
                         _ => entry.1 += 1,
                     }
                     if fire.outcome == "missed"

@@ -1,6 +1,6 @@
-//! The top-of-the-minute herd: `crons` stateless crons all due at one minute boundary, each
-//! with a webhook to a receiver in this process, and `per_second` per-second crons beside
-//! them. Arrival is the webhook's receipt (wall clock) minus the boundary; "written" is the
+//! The top-of-the-minute herd: `crons` crons all due at one minute boundary (stateless, or
+//! each on a thread of its own), each with a webhook to a receiver in this process, and
+//! `per_second` per-second crons beside them. Arrival is the webhook's receipt (wall clock) minus the boundary; "written" is the
 //! fire-log row's `fired_at` minus the boundary (negative: durable before the instant).
 //! The same client drives cronhook and the reference server; the database figures and the
 //! daemon's memory are read only when their flags are given.
@@ -17,6 +17,8 @@ use crate::webhooks::receiver;
 
 pub struct Herd<'a> {
     pub crons: u64,
+    /// Each burst cron on a thread of its own (a thread cron) instead of stateless.
+    pub on_threads: bool,
     pub per_second: u64,
     /// The boundary is the first whole minute at least this far past the end of creation.
     pub margin: Duration,
@@ -36,7 +38,7 @@ pub async fn run(
     let hook = format!("http://127.0.0.1:{port}/herd");
 
     // Per-second crons first: they fire through the creation and the burst alike.
-    let ticks = create_all(client, url, herd.per_second, 8, |_| {
+    let ticks = create_all(client, url, herd.per_second, 8, false, |_| {
         json!({"assistant_id": "agent", "schedule": "* * * * * *",
                "input": {"messages": [{"role": "user", "content": "tick"}]},
                "metadata": {"herd": "tick"}})
@@ -45,7 +47,8 @@ pub async fn run(
 
     // The burst's crons fire at one boundary, far enough ahead for the creation to end
     // before it: a daily schedule at that minute, so no earlier minute fires them.
-    let estimate = Duration::from_secs_f64(herd.crons as f64 / 1_000.0);
+    let per_s = if herd.on_threads { 500.0 } else { 1_000.0 };
+    let estimate = Duration::from_secs_f64(herd.crons as f64 / per_s);
     let boundary_ms = next_minute(now_ms() + (estimate + herd.margin).as_millis() as i64);
     let at = Utc
         .timestamp_millis_opt(boundary_ms)
@@ -54,7 +57,7 @@ pub async fn run(
     let schedule = format!("{} {} * * *", at.minute(), at.hour());
     let created = Instant::now();
     let hook_for_body = hook.clone();
-    create_all(client, url, herd.crons, 32, move |i| {
+    create_all(client, url, herd.crons, 32, herd.on_threads, move |i| {
         json!({"assistant_id": "agent", "schedule": schedule, "webhook": hook_for_body,
                "input": {"messages": [{"role": "user", "content": format!("herd {i}")}]},
                "metadata": {"herd": "burst", "n": i}})
@@ -112,6 +115,7 @@ pub async fn run(
         "bench": "herd",
         "server": herd.label,
         "crons": herd.crons,
+        "kind": if herd.on_threads { "thread" } else { "stateless" },
         "per_second_crons": herd.per_second,
         "create_s": round1(creation.as_secs_f64()),
         "create_per_s": (herd.crons as f64 / creation.as_secs_f64()).round(),
@@ -133,12 +137,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Creates `count` crons from `concurrency` clients; returns their ids.
+/// Creates `count` crons from `concurrency` clients, stateless or each on a new thread of
+/// its own; returns their ids.
 async fn create_all(
     client: &reqwest::Client,
     url: &str,
     count: u64,
     concurrency: u64,
+    on_threads: bool,
     body: impl Fn(u64) -> Value + Send + Sync + 'static,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let next = Arc::new(AtomicU64::new(0));
@@ -146,7 +152,7 @@ async fn create_all(
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let (client, next, body) = (client.clone(), next.clone(), body.clone());
-        let endpoint = format!("{url}/runs/crons");
+        let url = url.to_string();
         workers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             loop {
@@ -154,6 +160,21 @@ async fn create_all(
                 if i >= count {
                     return Ok::<_, String>(ids);
                 }
+                let endpoint = if on_threads {
+                    let thread: Value = client
+                        .post(format!("{url}/threads"))
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let thread_id = thread["thread_id"].as_str().unwrap_or_default();
+                    format!("{url}/threads/{thread_id}/runs/crons")
+                } else {
+                    format!("{url}/runs/crons")
+                };
                 let response = client
                     .post(&endpoint)
                     .json(&body(i))

@@ -71,6 +71,9 @@ enum Bench {
     Herd {
         #[arg(long)]
         crons: u64,
+        /// Each burst cron on a thread of its own (thread crons) instead of stateless.
+        #[arg(long)]
+        on_threads: bool,
         #[arg(long, default_value_t = 100)]
         per_second: u64,
         /// Seconds between the end of creation and the boundary, at least.
@@ -326,6 +329,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Bench::Herd {
             crons,
+            on_threads,
             per_second,
             margin,
             timeout,
@@ -335,6 +339,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let herd = herd::Herd {
                 crons,
+                on_threads,
                 per_second,
                 margin: Duration::from_secs(margin),
                 timeout: Duration::from_secs(timeout),

@@ -187,6 +187,11 @@ impl CancelAction {
 #[serde(rename_all = "lowercase")]
 #[schema(as = HistoryFire)]
 pub enum FireOutcome {
+    /// Recorded ahead of its instant: its run is queued at the instant, with the multitask
+    /// and overlap decisions taken then (the entry then says `fired`, `rejected` or
+    /// `skipped`).
+    #[sea_orm(string_value = "scheduled")]
+    Scheduled,
     /// Its run was queued by the scheduler.
     #[sea_orm(string_value = "fired")]
     Fired,
@@ -210,6 +215,7 @@ pub enum FireOutcome {
 impl FireOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
+            FireOutcome::Scheduled => "scheduled",
             FireOutcome::Fired => "fired",
             FireOutcome::Missed => "missed",
             FireOutcome::Rejected => "rejected",

@@ -13,6 +13,7 @@ mod m20261213_000008_failing_crons;
 mod m20261214_000009_controls;
 mod m20261216_000010_thread_queue;
 mod m20261217_000011_sparse_indexes;
+mod m20261218_000012_scheduled_instants;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000009_controls::Migration),
             Box::new(m20261216_000010_thread_queue::Migration),
             Box::new(m20261217_000011_sparse_indexes::Migration),
+            Box::new(m20261218_000012_scheduled_instants::Migration),
         ]
     }
 }

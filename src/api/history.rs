@@ -137,16 +137,20 @@ pub struct HistoryEntry {
     pub last_scheduled_for: Option<String>,
     /// How many instants the entry covers (1 but for `missed` entries).
     pub count: i64,
-    /// `fired` (its run was queued), `missed` (given up under `misfire_policy`), `rejected`
+    /// `scheduled` (a thread cron's instant recorded ahead of it: its run is queued at the
+    /// instant, under the thread's multitask strategy), `fired` (its run was queued),
+    /// `missed` (given up under `misfire_policy`), `rejected`
     /// (its thread was busy under `multitask_strategy: reject`, or gone), `skipped` (the
     /// cron's earlier run was still active under its `overlap`), `backfilled` (fired by a
     /// backfill request) or `triggered` (a manual trigger).
     pub fire: FireOutcome,
     /// The policy that decided a `missed` entry; null for the others.
     pub misfire_policy: Option<MisfirePolicy>,
-    /// When the entry was written (a stateless cron's runs are written `prefire` ahead).
+    /// When the entry was written (a stateless cron's runs, and a thread cron's instants,
+    /// are written `prefire` ahead).
     #[schema(format = DateTime)]
     pub fired_at: String,
+    /// Null when nothing ran, and while the instant is `scheduled`.
     #[schema(format = Uuid)]
     pub run_id: Option<String>,
     /// Null when nothing ran.
@@ -206,7 +210,10 @@ impl From<cron_fire::Model> for HistoryEntry {
                 .as_deref()
                 .and_then(MisfirePolicy::parse),
             fired_at: iso(entry.fired_at),
-            run_id: entry.run_id,
+            // The run comes to be at the instant.
+            run_id: entry
+                .run_id
+                .filter(|_| entry.outcome != FireOutcome::Scheduled),
             run_status: entry.run_status,
             started_at: entry.started_at.map(iso),
             ended_at: entry.ended_at.map(iso),

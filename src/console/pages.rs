@@ -84,6 +84,7 @@ pub async fn overview(
             FireOutcome::Missed => "missed",
             FireOutcome::Rejected => "rejected",
             FireOutcome::Skipped => "skipped",
+            FireOutcome::Scheduled => "scheduled",
             _ => fire.run_status.map_or("queued", RunStatus::as_str),
         };
         *outcomes.entry(label).or_default() += 1;
@@ -477,7 +478,7 @@ pub async fn cron(
                                     @if entry.instants > 1 { " (" (entry.instants) " instants)" } }
                                 td {
                                     @match entry.outcome {
-                                        FireOutcome::Missed | FireOutcome::Rejected | FireOutcome::Skipped => {
+                                        FireOutcome::Missed | FireOutcome::Rejected | FireOutcome::Skipped | FireOutcome::Scheduled => {
                                             span class=(format!("badge b-{}", outcome_class(entry.outcome, entry.run_status))) { (entry.outcome.as_str()) }
                                         }
                                         _ => { (run_badge(entry.run_status)) }

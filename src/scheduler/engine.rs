@@ -5,10 +5,17 @@
 //! waiting for the instant. Just before the instant the scheduler claims them for local
 //! worker slots (one UPDATE by id), and each is launched at the instant by a timer. Writing
 //! a burst of fires, and claiming it, take tens of milliseconds; doing both ahead keeps that
-//! cost out of the runs' start. Thread crons fire at the instant, since a run queued early
-//! would hold up the thread's queue. A run fired ahead is durable like any other: if this
-//! process dies, any worker starts it when it is due; if its cron is changed or deleted
-//! before the claim, the store withdraws it.
+//! cost out of the runs' start. A run fired ahead is durable like any other: if this process
+//! dies, any worker starts it when it is due; if its cron is changed or deleted before the
+//! claim, the store withdraws it.
+//!
+//! Thread crons have their instants recorded `prefire` ahead (history entries `scheduled`):
+//! the instant is claimed then, so it fires exactly once, but the run joins the thread's
+//! queue only at the instant, where the thread's multitask strategy decides its fate (a run
+//! queued early would hold up the thread, or be judged against the thread as it was before
+//! the instant). The scheduler holds them and fires them at their instant; those of a
+//! scheduler that died are fired by any replica's from the store a second later. Stateless
+//! crons whose `overlap` looks at the runs active at the instant fire at the instant.
 //!
 //! Instants are wall-clock UTC milliseconds; sleeping uses tokio's monotonic clock, and the
 //! wait is recomputed from the wall clock on every turn, so a clock jump neither fires
@@ -32,7 +39,7 @@ use crate::runs::spec::cron_run;
 use crate::runs::{Control, Slot};
 use crate::schedule::{Dst, Schedule, parse_timezone};
 use crate::store::Store;
-use crate::store::fires::{CronTiming, Fire, Fired, Missed};
+use crate::store::fires::{CronTiming, Fire, Fired, Missed, Queued, Released, Scheduled};
 use crate::time::{Millis, now_ms, to_datetime};
 
 /// Bounds of how long before their instant runs fired ahead are claimed (see `run`).
@@ -50,6 +57,13 @@ const LOAD_CHUNK: usize = 5_000;
 
 /// How long the loop waits before firing again after the store failed a fire.
 const FAILED_FIRE_PAUSE: Duration = Duration::from_millis(200);
+
+/// Instants recorded ahead by a scheduler are left to it for this long past their instant
+/// before another replica's scheduler fires them from the store (see `release_orphans`).
+const ORPHAN_GRACE: Millis = 1_000;
+
+/// Instants recorded ahead read from the store at most per turn.
+const ORPHANS_PER_TURN: u64 = 1_000;
 
 /// At most this many missed instants are enumerated for one cron in one fire.
 const MAX_INSTANTS: usize = 100_000;
@@ -127,6 +141,48 @@ impl Ahead {
             }
         }
         runs
+    }
+}
+
+/// Thread crons' instants recorded ahead, held until their instant comes (see
+/// `Store::release`). Past `MAX_HELD_AHEAD` the latest are left to the store, where the
+/// loop finds them as they fall due (`Store::due_scheduled`).
+#[derive(Default)]
+struct Recorded {
+    held: BTreeMap<(Millis, String), Scheduled>,
+    /// Some were left to the store: look for them there as soon as they are due.
+    overflowed: bool,
+}
+
+impl Recorded {
+    fn first_at(&self) -> Option<Millis> {
+        self.held.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    fn hold(&mut self, scheduled: Scheduled) {
+        let key = (scheduled.instant, scheduled.run_id.clone());
+        self.held.insert(key, scheduled);
+        if self.held.len() > MAX_HELD_AHEAD {
+            self.held.pop_last();
+            self.overflowed = true;
+        }
+    }
+
+    /// Takes up to `limit` instants due by `now`, earliest first.
+    fn take_due(&mut self, now: Millis, limit: usize) -> Vec<Scheduled> {
+        let mut due = Vec::new();
+        while due.len() < limit
+            && self.first_at().is_some_and(|at| at <= now)
+            && let Some((_, scheduled)) = self.held.pop_first()
+        {
+            due.push(scheduled);
+        }
+        due
+    }
+
+    fn holds(&self, scheduled: &Scheduled) -> bool {
+        self.held
+            .contains_key(&(scheduled.instant, scheduled.run_id.clone()))
     }
 }
 
@@ -266,6 +322,7 @@ fn plan_fire(
 struct LoopState {
     timer: Timer,
     ahead: Ahead,
+    recorded: Recorded,
     /// How long before their instant runs fired ahead are claimed: about twice what the
     /// last claim took, so they are running in the store when the instant comes.
     claim_lead: Millis,
@@ -332,6 +389,7 @@ impl LoopState {
                 settings.window.as_millis() as Millis / 2,
             ),
             ahead: Ahead::default(),
+            recorded: Recorded::default(),
             claim_lead: MIN_CLAIM_LEAD,
             parsed: ParsedSchedules::default(),
             due_later: BTreeSet::new(),
@@ -352,6 +410,7 @@ impl LoopState {
         let next_start = next_start.filter(|_| !slot_wanted);
         let wake_at = [
             next_start,
+            self.recorded.first_at(),
             self.due_later.first().copied(),
             self.timer.next_fire_at(),
             Some(self.next_refresh),
@@ -404,6 +463,7 @@ impl Scheduler {
             // the per-second crons beside it from being fired for seconds).
             let loaded = self.load_some(&mut state).await;
             let started = self.start_ahead(&mut state).await;
+            let released = self.release_due(&mut state).await;
             if state.due_later.first().is_some_and(|at| *at <= now) {
                 state.due_later.retain(|at| *at > now);
                 self.runs.wake();
@@ -415,7 +475,7 @@ impl Scheduler {
                 self.fire(due, &mut state).await;
                 continue;
             }
-            if started || loaded {
+            if started || loaded || released {
                 continue;
             }
 
@@ -466,7 +526,86 @@ impl Scheduler {
             }
             Err(err) => tracing::error!(error = %err, "reading changed crons failed"),
         }
+        self.release_orphans(state, now).await;
         state.next_refresh = now + self.settings.refresh_interval.as_millis() as Millis;
+    }
+
+    /// Fires the instants recorded ahead that are due and that no scheduler fired: a
+    /// replica's that died, this process's before a restart, or those `Recorded` left to the
+    /// store. Another scheduler's are left to it for `ORPHAN_GRACE` past their instant.
+    async fn release_orphans(&self, state: &mut LoopState, now: Millis) {
+        let before = if state.recorded.overflowed {
+            now
+        } else {
+            now - ORPHAN_GRACE
+        };
+        match self.store.due_scheduled(before, ORPHANS_PER_TURN).await {
+            Ok(due) => {
+                let found = due.len() as u64;
+                let due: Vec<Scheduled> = due
+                    .into_iter()
+                    .filter(|scheduled| !state.recorded.holds(scheduled))
+                    .collect();
+                if found < ORPHANS_PER_TURN {
+                    state.recorded.overflowed = false;
+                } else {
+                    // More wait: look again next turn.
+                    state.next_refresh = 0;
+                }
+                if !due.is_empty() {
+                    self.release(due, state).await;
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "reading instants recorded ahead failed"),
+        }
+    }
+
+    /// Fires the instants recorded ahead whose instant has come, a batch a turn. Whether
+    /// any were due.
+    async fn release_due(&self, state: &mut LoopState) -> bool {
+        let due = state
+            .recorded
+            .take_due(now_ms(), self.settings.batch_size.max(1));
+        if due.is_empty() {
+            return false;
+        }
+        self.release(due, state).await;
+        true
+    }
+
+    /// Fires instants recorded ahead through the store (see `Store::release`), starting the
+    /// runs it claimed for local slots. When the store fails they are held again, to retry.
+    async fn release(&self, due: Vec<Scheduled>, state: &mut LoopState) {
+        let now = now_ms();
+        let make_run = self.run_maker(now);
+        let slots = self.runs.reserve_many(due.len());
+        let claim = slots.first().map(Slot::claim);
+        let released = self
+            .store
+            .release(&due, now, &make_run, claim.as_ref(), slots.len())
+            .await;
+        match released {
+            Ok((released, queued)) => {
+                state.fire_failures.succeeded(now);
+                self.started(queued, slots, state);
+                for (scheduled, released) in due.iter().zip(released) {
+                    let instant = scheduled.instant;
+                    let (runs, rejected) = match released {
+                        Released::Fired => (vec![(instant, scheduled.run_id.clone())], vec![]),
+                        Released::Rejected => (vec![], vec![instant]),
+                        Released::Lost => continue,
+                    };
+                    count_fired(&scheduled.cron, &runs, &rejected, &[], now);
+                }
+            }
+            Err(err) => {
+                state.fire_failures.failed(now, &err, due.len());
+                tokio::time::sleep(FAILED_FIRE_PAUSE).await;
+                for scheduled in due {
+                    state.recorded.hold(scheduled);
+                }
+            }
+        }
     }
 
     /// Starts the runs fired ahead whose instant is (all but) here, as many as there are
@@ -635,20 +774,7 @@ impl Scheduler {
         state: &mut LoopState,
         now: Millis,
     ) -> bool {
-        let make_run = |cron: &cron::Model, instant: Millis| {
-            let graph_id = self
-                .graphs
-                .get(&cron.assistant_id)
-                .cloned()
-                .unwrap_or_default();
-            cron_run(
-                cron,
-                graph_id,
-                instant,
-                crate::schedule::jitter::start(cron, instant),
-                now,
-            )
-        };
+        let make_run = self.run_maker(now);
         // Free local slots let fired runs that are due start at once, in the fire's own
         // transaction (runs fired ahead are started at their instant).
         let due_now = fires
@@ -656,25 +782,15 @@ impl Scheduler {
             .flat_map(|fire| &fire.instants)
             .filter(|&&instant| instant <= now)
             .count();
-        let mut slots = self.runs.reserve_many(due_now);
+        let slots = self.runs.reserve_many(due_now);
         let claim = slots.first().map(Slot::claim);
         let fired = self
             .store
             .fire(&fires, now, &make_run, claim.as_ref(), slots.len())
             .await;
         match fired {
-            Ok((results, queued)) => {
+            Ok((results, mut queued)) => {
                 state.fire_failures.succeeded(now);
-                for run in queued.claimed {
-                    if let Some(slot) = slots.pop() {
-                        slot.start(run);
-                    }
-                }
-                drop(slots);
-                for run_id in &queued.stopping {
-                    self.runs.cancel(run_id);
-                }
-                state.due_later.extend(queued.due_later);
                 let next_of: HashMap<&str, Millis> = fires
                     .iter()
                     .map(|fire| {
@@ -682,16 +798,16 @@ impl Scheduler {
                         (fire.cron.cron_id.as_str(), next)
                     })
                     .collect();
-                for run in queued.ahead {
+                for run in std::mem::take(&mut queued.ahead) {
                     let cron_id = run.cron_id.as_deref().unwrap_or_default();
                     let next = next_of.get(cron_id).copied().unwrap_or(Millis::MAX);
                     let burst = bursts.contains(cron_id);
                     state.ahead.hold(run, next, burst);
                 }
+                self.started(queued, slots, state);
                 for (fire, result) in fires.into_iter().zip(results) {
                     self.record(fire, result, &mut state.timer, now).await;
                 }
-                self.runs.wake();
                 true
             }
             Err(err) => {
@@ -705,6 +821,44 @@ impl Scheduler {
         }
     }
 
+    /// Builds the run of a cron's instant at `now`.
+    fn run_maker(&self, now: Millis) -> impl Fn(&cron::Model, Millis) -> run::Model + '_ {
+        move |cron: &cron::Model, instant: Millis| {
+            let graph_id = self
+                .graphs
+                .get(&cron.assistant_id)
+                .cloned()
+                .unwrap_or_default();
+            cron_run(
+                cron,
+                graph_id,
+                instant,
+                crate::schedule::jitter::start(cron, instant),
+                now,
+            )
+        }
+    }
+
+    /// Takes over what a fire or release queued for this process (runs fired ahead
+    /// apart): starts the claimed runs in `slots`, stops the runs asked to stop, and holds
+    /// what is due later.
+    fn started(&self, queued: Queued, mut slots: Vec<Slot>, state: &mut LoopState) {
+        for run in queued.claimed {
+            if let Some(slot) = slots.pop() {
+                slot.start(run);
+            }
+        }
+        drop(slots);
+        for run_id in &queued.stopping {
+            self.runs.cancel(run_id);
+        }
+        state.due_later.extend(queued.due_later);
+        for scheduled in queued.scheduled {
+            state.recorded.hold(scheduled);
+        }
+        self.runs.wake();
+    }
+
     /// Counts and logs what became of one cron's fire, and puts the cron back in the timer:
     /// at its next instant when claimed, as the store has it now when lost.
     async fn record(&self, fire: Fire, result: Fired, timer: &mut Timer, now: Millis) {
@@ -715,26 +869,8 @@ impl Scheduler {
                 rejected,
                 skipped,
             } => {
-                metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
-                crate::metrics::instants("fired", runs.len() as u64);
-                crate::metrics::instants("rejected", rejected.len() as u64);
-                crate::metrics::instants("skipped", skipped.len() as u64);
-                if !skipped.is_empty() {
-                    tracing::info!(cron_id = %cron.cron_id, instants = skipped.len(), overlap = cron.overlap.as_str(), "an earlier run still active; instant skipped");
-                }
+                count_fired(&cron, &runs, &rejected, &skipped, now);
                 crate::metrics::instants("missed", fire.missed.as_ref().map_or(0, |m| m.count));
-                if !rejected.is_empty() {
-                    metrics::counter!(crate::metrics::REJECTED_FIRES)
-                        .increment(rejected.len() as u64);
-                    tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
-                }
-                for (instant, run_id) in runs {
-                    tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
-                    if instant <= now {
-                        metrics::histogram!(crate::metrics::FIRE_LATENESS)
-                            .record((now - instant) as f64 / 1000.0);
-                    }
-                }
                 cron.next_run_at = fire.new_next;
                 timer.upsert_row(cron, now + self.window());
             }
@@ -791,6 +927,35 @@ impl Scheduler {
             }
         }
         true
+    }
+}
+
+/// Counts and logs the instants of `cron` fired at `now`: the runs queued (instant, run id),
+/// the instants rejected and those skipped.
+fn count_fired(
+    cron: &cron::Model,
+    runs: &[(Millis, String)],
+    rejected: &[Millis],
+    skipped: &[Millis],
+    now: Millis,
+) {
+    metrics::counter!(crate::metrics::FIRES).increment(runs.len() as u64);
+    crate::metrics::instants("fired", runs.len() as u64);
+    crate::metrics::instants("rejected", rejected.len() as u64);
+    crate::metrics::instants("skipped", skipped.len() as u64);
+    if !skipped.is_empty() {
+        tracing::info!(cron_id = %cron.cron_id, instants = skipped.len(), overlap = cron.overlap.as_str(), "an earlier run still active; instant skipped");
+    }
+    if !rejected.is_empty() {
+        metrics::counter!(crate::metrics::REJECTED_FIRES).increment(rejected.len() as u64);
+        tracing::warn!(cron_id = %cron.cron_id, instants = rejected.len(), "thread busy under multitask_strategy reject; instant not run");
+    }
+    for (instant, run_id) in runs {
+        tracing::debug!(cron_id = %cron.cron_id, %run_id, lateness_ms = now - instant, "fired");
+        if *instant <= now {
+            metrics::histogram!(crate::metrics::FIRE_LATENESS)
+                .record((now - instant) as f64 / 1000.0);
+        }
     }
 }
 
@@ -1006,6 +1171,8 @@ mod tests {
         let (cron, parsed) = due("* * * * * *", 10_000);
         let mut on_thread = cron.clone();
         on_thread.thread_id = Some("thread".into());
+        let mut overlapping = cron.clone();
+        overlapping.overlap = entity::states::Overlap::Skip;
         let now = 10_000 - lead.lead(&cron);
         assert_eq!(
             planned(&cron, &parsed, lead.lead(&cron), now),
@@ -1021,7 +1188,13 @@ mod tests {
         assert_eq!(plan.fire, [10_000, 11_000], "up to now + lead");
         assert_eq!(plan.new_next, Some(12_000));
         let plan = planned(&on_thread, &parsed, lead.lead(&on_thread), 10_000);
-        assert_eq!(plan.fire, [10_000], "thread crons: up to now");
+        assert_eq!(
+            plan.fire,
+            [10_000, 11_000],
+            "thread crons: recorded up to now + lead"
+        );
+        let plan = planned(&overlapping, &parsed, lead.lead(&overlapping), 10_000);
+        assert_eq!(plan.fire, [10_000], "overlap crons: up to now");
         assert_eq!(plan.new_next, Some(11_000));
     }
 

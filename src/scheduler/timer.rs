@@ -1,5 +1,5 @@
 //! The in-memory timer: the crons due soon, earliest fire time first. A cron's fire time is
-//! its next instant, less the pre-fire lead for stateless crons (see `Scheduler`). Entries
+//! its next instant, less the pre-fire lead for the crons fired ahead (see `Scheduler`). Entries
 //! are replaced or removed as crons change; a superseded heap entry is skipped when it
 //! surfaces.
 //!
@@ -9,10 +9,10 @@
 //! (not ahead) keeps the row it was last fired from, so no read stands between its instant
 //! and its fire.
 //!
-//! A large burst (many stateless crons at one instant) fires earlier than the lead: as long
-//! before its instant as writing it takes at the store's measured rate, twice over, so its
-//! runs are durable when the instant comes. The timer counts the stateless crons of each
-//! instant to know the size of every burst it holds.
+//! A large burst (many crons fired ahead at one instant) fires earlier than the lead: as
+//! long before its instant as writing it takes at the store's measured rate, twice over, so
+//! its fires are durable when the instant comes. The timer counts the crons fired ahead at
+//! each instant to know the size of every burst it holds.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -97,7 +97,7 @@ const BURST_LEAD_FACTOR: f64 = 2.0;
 const MIN_MEASURED_BATCH: usize = 64;
 
 impl Timer {
-    /// A timer that fires stateless crons `lead` ahead, and large bursts up to
+    /// A timer that fires crons `lead` ahead, and large bursts up to
     /// `max_burst_lead` ahead.
     pub fn with_leads(lead: Millis, max_burst_lead: Millis) -> Timer {
         Timer {
@@ -127,21 +127,22 @@ impl Timer {
             ((1.0 - weight) * self.write_rate + weight * rate).clamp(100.0, 1_000_000.0);
     }
 
-    /// How long before its instant a burst of `crons` stateless crons fires.
+    /// How long before its instant a burst of `crons` crons fired ahead fires.
     fn burst_lead(&self, crons: usize) -> Millis {
         let writing = crons as f64 / self.write_rate * 1000.0 * BURST_LEAD_FACTOR;
         (writing.round() as Millis).clamp(self.lead, self.max_burst_lead)
     }
 
-    /// How long before its instant `cron` is fired: stateless crons are written ahead,
-    /// thread crons at the instant (their run joins the thread's queue only when it is due),
-    /// and so are crons whose `overlap` looks at the runs active at the instant.
+    /// How long before its instant `cron` is fired: stateless crons have their runs written
+    /// ahead, thread crons their instants recorded ahead (their run joins the thread's queue
+    /// at the instant, see `Store::release`); stateless crons whose `overlap` looks at the
+    /// runs active at the instant fire at the instant.
     pub fn lead(&self, cron: &cron::Model) -> Millis {
         self.lead_of(cron.thread_id.as_deref(), cron.overlap)
     }
 
     fn lead_of(&self, thread_id: Option<&str>, overlap: Overlap) -> Millis {
-        if thread_id.is_none() && overlap == Overlap::Allow {
+        if thread_id.is_some() || overlap == Overlap::Allow {
             self.lead
         } else {
             0
@@ -406,16 +407,21 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn stateless_crons_fire_ahead_by_the_lead_thread_crons_at_their_instant() {
+    fn crons_fire_ahead_by_the_lead_but_those_whose_overlap_looks_at_the_instant() {
         let mut timer = Timer::with_lead(500);
         let mut on_thread = timing("t", Some(2_000), true);
         on_thread.thread_id = Some("thread".into());
         timer.upsert(&on_thread, 10_000);
         timer.upsert(&timing("s", Some(2_000), true), 10_000);
+        let mut overlapping = timing("o", Some(2_000), true);
+        overlapping.overlap = Overlap::Skip;
+        timer.upsert(&overlapping, 10_000);
         assert_eq!(timer.next_fire_at(), Some(1_500));
-        assert_eq!(ids(timer.pop_due(1_500, 10)), ["s"]);
+        let mut ahead = ids(timer.pop_due(1_500, 10));
+        ahead.sort();
+        assert_eq!(ahead, ["s", "t"]);
         assert_eq!(timer.next_fire_at(), Some(2_000));
-        assert_eq!(timer.pop_due(2_000, 10).len(), 1);
+        assert_eq!(ids(timer.pop_due(2_000, 10)), ["o"]);
     }
 
     #[test]
@@ -443,26 +449,39 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_burst_ahead_gives_way_to_crons_due_at_the_usual_lead_and_skips_thread_crons() {
+    fn a_burst_ahead_gives_way_to_crons_due_at_the_usual_lead_and_leaves_overlap_crons() {
         let mut timer = Timer::with_leads(500, 30_000);
         measured_often(&mut timer, 1_000, 1_000); // 1,000 fires/s
-        for i in 0..3_000 {
+        for i in 0..2_999 {
             timer.upsert(&timing(&format!("b{i}"), Some(60_000), true), 90_000);
         }
         let mut on_thread = timing("t", Some(60_000), true);
         on_thread.thread_id = Some("thread".into());
         timer.upsert(&on_thread, 90_000);
+        let mut overlapping = timing("o", Some(60_000), true);
+        overlapping.overlap = Overlap::BufferOne;
+        timer.upsert(&overlapping, 90_000);
         timer.upsert(&timing("tick", Some(54_400), true), 90_000);
-        // 3,000 stateless crons at 1,000/s: 6 s ahead; the thread cron waits for its instant.
+        // 3,000 crons (the thread cron among them) at 1,000/s: 6 s ahead; the cron whose
+        // overlap looks at the runs active at the instant waits for it.
         let due = ids(timer.pop_due(54_000, 10));
         assert_eq!(due.len(), 10);
         assert_eq!(due[0], "tick", "{due:?}");
-        assert!(!due.contains(&"t".to_string()));
-        while !timer.pop_due(59_999, 1_000).is_empty() {}
+        let mut burst = due;
+        while let popped = ids(timer.pop_due(59_999, 1_000))
+            && !popped.is_empty()
+        {
+            burst.extend(popped);
+        }
+        assert!(
+            burst.contains(&"t".to_string()),
+            "the thread cron is in the burst"
+        );
+        assert!(!burst.contains(&"o".to_string()));
         assert_eq!(
             timer.next_fire_at(),
             Some(60_000),
-            "the thread cron is left"
+            "the overlap cron is left"
         );
         // The slowest the store can be only makes the lead longer, up to its bound.
         timer.measured(100_000, 1_000_000);
@@ -534,18 +553,21 @@ pub(super) mod tests {
     #[test]
     fn only_a_cron_fired_at_its_instant_keeps_its_row() {
         let mut timer = Timer::with_lead(500);
-        let mut on_thread = cron("t", Some(2_000), true);
-        on_thread.thread_id = Some("thread".into());
-        timer.upsert_row(on_thread, 10_000);
+        let mut overlapping = cron("o", Some(2_000), true);
+        overlapping.overlap = Overlap::Skip;
+        timer.upsert_row(overlapping, 10_000);
         timer.upsert_row(cron("s", Some(2_000), true), 10_000);
         let stateless = timer.pop_due(1_500, 10).pop().expect("s");
         assert!(stateless.entry.row.is_none(), "read ahead of its instant");
-        let thread = timer.pop_due(2_000, 10).pop().expect("t");
-        assert_eq!(thread.entry.row.map(|row| row.cron_id), Some("t".into()));
-        let mut changed = timing("t", Some(3_000), true);
-        changed.thread_id = Some("thread".into());
+        let at_instant = timer.pop_due(2_000, 10).pop().expect("o");
+        assert_eq!(
+            at_instant.entry.row.map(|row| row.cron_id),
+            Some("o".into())
+        );
+        let mut changed = timing("o", Some(3_000), true);
+        changed.overlap = Overlap::Skip;
         timer.upsert(&changed, 10_000);
-        let read_again = timer.pop_due(3_000, 10).pop().expect("t");
+        let read_again = timer.pop_due(3_000, 10).pop().expect("o");
         assert!(read_again.entry.row.is_none(), "a change drops the row");
     }
 

@@ -4,11 +4,12 @@
 //! instant fires exactly once whatever the number of replicas, restarts or races.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, ValueTuple};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel,
-    PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use entity::cron::{self, Column, Entity as Crons};
@@ -106,6 +107,39 @@ pub struct Queued {
     pub stopping: Vec<String>,
     /// When queued thread runs delayed by jitter fall due: the workers look then.
     pub due_later: Vec<Millis>,
+    /// Thread crons' instants recorded ahead: to fire at their instant (`Store::release`).
+    pub scheduled: Vec<Scheduled>,
+}
+
+/// A thread cron's instant recorded ahead of it (a history entry `scheduled`): the instant
+/// is claimed, so it fires exactly once, but its run is queued only at the instant, where
+/// the thread's multitask strategy decides what becomes of it. Until then no run, thread
+/// status or queue shows it.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    /// The cron as it was recorded from (an edit withdraws the instant, see
+    /// `withdraw_prefired`, so this is the row its run is built from).
+    pub cron: Arc<cron::Model>,
+    pub instant: Millis,
+    /// The id its run will have (kept in the entry, hidden from the API until it fires).
+    pub run_id: String,
+}
+
+/// What became of an instant recorded ahead, at its instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Its run was queued.
+    Fired,
+    /// Its thread was busy under `reject`, or is gone.
+    Rejected,
+    /// Another replica fired it, or an edit of its cron withdrew it.
+    Lost,
+}
+
+/// Whether `cron`'s instant is recorded ahead now, its run queued at the instant: a thread
+/// cron's run joins the thread's queue, and is subject to its multitask strategy, only then.
+fn records_ahead(cron: &cron::Model, instant: Millis, now: Millis) -> bool {
+    cron.thread_id.is_some() && instant > now
 }
 
 impl Queued {
@@ -122,6 +156,56 @@ impl Queued {
             }
         }
     }
+}
+
+/// Where an instant's run goes: claimed for this process while `slots` last, and what the
+/// fire or release hands back to the scheduler.
+struct Place<'a> {
+    claim: Option<&'a Claim>,
+    slots: &'a mut usize,
+    started: &'a mut Queued,
+    now: Millis,
+}
+
+/// The `scheduled` entries due by `before`, earliest first (found through their partial
+/// index, `idx_cron_fires_scheduled`).
+pub(super) fn scheduled_due_by(before: Millis) -> sea_orm::Select<CronFires> {
+    CronFires::find()
+        .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled))
+        .filter(cron_fire::Column::ScheduledFor.lte(before))
+        .order_by_asc(cron_fire::Column::ScheduledFor)
+}
+
+/// Turns the `scheduled` entries of `due` `fired`; how many still were. Each is matched on
+/// its run id too: an edit withdraws an instant and records it again, with another run
+/// (from the edited row). Their `fired_at` stays when they were written, as a stateless
+/// cron's run fired ahead keeps it.
+async fn mark_fired(txn: &sea_orm::DatabaseTransaction, due: &[Scheduled]) -> Result<u64> {
+    let keys = due.iter().map(|ahead| {
+        ValueTuple::Three(
+            ahead.cron.cron_id.clone().into(),
+            ahead.instant.into(),
+            ahead.run_id.clone().into(),
+        )
+    });
+    Ok(CronFires::update_many()
+        .col_expr(cron_fire::Column::Outcome, Expr::value(FireOutcome::Fired))
+        .col_expr(
+            cron_fire::Column::RunStatus,
+            Expr::value(RunStatus::Pending),
+        )
+        .filter(
+            Expr::tuple([
+                Expr::col(cron_fire::Column::CronId),
+                Expr::col(cron_fire::Column::ScheduledFor),
+                Expr::col(cron_fire::Column::RunId),
+            ])
+            .in_tuples(keys),
+        )
+        .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled))
+        .exec(txn)
+        .await?
+        .rows_affected)
 }
 
 /// Builds the run for one instant of a cron (the scheduler knows how).
@@ -224,13 +308,18 @@ impl Store {
         slots: usize,
     ) -> Result<Option<(Vec<Fired>, Queued)>> {
         // The runs are built before the transaction: the writer is held for the writes only.
-        let planned: Vec<Vec<run::Model>> = fires
+        // Instants recorded ahead get theirs at the instant.
+        let planned: Vec<Vec<(Millis, Option<run::Model>)>> = fires
             .iter()
             .map(|fire| {
                 let cron = &fire.cron;
                 fire.instants
                     .iter()
-                    .map(|&instant| make_run(cron, instant))
+                    .map(|&instant| {
+                        let run =
+                            (!records_ahead(cron, instant, now)).then(|| make_run(cron, instant));
+                        (instant, run)
+                    })
                     .collect()
             })
             .collect();
@@ -242,6 +331,7 @@ impl Store {
         let mut results = Vec::with_capacity(fires.len());
         let mut log = Vec::new();
         let mut runs = Vec::new();
+        let mut scheduled = Vec::new();
         for (fire, planned) in fires.iter().zip(planned) {
             let mut fired = Vec::new();
             log.extend(
@@ -249,8 +339,14 @@ impl Store {
                     .as_ref()
                     .map(|missed| missed_row(&fire.cron, missed, now)),
             );
-            for run in planned {
-                let instant = run.scheduled_for.unwrap_or(now);
+            let mut recorder = Recorder::of(&fire.cron);
+            for (instant, run) in planned {
+                let Some(run) = run else {
+                    let (entry, ahead) = recorder.record(instant, now);
+                    log.push(entry);
+                    scheduled.push(ahead);
+                    continue;
+                };
                 fired.push((instant, run.run_id.clone()));
                 log.push(fire_log_row(
                     &fire.cron,
@@ -282,7 +378,10 @@ impl Store {
         let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
         insert_alerts(&txn, alerts).await?;
         txn.commit().await?;
-        let mut started = Queued::default();
+        let mut started = Queued {
+            scheduled,
+            ..Queued::default()
+        };
         for created in queued {
             started.add(created.run, created.claimed, now);
         }
@@ -325,9 +424,24 @@ impl Store {
                     insert_alerts(&txn, missed_alerts(routes, std::iter::once(fire), now)).await?;
                 }
             }
+            let mut recorder = Recorder::of(cron);
             for &instant in &fire.instants {
                 if remaining == Some(0) {
                     break;
+                }
+                if records_ahead(cron, instant, now) {
+                    let (entry, scheduled) = recorder.record(instant, now);
+                    let recorded = CronFires::insert(entry)
+                        .on_conflict(once_per_instant())
+                        .exec_without_returning(&txn)
+                        .await?;
+                    if recorded > 0 {
+                        if let Some(left) = &mut remaining {
+                            *left -= 1;
+                        }
+                        started.scheduled.push(scheduled);
+                    }
+                    continue;
                 }
                 let mut run = make_run(cron, instant);
                 let recorded = CronFires::insert(fire_log_row(
@@ -373,27 +487,17 @@ impl Store {
                 if let Some(left) = &mut remaining {
                     *left -= 1;
                 }
-                let strategy = MultitaskStrategy::of_payload(&cron.payload);
-                let if_missing = if_thread_missing(cron);
                 let run_id = run.run_id.clone();
-                let metadata = self.assistant_metadata(&run.assistant_id);
-                let claim = claim.filter(|_| slots > 0);
-                match queue_run(&txn, run, strategy, if_missing, metadata, claim).await {
-                    Ok(created) => {
-                        runs.push((instant, run_id));
-                        if created.claimed {
-                            slots -= 1;
-                        }
-                        started.stopping.extend(created.flagged);
-                        started.add(created.run, created.claimed, now);
-                    }
-                    Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
-                        fire_log_row(cron, instant, None, FireOutcome::Rejected, now)
-                            .update(&txn)
-                            .await?;
-                        rejected.push(instant);
-                    }
-                    Err(err) => return Err(err),
+                let place = Place {
+                    claim,
+                    slots: &mut slots,
+                    started: &mut started,
+                    now,
+                };
+                if self.queue_instant(&txn, cron, run, place).await? {
+                    runs.push((instant, run_id));
+                } else {
+                    rejected.push(instant);
                 }
             }
             if let Some(left) = remaining {
@@ -407,6 +511,195 @@ impl Store {
         }
         txn.commit().await?;
         Ok((results, started))
+    }
+
+    /// Queues the run of `cron`'s instant, whose entry says `fired`, under the cron's
+    /// multitask strategy; a refusal (the thread busy under `reject`, or gone) makes the
+    /// entry `rejected`. Whether the run was queued.
+    async fn queue_instant(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        cron: &cron::Model,
+        run: run::Model,
+        place: Place<'_>,
+    ) -> Result<bool> {
+        let instant = run.scheduled_for.unwrap_or(place.now);
+        let strategy = MultitaskStrategy::of_payload(&cron.payload);
+        let metadata = self.assistant_metadata(&run.assistant_id);
+        let claim = place.claim.filter(|_| *place.slots > 0);
+        match queue_run(txn, run, strategy, if_thread_missing(cron), metadata, claim).await {
+            Ok(created) => {
+                if created.claimed {
+                    *place.slots -= 1;
+                }
+                place.started.stopping.extend(created.flagged);
+                place.started.add(created.run, created.claimed, place.now);
+                Ok(true)
+            }
+            Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {
+                CronFires::update_many()
+                    .col_expr(
+                        cron_fire::Column::Outcome,
+                        Expr::value(FireOutcome::Rejected),
+                    )
+                    .col_expr(cron_fire::Column::RunId, Expr::value(None::<String>))
+                    .col_expr(cron_fire::Column::RunStatus, Expr::value(None::<String>))
+                    .col_expr(cron_fire::Column::DueAt, Expr::value(None::<Millis>))
+                    .filter(cron_fire::Column::CronId.eq(cron.cron_id.clone()))
+                    .filter(cron_fire::Column::ScheduledFor.eq(instant))
+                    .exec(txn)
+                    .await?;
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Fires instants recorded ahead (see `Scheduled`) whose instant has come. Each entry
+    /// turns `fired` only if it is still `scheduled`, so it fires once whichever replica
+    /// gets there first, and not at all once an edit of its cron withdrew it; its run is
+    /// then queued under the cron's multitask strategy, decided now. Instants whose crons
+    /// all enqueue take a few multi-row statements for the whole batch; the others go one
+    /// by one. With a `claim`, up to `slots` of the runs first in line on their thread are
+    /// claimed for this process's workers.
+    pub async fn release(
+        &self,
+        due: &[Scheduled],
+        now: Millis,
+        make_run: &MakeRun<'_>,
+        claim: Option<&Claim>,
+        slots: usize,
+    ) -> Result<(Vec<Released>, Queued)> {
+        let runs: Vec<run::Model> = due
+            .iter()
+            .map(|ahead| {
+                let mut run = make_run(&ahead.cron, ahead.instant);
+                run.run_id = ahead.run_id.clone();
+                run
+            })
+            .collect();
+        let plain = due.iter().all(|ahead| {
+            MultitaskStrategy::of_payload(&ahead.cron.payload) == MultitaskStrategy::Enqueue
+        });
+        let released = if plain
+            && let Some(released) = self
+                .release_batched(due, runs.clone(), now, claim, slots)
+                .await?
+        {
+            released
+        } else {
+            self.release_one_by_one(due, runs, now, claim, slots)
+                .await?
+        };
+        self.changes.touch();
+        Ok(released)
+    }
+
+    /// `release`'s fast path: every entry turned `fired` by one UPDATE per chunk, then
+    /// the runs queued together. None (nothing written) when an entry was no longer
+    /// `scheduled`, so the careful path can sort out which.
+    async fn release_batched(
+        &self,
+        due: &[Scheduled],
+        runs: Vec<run::Model>,
+        now: Millis,
+        claim: Option<&Claim>,
+        slots: usize,
+    ) -> Result<Option<(Vec<Released>, Queued)>> {
+        let txn = self.write.begin().await?;
+        let mut fired = 0;
+        for chunk in due.chunks(CASE_ROWS) {
+            fired += mark_fired(&txn, chunk).await?;
+        }
+        if fired != due.len() as u64 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let runs = runs
+            .into_iter()
+            .map(|run| {
+                let metadata = self.assistant_metadata(&run.assistant_id);
+                (run, metadata)
+            })
+            .collect();
+        let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
+        txn.commit().await?;
+        let mut started = Queued::default();
+        for created in queued {
+            started.add(created.run, created.claimed, now);
+        }
+        Ok(Some((vec![Released::Fired; due.len()], started)))
+    }
+
+    /// `release`'s careful path: each entry turned `fired` and its run queued on its own.
+    async fn release_one_by_one(
+        &self,
+        due: &[Scheduled],
+        runs: Vec<run::Model>,
+        now: Millis,
+        claim: Option<&Claim>,
+        mut slots: usize,
+    ) -> Result<(Vec<Released>, Queued)> {
+        let txn = self.write.begin().await?;
+        let mut released = Vec::with_capacity(due.len());
+        let mut started = Queued::default();
+        for (ahead, run) in due.iter().zip(runs) {
+            if mark_fired(&txn, std::slice::from_ref(ahead)).await? == 0 {
+                released.push(Released::Lost);
+                continue;
+            }
+            let place = Place {
+                claim,
+                slots: &mut slots,
+                started: &mut started,
+                now,
+            };
+            released.push(
+                if self.queue_instant(&txn, &ahead.cron, run, place).await? {
+                    Released::Fired
+                } else {
+                    Released::Rejected
+                },
+            );
+        }
+        txn.commit().await?;
+        Ok((released, started))
+    }
+
+    /// Instants recorded ahead that are due by `before` and still `scheduled`, earliest
+    /// first, at most `limit`: those of a scheduler that died before their instant (or of
+    /// one holding more than it keeps in memory), for any replica to fire.
+    pub async fn due_scheduled(&self, before: Millis, limit: u64) -> Result<Vec<Scheduled>> {
+        let entries: Vec<(String, Millis, Option<String>)> = scheduled_due_by(before)
+            .select_only()
+            .columns([
+                cron_fire::Column::CronId,
+                cron_fire::Column::ScheduledFor,
+                cron_fire::Column::RunId,
+            ])
+            .limit(limit)
+            .into_tuple()
+            .all(&self.read)
+            .await?;
+        let mut ids: Vec<String> = entries.iter().map(|(id, ..)| id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let crons: HashMap<String, Arc<cron::Model>> = self
+            .crons_by_id::<cron::Model>(ids)
+            .await?
+            .into_iter()
+            .map(|cron| (cron.cron_id.clone(), Arc::new(cron)))
+            .collect();
+        Ok(entries
+            .into_iter()
+            .filter_map(|(cron_id, instant, run_id)| {
+                Some(Scheduled {
+                    cron: crons.get(&cron_id)?.clone(),
+                    instant,
+                    run_id: run_id?,
+                })
+            })
+            .collect())
     }
 
     /// Trims the crons' history (the fire log): entries written before `history_before`,
@@ -545,9 +838,39 @@ pub(super) fn fire_log_row(
         webhook_status: None,
         webhook_attempts: None,
         // Scheduled instants start after the cron's jitter; the others when queued.
-        due_at: Some(jitter::start(cron, instant))
-            .filter(|&at| outcome == FireOutcome::Fired && at > instant),
+        due_at: Some(jitter::start(cron, instant)).filter(|&at| {
+            matches!(outcome, FireOutcome::Fired | FireOutcome::Scheduled) && at > instant
+        }),
     })
+}
+
+/// Records one thread cron's instants ahead (see `Scheduled`), its row shared among them.
+struct Recorder<'a> {
+    cron: &'a cron::Model,
+    shared: Option<Arc<cron::Model>>,
+}
+
+impl<'a> Recorder<'a> {
+    fn of(cron: &'a cron::Model) -> Recorder<'a> {
+        Recorder { cron, shared: None }
+    }
+
+    /// The `scheduled` history entry of `instant`, recorded at `now`, and what fires it.
+    fn record(&mut self, instant: Millis, now: Millis) -> (cron_fire::ActiveModel, Scheduled) {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let mut entry = fire_log_row(self.cron, instant, None, FireOutcome::Scheduled, now);
+        entry.run_id = Set(Some(run_id.clone()));
+        let cron = self
+            .shared
+            .get_or_insert_with(|| Arc::new(self.cron.clone()))
+            .clone();
+        let scheduled = Scheduled {
+            cron,
+            instant,
+            run_id,
+        };
+        (entry, scheduled)
+    }
 }
 
 /// The `instant_missed` alerts of `fires`' missed entries (none without a route for them).
@@ -688,11 +1011,37 @@ fn if_thread_missing(cron: &cron::Model) -> IfThreadMissing {
     }
 }
 
-/// Takes back the runs of `cron_id` fired ahead of an instant still to come (see the
-/// scheduler's pre-fire) and not started: their threads (made for them alone), the runs and
-/// their fire-log rows go, so a changed cron fires those instants afresh and a deleted one
-/// not at all. The instants withdrawn, earliest first.
+/// Takes back what `cron_id` fired or recorded ahead of its instants and has not started:
+/// instants recorded ahead (`scheduled`, see `Scheduled`), whatever their instant, and the
+/// runs of stateless instants still to come, with their threads (made for them alone) and
+/// history entries. A changed cron fires those instants afresh, from its new row; a deleted
+/// one not at all. The instants withdrawn, earliest first.
 pub(super) async fn withdraw_prefired(
+    txn: &sea_orm::DatabaseTransaction,
+    cron_id: &str,
+    now: Millis,
+) -> Result<Vec<Millis>> {
+    let recorded = CronFires::find()
+        .select_only()
+        .column(cron_fire::Column::ScheduledFor)
+        .filter(cron_fire::Column::CronId.eq(cron_id))
+        .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled));
+    let mut scheduled: Vec<Millis> = recorded.into_tuple().all(txn).await?;
+    if !scheduled.is_empty() {
+        CronFires::delete_many()
+            .filter(cron_fire::Column::CronId.eq(cron_id))
+            .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled))
+            .exec(txn)
+            .await?;
+    }
+    let mut withdrawn = withdraw_fired_ahead(txn, cron_id, now).await?;
+    withdrawn.append(&mut scheduled);
+    withdrawn.sort_unstable();
+    Ok(withdrawn)
+}
+
+/// The stateless part of `withdraw_prefired`: runs fired ahead, not started.
+async fn withdraw_fired_ahead(
     txn: &sea_orm::DatabaseTransaction,
     cron_id: &str,
     now: Millis,

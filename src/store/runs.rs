@@ -1305,7 +1305,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn leases_and_owners_are_indexed_for_the_rows_that_have_them() {
+    async fn leases_owners_and_scheduled_instants_are_indexed_for_the_rows_that_have_them() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("i.db").display());
         let db = Database::connect(url.as_str()).await.expect("SQLite");
@@ -1315,9 +1315,10 @@ mod tests {
             "idx_crons_user",
             "idx_deliveries_user",
         ];
-        // Undone and redone: the whole indexes come back, then the partial ones.
+        // Undone (with the one after it) and redone: the whole indexes come back, then the
+        // partial ones.
         Migrator::up(&db, None).await.expect("migrations");
-        Migrator::down(&db, Some(1))
+        Migrator::down(&db, Some(2))
             .await
             .expect("migration undone");
         for name in SPARSE {
@@ -1348,6 +1349,13 @@ mod tests {
                 .iter()
                 .any(|step| step.contains("USING INDEX idx_threads_user")),
             "an owner's threads are found through the partial index: {owned:#?}"
+        );
+        let scheduled = plan_of(&db, super::super::fires::scheduled_due_by(1_000)).await;
+        assert!(
+            scheduled
+                .iter()
+                .any(|step| step.contains("USING INDEX idx_cron_fires_scheduled")),
+            "instants recorded ahead are found through their partial index: {scheduled:#?}"
         );
     }
 

@@ -94,6 +94,7 @@ async fn every_instant_has_exactly_one_entry_through_kill_9(backend: Backend) {
             .await
     };
     assert_eq!(status, 200, "{page}");
+    let stopping_at = chrono::Utc::now().timestamp_millis();
     assert!(running.stop().success());
 
     let (entries, crons) = stored(&storage.database_url).await;
@@ -163,6 +164,20 @@ async fn every_instant_has_exactly_one_entry_through_kill_9(backend: Backend) {
                     let after = entries.get(index + 1).expect("a fire follows");
                     assert_eq!(after.outcome, FireOutcome::Fired, "{what}");
                     assert_eq!(after.fired_at, entry.fired_at, "{what}");
+                }
+                // A thread cron's instant recorded ahead of the stop, for the next start
+                // to fire: only the last entries, and only instants the stop came before.
+                FireOutcome::Scheduled => {
+                    assert!(
+                        entry.scheduled_for > stopping_at - 1_000,
+                        "never fired: {what}"
+                    );
+                    assert!(
+                        entries[index..]
+                            .iter()
+                            .all(|later| later.outcome == FireOutcome::Scheduled),
+                        "fired after an instant left unfired: {what}"
+                    );
                 }
                 other => panic!("{other:?}: {what}"),
             }

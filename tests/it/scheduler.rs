@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::common::{Backend, Daemon, Storage};
+use crate::common::{Backend, Daemon, Storage, repo_root};
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use entity::run;
-use entity::states::RunStatus;
+use entity::states::{FireOutcome, RunStatus};
+use entity::{cron_fire, run};
 
 async fn thread_cron(daemon: &Daemon, thread_id: &str, body: Value) -> String {
     let mut body = body;
@@ -72,6 +72,7 @@ on_both_backends!(
     each_misfire_policy_after_downtime,
     disable_enable_end_time_and_delete,
     runs_fired_ahead_start_at_their_instant_and_give_way_to_changes,
+    thread_crons_are_recorded_ahead_and_decided_at_their_instant,
 );
 
 /// Every run `cron_id` fired, straight from the database, by scheduled instant.
@@ -193,6 +194,195 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
     }
     let instants: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
     assert_no_duplicates(&BTreeMap::from([(cron_id, instants)]));
+    drop(daemon);
+}
+
+/// The history entries of `cron_id`, straight from the database, by instant.
+async fn entries_of(database_url: &str, cron_id: &str) -> Vec<cron_fire::Model> {
+    let db = Database::connect(database_url).await.expect("connect");
+    let mut entries = cron_fire::Entity::find()
+        .filter(cron_fire::Column::CronId.eq(cron_id))
+        .all(&db)
+        .await
+        .expect("history");
+    let _ = db.close().await;
+    entries.sort_by_key(|entry| entry.scheduled_for);
+    entries
+}
+
+/// Thread crons have their instants recorded ahead (here 1.5 s, so one is always waiting)
+/// and their runs queued at the instant: no run exists before its instant, and the thread's
+/// multitask strategy decides at the instant (a thread busy then rejects instants recorded
+/// while it was idle). An edit withdraws the instants recorded ahead and fires them again
+/// from the edited cron; after a SIGKILL the next daemon fires the waiting instant once; a
+/// delete withdraws them.
+async fn thread_crons_are_recorded_ahead_and_decided_at_their_instant(backend: Backend) {
+    let storage = Storage::new(backend).await;
+    let graphs = repo_root().join("tests/fixtures/graphs");
+    let config = format!(
+        "[scheduler]\nprefire = \"1500ms\"\n[graphs.agent]\nkind = \"echo\"\n\
+         [graphs.progress]\nkind = \"command\"\ncommand = [\"python3\", \"{}/progress.py\"]\n",
+        graphs.display()
+    );
+    let daemon = Daemon::start_with_config(&storage, &config).await;
+    let thread_id = daemon.new_thread().await;
+    let body = json!({"schedule": "* * * * * *", "multitask_strategy": "reject",
+        "metadata": {"v": 1}, "input": {"x": 1}});
+    let cron_id = thread_cron(&daemon, &thread_id, body).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    // The next instant is recorded ahead: in the history, with no run yet.
+    let asked_at = now_ms();
+    let (status, page) = daemon
+        .get(&format!("/runs/crons/{cron_id}/history?fire=scheduled"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let waiting = page.as_array().expect("a list");
+    assert!(
+        waiting.iter().any(|entry| {
+            let at = entry["scheduled_for"].as_str().expect("an instant");
+            chrono::DateTime::parse_from_rfc3339(at)
+                .expect("an instant")
+                .timestamp_millis()
+                > asked_at
+        }),
+        "no instant to come was recorded ahead: {page}"
+    );
+    assert!(
+        waiting.iter().all(|entry| entry["run_id"].is_null()),
+        "{page}"
+    );
+
+    // A run keeps the thread busy for 3 s: the instants that come meanwhile are rejected,
+    // the first of them recorded ahead while the thread was still idle.
+    let slow = json!({"assistant_id": "progress", "input": {"sleep": 3}});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let slow_id = loop {
+        // Refused while a cron run holds the thread (`reject` is the default).
+        let (code, run) = daemon
+            .post(&format!("/threads/{thread_id}/runs"), &slow)
+            .await;
+        if code == 200 {
+            break run["run_id"].as_str().expect("run_id").to_string();
+        }
+        assert_eq!(code, 409, "{run}");
+        assert!(Instant::now() < deadline, "the thread never took the run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let path = format!("/threads/{thread_id}/runs/{slow_id}");
+    let mut busy_from = None;
+    let free_at = loop {
+        let (_, run) = daemon.get(&path).await;
+        match run["status"].as_str() {
+            Some("running") => {
+                busy_from.get_or_insert_with(now_ms);
+            }
+            Some("success") => break now_ms(),
+            other => assert!(other == Some("pending"), "{run}"),
+        }
+        assert!(Instant::now() < deadline, "the slow run never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let busy_from = busy_from.expect("the slow run ran");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+
+    let (status, _) = daemon
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"metadata": {"v": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let patched_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    // A SIGKILL with an instant recorded ahead: the next daemon fires it, once.
+    daemon.kill9();
+    let killed_at = now_ms();
+    let waiting: Vec<i64> = entries_of(&storage.database_url, &cron_id)
+        .await
+        .into_iter()
+        .filter(|entry| entry.outcome == FireOutcome::Scheduled)
+        .map(|entry| entry.scheduled_for)
+        .filter(|at| *at > killed_at)
+        .collect();
+    assert!(!waiting.is_empty(), "no instant was waiting for its time");
+    let daemon = Daemon::start_with_config(&storage, &config).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+
+    let entries = entries_of(&storage.database_url, &cron_id).await;
+    let runs = runs_of(&storage.database_url, &cron_id).await;
+    let outcome = |at: i64| {
+        entries
+            .iter()
+            .find(|entry| entry.scheduled_for == at)
+            .map(|entry| entry.outcome)
+    };
+    for at in &waiting {
+        assert_eq!(
+            outcome(*at),
+            Some(FireOutcome::Fired),
+            "the instant at {at}"
+        );
+    }
+    for run in &runs {
+        let at = run.scheduled_for.expect("scheduled_for");
+        assert!(
+            run.created_at >= at,
+            "the run for {at} was queued early, at {}",
+            run.created_at
+        );
+        if at > patched_at {
+            assert_eq!(run.metadata["v"], 2, "run for {at} built from the old cron");
+        }
+    }
+    let fired: Vec<i64> = entries
+        .iter()
+        .filter(|entry| entry.outcome == FireOutcome::Fired)
+        .map(|entry| entry.scheduled_for)
+        .collect();
+    let mut queued: Vec<i64> = runs.iter().filter_map(|run| run.scheduled_for).collect();
+    queued.sort_unstable();
+    assert_eq!(queued, fired, "one run per instant fired");
+    let rejected: Vec<i64> = entries
+        .iter()
+        .filter(|entry| entry.outcome == FireOutcome::Rejected)
+        .map(|entry| entry.scheduled_for)
+        .collect();
+    for entry in &entries {
+        let at = entry.scheduled_for;
+        if at > busy_from && at < free_at - 500 {
+            assert_eq!(entry.outcome, FireOutcome::Rejected, "busy at {at}");
+        }
+        if at > free_at + 500 && at < killed_at {
+            assert_eq!(entry.outcome, FireOutcome::Fired, "idle at {at}");
+        }
+    }
+    assert!(
+        rejected
+            .iter()
+            .any(|at| *at > busy_from && *at < busy_from + 1_500),
+        "an instant recorded before the thread was busy is rejected at its instant: \
+         busy from {busy_from}, rejected {rejected:?}"
+    );
+    // Up to the kill, every second has its entry: the edit left no gap.
+    let before_kill: Vec<i64> = entries
+        .iter()
+        .map(|entry| entry.scheduled_for)
+        .filter(|at| *at < killed_at - 1_000)
+        .collect();
+    assert_every_second(&cron_id, &before_kill);
+
+    let (status, _) = daemon.delete(&format!("/runs/crons/{cron_id}")).await;
+    assert_eq!(status, 204);
+    let deleted_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let runs = runs_of(&storage.database_url, &cron_id).await;
+    assert!(
+        runs.iter().all(|run| run.scheduled_for <= Some(deleted_at)),
+        "a run fired after the delete: {runs:?}"
+    );
+    assert!(entries_of(&storage.database_url, &cron_id).await.is_empty());
     drop(daemon);
 }
 
@@ -505,7 +695,22 @@ async fn three_replicas_share_the_work_exactly_once() {
     for daemon in replicas {
         assert!(daemon.stop().success());
     }
+    let stopped_at = now_ms();
     assert!(killed_at.elapsed() >= Duration::from_secs(6));
+
+    // The instants the victim had recorded ahead were fired by the others: none is left
+    // unfired but those recorded ahead of the stop.
+    let db = Database::connect(&storage.database_url)
+        .await
+        .expect("connect");
+    let unfired = cron_fire::Entity::find()
+        .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled))
+        .filter(cron_fire::Column::ScheduledFor.lt(stopped_at - 2_000))
+        .all(&db)
+        .await
+        .expect("history");
+    let _ = db.close().await;
+    assert!(unfired.is_empty(), "instants never fired: {unfired:?}");
 
     let fired = fired(&storage.database_url).await;
     assert_no_duplicates(&fired);

@@ -179,11 +179,6 @@ impl Recorded {
         }
         due
     }
-
-    fn holds(&self, scheduled: &Scheduled) -> bool {
-        self.held
-            .contains_key(&(scheduled.instant, scheduled.run_id.clone()))
-    }
 }
 
 /// A parsed schedule and its time zone.
@@ -532,8 +527,13 @@ impl Scheduler {
 
     /// Fires the instants recorded ahead that are due and that no scheduler fired: a
     /// replica's that died, this process's before a restart, or those `Recorded` left to the
-    /// store. Another scheduler's are left to it for `ORPHAN_GRACE` past their instant.
+    /// store. Another scheduler's are left to it for `ORPHAN_GRACE` past their instant. While
+    /// this process still has due instants of its own to fire it does not look: those it
+    /// holds are then all still to come, so the store never hands it back one it holds.
     async fn release_orphans(&self, state: &mut LoopState, now: Millis) {
+        if state.recorded.first_at().is_some_and(|at| at <= now) {
+            return;
+        }
         let before = if state.recorded.overflowed {
             now
         } else {
@@ -541,12 +541,7 @@ impl Scheduler {
         };
         match self.store.due_scheduled(before, ORPHANS_PER_TURN).await {
             Ok(due) => {
-                let found = due.len() as u64;
-                let due: Vec<Scheduled> = due
-                    .into_iter()
-                    .filter(|scheduled| !state.recorded.holds(scheduled))
-                    .collect();
-                if found < ORPHANS_PER_TURN {
+                if (due.len() as u64) < ORPHANS_PER_TURN {
                     state.recorded.overflowed = false;
                 } else {
                     // More wait: look again next turn.

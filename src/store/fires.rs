@@ -570,25 +570,25 @@ impl Store {
         claim: Option<&Claim>,
         slots: usize,
     ) -> Result<(Vec<Released>, Queued)> {
-        let runs: Vec<run::Model> = due
-            .iter()
-            .map(|ahead| {
-                let mut run = make_run(&ahead.cron, ahead.instant);
-                run.run_id = ahead.run_id.clone();
-                run
-            })
-            .collect();
+        // The runs are built before the transaction: the writer is held for the writes only.
+        let runs = || -> Vec<run::Model> {
+            due.iter()
+                .map(|ahead| {
+                    let mut run = make_run(&ahead.cron, ahead.instant);
+                    run.run_id = ahead.run_id.clone();
+                    run
+                })
+                .collect()
+        };
         let plain = due.iter().all(|ahead| {
             MultitaskStrategy::of_payload(&ahead.cron.payload) == MultitaskStrategy::Enqueue
         });
         let released = if plain
-            && let Some(released) = self
-                .release_batched(due, runs.clone(), now, claim, slots)
-                .await?
+            && let Some(released) = self.release_batched(due, runs(), now, claim, slots).await?
         {
             released
         } else {
-            self.release_one_by_one(due, runs, now, claim, slots)
+            self.release_one_by_one(due, runs(), now, claim, slots)
                 .await?
         };
         self.changes.touch();

@@ -64,10 +64,11 @@ enum Bench {
         #[arg(long, default_value = "stateless")]
         kind: String,
     },
-    /// The top-of-the-minute herd: `crons` stateless crons due at one minute boundary, each
-    /// with a webhook to a receiver in this process, beside `per_second` per-second crons;
-    /// reports webhook arrival against the boundary and, given the database and the daemon's
-    /// pid, when the burst was written, the per-second crons' instants, peak RSS and CPU.
+    /// The top-of-the-minute herd: `crons` crons due at one minute boundary (stateless, or
+    /// thread crons with `--on-threads`), each with a webhook to a receiver in this process,
+    /// beside `per_second` per-second crons; reports webhook arrival against the boundary
+    /// and, given the database and the daemon's pid, when the burst was written, the
+    /// per-second crons' instants, peak RSS and CPU.
     Herd {
         #[arg(long)]
         crons: u64,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, ValueTuple};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DerivePartialModel, EntityTrait, IntoActiveModel,
     PartialModelTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -176,32 +176,30 @@ pub(super) fn scheduled_due_by(before: Millis) -> sea_orm::Select<CronFires> {
         .order_by_asc(cron_fire::Column::ScheduledFor)
 }
 
-/// Turns the `scheduled` entries of `due` `fired`; how many still were. Each is matched on
-/// its run id too: an edit withdraws an instant and records it again, with another run
-/// (from the edited row). Their `fired_at` stays when they were written, as a stateless
-/// cron's run fired ahead keeps it.
+/// Turns the `scheduled` entries of `due` `fired`; how many still were. An entry is known
+/// by its run id, unique to it (an edit withdraws an instant and records it again with
+/// another run, from the edited row); its cron and instant let the databases find it through
+/// the primary key. Their `fired_at` stays when they were written, as a stateless cron's run
+/// fired ahead keeps it.
 async fn mark_fired(txn: &sea_orm::DatabaseTransaction, due: &[Scheduled]) -> Result<u64> {
-    let keys = due.iter().map(|ahead| {
-        ValueTuple::Three(
-            ahead.cron.cron_id.clone().into(),
-            ahead.instant.into(),
-            ahead.run_id.clone().into(),
-        )
-    });
+    let mut cron_ids: Vec<&str> = due
+        .iter()
+        .map(|ahead| ahead.cron.cron_id.as_str())
+        .collect();
+    cron_ids.sort_unstable();
+    cron_ids.dedup();
+    let mut instants: Vec<Millis> = due.iter().map(|ahead| ahead.instant).collect();
+    instants.sort_unstable();
+    instants.dedup();
     Ok(CronFires::update_many()
         .col_expr(cron_fire::Column::Outcome, Expr::value(FireOutcome::Fired))
         .col_expr(
             cron_fire::Column::RunStatus,
             Expr::value(RunStatus::Pending),
         )
-        .filter(
-            Expr::tuple([
-                Expr::col(cron_fire::Column::CronId),
-                Expr::col(cron_fire::Column::ScheduledFor),
-                Expr::col(cron_fire::Column::RunId),
-            ])
-            .in_tuples(keys),
-        )
+        .filter(cron_fire::Column::CronId.is_in(cron_ids))
+        .filter(cron_fire::Column::ScheduledFor.is_in(instants))
+        .filter(cron_fire::Column::RunId.is_in(due.iter().map(|ahead| ahead.run_id.as_str())))
         .filter(cron_fire::Column::Outcome.eq(FireOutcome::Scheduled))
         .exec(txn)
         .await?

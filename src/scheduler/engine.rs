@@ -521,8 +521,8 @@ impl Scheduler {
             }
             Err(err) => tracing::error!(error = %err, "reading changed crons failed"),
         }
-        self.release_orphans(state, now).await;
         state.next_refresh = now + self.settings.refresh_interval.as_millis() as Millis;
+        self.release_orphans(state, now).await;
     }
 
     /// Fires the instants recorded ahead that are due and that no scheduler fired: a

@@ -160,21 +160,7 @@ async fn create_all(
                 if i >= count {
                     return Ok::<_, String>(ids);
                 }
-                let endpoint = if on_threads {
-                    let thread: Value = client
-                        .post(format!("{url}/threads"))
-                        .json(&json!({}))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .json()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let thread_id = thread["thread_id"].as_str().unwrap_or_default();
-                    format!("{url}/threads/{thread_id}/runs/crons")
-                } else {
-                    format!("{url}/runs/crons")
-                };
+                let endpoint = crate::crons_endpoint(&client, &url, on_threads).await?;
                 let response = client
                     .post(&endpoint)
                     .json(&body(i))

@@ -646,6 +646,28 @@ async fn wait(
     .await
 }
 
+/// Where a cron is created: `/runs/crons`, or on a new thread of its own.
+async fn crons_endpoint(
+    client: &reqwest::Client,
+    url: &str,
+    on_thread: bool,
+) -> Result<String, String> {
+    if !on_thread {
+        return Ok(format!("{url}/runs/crons"));
+    }
+    let thread: Value = client
+        .post(format!("{url}/threads"))
+        .json(&json!({}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let thread_id = thread["thread_id"].as_str().unwrap_or_default();
+    Ok(format!("{url}/threads/{thread_id}/runs/crons"))
+}
+
 async fn fires(
     client: &reqwest::Client,
     url: &str,
@@ -677,21 +699,7 @@ async fn fires(
                 if !on_threads {
                     body["on_run_completed"] = json!("keep");
                 }
-                let endpoint = if on_threads {
-                    let thread: Value = client
-                        .post(format!("{url}/threads"))
-                        .json(&json!({}))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .json()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let thread_id = thread["thread_id"].as_str().unwrap_or_default().to_string();
-                    format!("{url}/threads/{thread_id}/runs/crons")
-                } else {
-                    format!("{url}/runs/crons")
-                };
+                let endpoint = crons_endpoint(&client, &url, on_threads).await?;
                 let response = client
                     .post(endpoint)
                     .json(&body)

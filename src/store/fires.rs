@@ -22,7 +22,7 @@ use entity::states::{
 use super::alerts;
 use super::crons::lock_crons;
 use super::overlap::{self, Decision};
-use super::runs::{Claim, IfThreadMissing, queue_run, queue_runs_batched};
+use super::runs::{Claim, Created, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
 use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::schedule::jitter;
@@ -143,6 +143,15 @@ fn records_ahead(cron: &cron::Model, instant: Millis, now: Millis) -> bool {
 }
 
 impl Queued {
+    /// What queuing `created` at `now` leaves this process to start.
+    fn of(created: Vec<Created>, now: Millis) -> Queued {
+        let mut queued = Queued::default();
+        for created in created {
+            queued.add(created.run, created.claimed, now);
+        }
+        queued
+    }
+
     fn add(&mut self, run: run::Model, claimed: bool, now: Millis) {
         if claimed {
             self.claimed.push(run);
@@ -366,23 +375,13 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
-        let runs = runs
-            .into_iter()
-            .map(|run| {
-                let metadata = self.assistant_metadata(&run.assistant_id);
-                (run, metadata)
-            })
-            .collect();
-        let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
+        let queued = self.queue_batched(&txn, runs, claim, slots, now).await?;
         insert_alerts(&txn, alerts).await?;
         txn.commit().await?;
-        let mut started = Queued {
+        let started = Queued {
             scheduled,
-            ..Queued::default()
+            ..Queued::of(queued, now)
         };
-        for created in queued {
-            started.add(created.run, created.claimed, now);
-        }
         Ok(Some((results, started)))
     }
 
@@ -613,6 +612,24 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
+        let queued = self.queue_batched(&txn, runs, claim, slots, now).await?;
+        txn.commit().await?;
+        Ok(Some((
+            vec![Released::Fired; due.len()],
+            Queued::of(queued, now),
+        )))
+    }
+
+    /// Queues `runs` together (see `queue_runs_batched`), each with its assistant's
+    /// metadata.
+    async fn queue_batched(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        runs: Vec<run::Model>,
+        claim: Option<&Claim>,
+        slots: usize,
+        now: Millis,
+    ) -> Result<Vec<Created>> {
         let runs = runs
             .into_iter()
             .map(|run| {
@@ -620,13 +637,7 @@ impl Store {
                 (run, metadata)
             })
             .collect();
-        let queued = queue_runs_batched(&txn, runs, claim, slots, now).await?;
-        txn.commit().await?;
-        let mut started = Queued::default();
-        for created in queued {
-            started.add(created.run, created.claimed, now);
-        }
-        Ok(Some((vec![Released::Fired; due.len()], started)))
+        queue_runs_batched(txn, runs, claim, slots, now).await
     }
 
     /// `release`'s careful path: each entry turned `fired` and its run queued on its own.

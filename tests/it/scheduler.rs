@@ -92,6 +92,21 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Edits the cron's metadata to `{"v": 2}` and lets 2.5 s of instants fire; when the edit
+/// was answered.
+async fn edit_then_wait(daemon: &Daemon, cron_id: &str) -> i64 {
+    let (status, _) = daemon
+        .patch(
+            &format!("/runs/crons/{cron_id}"),
+            &json!({"metadata": {"v": 2}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let patched_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    patched_at
+}
+
 /// Stateless crons are fired ahead of their instant (here 1.5 s, so one run is always
 /// waiting): no run starts before its instant; an edit withdraws the runs fired ahead and
 /// fires those instants again from the edited cron; a delete withdraws them with their
@@ -107,15 +122,7 @@ async fn runs_fired_ahead_start_at_their_instant_and_give_way_to_changes(backend
     let cron_id = cron["cron_id"].as_str().expect("cron_id").to_string();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 
-    let (status, _) = daemon
-        .patch(
-            &format!("/runs/crons/{cron_id}"),
-            &json!({"metadata": {"v": 2}}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let patched_at = now_ms();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let patched_at = edit_then_wait(&daemon, &cron_id).await;
     // Read before the delete, which deletes the cron's history (its fire log).
     let db = Database::connect(&storage.database_url)
         .await
@@ -286,15 +293,7 @@ async fn thread_crons_are_recorded_ahead_and_decided_at_their_instant(backend: B
     let busy_from = busy_from.expect("the slow run ran");
     tokio::time::sleep(Duration::from_millis(2_000)).await;
 
-    let (status, _) = daemon
-        .patch(
-            &format!("/runs/crons/{cron_id}"),
-            &json!({"metadata": {"v": 2}}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let patched_at = now_ms();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let patched_at = edit_then_wait(&daemon, &cron_id).await;
 
     // A SIGKILL with an instant recorded ahead: the next daemon fires it, once.
     daemon.kill9();

@@ -512,7 +512,8 @@ pub struct ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; empty means `cronhook.db` in the data directory.
     pub url: Option<String>,
-    /// Connections for readers (PostgreSQL: the whole pool). SQLite writes use one connection.
+    /// Connections for readers (PostgreSQL: the whole pool, a quarter of it writing runs).
+    /// SQLite writes use one connection.
     pub max_connections: u32,
 }
 

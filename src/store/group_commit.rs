@@ -4,6 +4,13 @@
 //! the previous batch was being written goes into the next transaction. A quiet daemon
 //! writes batches of one, with no added wait.
 //!
+//! On SQLite one writer drains the queue (there is one write connection). On PostgreSQL
+//! several writers take batches from the same queue, each in its own transaction, so one
+//! batch's round trips and commit overlap the next batch's, and a batch waiting on a row
+//! lock held elsewhere does not hold up every other run's write. They take row locks in the
+//! order replicas do (crons by id first; claims skip locked rows); a batch PostgreSQL still
+//! picks as a deadlock's victim is rolled back and retried as any failed batch is (below).
+//!
 //! Batches use multi-row statements where the runs allow it (stateless runs, whose threads
 //! are new and die with them); the rest are written one after the other in the same
 //! transaction. Refusals (unknown thread, busy thread under `reject`, a lost lease) happen
@@ -12,6 +19,7 @@
 //! operation at fault sees the error.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -19,7 +27,7 @@ use sea_orm::{
     IdenStatic, IntoActiveModel, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use entity::delivery;
 use entity::run::{self, Column, Entity as Runs};
@@ -84,14 +92,24 @@ enum Answer {
 }
 
 impl Writer {
-    /// Starts the writer task on `db` (the store's write connection).
+    /// Starts `writers` writer tasks on `db` (the store's write connection or pool), taking
+    /// batches from one queue.
     pub(super) fn spawn(
         db: DatabaseConnection,
         routes: AlertRoutes,
         changes: super::changes::Changes,
+        writers: usize,
     ) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, routes, changes, queue));
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(
+                db.clone(),
+                routes.clone(),
+                changes.clone(),
+                queue.clone(),
+            ));
+        }
         Writer { jobs }
     }
 
@@ -162,11 +180,14 @@ async fn write_loop(
     db: DatabaseConnection,
     routes: AlertRoutes,
     changes: super::changes::Changes,
-    mut queue: mpsc::UnboundedReceiver<Job>,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
 ) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch = std::mem::take(&mut jobs);
+    loop {
+        // The queue is held only while a batch is taken: the next writer takes the next.
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queue.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         metrics::histogram!(crate::metrics::RUN_WRITE_BATCH).record(batch.len() as f64);
         let routes = routes.get();
         match write(&db, routes, &batch).await {

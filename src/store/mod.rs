@@ -280,6 +280,7 @@ impl Store {
                     write.clone(),
                     alert_routes.clone(),
                     changes.clone(),
+                    1,
                 ),
                 alert_routes,
                 changes,
@@ -305,6 +306,7 @@ impl Store {
                     pool.clone(),
                     alert_routes.clone(),
                     changes.clone(),
+                    postgres_run_writers(max_connections),
                 ),
                 alert_routes,
                 changes,
@@ -420,6 +422,12 @@ async fn probe_postgres(url: &str) -> Result<()> {
             CONNECT_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// Run writers on PostgreSQL (`group_commit`): a quarter of the pool, 1 to 4, so the
+/// scheduler, the webhook workers and the API keep the rest of it.
+fn postgres_run_writers(max_connections: u32) -> usize {
+    (max_connections / 4).clamp(1, 4) as usize
 }
 
 /// Pool options for SQLite; `writer` for the one connection that writes.

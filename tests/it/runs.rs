@@ -461,3 +461,73 @@ async fn a_run_whose_worker_dies_twice_ends_in_error(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(body["__error__"]["message"], "worker lost");
 }
+
+/// PostgreSQL: a run write that waits on a row lock held elsewhere (here a thread row
+/// another session locked) holds up no other run: a stateless run starts, ends and answers
+/// meanwhile, and the waiting run goes through once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_write_waiting_on_a_lock_holds_up_no_other_run() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+
+    let (storage, daemon) = crate::common::started_with_loopback_hooks(Backend::Postgres).await;
+    let thread_id = daemon.new_thread().await;
+    let db = Database::connect(storage.database_url.as_str())
+        .await
+        .expect("connect");
+    let other_session = db.begin().await.expect("begin");
+    other_session
+        .execute_unprepared(&format!(
+            "SELECT 1 FROM threads WHERE thread_id = '{thread_id}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the thread");
+
+    let blocked = {
+        let (client, url) = (daemon.client.clone(), daemon.url.clone());
+        let path = format!("{url}/threads/{thread_id}/runs");
+        tokio::spawn(async move {
+            let response = client
+                .post(path)
+                .json(&json!({"assistant_id": "agent", "input": {"n": 1}}))
+                .send()
+                .await
+                .expect("create on the locked thread");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !blocked.is_finished(),
+        "the create waits for the thread's lock"
+    );
+
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        daemon.post(
+            "/runs/wait",
+            &json!({"assistant_id": "agent", "input": {"n": 2}}),
+        ),
+    )
+    .await;
+    let (code, output) = answered.expect("a stateless run answers while another run's write waits");
+    assert_eq!(code, 200, "{output}");
+    assert_eq!(output["n"], 2, "{output}");
+    assert!(
+        !blocked.is_finished(),
+        "the lock still holds the other create"
+    );
+
+    other_session.commit().await.expect("release the lock");
+    let (code, run) = tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .expect("the create goes through once the lock is released")
+        .expect("create task");
+    assert_eq!(code, 200, "{run}");
+    let run_id = run["run_id"].as_str().expect("run_id");
+    let run = wait_status(&daemon, &thread_id, run_id, &["success", "error"]).await;
+    assert_eq!(run["status"], "success", "{run}");
+}

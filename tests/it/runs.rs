@@ -482,26 +482,16 @@ async fn a_run_write_waiting_on_a_lock_holds_up_no_other_run() {
         .await
         .expect("lock the thread");
 
-    let blocked = {
-        let (client, url) = (daemon.client.clone(), daemon.url.clone());
-        let path = format!("{url}/threads/{thread_id}/runs");
-        tokio::spawn(async move {
-            let response = client
-                .post(path)
-                .json(&json!({"assistant_id": "agent", "input": {"n": 1}}))
-                .send()
-                .await
-                .expect("create on the locked thread");
-            let status = response.status().as_u16();
-            (
-                status,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Polled by the timeouts below and kept between them: sent once, answered once.
+    let (path, body) = (
+        format!("/threads/{thread_id}/runs"),
+        json!({"assistant_id": "agent", "input": {"n": 1}}),
+    );
+    let mut blocked = Box::pin(daemon.post(&path, &body));
     assert!(
-        !blocked.is_finished(),
+        tokio::time::timeout(Duration::from_millis(500), &mut blocked)
+            .await
+            .is_err(),
         "the create waits for the thread's lock"
     );
 
@@ -517,15 +507,16 @@ async fn a_run_write_waiting_on_a_lock_holds_up_no_other_run() {
     assert_eq!(code, 200, "{output}");
     assert_eq!(output["n"], 2, "{output}");
     assert!(
-        !blocked.is_finished(),
+        tokio::time::timeout(Duration::from_millis(1), &mut blocked)
+            .await
+            .is_err(),
         "the lock still holds the other create"
     );
 
     other_session.commit().await.expect("release the lock");
     let (code, run) = tokio::time::timeout(Duration::from_secs(10), blocked)
         .await
-        .expect("the create goes through once the lock is released")
-        .expect("create task");
+        .expect("the create goes through once the lock is released");
     assert_eq!(code, 200, "{run}");
     let run_id = run["run_id"].as_str().expect("run_id");
     let run = wait_status(&daemon, &thread_id, run_id, &["success", "error"]).await;

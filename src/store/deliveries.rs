@@ -5,10 +5,10 @@
 //! A claim reads the due deliveries and leases them in one transaction; on PostgreSQL they
 //! are read with `FOR UPDATE SKIP LOCKED`, so replicas never take the same delivery.
 
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Iterable, ModelTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use entity::attempt::{self, Entity as Attempts};
@@ -38,6 +38,74 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub response_body: Option<String>,
     pub next: NextStep,
+}
+
+/// New outbox rows, written by multi-row INSERTs. Each payload goes in as JSON text
+/// serialized before the transaction (`payload_text`): given as a JSON tree, the statement
+/// would copy the tree into its values and the driver serialize that copy, inside the
+/// transaction that holds the write connection (docs/benchmarks.md, "The outbox insert").
+pub(super) struct OutboxRows {
+    postgres: bool,
+    rows: Vec<Vec<Expr>>,
+}
+
+/// A delivery's payload as the JSON text `OutboxRows` writes.
+pub(super) fn payload_text(delivery: &delivery::Model) -> String {
+    delivery.payload.to_string()
+}
+
+impl OutboxRows {
+    pub(super) fn new(backend: DbBackend) -> OutboxRows {
+        OutboxRows {
+            postgres: backend == DbBackend::Postgres,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds `delivery`'s row, its payload as `payload` (the text of `payload_text`).
+    fn push(&mut self, delivery: &delivery::Model, payload: String) {
+        let mut payload = Some(payload);
+        let row = Column::iter()
+            .map(|column| match column {
+                Column::Payload => {
+                    let text = Expr::val(payload.take().unwrap_or_default());
+                    // PostgreSQL takes the text as `jsonb` only when told so.
+                    if self.postgres {
+                        text.cast_as("jsonb")
+                    } else {
+                        text
+                    }
+                }
+                column => Expr::val(delivery.get(column)),
+            })
+            .collect();
+        self.rows.push(row);
+    }
+
+    /// Adds the row of a delivery that comes with its payload's text, and gives the
+    /// delivery back.
+    pub(super) fn take(
+        &mut self,
+        delivery: Option<(delivery::Model, String)>,
+    ) -> Option<delivery::Model> {
+        let (delivery, payload) = delivery?;
+        self.push(&delivery, payload);
+        Some(delivery)
+    }
+
+    pub(super) async fn insert<C: ConnectionTrait>(self, db: &C) -> Result<()> {
+        for chunk in chunked(self.rows, 200) {
+            let mut insert = Query::insert();
+            insert.into_table(Deliveries).columns(Column::iter());
+            for row in chunk {
+                insert
+                    .values(row)
+                    .map_err(|err| Error::Db(DbErr::Custom(err.to_string())))?;
+            }
+            db.execute(&insert).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Filters of the delivery log.

@@ -18,13 +18,13 @@
 //! rolls the whole batch back; each of its operations is then retried alone, so only the
 //! operation at fault sees the error.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IdenStatic, IntoActiveModel, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
+    IdenStatic, QueryFilter, QueryTrait, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -36,6 +36,7 @@ use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
 use super::crons::lock_crons;
+use super::deliveries::{OutboxRows, payload_text};
 use super::history::{End, record_ends};
 use super::runs::{
     Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, RunState,
@@ -294,10 +295,18 @@ async fn write(
     routes: &[AlertRouteConfig],
     jobs: &[Job],
 ) -> Result<Vec<Answer>> {
+    let now = now_ms();
+    // Runs' ends and their webhooks' payloads are built before the transaction: on SQLite
+    // it holds the one write connection, which the webhook recorder waits for meanwhile.
+    let finishes: Vec<Finish> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, job)| Finish::of(index, job, now))
+        .collect();
     let txn = db.begin().await?;
     let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
     // Finishes first, so that claims (then creates) find the slots and threads they free.
-    finish_all(&txn, routes, jobs, &mut answers).await?;
+    finish_all(&txn, routes, finishes, &mut answers, now).await?;
     for (index, job) in jobs.iter().enumerate() {
         if let Job::Claim {
             claim, limit, only, ..
@@ -382,10 +391,14 @@ struct Finish<'a> {
     worker: &'a str,
     outcome: &'a Outcome,
     completion: &'a CompletionFn,
+    /// The run as it ends, when it is still its worker's and not cancelled.
+    ended: run::Model,
+    /// Its webhook's outbox row, when it has one, with the row's payload as JSON text.
+    delivery: Option<(delivery::Model, String)>,
 }
 
 impl<'a> Finish<'a> {
-    fn of(index: usize, job: &'a Job) -> Option<Finish<'a>> {
+    fn of(index: usize, job: &'a Job, now: Millis) -> Option<Finish<'a>> {
         match job {
             Job::Finish {
                 run,
@@ -393,22 +406,25 @@ impl<'a> Finish<'a> {
                 outcome,
                 completion,
                 ..
-            } => Some(Finish {
-                index,
-                run,
-                worker: worker.as_str(),
-                outcome,
-                completion,
-            }),
+            } => {
+                let ended = ended(run, outcome, now);
+                let delivery = completion(&ended).map(|done| {
+                    let delivery = delivery_model(&ended, done, now);
+                    let payload = payload_text(&delivery);
+                    (delivery, payload)
+                });
+                Some(Finish {
+                    index,
+                    run,
+                    worker: worker.as_str(),
+                    outcome,
+                    completion,
+                    ended,
+                    delivery,
+                })
+            }
             Job::Create { .. } | Job::Claim { .. } => None,
         }
-    }
-
-    /// The run as it ends, with its webhook's outbox row when it has one.
-    fn ended(&self, now: Millis) -> (run::Model, Option<delivery::Model>) {
-        let ended = ended(self.run, self.outcome, now);
-        let delivery = (self.completion)(&ended).map(|done| delivery_model(&ended, done, now));
-        (ended, delivery)
     }
 }
 
@@ -454,15 +470,10 @@ struct PlainEnd {
 async fn finish_all(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],
-    jobs: &[Job],
+    finishes: Vec<Finish<'_>>,
     answers: &mut [Option<Answer>],
+    now: Millis,
 ) -> Result<()> {
-    let now = now_ms();
-    let finishes: Vec<Finish> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(index, job)| Finish::of(index, job))
-        .collect();
     if finishes.is_empty() {
         return Ok(());
     }
@@ -474,13 +485,9 @@ async fn finish_all(
             .filter_map(|finish| finish.run.cron_id.clone()),
     )
     .await?;
-    let mut deliveries = Vec::new();
-    let done = finish_throwaway(txn, &finishes, answers, &mut deliveries, now).await?;
-    let rest: Vec<&Finish> = finishes
-        .iter()
-        .filter(|finish| !done.contains(&finish.index))
-        .collect();
-    let plain = finish_rest(txn, routes, rest, answers, &mut deliveries, now).await?;
+    let mut outbox = OutboxRows::new(txn.get_database_backend());
+    let (done, rest) = finish_throwaway(txn, finishes, answers, &mut outbox).await?;
+    let plain = finish_rest(txn, routes, rest, answers, &mut outbox, now).await?;
     // The cron runs ended here go into their crons' history (those ended alone, by
     // `end_run`, are recorded there).
     let batched: Vec<End> = done
@@ -506,36 +513,30 @@ async fn finish_all(
             }
         }
     }
-    for chunk in super::chunked(deliveries, 200) {
-        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(())
+    outbox.insert(txn).await
 }
 
 /// The common end of a stateless run: its thread deleted (and the run with it) by one
 /// statement for all of them, where the run is still ours and no cancel came in. The
-/// indexes of the finishes done; their webhooks' outbox rows go to `deliveries`.
-async fn finish_throwaway(
+/// indexes of the finishes done, and the finishes left; the webhooks' outbox rows of those
+/// done go to `outbox`.
+async fn finish_throwaway<'a>(
     txn: &DatabaseTransaction,
-    finishes: &[Finish<'_>],
+    finishes: Vec<Finish<'a>>,
     answers: &mut [Option<Answer>],
-    deliveries: &mut Vec<delivery::Model>,
-    now: Millis,
-) -> Result<HashSet<usize>> {
-    let mut done: HashSet<usize> = HashSet::new();
-    let workers: HashSet<&str> = finishes.iter().map(|finish| finish.worker).collect();
-    for worker in workers {
-        let throwaway: Vec<_> = finishes
-            .iter()
-            .filter(|finish| {
-                finish.worker == worker && finish.run.on_completion == Some(OnCompletion::Delete)
-            })
-            .collect();
-        if throwaway.is_empty() {
-            continue;
+    outbox: &mut OutboxRows,
+) -> Result<(Vec<usize>, Vec<Finish<'a>>)> {
+    let mut done = Vec::new();
+    let mut rest = Vec::new();
+    let mut by_worker: HashMap<&str, Vec<Finish>> = HashMap::new();
+    for finish in finishes {
+        if finish.run.on_completion == Some(OnCompletion::Delete) {
+            by_worker.entry(finish.worker).or_default().push(finish);
+        } else {
+            rest.push(finish);
         }
+    }
+    for (worker, throwaway) in by_worker {
         let ours = Query::select()
             .column(Column::ThreadId)
             .from(Runs)
@@ -560,33 +561,32 @@ async fn finish_throwaway(
             .collect::<std::result::Result<_, _>>()?;
         for finish in throwaway {
             if !deleted.contains(&finish.run.thread_id) {
+                rest.push(finish);
                 continue;
             }
-            let (ended, delivery) = finish.ended(now);
-            deliveries.extend(delivery.clone());
-            done.insert(finish.index);
+            done.push(finish.index);
             answers[finish.index] = Some(Answer::Finished(Some(Finished {
-                run: Some(ended),
-                delivery,
+                run: Some(finish.ended),
+                delivery: outbox.take(finish.delivery),
                 released: false,
             })));
         }
     }
-    Ok(done)
+    Ok((done, rest))
 }
 
 /// The other finishes: the state that decides each run's end read in one query (locked on
 /// PostgreSQL, so a cancel from another replica cannot slip in between). A run still held
 /// by its worker, not cancelled, ends from the worker's own copy (nothing else of a running
 /// run changes); the others (cancels, a second run of a thread in the batch) read the whole
-/// row. Webhooks' outbox rows go to `deliveries`. The indexes of the finishes written with
+/// row. Webhooks' outbox rows go to `outbox`. The indexes of the finishes written with
 /// the batch's statements (the others were ended alone).
 async fn finish_rest(
     txn: &DatabaseTransaction,
     routes: &[AlertRouteConfig],
-    rest: Vec<&Finish<'_>>,
+    rest: Vec<Finish<'_>>,
     answers: &mut [Option<Answer>],
-    deliveries: &mut Vec<delivery::Model>,
+    outbox: &mut OutboxRows,
     now: Millis,
 ) -> Result<Vec<usize>> {
     let mut current = run_states(
@@ -601,14 +601,12 @@ async fn finish_rest(
     let mut threads = HashSet::new();
     for finish in rest {
         let state = current.remove(&finish.run.run_id);
-        let finished = match ending(state, finish, &mut threads) {
+        let finished = match ending(state, &finish, &mut threads) {
             Ending::Plain => {
-                let (run, delivery) = finish.ended(now);
-                deliveries.extend(delivery.clone());
                 plain.push(PlainEnd {
                     index: finish.index,
-                    run,
-                    delivery,
+                    run: finish.ended,
+                    delivery: outbox.take(finish.delivery),
                     thread_status: finish.outcome.thread_status(),
                 });
                 continue;
@@ -685,6 +683,8 @@ mod tests {
             worker: "w",
             outcome: &Outcome::Interrupted,
             completion,
+            ended: ended(run, &Outcome::Interrupted, 0),
+            delivery: None,
         }
     }
 

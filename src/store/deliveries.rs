@@ -43,7 +43,8 @@ pub struct AttemptRecord {
 /// New outbox rows, written by multi-row INSERTs. Each payload goes in as JSON text
 /// serialized before the transaction (`payload_text`): given as a JSON tree, the statement
 /// would copy the tree into its values and the driver serialize that copy, inside the
-/// transaction that holds the write connection (docs/benchmarks.md, "The outbox insert").
+/// transaction that holds the write connection (docs/benchmarks.md, "Run ends built before
+/// their transaction, payloads written as text").
 pub(super) struct OutboxRows {
     postgres: bool,
     rows: Vec<Vec<Expr>>,

@@ -40,19 +40,28 @@ pub struct AttemptRecord {
     pub next: NextStep,
 }
 
-/// New outbox rows, written by multi-row INSERTs. Each payload goes in as JSON text
-/// serialized before the transaction (`payload_text`): given as a JSON tree, the statement
-/// would copy the tree into its values and the driver serialize that copy, inside the
-/// transaction that holds the write connection (docs/benchmarks.md, "Run ends built before
-/// their transaction, payloads written as text").
+/// A delivery to write, with its payload as JSON text: serialized where it is made, before
+/// the transaction when the caller can (`OutboxRows`).
+pub(super) struct NewDelivery {
+    delivery: delivery::Model,
+    payload: String,
+}
+
+impl NewDelivery {
+    pub(super) fn new(delivery: delivery::Model) -> NewDelivery {
+        let payload = delivery.payload.to_string();
+        NewDelivery { delivery, payload }
+    }
+}
+
+/// Outbox rows, written by multi-row INSERTs: every outbox row goes in this way. Payloads go
+/// in as JSON text: given as a JSON tree, the statement would copy the tree into its values
+/// and the driver serialize that copy, inside the transaction that holds the write
+/// connection (docs/benchmarks.md, "Run ends built before their transaction, payloads
+/// written as text").
 pub(super) struct OutboxRows {
     postgres: bool,
     rows: Vec<Vec<Expr>>,
-}
-
-/// A delivery's payload as the JSON text `OutboxRows` writes.
-pub(super) fn payload_text(delivery: &delivery::Model) -> String {
-    delivery.payload.to_string()
 }
 
 impl OutboxRows {
@@ -63,41 +72,48 @@ impl OutboxRows {
         }
     }
 
-    /// Adds `delivery`'s row, its payload as `payload` (the text of `payload_text`).
-    fn push(&mut self, delivery: &delivery::Model, payload: String) {
-        let mut payload = Some(payload);
-        let row = Column::iter()
-            .map(|column| match column {
-                Column::Payload => {
-                    let text = Expr::val(payload.take().unwrap_or_default());
-                    // PostgreSQL takes the text as `jsonb` only when told so.
-                    if self.postgres {
-                        text.cast_as("jsonb")
-                    } else {
-                        text
-                    }
-                }
-                column => Expr::val(delivery.get(column)),
-            })
+    /// Adds the delivery's row, and gives the delivery back.
+    pub(super) fn push(&mut self, new: NewDelivery) -> delivery::Model {
+        let NewDelivery { delivery, payload } = new;
+        // PostgreSQL takes the text as `jsonb` only when told so.
+        let payload = if self.postgres {
+            Expr::val(payload).cast_as("jsonb")
+        } else {
+            Expr::val(payload)
+        };
+        let row = Self::all_but_payload()
+            .map(|column| Expr::val(delivery.get(column)))
+            .chain([payload])
             .collect();
         self.rows.push(row);
+        delivery
     }
 
-    /// Adds the row of a delivery that comes with its payload's text, and gives the
-    /// delivery back.
-    pub(super) fn take(
-        &mut self,
-        delivery: Option<(delivery::Model, String)>,
-    ) -> Option<delivery::Model> {
-        let (delivery, payload) = delivery?;
-        self.push(&delivery, payload);
-        Some(delivery)
+    /// The columns of a row, in order: the payload last.
+    fn columns() -> impl Iterator<Item = Column> {
+        Self::all_but_payload().chain([Column::Payload])
+    }
+
+    fn all_but_payload() -> impl Iterator<Item = Column> {
+        Column::iter().filter(|column| !matches!(column, Column::Payload))
+    }
+
+    /// Writes `deliveries` (no statement when there are none).
+    pub(super) async fn write<C: ConnectionTrait>(
+        db: &C,
+        deliveries: impl IntoIterator<Item = delivery::Model>,
+    ) -> Result<()> {
+        let mut rows = OutboxRows::new(db.get_database_backend());
+        for delivery in deliveries {
+            rows.push(NewDelivery::new(delivery));
+        }
+        rows.insert(db).await
     }
 
     pub(super) async fn insert<C: ConnectionTrait>(self, db: &C) -> Result<()> {
         for chunk in chunked(self.rows, 200) {
             let mut insert = Query::insert();
-            insert.into_table(Deliveries).columns(Column::iter());
+            insert.into_table(Deliveries).columns(Self::columns());
             for row in chunk {
                 insert
                     .values(row)

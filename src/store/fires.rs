@@ -21,6 +21,7 @@ use entity::states::{
 
 use super::alerts;
 use super::crons::lock_crons;
+use super::deliveries::OutboxRows;
 use super::overlap::{self, Decision};
 use super::runs::{Claim, Created, IfThreadMissing, queue_run, queue_runs_batched};
 use super::{CASE_ROWS, Error, Result, Store, chunked, expr_by_key, value_by_key};
@@ -376,7 +377,7 @@ impl Store {
             return Ok(None);
         }
         let queued = self.queue_batched(&txn, runs, claim, slots, now).await?;
-        insert_alerts(&txn, alerts).await?;
+        OutboxRows::write(&txn, alerts).await?;
         txn.commit().await?;
         let started = Queued {
             scheduled,
@@ -418,7 +419,8 @@ impl Store {
                     .await?;
                 if recorded > 0 {
                     let routes = self.alert_routes.get();
-                    insert_alerts(&txn, missed_alerts(routes, std::iter::once(fire), now)).await?;
+                    OutboxRows::write(&txn, missed_alerts(routes, std::iter::once(fire), now))
+                        .await?;
                 }
             }
             let mut recorder = Recorder::of(cron);
@@ -907,21 +909,6 @@ fn missed_alerts<'a>(
         })
         .collect();
     alerts::deliveries(routes, &events, now)
-}
-
-/// Writes alert outbox rows in the fire's transaction (no statement when there are none).
-async fn insert_alerts(
-    txn: &sea_orm::DatabaseTransaction,
-    rows: Vec<entity::delivery::Model>,
-) -> Result<()> {
-    for chunk in chunked(rows, 200) {
-        entity::delivery::Entity::insert_many(
-            chunk.into_iter().map(IntoActiveModel::into_active_model),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    }
-    Ok(())
 }
 
 /// The history entry of instants missed in a row, decided at `now`.

@@ -36,7 +36,7 @@ use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
 use super::crons::lock_crons;
-use super::deliveries::{OutboxRows, payload_text};
+use super::deliveries::{NewDelivery, OutboxRows};
 use super::history::{End, record_ends};
 use super::runs::{
     Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, RunState,
@@ -393,8 +393,8 @@ struct Finish<'a> {
     completion: &'a CompletionFn,
     /// The run as it ends, when it is still its worker's and not cancelled.
     ended: run::Model,
-    /// Its webhook's outbox row, when it has one, with the row's payload as JSON text.
-    delivery: Option<(delivery::Model, String)>,
+    /// Its webhook's outbox row, when it has one.
+    delivery: Option<NewDelivery>,
 }
 
 impl<'a> Finish<'a> {
@@ -408,11 +408,8 @@ impl<'a> Finish<'a> {
                 ..
             } => {
                 let ended = ended(run, outcome, now);
-                let delivery = completion(&ended).map(|done| {
-                    let delivery = delivery_model(&ended, done, now);
-                    let payload = payload_text(&delivery);
-                    (delivery, payload)
-                });
+                let delivery = completion(&ended)
+                    .map(|done| NewDelivery::new(delivery_model(&ended, done, now)));
                 Some(Finish {
                     index,
                     run,
@@ -567,7 +564,7 @@ async fn finish_throwaway<'a>(
             done.push(finish.index);
             answers[finish.index] = Some(Answer::Finished(Some(Finished {
                 run: Some(finish.ended),
-                delivery: outbox.take(finish.delivery),
+                delivery: finish.delivery.map(|new| outbox.push(new)),
                 released: false,
             })));
         }
@@ -606,7 +603,7 @@ async fn finish_rest(
                 plain.push(PlainEnd {
                     index: finish.index,
                     run: finish.ended,
-                    delivery: outbox.take(finish.delivery),
+                    delivery: finish.delivery.map(|new| outbox.push(new)),
                     thread_status: finish.outcome.thread_status(),
                 });
                 continue;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, TableRef, ValueTuple};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ use entity::states::{DeliveryStatus, FireOutcome, RunStatus};
 use entity::{delivery, run};
 
 use super::alerts;
+use super::deliveries::OutboxRows;
 use super::{IN_KEYS, Page, Result, Scope, Store, chunked, keys_by_value};
 use crate::config::{AlertEvent, AlertRouteConfig};
 use crate::time::Millis;
@@ -419,12 +420,7 @@ async fn record_last_runs(
     for after in crons.iter().filter(|after| after.held_runs > 0) {
         released |= super::overlap::release_next(txn, &after.cron_id, &ending, now).await?;
     }
-    let deliveries = alerts::deliveries(routes, &events, now);
-    for chunk in super::chunked(deliveries, 200) {
-        delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
-            .exec_without_returning(txn)
-            .await?;
-    }
+    OutboxRows::write(txn, alerts::deliveries(routes, &events, now)).await?;
     Ok(released)
 }
 

@@ -20,6 +20,7 @@ use entity::states::{
 use entity::thread::{self, Entity as Threads};
 
 use super::crons::lock_crons;
+use super::deliveries::{NewDelivery, OutboxRows};
 use super::history::{End, record_ends};
 use super::{CASE_ROWS, Error, Page, Result, Scope, Store, value_by_key};
 use crate::config::AlertRouteConfig;
@@ -884,10 +885,9 @@ pub(super) async fn end_run(
     let ended = ended(&run, &outcome, now);
     let delivery = match completion(&ended) {
         Some(done) => {
-            let delivery = delivery_model(&ended, done, now);
-            delivery::Entity::insert(delivery.clone().into_active_model())
-                .exec_without_returning(txn)
-                .await?;
+            let mut outbox = OutboxRows::new(txn.get_database_backend());
+            let delivery = outbox.push(NewDelivery::new(delivery_model(&ended, done, now)));
+            outbox.insert(txn).await?;
             Some(delivery)
         }
         None => None,

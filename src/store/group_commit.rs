@@ -69,7 +69,11 @@ enum Job {
         reply: oneshot::Sender<Result<Created>>,
     },
     Finish {
-        run: run::Model,
+        run_id: String,
+        cron_id: Option<String>,
+        /// Taken by the batch that writes it; a job retried alone after its batch failed
+        /// is written from the stored row instead.
+        prepared: Option<PreparedEnd>,
         worker: String,
         outcome: Outcome,
         completion: CompletionFn,
@@ -81,6 +85,36 @@ enum Job {
         only: Assistants,
         reply: oneshot::Sender<Result<Vec<run::Model>>>,
     },
+}
+
+impl Job {
+    fn finish(
+        run: run::Model,
+        worker: String,
+        outcome: Outcome,
+        completion: CompletionFn,
+        reply: oneshot::Sender<Result<Option<Finished>>>,
+    ) -> Job {
+        let (run_id, cron_id) = (run.run_id.clone(), run.cron_id.clone());
+        let prepared = PreparedEnd::new(run, &outcome, &completion, now_ms());
+        Job::Finish {
+            run_id,
+            cron_id,
+            prepared: Some(prepared),
+            worker,
+            outcome,
+            completion,
+            reply,
+        }
+    }
+
+    /// A finish's prepared end, which only the first batch to write the job gets.
+    fn take_prepared(&mut self) -> Option<PreparedEnd> {
+        match self {
+            Job::Finish { prepared, .. } => prepared.take(),
+            Job::Create { .. } | Job::Claim { .. } => None,
+        }
+    }
 }
 
 /// What one operation came to inside a batch (sent to its caller once the batch commits).
@@ -133,6 +167,9 @@ impl Writer {
         .await
     }
 
+    /// Ends `run` as `outcome` says. The run as it ends and its webhook's outbox row
+    /// (payload serialized) are built here, in the caller's task: the writer's own work is
+    /// on every run's path.
     pub(super) async fn finish(
         &self,
         run: run::Model,
@@ -140,14 +177,8 @@ impl Writer {
         outcome: Outcome,
         completion: CompletionFn,
     ) -> Result<Option<Finished>> {
-        self.ask(|reply| Job::Finish {
-            run,
-            worker,
-            outcome,
-            completion,
-            reply,
-        })
-        .await
+        self.ask(|reply| Job::finish(run, worker, outcome, completion, reply))
+            .await
     }
 
     pub(super) async fn claim(
@@ -190,19 +221,24 @@ async fn write_loop(
             break;
         }
         metrics::histogram!(crate::metrics::RUN_WRITE_BATCH).record(batch.len() as f64);
-        let routes = routes.get();
-        match write(&db, routes, &batch).await {
-            Ok(answers) => reply_all(batch, answers.into_iter().map(Ok)),
-            Err(err) if batch.len() == 1 => reply_all(batch, [Err(err)]),
-            Err(err) => {
-                tracing::debug!(error = %err, jobs = batch.len(), "run batch rolled back; writing its jobs one by one");
-                for job in batch {
-                    let answer = write_alone(&db, routes, &job).await;
-                    reply_all(vec![job], [answer]);
-                }
+        write_batch(&db, routes.get(), batch).await;
+        changes.touch();
+    }
+}
+
+/// Writes `batch` in one transaction, or, when that fails, each job in its own; answers
+/// every job.
+async fn write_batch(db: &DatabaseConnection, routes: &[AlertRouteConfig], mut batch: Vec<Job>) {
+    match write(db, routes, &mut batch).await {
+        Ok(answers) => reply_all(batch, answers.into_iter().map(Ok)),
+        Err(err) if batch.len() == 1 => reply_all(batch, [Err(err)]),
+        Err(err) => {
+            tracing::debug!(error = %err, jobs = batch.len(), "run batch rolled back; writing its jobs one by one");
+            for mut job in batch {
+                let answer = write_alone(db, routes, &mut job).await;
+                reply_all(vec![job], [answer]);
             }
         }
-        changes.touch();
     }
 }
 
@@ -212,9 +248,9 @@ async fn write_loop(
 async fn write_alone(
     db: &DatabaseConnection,
     routes: &[AlertRouteConfig],
-    job: &Job,
+    job: &mut Job,
 ) -> Result<Answer> {
-    match write(db, routes, std::slice::from_ref(job)).await {
+    match write(db, routes, std::slice::from_mut(job)).await {
         Err(Error::Db(err))
             if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
                 && matches!(job, Job::Create { claim: Some(_), .. }) =>
@@ -225,7 +261,7 @@ async fn write_alone(
                 if_missing,
                 assistant_metadata,
                 ..
-            } = job
+            } = &*job
             else {
                 return Err(Error::Db(err));
             };
@@ -293,15 +329,16 @@ fn mismatched() -> Error {
 async fn write(
     db: &DatabaseConnection,
     routes: &[AlertRouteConfig],
-    jobs: &[Job],
+    jobs: &mut [Job],
 ) -> Result<Vec<Answer>> {
     let now = now_ms();
-    // Runs' ends and their webhooks' payloads are built before the transaction: on SQLite
-    // it holds the one write connection, which the webhook recorder waits for meanwhile.
+    let prepared: Vec<Option<PreparedEnd>> = jobs.iter_mut().map(Job::take_prepared).collect();
+    let jobs = &*jobs;
     let finishes: Vec<Finish> = jobs
         .iter()
+        .zip(prepared)
         .enumerate()
-        .filter_map(|(index, job)| Finish::of(index, job, now))
+        .filter_map(|(index, (job, prepared))| Finish::of(index, job, prepared))
         .collect();
     let txn = db.begin().await?;
     let mut answers: Vec<Option<Answer>> = jobs.iter().map(|_| None).collect();
@@ -382,46 +419,65 @@ async fn create_all(
     Ok(())
 }
 
+/// A run's end as its worker built it: the run as it ends (when it is still its worker's
+/// and not cancelled) and its webhook's outbox row, if it has one.
+struct PreparedEnd {
+    ended: run::Model,
+    delivery: Option<NewDelivery>,
+}
+
+impl PreparedEnd {
+    fn new(run: run::Model, outcome: &Outcome, completion: &CompletionFn, now: Millis) -> Self {
+        let ended = ended(run, outcome, now);
+        let delivery =
+            completion(&ended).map(|done| NewDelivery::new(delivery_model(&ended, done, now)));
+        PreparedEnd { ended, delivery }
+    }
+}
+
 /// A finish job, as `finish_all` writes it.
 struct Finish<'a> {
     /// Where its answer goes.
     index: usize,
-    /// The run as its worker holds it.
-    run: &'a run::Model,
+    run_id: &'a str,
+    cron_id: Option<&'a str>,
     worker: &'a str,
     outcome: &'a Outcome,
     completion: &'a CompletionFn,
-    /// The run as it ends, when it is still its worker's and not cancelled.
-    ended: run::Model,
-    /// Its webhook's outbox row, when it has one.
-    delivery: Option<NewDelivery>,
+    /// None when the job is retried alone: it is then ended from the stored row.
+    prepared: Option<PreparedEnd>,
 }
 
 impl<'a> Finish<'a> {
-    fn of(index: usize, job: &'a Job, now: Millis) -> Option<Finish<'a>> {
-        match job {
-            Job::Finish {
-                run,
-                worker,
-                outcome,
-                completion,
-                ..
-            } => {
-                let ended = ended(run, outcome, now);
-                let delivery = completion(&ended)
-                    .map(|done| NewDelivery::new(delivery_model(&ended, done, now)));
-                Some(Finish {
-                    index,
-                    run,
-                    worker: worker.as_str(),
-                    outcome,
-                    completion,
-                    ended,
-                    delivery,
-                })
-            }
-            Job::Create { .. } | Job::Claim { .. } => None,
-        }
+    /// The finish of `job`, if it is one, with the end taken out of it.
+    fn of(index: usize, job: &'a Job, prepared: Option<PreparedEnd>) -> Option<Finish<'a>> {
+        let Job::Finish {
+            run_id,
+            cron_id,
+            worker,
+            outcome,
+            completion,
+            ..
+        } = job
+        else {
+            return None;
+        };
+        Some(Finish {
+            index,
+            run_id,
+            cron_id: cron_id.as_deref(),
+            worker,
+            outcome,
+            completion,
+            prepared,
+        })
+    }
+
+    /// The run as it ends, when its end was prepared and it is stateless.
+    fn throwaway(&self) -> bool {
+        self.prepared
+            .as_ref()
+            .is_some_and(|end| end.ended.on_completion == Some(OnCompletion::Delete))
     }
 }
 
@@ -441,17 +497,18 @@ enum Ending {
 /// How the run `finish` ended is written, from its state in the store (None: gone).
 /// `threads` holds the threads of the runs of the batch written plainly so far.
 fn ending(state: Option<RunState>, finish: &Finish, threads: &mut HashSet<String>) -> Ending {
-    match state {
-        Some(state) if state.held_by(finish.worker) => {
+    match (state, &finish.prepared) {
+        (Some(state), Some(end)) if state.held_by(finish.worker) => {
             if state.cancel_action.is_none()
-                && finish.run.on_completion != Some(OnCompletion::Delete)
-                && threads.insert(finish.run.thread_id.clone())
+                && end.ended.on_completion != Some(OnCompletion::Delete)
+                && threads.insert(end.ended.thread_id.clone())
             {
                 Ending::Plain
             } else {
                 Ending::Alone
             }
         }
+        (Some(state), None) if state.held_by(finish.worker) => Ending::Alone,
         _ => Ending::Lost,
     }
 }
@@ -479,7 +536,7 @@ async fn finish_all(
         txn,
         finishes
             .iter()
-            .filter_map(|finish| finish.run.cron_id.clone()),
+            .filter_map(|finish| finish.cron_id.map(str::to_string)),
     )
     .await?;
     let mut outbox = OutboxRows::new(txn.get_database_backend());
@@ -527,7 +584,7 @@ async fn finish_throwaway<'a>(
     let mut rest = Vec::new();
     let mut by_worker: HashMap<&str, Vec<Finish>> = HashMap::new();
     for finish in finishes {
-        if finish.run.on_completion == Some(OnCompletion::Delete) {
+        if finish.throwaway() {
             by_worker.entry(finish.worker).or_default().push(finish);
         } else {
             rest.push(finish);
@@ -539,7 +596,7 @@ async fn finish_throwaway<'a>(
             .from(Runs)
             .cond_where(
                 Condition::all()
-                    .add(Column::RunId.is_in(throwaway.iter().map(|f| f.run.run_id.clone())))
+                    .add(Column::RunId.is_in(throwaway.iter().map(|f| f.run_id.to_string())))
                     .add(held_by(worker))
                     .add(Column::CancelAction.is_null()),
             )
@@ -556,15 +613,18 @@ async fn finish_throwaway<'a>(
             .iter()
             .map(|row| row.try_get::<String>("", thread::Column::ThreadId.as_str()))
             .collect::<std::result::Result<_, _>>()?;
-        for finish in throwaway {
-            if !deleted.contains(&finish.run.thread_id) {
+        for mut finish in throwaway {
+            let Some(end) = finish
+                .prepared
+                .take_if(|end| deleted.contains(&end.ended.thread_id))
+            else {
                 rest.push(finish);
                 continue;
-            }
+            };
             done.push(finish.index);
             answers[finish.index] = Some(Answer::Finished(Some(Finished {
-                run: Some(finish.ended),
-                delivery: finish.delivery.map(|new| outbox.push(new)),
+                run: Some(end.ended),
+                delivery: end.delivery.map(|new| outbox.push(new)),
                 released: false,
             })));
         }
@@ -588,7 +648,7 @@ async fn finish_rest(
 ) -> Result<Vec<usize>> {
     let mut current = run_states(
         txn,
-        rest.iter().map(|finish| finish.run.run_id.clone()),
+        rest.iter().map(|finish| finish.run_id.to_string()),
         true,
     )
     .await?;
@@ -597,18 +657,20 @@ async fn finish_rest(
     let mut plain = Vec::new();
     let mut threads = HashSet::new();
     for finish in rest {
-        let state = current.remove(&finish.run.run_id);
-        let finished = match ending(state, &finish, &mut threads) {
-            Ending::Plain => {
+        let state = current.remove(finish.run_id);
+        let finished = match (ending(state, &finish, &mut threads), finish.prepared) {
+            (Ending::Plain, Some(end)) => {
                 plain.push(PlainEnd {
                     index: finish.index,
-                    run: finish.ended,
-                    delivery: finish.delivery.map(|new| outbox.push(new)),
+                    run: end.ended,
+                    delivery: end.delivery.map(|new| outbox.push(new)),
                     thread_status: finish.outcome.thread_status(),
                 });
                 continue;
             }
-            Ending::Alone => match Runs::find_by_id(finish.run.run_id.clone()).one(txn).await? {
+            (Ending::Lost, _) => None,
+            // Alone (a plain end always has its prepared end).
+            _ => match Runs::find_by_id(finish.run_id).one(txn).await? {
                 Some(run) => Some(
                     end_run(txn, routes, run, finish.outcome.clone(), |run| {
                         (finish.completion)(run)
@@ -617,7 +679,6 @@ async fn finish_rest(
                 ),
                 None => None,
             },
-            Ending::Lost => None,
         };
         answers[finish.index] = Some(Answer::Finished(finished));
     }
@@ -676,12 +737,17 @@ mod tests {
     fn finish<'a>(run: &'a run::Model, completion: &'a CompletionFn) -> Finish<'a> {
         Finish {
             index: 0,
-            run,
+            run_id: &run.run_id,
+            cron_id: None,
             worker: "w",
             outcome: &Outcome::Interrupted,
             completion,
-            ended: ended(run, &Outcome::Interrupted, 0),
-            delivery: None,
+            prepared: Some(PreparedEnd::new(
+                run.clone(),
+                &Outcome::Interrupted,
+                completion,
+                0,
+            )),
         }
     }
 
@@ -737,5 +803,119 @@ mod tests {
             "gone"
         );
         assert!(threads.is_empty(), "only plain ends take their thread");
+        let retried = Finish {
+            prepared: None,
+            ..finish(&first)
+        };
+        assert_eq!(
+            ending(running("w", None), &retried, &mut threads),
+            Ending::Alone,
+            "retried alone after its batch failed: its prepared end was taken"
+        );
+        assert_eq!(
+            ending(running("other", None), &retried, &mut threads),
+            Ending::Lost
+        );
+    }
+
+    /// A batch that fails is written again job by job: a finish then no longer has its
+    /// prepared end (the failed batch took it) and is ended from the stored row.
+    #[tokio::test]
+    async fn a_finish_retried_alone_after_its_batch_failed_ends_from_the_stored_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = super::super::Store::open(&url, 2).await.expect("the store");
+        let new_thread = || IfThreadMissing::Create {
+            metadata: Map::new(),
+        };
+        let claim = Claim {
+            worker: "w".into(),
+            lease_ms: 60_000,
+        };
+        let queued = store
+            .create_run(
+                run("r1", "t1", None),
+                MultitaskStrategy::Enqueue,
+                new_thread(),
+                Some(claim),
+            )
+            .await
+            .expect("queued");
+        assert!(queued.claimed, "nothing was ahead of it");
+
+        // The batch: the run's finish, then a second run with the first one's id, which
+        // fails the batch's transaction.
+        let (finish_reply, finished) = oneshot::channel();
+        let (create_reply, created) = oneshot::channel();
+        let completion: CompletionFn = Box::new(|run| {
+            Some(Completion {
+                url: "http://127.0.0.1:9/hook".into(),
+                payload: json!({"run_id": run.run_id, "status": run.status}),
+                lease: None,
+            })
+        });
+        let values = json!({"n": 1});
+        let batch = vec![
+            Job::finish(
+                queued.run,
+                "w".into(),
+                Outcome::Success {
+                    values: values.clone(),
+                },
+                completion,
+                finish_reply,
+            ),
+            Job::Create {
+                run: run("r1", "t2", None),
+                strategy: MultitaskStrategy::Enqueue,
+                if_missing: new_thread(),
+                assistant_metadata: Map::new(),
+                claim: None,
+                reply: create_reply,
+            },
+        ];
+        write_batch(&store.write, &[], batch).await;
+
+        assert!(
+            created.await.expect("answered").is_err(),
+            "the run with a taken id is refused"
+        );
+        let finished = finished
+            .await
+            .expect("answered")
+            .expect("the finish is written alone")
+            .expect("the run was still its worker's");
+        let ended = finished.run.expect("the run as it ended");
+        assert_eq!(
+            (ended.status, ended.output.as_ref()),
+            (RunStatus::Success, Some(&values))
+        );
+        let stored = store.find_run("r1").await.expect("read").expect("kept");
+        assert_eq!(
+            (stored.status, stored.output, stored.lease_owner),
+            (RunStatus::Success, Some(values), None)
+        );
+        let delivery = finished.delivery.expect("its webhook's outbox row");
+        assert_eq!(
+            delivery.payload,
+            json!({"run_id": "r1", "status": "success"})
+        );
+        let listed = store
+            .list_deliveries(
+                &super::super::deliveries::DeliveryFilter {
+                    run_id: Some("r1".into()),
+                    ..Default::default()
+                },
+                10,
+                0,
+            )
+            .await
+            .expect("the delivery log");
+        let ids: Vec<&str> = listed
+            .items
+            .iter()
+            .map(|row| row.delivery_id.as_str())
+            .collect();
+        assert_eq!(ids, [delivery.delivery_id.as_str()], "one outbox row");
     }
 }

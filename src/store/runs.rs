@@ -859,7 +859,7 @@ pub(super) async fn end_run(
     if run.cancel_action == Some(CancelAction::Rollback) {
         Runs::delete_by_id(run.run_id.clone()).exec(txn).await?;
         refresh_thread_status(txn, &thread_id, None, now).await?;
-        let rolled_back = ended(&run, &Outcome::Interrupted, now);
+        let rolled_back = ended(run, &Outcome::Interrupted, now);
         let released = record_ends(
             txn,
             routes,
@@ -882,7 +882,7 @@ pub(super) async fn end_run(
     } else {
         outcome
     };
-    let ended = ended(&run, &outcome, now);
+    let ended = ended(run.clone(), &outcome, now);
     let delivery = match completion(&ended) {
         Some(done) => {
             let mut outbox = OutboxRows::new(txn.get_database_backend());
@@ -1024,8 +1024,14 @@ pub(super) async fn end_runs_batched<'a>(
                 Column::Error,
                 by_run(Column::Error, |run| run.error.clone().into()),
             )
-            .col_expr(Column::EndedAt, Expr::value(now))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                Column::EndedAt,
+                by_run(Column::EndedAt, |run| run.ended_at.into()),
+            )
+            .col_expr(
+                Column::UpdatedAt,
+                by_run(Column::UpdatedAt, |run| run.updated_at.into()),
+            )
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(Column::LeaseExpiresAt, Expr::value(Option::<i64>::None))
             .filter(Column::RunId.is_in(chunk.iter().map(|(run, _)| run.run_id.clone())))
@@ -1093,8 +1099,8 @@ pub(super) async fn end_runs_batched<'a>(
 }
 
 /// The run as `outcome` ends it at `now`: status, output or error, and no lease.
-pub(super) fn ended(run: &run::Model, outcome: &Outcome, now: Millis) -> run::Model {
-    let mut ended = run.clone();
+pub(super) fn ended(run: run::Model, outcome: &Outcome, now: Millis) -> run::Model {
+    let mut ended = run;
     ended.status = outcome.status();
     (ended.output, ended.error) = match outcome {
         Outcome::Success { values } => (Some(values.clone()), None),
@@ -1153,7 +1159,7 @@ pub(super) async fn cancel_active(
     for run in active {
         let thread_id = run.thread_id.clone();
         if run.status == RunStatus::Pending {
-            let cancelled = ended(&run, &Outcome::Interrupted, now);
+            let cancelled = ended(run.clone(), &Outcome::Interrupted, now);
             // A cancelled pending run raises no alert.
             record_ends(
                 txn,

@@ -59,6 +59,9 @@ pub(super) struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
+/// Moved into the queue and out of it once each: boxing the larger variants would buy
+/// nothing but an allocation per run.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Create {
         run: run::Model,

@@ -476,7 +476,7 @@ impl<'a> Finish<'a> {
         })
     }
 
-    /// The run as it ends, when its end was prepared and it is stateless.
+    /// Whether it ends a stateless run (whose thread goes with it) from its prepared end.
     fn throwaway(&self) -> bool {
         self.prepared
             .as_ref()

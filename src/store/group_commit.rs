@@ -36,12 +36,12 @@ use entity::thread::{self, Entity as Threads};
 
 use super::alerts::AlertRoutes;
 use super::crons::lock_crons;
-use super::deliveries::{NewDelivery, OutboxRows};
+use super::deliveries::OutboxRows;
 use super::history::{End, record_ends};
 use super::runs::{
-    Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, RunState,
-    claim_due, delivery_model, end_run, end_runs_batched, ended, held_by, queue_run,
-    queue_runs_batched, run_states,
+    Assistants, Claim, Completion, Created, Finished, IfThreadMissing, Outcome, PreparedEnd,
+    RunState, claim_due, end_run, end_runs_batched, held_by, queue_run, queue_runs_batched,
+    run_states,
 };
 use super::{Error, Result};
 use crate::config::AlertRouteConfig;
@@ -420,22 +420,6 @@ async fn create_all(
         }
     }
     Ok(())
-}
-
-/// A run's end as its worker built it: the run as it ends (when it is still its worker's
-/// and not cancelled) and its webhook's outbox row, if it has one.
-struct PreparedEnd {
-    ended: run::Model,
-    delivery: Option<NewDelivery>,
-}
-
-impl PreparedEnd {
-    fn new(run: run::Model, outcome: &Outcome, completion: &CompletionFn, now: Millis) -> Self {
-        let ended = ended(run, outcome, now);
-        let delivery =
-            completion(&ended).map(|done| NewDelivery::new(delivery_model(&ended, done, now)));
-        PreparedEnd { ended, delivery }
-    }
 }
 
 /// A finish job, as `finish_all` writes it.

@@ -882,11 +882,11 @@ pub(super) async fn end_run(
     } else {
         outcome
     };
-    let ended = ended(run.clone(), &outcome, now);
-    let delivery = match completion(&ended) {
-        Some(done) => {
+    let PreparedEnd { ended, delivery } = PreparedEnd::new(run.clone(), &outcome, completion, now);
+    let delivery = match delivery {
+        Some(new) => {
             let mut outbox = OutboxRows::new(txn.get_database_backend());
-            let delivery = outbox.push(NewDelivery::new(delivery_model(&ended, done, now)));
+            let delivery = outbox.push(new);
             outbox.insert(txn).await?;
             Some(delivery)
         }
@@ -1096,6 +1096,27 @@ pub(super) async fn end_runs_batched<'a>(
             .await?;
     }
     Ok(())
+}
+
+/// A run's end: the run as it ends and its webhook's outbox row, if it has one. Built by
+/// the finishing run's task for the batched writer (`group_commit`), and by `end_run`.
+pub(super) struct PreparedEnd {
+    pub ended: run::Model,
+    pub delivery: Option<NewDelivery>,
+}
+
+impl PreparedEnd {
+    pub fn new(
+        run: run::Model,
+        outcome: &Outcome,
+        completion: impl FnOnce(&run::Model) -> Option<Completion>,
+        now: Millis,
+    ) -> Self {
+        let ended = ended(run, outcome, now);
+        let delivery =
+            completion(&ended).map(|done| NewDelivery::new(delivery_model(&ended, done, now)));
+        PreparedEnd { ended, delivery }
+    }
 }
 
 /// The run as `outcome` ends it at `now`: status, output or error, and no lease.
